@@ -1,0 +1,27 @@
+"""fastunlearn: alternating least squares recommenders that can forget.
+
+Fit implicit-feedback or explicit-rating matrix factorisation models, serve
+predictions and top-N lists, and remove interactions, users or items so that
+the model is certified stationary for the objective a retrain on the
+remaining data minimises.
+"""
+from ._version import __version__
+from .config import show_config
+from .models import AlternatingLeastSquares, ExplicitALS, ImplicitALS
+from .objective import Certificate
+from .persistence import ModelFileError, load, save
+from .validation import IdOutOfRangeError, NotFittedError
+
+__all__ = [
+    "AlternatingLeastSquares",
+    "Certificate",
+    "ExplicitALS",
+    "IdOutOfRangeError",
+    "ImplicitALS",
+    "ModelFileError",
+    "NotFittedError",
+    "__version__",
+    "load",
+    "save",
+    "show_config",
+]

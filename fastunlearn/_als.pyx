@@ -1,0 +1,484 @@
+"""Compiled ALS kernels: row solves (Cholesky, CG), row gradients, loss, Gram.
+
+Every kernel works on one *side* at a time: the rows of ``X`` being solved or
+measured, their interactions in CSR (``indptr``, ``indices``, ``data``) and the
+fixed factors ``Y`` of the other side.  The objective enters only through
+
+* ``_entry``: the coefficients (a, b) of one stored entry in its row's normal
+  equations, ``A += a y y^T`` and ``b += b y``;
+* ``base``: the dense part of every row's ``A`` (implicit: ``Y^T Y + lam I``;
+  explicit: none, its diagonal ``lam * w_row`` is added per row).
+
+so fit, forget, loss and the certificate share one definition of each formula.
+Kernels assume validated input (see ``fastunlearn.validation``).
+"""
+from cython cimport floating
+from cython.parallel cimport parallel, prange, threadid
+from libc.math cimport fabs, sqrt
+from libc.stdint cimport int32_t, int64_t
+from libc.string cimport memcpy, memset
+
+cimport scipy.linalg.cython_blas as blas
+cimport scipy.linalg.cython_lapack as lapack
+
+import numpy as np
+
+ctypedef fused index_t:
+    int32_t
+    int64_t
+
+cdef extern from "fu_vec.h" nogil:
+    int fu_openmp_enabled()
+    float fu_dot_f(int n, const float *x, const float *y)
+    double fu_dot_d(int n, const double *x, const double *y)
+    void fu_axpy_f(int n, float a, const float *x, float *y)
+    void fu_axpy_d(int n, double a, const double *x, double *y)
+    void fu_scale_copy_f(int n, float a, const float *x, float *y)
+    void fu_scale_copy_d(int n, double a, const double *x, double *y)
+
+# Rows gathered per syrk call (bounds the scratch; large enough for BLAS-3 speed)
+DEF GATHER = 64
+# Rows solved together by CG so that the Gram matrix is applied with one gemm
+DEF CG_BLOCK = 32
+# CG stops early on a row once its squared residual is below this (as implicit)
+DEF CG_EPS = 1e-20
+
+
+def openmp_enabled():
+    """Whether the kernels were compiled with OpenMP."""
+    return bool(fu_openmp_enabled())
+
+
+# ---------------------------------------------------------------- primitives
+
+cdef inline floating _dot(int n, const floating *x, const floating *y) noexcept nogil:
+    if floating is float:
+        return fu_dot_f(n, x, y)
+    else:
+        return fu_dot_d(n, x, y)
+
+
+cdef inline void _axpy(int n, floating a, const floating *x, floating *y) noexcept nogil:
+    if floating is float:
+        fu_axpy_f(n, a, x, y)
+    else:
+        fu_axpy_d(n, a, x, y)
+
+
+cdef inline void _scale_copy(int n, floating a, const floating *x, floating *y) noexcept nogil:
+    if floating is float:
+        fu_scale_copy_f(n, a, x, y)
+    else:
+        fu_scale_copy_d(n, a, x, y)
+
+
+cdef inline void _syrk(int k, int m, floating alpha, floating *rows, floating *A) noexcept nogil:
+    """A(upper) += alpha * R^T R for the m x k row-major block R."""
+    cdef char uplo = b'U'
+    cdef char trans = b'N'
+    cdef floating one = 1
+    if floating is float:
+        blas.ssyrk(&uplo, &trans, &k, &m, &alpha, rows, &k, &one, A, &k)
+    else:
+        blas.dsyrk(&uplo, &trans, &k, &m, &alpha, rows, &k, &one, A, &k)
+
+
+cdef inline void _times_base(int k, int m, const floating *base, floating *rows,
+                             floating *out) noexcept nogil:
+    """out = rows @ base for an m x k row-major block (base symmetric)."""
+    cdef char no = b'N'
+    cdef floating one = 1, zero = 0
+    if floating is float:
+        blas.sgemm(&no, &no, &k, &m, &k, &one, <float *> base, &k, rows, &k, &zero, out, &k)
+    else:
+        blas.dgemm(&no, &no, &k, &m, &k, &one, <double *> base, &k, rows, &k, &zero, out, &k)
+
+
+# ----------------------------------------------------------------- objective
+
+cdef inline void _entry(double v, bint implicit, double alpha,
+                        double *a, double *b) noexcept nogil:
+    """Normal-equation coefficients of one stored entry with value v.
+
+    Implicit (Hu et al. with implicit's conventions): confidence c = alpha|v|
+    and preference p = [v > 0]; ``a = c - 1`` because the unstored baseline
+    (c = 1) is already inside ``Y^T Y``, and ``b = c p``.
+    Explicit: the entry is a rating, ``a = 1``, ``b = v``.
+    """
+    cdef double c
+    if implicit:
+        c = alpha * fabs(v)
+        a[0] = c - 1.0
+        b[0] = c if v > 0 else 0.0
+    else:
+        a[0] = 1.0
+        b[0] = v
+
+
+cdef inline double _row_lambda(int64_t n, bint implicit, double reg, bint weighted) noexcept nogil:
+    """Diagonal added per row (implicit's lam I lives in ``base`` instead)."""
+    if implicit:
+        return 0.0
+    return reg * n if weighted else reg
+
+
+cdef inline void _add_sparse(int k, int64_t start, int64_t end, const index_t *indices,
+                             const floating *data, const floating *Y, bint implicit,
+                             double alpha, const floating *v, floating *out) noexcept nogil:
+    """out += sum_e a_e (y_e . v) y_e over the row's entries."""
+    cdef int64_t e
+    cdef double a, b
+    cdef const floating *y
+    for e in range(start, end):
+        _entry(data[e], implicit, alpha, &a, &b)
+        if a != 0:
+            y = Y + <int64_t> indices[e] * k
+            _axpy(k, <floating> (a * _dot(k, y, v)), y, out)
+
+
+cdef inline void _add_rhs(int k, int64_t start, int64_t end, const index_t *indices,
+                          const floating *data, const floating *Y, bint implicit,
+                          double alpha, floating scale, floating *out) noexcept nogil:
+    """out += scale * b_row, b_row = sum_e b_e y_e."""
+    cdef int64_t e
+    cdef double a, b
+    for e in range(start, end):
+        _entry(data[e], implicit, alpha, &a, &b)
+        if b != 0:
+            _axpy(k, <floating> (scale * b), Y + <int64_t> indices[e] * k, out)
+
+
+cdef void _apply_block(int k, int nb, const int64_t *rows, const index_t *indptr,
+                       const index_t *indices, const floating *data, const floating *Y,
+                       const floating *base, bint implicit, double alpha, double reg,
+                       bint weighted, const unsigned char *active, floating *V,
+                       floating *out) noexcept nogil:
+    """out[j] = A_row(j) V[j] for a block of nb rows (A applied, never formed).
+
+    The dense part is one gemm for the whole block (BLAS-3), the sparse part
+    one pass over each row's entries.  Rows with ``active[j] == 0`` are skipped
+    in the sparse pass (their output is not used).
+    """
+    cdef int j, d
+    cdef int64_t r, n
+    cdef double lam
+    if implicit:
+        _times_base(k, nb, base, V, out)
+    for j in range(nb):
+        if active != NULL and not active[j]:
+            continue
+        r = rows[j]
+        n = indptr[r + 1] - indptr[r]
+        if not implicit:
+            lam = _row_lambda(n, implicit, reg, weighted)
+            for d in range(k):
+                out[j * k + d] = <floating> (lam * V[j * k + d])
+        _add_sparse(k, indptr[r], indptr[r + 1], indices, data, Y, implicit, alpha,
+                    V + j * k, out + j * k)
+
+
+# -------------------------------------------------------------------- kernels
+
+def gram(const floating[:, ::1] Y, int num_threads):
+    """Y^T Y, reduced over a fixed partition of the rows.
+
+    The partition does not depend on the thread count, so the result is
+    bitwise the same for any ``num_threads``.
+    """
+    cdef int k = Y.shape[1]
+    cdef int64_t n = Y.shape[0]
+    cdef int nparts = 16, p, m
+    cdef int64_t lo
+    parts_arr = np.zeros((nparts, k, k), dtype=np.asarray(Y).dtype)
+    cdef floating[:, :, ::1] parts = parts_arr
+    with nogil:
+        for p in prange(nparts, num_threads=num_threads, schedule='static'):
+            lo = n * p // nparts
+            m = <int> (n * (p + 1) // nparts - lo)
+            if m > 0:
+                _syrk(k, m, <floating> 1, <floating *> &Y[lo, 0], &parts[p, 0, 0])
+    total = parts_arr.sum(axis=0)
+    # syrk filled the upper triangle of the column-major result, which is
+    # the lower triangle of this row-major view; mirror it.
+    return np.tril(total) + np.tril(total, -1).T
+
+
+def solve_cholesky(const index_t[::1] indptr, const index_t[::1] indices,
+                   const floating[::1] data, const int64_t[::1] rows,
+                   floating[:, ::1] X, const floating[:, ::1] Y,
+                   const floating[:, ::1] base, bint implicit, double alpha,
+                   double reg, bint weighted, int32_t[::1] status, int num_threads):
+    """Solve the listed rows of X exactly: x = A^{-1} b by Cholesky.
+
+    ``A`` is built with BLAS-3: each row's entries are gathered (scaled by
+    sqrt|a|) into a contiguous block and added with one syrk per block,
+    positive and negative coefficients in separate blocks.  ``status[j]`` is
+    LAPACK's info for ``rows[j]`` (0 = solved; > 0 = A not positive definite,
+    the row is left unchanged).
+    """
+    cdef int k = X.shape[1]
+    cdef int64_t nrows = rows.shape[0], j
+    cdef int nt = max(num_threads, 1), tid
+    scratch_arr = np.empty((nt, k * k + k + 2 * GATHER * k), dtype=np.asarray(X).dtype)
+    cdef floating[:, ::1] scratch = scratch_arr
+    if nrows == 0:
+        return
+    with nogil, parallel(num_threads=nt):
+        for j in prange(nrows, schedule='dynamic', chunksize=8):
+            tid = threadid()
+            status[j] = _cholesky_row(k, rows[j], &indptr[0], &indices[0], &data[0], X, Y,
+                                      &base[0, 0], implicit, alpha, reg, weighted,
+                                      &scratch[tid, 0])
+
+
+cdef int _cholesky_row(int k, int64_t r, const index_t *indptr, const index_t *indices,
+                       const floating *data, floating[:, ::1] X, const floating[:, ::1] Y,
+                       const floating *base, bint implicit, double alpha, double reg,
+                       bint weighted, floating *work) noexcept nogil:
+    cdef floating *A = work
+    cdef floating *b = work + k * k
+    cdef floating *pos = b + k
+    cdef floating *neg = pos + GATHER * k
+    cdef floating *x = &X[r, 0]
+    cdef const floating *y
+    cdef int64_t e, start = indptr[r], end = indptr[r + 1]
+    cdef int npos = 0, nneg = 0, d, info = 0, one = 1
+    cdef double a, bc, lam
+    cdef char uplo = b'U'
+
+    if not implicit and end == start:
+        memset(x, 0, k * sizeof(floating))  # no ratings: the zero row (DESIGN 2)
+        return 0
+    if implicit:
+        memcpy(A, base, k * k * sizeof(floating))
+    else:
+        memset(A, 0, k * k * sizeof(floating))
+    memset(b, 0, k * sizeof(floating))
+    for e in range(start, end):
+        _entry(data[e], implicit, alpha, &a, &bc)
+        y = &Y[indices[e], 0]
+        if bc != 0:
+            _axpy(k, <floating> bc, y, b)
+        if a > 0:
+            _scale_copy(k, <floating> sqrt(a), y, pos + npos * k)
+            npos += 1
+            if npos == GATHER:
+                _syrk(k, npos, <floating> 1, pos, A)
+                npos = 0
+        elif a < 0:
+            _scale_copy(k, <floating> sqrt(-a), y, neg + nneg * k)
+            nneg += 1
+            if nneg == GATHER:
+                _syrk(k, nneg, <floating> -1, neg, A)
+                nneg = 0
+    if npos:
+        _syrk(k, npos, <floating> 1, pos, A)
+    if nneg:
+        _syrk(k, nneg, <floating> -1, neg, A)
+    lam = _row_lambda(end - start, implicit, reg, weighted)
+    if lam != 0:
+        for d in range(k):
+            A[d * k + d] += <floating> lam
+
+    if floating is float:
+        lapack.spotrf(&uplo, &k, A, &k, &info)
+        if info == 0:
+            lapack.spotrs(&uplo, &k, &one, A, &k, b, &k, &info)
+    else:
+        lapack.dpotrf(&uplo, &k, A, &k, &info)
+        if info == 0:
+            lapack.dpotrs(&uplo, &k, &one, A, &k, b, &k, &info)
+    if info == 0:
+        memcpy(x, b, k * sizeof(floating))
+    return info
+
+
+def solve_cg(const index_t[::1] indptr, const index_t[::1] indices,
+             const floating[::1] data, const int64_t[::1] rows,
+             floating[:, ::1] X, const floating[:, ::1] Y,
+             const floating[:, ::1] base, bint implicit, double alpha, double reg,
+             bint weighted, int cg_steps, int num_threads):
+    """``cg_steps`` steps of conjugate gradient on each listed row, warm-started
+    from the current X.  Rows advance in lock-step blocks of CG_BLOCK so that
+    the dense part of A is applied to a whole block with one gemm."""
+    cdef int k = X.shape[1]
+    cdef int64_t nrows = rows.shape[0], blk
+    cdef int64_t nblocks = (nrows + CG_BLOCK - 1) // CG_BLOCK
+    cdef int nt = max(num_threads, 1), tid
+    scratch_arr = np.empty((nt, 4 * CG_BLOCK * k + CG_BLOCK), dtype=np.asarray(X).dtype)
+    cdef floating[:, ::1] scratch = scratch_arr
+    active_arr = np.empty((nt, CG_BLOCK), dtype=np.uint8)
+    cdef unsigned char[:, ::1] active = active_arr
+    if nrows == 0:
+        return
+    with nogil, parallel(num_threads=nt):
+        for blk in prange(nblocks, schedule='dynamic'):
+            tid = threadid()
+            _cg_block(k, blk * CG_BLOCK, min(CG_BLOCK, nrows - blk * CG_BLOCK), &rows[0],
+                      &indptr[0], &indices[0], &data[0], X, Y, &base[0, 0], implicit,
+                      alpha, reg, weighted, cg_steps, &scratch[tid, 0], &active[tid, 0])
+
+
+cdef void _cg_block(int k, int64_t j0, int nb, const int64_t *rows, const index_t *indptr,
+                    const index_t *indices, const floating *data, floating[:, ::1] X,
+                    const floating[:, ::1] Y, const floating *base, bint implicit,
+                    double alpha, double reg, bint weighted, int cg_steps,
+                    floating *work, unsigned char *active) noexcept nogil:
+    cdef floating *Xb = work
+    cdef floating *Rb = Xb + CG_BLOCK * k
+    cdef floating *Pb = Rb + CG_BLOCK * k
+    cdef floating *Tb = Pb + CG_BLOCK * k
+    cdef floating *rs = Tb + CG_BLOCK * k
+    cdef const int64_t *brows = rows + j0
+    cdef int j, d, step
+    cdef int64_t r
+    cdef floating pap, step_len, rsnew
+    cdef const floating *Yp = &Y[0, 0]
+
+    for j in range(nb):
+        r = brows[j]
+        # Explicit rows without ratings are fixed at zero (DESIGN 2).
+        active[j] = implicit or indptr[r + 1] > indptr[r]
+        if active[j]:
+            memcpy(Xb + j * k, &X[r, 0], k * sizeof(floating))
+        else:
+            memset(Xb + j * k, 0, k * sizeof(floating))
+
+    # r = b - A x ; p = r
+    _apply_block(k, nb, brows, indptr, indices, data, Yp, base, implicit, alpha, reg,
+                 weighted, active, Xb, Tb)
+    for j in range(nb):
+        if not active[j]:
+            continue
+        r = brows[j]
+        for d in range(k):
+            Rb[j * k + d] = -Tb[j * k + d]
+        _add_rhs(k, indptr[r], indptr[r + 1], indices, data, Yp, implicit, alpha,
+                 <floating> 1, Rb + j * k)
+        memcpy(Pb + j * k, Rb + j * k, k * sizeof(floating))
+        rs[j] = _dot(k, Rb + j * k, Rb + j * k)
+        if rs[j] < CG_EPS:
+            active[j] = 0
+
+    for step in range(cg_steps):
+        _apply_block(k, nb, brows, indptr, indices, data, Yp, base, implicit, alpha, reg,
+                     weighted, active, Pb, Tb)
+        for j in range(nb):
+            if not active[j]:
+                continue
+            pap = _dot(k, Pb + j * k, Tb + j * k)
+            if pap <= 0:
+                active[j] = 0
+                continue
+            step_len = rs[j] / pap
+            _axpy(k, step_len, Pb + j * k, Xb + j * k)
+            _axpy(k, -step_len, Tb + j * k, Rb + j * k)
+            rsnew = _dot(k, Rb + j * k, Rb + j * k)
+            if rsnew < CG_EPS:
+                active[j] = 0
+                continue
+            for d in range(k):
+                Pb[j * k + d] = Rb[j * k + d] + (rsnew / rs[j]) * Pb[j * k + d]
+            rs[j] = rsnew
+
+    for j in range(nb):
+        memcpy(&X[brows[j], 0], Xb + j * k, k * sizeof(floating))
+
+
+def gradient_norms(const index_t[::1] indptr, const index_t[::1] indices,
+                   const floating[::1] data, const int64_t[::1] rows,
+                   const floating[:, ::1] X, const floating[:, ::1] Y,
+                   const floating[:, ::1] base, bint implicit, double alpha, double reg,
+                   bint weighted, double[::1] out, int num_threads):
+    """out[j] = |A x - b| for row rows[j]: the row's half-gradient norm.
+
+    Accumulated in double so that a certificate near zero is not swamped by
+    float32 rounding of A x and b separately.
+    """
+    cdef int k = X.shape[1]
+    cdef int64_t nrows = rows.shape[0], blk
+    cdef int64_t nblocks = (nrows + CG_BLOCK - 1) // CG_BLOCK
+    cdef int nt = max(num_threads, 1), tid
+    scratch_arr = np.empty((nt, 2 * CG_BLOCK * k), dtype=np.asarray(X).dtype)
+    cdef floating[:, ::1] scratch = scratch_arr
+    gscratch_arr = np.empty((nt, k), dtype=np.float64)
+    cdef double[:, ::1] gscratch = gscratch_arr
+    if nrows == 0:
+        return
+    with nogil, parallel(num_threads=nt):
+        for blk in prange(nblocks, schedule='dynamic'):
+            tid = threadid()
+            _gradient_block(k, blk * CG_BLOCK, min(CG_BLOCK, nrows - blk * CG_BLOCK),
+                            &rows[0], &indptr[0], &indices[0], &data[0], X, Y,
+                            &base[0, 0], implicit, alpha, reg, weighted,
+                            &scratch[tid, 0], &gscratch[tid, 0], &out[0])
+
+
+cdef void _gradient_block(int k, int64_t j0, int nb, const int64_t *rows,
+                          const index_t *indptr, const index_t *indices,
+                          const floating *data, const floating[:, ::1] X,
+                          const floating[:, ::1] Y, const floating *base, bint implicit,
+                          double alpha, double reg, bint weighted, floating *work,
+                          double *g, double *out) noexcept nogil:
+    cdef floating *Xb = work
+    cdef floating *Tb = work + CG_BLOCK * k
+    cdef const int64_t *brows = rows + j0
+    cdef const floating *y
+    cdef int j, d
+    cdef int64_t r, e
+    cdef double a, bc, s, lam
+    for j in range(nb):
+        memcpy(Xb + j * k, &X[brows[j], 0], k * sizeof(floating))
+    if implicit:
+        _times_base(k, nb, base, Xb, Tb)
+    for j in range(nb):
+        r = brows[j]
+        if implicit:
+            for d in range(k):
+                g[d] = Tb[j * k + d]
+        else:
+            lam = _row_lambda(indptr[r + 1] - indptr[r], implicit, reg, weighted)
+            for d in range(k):
+                g[d] = lam * Xb[j * k + d]
+        for e in range(indptr[r], indptr[r + 1]):
+            _entry(data[e], implicit, alpha, &a, &bc)
+            y = &Y[indices[e], 0]
+            s = a * _dot(k, y, Xb + j * k) - bc
+            if s != 0:
+                for d in range(k):
+                    g[d] += s * y[d]
+        s = 0
+        for d in range(k):
+            s += g[d] * g[d]
+        out[j0 + j] = sqrt(s)
+
+
+def row_losses(const index_t[::1] indptr, const index_t[::1] indices,
+               const floating[::1] data, const floating[:, ::1] X,
+               const floating[:, ::1] Y, const floating[:, ::1] gram, bint implicit,
+               double alpha, double[::1] out, int num_threads):
+    """Data term of the loss, row by row (regularisation is added by the caller).
+
+    Implicit: x^T (Y^T Y) x counts every entry as unstored (c = 1, p = 0); each
+    stored entry then swaps its term for c (p - s)^2.  Explicit: (r - s)^2.
+    """
+    cdef int k = X.shape[1]
+    cdef int64_t n = X.shape[0], r, e
+    cdef int d
+    cdef double total, s, a, bc, c, p
+    with nogil:
+        for r in prange(n, num_threads=max(num_threads, 1), schedule='static'):
+            total = 0
+            if implicit:
+                for d in range(k):
+                    total = total + X[r, d] * _dot(k, &gram[d, 0], &X[r, 0])
+            for e in range(indptr[r], indptr[r + 1]):
+                s = _dot(k, &X[r, 0], &Y[indices[e], 0])
+                if implicit:
+                    _entry(data[e], implicit, alpha, &a, &bc)
+                    c = a + 1.0
+                    p = 1.0 if data[e] > 0 else 0.0
+                    total = total + c * (p - s) * (p - s) - s * s
+                else:
+                    total = total + (data[e] - s) * (data[e] - s)
+            out[r] = total

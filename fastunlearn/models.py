@@ -1,0 +1,527 @@
+"""The estimators: :class:`ImplicitALS` (a drop-in for implicit 0.7's
+``AlternatingLeastSquares``) and :class:`ExplicitALS` (ratings).
+
+Both are thin: they validate input once, hold the factors and the retained
+interactions, and delegate every computation to :mod:`fastunlearn.objective`
+(solves, loss, certificate), :mod:`fastunlearn.ranking` (top-N) and
+:mod:`fastunlearn.forgetting` (unlearning).
+"""
+import time
+import warnings
+
+import numpy as np
+import scipy.sparse as sp
+from tqdm.auto import tqdm
+
+from . import objective as obj
+from .config import effective_n_threads, single_threaded_blas
+from .ranking import normalized, top_n
+from .storage import TrainingData
+from .validation import (
+    NotFittedError,
+    check_dtype,
+    check_factors,
+    check_ids,
+    check_nonnegative_float,
+    check_positive_int,
+    check_user_items,
+)
+
+
+def _rng(random_state):
+    """A numpy Generator, accepting what implicit accepts."""
+    if isinstance(random_state, np.random.RandomState):
+        return np.random.default_rng(random_state.randint(2**31))
+    return np.random.default_rng(random_state)
+
+
+class MatrixFactorization:
+    """Shared implementation of both estimators; use a subclass."""
+
+    _implicit = None  # set by subclasses
+    _param_names = ()
+
+    # ------------------------------------------------------------ parameters
+
+    def _check_params(self):
+        check_positive_int(self.factors, "factors")
+        check_positive_int(self.iterations, "iterations", minimum=0)
+        check_positive_int(self.cg_steps, "cg_steps")
+        check_nonnegative_float(self.regularization, "regularization")
+        check_nonnegative_float(self.alpha, "alpha", strictly_positive=True)
+        if isinstance(self.num_threads, bool) or not isinstance(self.num_threads, (int, np.integer)) \
+                or self.num_threads < 0:
+            raise ValueError(f"num_threads must be an integer >= 0, got {self.num_threads!r}")
+        self.dtype = check_dtype(self.dtype)
+
+    def get_params(self):
+        """Constructor arguments of this model, as a dict."""
+        return {name: getattr(self, name) for name in self._param_names}
+
+    @property
+    def objective(self):
+        """The :class:`~fastunlearn.objective.Objective` these factors minimise."""
+        return obj.Objective(
+            implicit=self._implicit,
+            regularization=float(self.regularization),
+            alpha=float(self.alpha),
+            weighted=bool(getattr(self, "weighted_regularization", False)),
+        )
+
+    def _threads(self):
+        return effective_n_threads(self.num_threads)
+
+    # ------------------------------------------------------------ state
+
+    @property
+    def user_items(self):
+        """The retained training interactions (users x items CSR, read-only view)."""
+        self._check_fitted()
+        m = self._data.user_items()
+        for arr in (m.data, m.indices, m.indptr):
+            arr.flags.writeable = False
+        return m
+
+    @property
+    def is_fitted(self):
+        return getattr(self, "user_factors", None) is not None and self._data is not None
+
+    def _check_fitted(self):
+        if not self.is_fitted:
+            raise NotFittedError(
+                f"this {type(self).__name__} is not fitted yet: call fit() or from_factors() first"
+            )
+
+    def _set_state(self, user_factors, item_factors, user_items):
+        """Install validated factors and canonical interactions."""
+        self._data = TrainingData(user_items)
+        self.user_factors = user_factors
+        self.item_factors = item_factors
+
+    @classmethod
+    def from_factors(cls, user_factors, item_factors, user_items, **hyperparameters):
+        """A fitted model from factors trained by any procedure, without training.
+
+        Parameters
+        ----------
+        user_factors : array (n_users, k)
+        item_factors : array (n_items, k)
+        user_items : scipy.sparse matrix (n_users, n_items)
+            The interactions the factors were trained on; they become the
+            retained data that ``forget`` removes from and ``loss`` measures.
+        **hyperparameters
+            Constructor arguments (``regularization``, ``alpha``, ...); they
+            must match the objective the factors were trained for.
+            ``factors`` defaults to k and ``dtype`` to the factors' dtype.
+
+        Returns
+        -------
+        model : cls
+        """
+        user_factors = np.asarray(user_factors)
+        hyperparameters.setdefault("factors", user_factors.shape[-1] if user_factors.ndim else 0)
+        if "dtype" not in hyperparameters:
+            dt = np.result_type(user_factors, np.asarray(item_factors))
+            hyperparameters["dtype"] = dt if dt in (np.float32, np.float64) else np.float64
+        model = cls(**hyperparameters)
+        model._check_params()
+        k = model.factors
+        X = check_factors(user_factors, "user_factors", model.dtype, k)
+        Y = check_factors(item_factors, "item_factors", model.dtype, k)
+        csr = check_user_items(user_items, model.dtype)
+        if csr.shape != (X.shape[0], Y.shape[0]):
+            raise ValueError(
+                f"user_items has shape {csr.shape} but the factors describe "
+                f"{X.shape[0]} users x {Y.shape[0]} items"
+            )
+        model._set_state(X, Y, csr)
+        return model
+
+    # ------------------------------------------------------------ training
+
+    def fit(self, user_items, show_progress=True, callback=None, *, warm_start=False):
+        """Factorise ``user_items`` with alternating least squares.
+
+        Parameters
+        ----------
+        user_items : scipy.sparse matrix (n_users, n_items)
+            Interactions; CSR preferred (other formats are converted once).
+        show_progress : bool
+            Show a tqdm progress bar.
+        callback : callable, optional
+            Called after each iteration as ``callback(iteration, seconds, loss)``;
+            ``loss`` is the unnormalised objective when
+            ``calculate_training_loss`` is set, else None.
+        warm_start : bool
+            Continue from the current factors (which must match the shape of
+            ``user_items``) instead of a fresh random start.
+
+        Returns
+        -------
+        self
+        """
+        self._check_params()
+        csr = check_user_items(user_items, self.dtype)
+        n_users, n_items = csr.shape
+        k = self.factors
+        if warm_start and self.is_fitted:
+            if self.user_factors.shape != (n_users, k) or self.item_factors.shape != (n_items, k):
+                raise ValueError(
+                    f"warm_start needs factors of shape ({n_users}, {k}) and ({n_items}, {k}), "
+                    f"the model has {self.user_factors.shape} and {self.item_factors.shape}"
+                )
+            X = np.array(self.user_factors, dtype=self.dtype, order="C")
+            Y = np.array(self.item_factors, dtype=self.dtype, order="C")
+        else:
+            rng = _rng(self.random_state)
+            X = rng.random((n_users, k), dtype=self.dtype) * self.dtype.type(0.01)
+            Y = rng.random((n_items, k), dtype=self.dtype) * self.dtype.type(0.01)
+        # Installed before the first sweep: an interruption leaves a consistent
+        # (if less converged) model rather than factors of one data set
+        # paired with interactions of another.
+        self._set_state(X, Y, csr)
+        self._run_sweeps(self.iterations, show_progress, callback)
+        return self
+
+    def _run_sweeps(self, iterations, show_progress, callback):
+        threads = self._threads()
+        failed = 0
+        with single_threaded_blas(threads), tqdm(
+            total=iterations, disable=not show_progress, desc=type(self).__name__
+        ) as progress:
+            for iteration in range(iterations):
+                start = time.perf_counter()
+                failed += obj.sweep(
+                    self.objective, self._data, self.user_factors, self.item_factors,
+                    use_cg=self.use_cg, cg_steps=self.cg_steps, num_threads=threads,
+                )
+                loss = self.loss() if self.calculate_training_loss else None
+                if loss is not None:
+                    progress.set_postfix(loss=f"{loss:.5g}")
+                progress.update(1)
+                if callback is not None:
+                    callback(iteration, time.perf_counter() - start, loss)
+        if failed:
+            warnings.warn(
+                f"{failed} row solves had a singular system and kept their previous "
+                "value; use regularization > 0", RuntimeWarning, stacklevel=3,
+            )
+
+    # ------------------------------------------------------------ measures
+
+    def loss(self):
+        """The objective (DESIGN section 2, unnormalised) on the retained data.
+
+        implicit reports the same quantity divided by the total confidence
+        plus the number of unstored entries.
+        """
+        self._check_fitted()
+        return obj.loss(self.objective, self._data, self.user_factors, self.item_factors,
+                        num_threads=self._threads())
+
+    def certificate(self):
+        """Stationarity certificate: norms of every row gradient ``A x - b``.
+
+        Returns
+        -------
+        Certificate
+            ``frobenius`` and ``max_row`` (plus each side's ``max_row``); zero
+            exactly when the factors are a stationary point of the objective
+            on the retained data.
+        """
+        self._check_fitted()
+        return obj.certificate(self.objective, self._data, self.user_factors,
+                               self.item_factors, num_threads=self._threads())
+
+    # ------------------------------------------------------------ serving
+
+    def predict(self, userids, itemids):
+        """Scores ``x_u . y_i`` for paired arrays of user and item ids."""
+        self._check_fitted()
+        u, _ = check_ids(userids, self.user_factors.shape[0], "userids")
+        i, _ = check_ids(itemids, self.item_factors.shape[0], "itemids")
+        if u.shape != i.shape:
+            raise ValueError(f"userids and itemids must pair up, got {u.size} and {i.size} ids")
+        return np.einsum("ij,ij->i", self.user_factors[u], self.item_factors[i])
+
+    def recommend(self, userid, user_items, N=10, filter_already_liked_items=True,
+                  filter_items=None, recalculate_user=False, items=None):
+        """Top-``N`` items for one user or an array of users, as implicit 0.7.
+
+        Parameters
+        ----------
+        userid : int or array of int
+        user_items : scipy.sparse matrix
+            One row per requested user (the items they interacted with);
+            needed when ``filter_already_liked_items`` or ``recalculate_user``.
+        N : int
+        filter_already_liked_items : bool
+            Leave out the items stored in the user's row of ``user_items``.
+        filter_items : array of int, optional
+            Items nobody gets.
+        recalculate_user : bool
+            Solve the user's factors from ``user_items`` (exactly) instead of
+            using the stored ones.
+        items : array of int, optional
+            Rank only these items (not combinable with ``filter_items``).
+
+        Returns
+        -------
+        ids, scores : ndarray
+            1-D for a scalar ``userid``, else 2-D (one row per user), with
+            ``min(N, candidates)`` columns, best first; lists cut short by
+            the filters end with id -1 and score ``-finfo(float32).max``.
+        """
+        self._check_fitted()
+        n_users, n_items = self.user_factors.shape[0], self.item_factors.shape[0]
+        users, scalar = check_ids(userid, n_users, "userid")
+        N = check_positive_int(N, "N", minimum=0)
+        rows = None
+        if filter_already_liked_items or recalculate_user:
+            rows = self._query_rows(user_items, len(users), n_items)
+        if recalculate_user:
+            queries = self._recalculate("users", rows)
+        else:
+            queries = self.user_factors[users]
+        candidates, item_ids, excluded, skip = self._candidates(
+            self.item_factors, items, filter_items, "items", "filter_items")
+        if filter_already_liked_items:
+            skip = rows if item_ids is None else _restrict_columns(rows, item_ids, n_items)
+        with single_threaded_blas(self._threads()):
+            ids, scores = top_n(queries, candidates, N, skip=skip, excluded=excluded,
+                                num_threads=self._threads())
+        if item_ids is not None:
+            ids = np.where(ids >= 0, item_ids[np.maximum(ids, 0)], -1).astype(np.int32)
+        return (ids[0], scores[0]) if scalar else (ids, scores)
+
+    def recalculate_user(self, userid, user_items):
+        """Factors solved exactly from ``user_items`` rows (not stored)."""
+        self._check_fitted()
+        users, scalar = check_ids(userid, self.user_factors.shape[0], "userid")
+        rows = self._query_rows(user_items, len(users), self.item_factors.shape[0])
+        out = self._recalculate("users", rows)
+        return out[0] if scalar else out
+
+    def recalculate_item(self, itemid, item_users):
+        """Factors solved exactly from ``item_users`` rows (not stored)."""
+        self._check_fitted()
+        items, scalar = check_ids(itemid, self.item_factors.shape[0], "itemid")
+        rows = self._query_rows(item_users, len(items), self.user_factors.shape[0])
+        out = self._recalculate("items", rows)
+        return out[0] if scalar else out
+
+    def similar_items(self, itemid, N=10, recalculate_item=False, item_users=None,
+                      filter_items=None, items=None):
+        """Items most similar to ``itemid`` by cosine of their factors.
+
+        Returns ``(ids, scores)`` shaped like :meth:`recommend`'s; the item
+        itself is included (score 1), as in implicit.
+        """
+        self._check_fitted()
+        ids, scalar = check_ids(itemid, self.item_factors.shape[0], "itemid")
+        if recalculate_item:
+            rows = self._query_rows(item_users, len(ids), self.user_factors.shape[0])
+            queries = self._recalculate("items", rows)
+        else:
+            queries = self.item_factors[ids]
+        return self._similar(queries, self.item_factors, N, filter_items, items, scalar,
+                             "items", "filter_items")
+
+    def similar_users(self, userid, N=10, filter_users=None, users=None):
+        """Users most similar to ``userid`` by cosine of their factors."""
+        self._check_fitted()
+        ids, scalar = check_ids(userid, self.user_factors.shape[0], "userid")
+        return self._similar(self.user_factors[ids], self.user_factors, N, filter_users,
+                             users, scalar, "users", "filter_users")
+
+    def _similar(self, queries, factors, N, filter_ids, subset, scalar, subset_name,
+                 filter_name):
+        N = check_positive_int(N, "N", minimum=0)
+        candidates, cand_ids, excluded, _ = self._candidates(
+            factors, subset, filter_ids, subset_name, filter_name)
+        with single_threaded_blas(self._threads()):
+            ids, scores = top_n(normalized(queries), normalized(candidates), N,
+                                excluded=excluded, num_threads=self._threads())
+        if cand_ids is not None:
+            ids = np.where(ids >= 0, cand_ids[np.maximum(ids, 0)], -1).astype(np.int32)
+        return (ids[0], scores[0]) if scalar else (ids, scores)
+
+    @staticmethod
+    def _candidates(factors, subset, filter_ids, subset_name, filter_name):
+        """(candidate factors, their ids or None, excluded positions, None)."""
+        n = factors.shape[0]
+        if subset is not None:
+            if filter_ids is not None and len(np.atleast_1d(filter_ids)):
+                raise ValueError(f"can't set both {subset_name} and {filter_name}")
+            ids, _ = check_ids(subset, n, subset_name)
+            ids = np.unique(ids)
+            return factors[ids], ids, None, None
+        excluded = None
+        if filter_ids is not None:
+            excluded, _ = check_ids(filter_ids, n, filter_name)
+        return factors, None, excluded, None
+
+    @staticmethod
+    def _query_rows(matrix, n_rows, n_cols):
+        if matrix is None:
+            raise ValueError(
+                "user_items is required when filter_already_liked_items or recalculate_user "
+                "is set: pass the rows of the requested users, e.g. model.user_items[userids]"
+            )
+        if not sp.issparse(matrix):
+            raise ValueError(f"user_items needs to be a scipy.sparse matrix, got {type(matrix).__name__}")
+        if matrix.shape[0] != n_rows:
+            raise ValueError(
+                f"user_items must contain 1 row for every requested id: {n_rows} ids, "
+                f"{matrix.shape[0]} rows"
+            )
+        if matrix.shape[1] != n_cols:
+            raise ValueError(f"user_items has {matrix.shape[1]} columns, the model has {n_cols}")
+        return check_user_items(matrix, np.float64, name="user_items")
+
+    def _recalculate(self, side, rows):
+        """Solve fresh factors for query rows against the fixed other side."""
+        fresh = np.zeros((rows.shape[0], self.factors), dtype=self.dtype)
+        rows = rows.astype(self.dtype)
+        if side == "users":
+            query_data, X, Y = TrainingData(rows), fresh, self.item_factors
+        else:  # rows are items x users: they become the item-major side
+            query_data, X, Y = TrainingData(rows.T.tocsr()), self.user_factors, fresh
+        threads = self._threads()
+        with single_threaded_blas(threads):
+            obj.solve_rows(self.objective, query_data, X, Y, side, obj.all_rows(len(fresh)),
+                           use_cg=False, cg_steps=0, num_threads=threads)
+        return fresh
+
+    # ------------------------------------------------------------ persistence
+
+    def save(self, path):
+        """Write the model to one ``.npz`` file atomically (see :func:`fastunlearn.save`)."""
+        from .persistence import save
+
+        return save(self, path)
+
+
+def _restrict_columns(rows, keep, n_cols):
+    """Rows re-indexed to the positions of ``keep`` (other columns dropped)."""
+    position = np.full(n_cols, -1, dtype=np.int64)
+    position[keep] = np.arange(len(keep))
+    mapped = position[rows.indices]
+    mask = mapped >= 0
+    counts = np.add.reduceat(mask, rows.indptr[:-1]) if rows.nnz else np.zeros(rows.shape[0], int)
+    counts[np.diff(rows.indptr) == 0] = 0
+    indptr = np.concatenate([[0], np.cumsum(counts)])
+    return sp.csr_matrix((rows.data[mask], mapped[mask], indptr), shape=(rows.shape[0], len(keep)))
+
+
+class ImplicitALS(MatrixFactorization):
+    """Implicit-feedback ALS (Hu, Koren and Volinsky 2008), the conventions
+    and constructor of ``implicit.als.AlternatingLeastSquares`` 0.7.
+
+    Minimises ``sum_{all u,i} c_ui (p_ui - x_u.y_i)^2 + regularization (|X|^2 + |Y|^2)``
+    with ``c = alpha |r|``, ``p = [r > 0]`` on stored entries and ``c = 1,
+    p = 0`` elsewhere.
+
+    Parameters
+    ----------
+    factors : int
+        Latent dimension k.
+    regularization : float
+    alpha : float
+        Confidence scale of stored values.
+    dtype : float32 or float64
+    use_native : bool
+        Accepted for compatibility and ignored (the kernels are always native).
+    use_cg : bool
+        Conjugate-gradient solves (``cg_steps`` per row per iteration) instead
+        of exact Cholesky solves.
+    iterations : int
+    calculate_training_loss : bool
+        Compute the loss after every iteration (passed to the callback).
+    num_threads : int
+        Kernel threads; 0 = all usable CPUs (honours OMP_NUM_THREADS).
+    random_state : int, Generator, RandomState or None
+        Seed of the initial factors (``uniform[0, 0.01)``, users first).
+    cg_steps : int, keyword-only
+        CG steps per row per iteration (implicit's default 3).
+
+    Examples
+    --------
+    >>> from fastunlearn import AlternatingLeastSquares
+    >>> model = AlternatingLeastSquares(factors=64, iterations=10)
+    >>> model.fit(user_items)                                   # doctest: +SKIP
+    >>> ids, scores = model.recommend(0, user_items[0], N=10)   # doctest: +SKIP
+    """
+
+    _implicit = True
+    _param_names = ("factors", "regularization", "alpha", "dtype", "use_cg", "iterations",
+                    "calculate_training_loss", "num_threads", "random_state", "cg_steps")
+
+    def __init__(self, factors=100, regularization=0.01, alpha=1.0, dtype=np.float32,
+                 use_native=True, use_cg=True, iterations=15, calculate_training_loss=False,
+                 num_threads=0, random_state=None, *, cg_steps=3):
+        self.factors = factors
+        self.regularization = regularization
+        self.alpha = alpha
+        self.dtype = dtype
+        self.use_native = use_native
+        self.use_cg = use_cg
+        self.iterations = iterations
+        self.calculate_training_loss = calculate_training_loss
+        self.num_threads = num_threads
+        self.random_state = random_state
+        self.cg_steps = cg_steps
+        self.user_factors = None
+        self.item_factors = None
+        self._data = None
+        self.metadata = {}  # external id maps and forget receipts (see persistence)
+        self._check_params()
+
+
+class ExplicitALS(MatrixFactorization):
+    """ALS for explicit ratings (matrix completion).
+
+    Minimises ``sum_{(u,i) stored} (r_ui - x_u.y_i)^2 + regularization
+    (sum_u w_u |x_u|^2 + sum_i w_i |y_i|^2)`` with ``w = 1``, or, with
+    ``weighted_regularization=True`` (ALS-WR), ``w`` = the row's number of
+    ratings.  Users and items without ratings get zero factors.
+
+    Parameters
+    ----------
+    factors, dtype, iterations, calculate_training_loss, num_threads, random_state
+        As :class:`ImplicitALS`.
+    regularization : float
+    weighted_regularization : bool
+    use_cg : bool
+        Default False: exact Cholesky solves.
+
+    ``predict`` returns predicted ratings.
+    """
+
+    _implicit = False
+    _param_names = ("factors", "regularization", "weighted_regularization", "dtype", "use_cg",
+                    "iterations", "calculate_training_loss", "num_threads", "random_state",
+                    "cg_steps")
+    alpha = 1.0  # unused by the explicit objective; keeps one code path
+
+    def __init__(self, factors=100, regularization=0.1, weighted_regularization=False,
+                 dtype=np.float32, use_cg=False, iterations=15, calculate_training_loss=False,
+                 num_threads=0, random_state=None, *, cg_steps=3):
+        self.factors = factors
+        self.regularization = regularization
+        self.weighted_regularization = weighted_regularization
+        self.dtype = dtype
+        self.use_cg = use_cg
+        self.iterations = iterations
+        self.calculate_training_loss = calculate_training_loss
+        self.num_threads = num_threads
+        self.random_state = random_state
+        self.cg_steps = cg_steps
+        self.user_factors = None
+        self.item_factors = None
+        self._data = None
+        self.metadata = {}  # external id maps and forget receipts (see persistence)
+        self._check_params()
+
+
+AlternatingLeastSquares = ImplicitALS

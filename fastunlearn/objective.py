@@ -1,0 +1,151 @@
+"""The two ALS objectives and the operations on them that every estimator,
+fit, forget, loss and certificate share.
+
+An :class:`Objective` says which objective (implicit or explicit) and with
+which hyperparameters; the functions here apply it to factors and retained
+interactions through the compiled kernels in ``_als``.  Side ``"users"``
+means the rows of X (solved against Y, with the user-major interactions);
+``"items"`` the rows of Y.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _als
+
+
+@dataclass(frozen=True)
+class Objective:
+    """Which objective the factors minimise (DESIGN section 2).
+
+    Attributes
+    ----------
+    implicit : bool
+        Implicit feedback (confidence ``alpha*|r|``, preference ``r > 0``,
+        unstored entries c=1, p=0) or explicit ratings (stored entries only).
+    regularization : float
+        lambda.
+    alpha : float
+        Confidence scale (implicit only).
+    weighted : bool
+        Explicit only: weight each row's penalty by its number of ratings
+        (ALS-WR).
+    """
+
+    implicit: bool
+    regularization: float
+    alpha: float = 1.0
+    weighted: bool = False
+
+
+@dataclass(frozen=True)
+class Certificate:
+    """How far factors are from a stationary point of the objective.
+
+    ``frobenius`` is the norm of all row gradients ``g = A x - b`` (users and
+    items together), ``max_row`` the largest single row's norm.  Both are
+    zero exactly at a stationary point.
+    """
+
+    frobenius: float
+    max_row: float
+    users_max_row: float
+    items_max_row: float
+
+    def __str__(self):
+        return f"max_row={self.max_row:.3e} frobenius={self.frobenius:.3e}"
+
+
+def _factors(side, X, Y):
+    """(rows being solved or measured, fixed factors of the other side)."""
+    return (X, Y) if side == "users" else (Y, X)
+
+
+def dense_part(objective, other, num_threads):
+    """The k x k matrix shared by every row of a side: ``Y^T Y + lam I``
+    for implicit (explicit has none; a 1 x 1 placeholder is returned)."""
+    if not objective.implicit:
+        return np.zeros((1, 1), dtype=other.dtype)
+    base = _als.gram(other, num_threads)
+    base[np.diag_indices_from(base)] += objective.regularization
+    return base
+
+
+def all_rows(n):
+    return np.arange(n, dtype=np.int64)
+
+
+def solve_rows(objective, data, X, Y, side, rows, *, use_cg, cg_steps, num_threads,
+               base=None):
+    """Re-solve ``rows`` of one side in place (exactly, or ``cg_steps`` of CG).
+
+    Returns the number of rows whose system was not positive definite (left
+    unchanged); only possible for explicit models with zero regularisation.
+    """
+    target, other = _factors(side, X, Y)
+    indptr, indices, values = data.side(side).arrays()
+    if base is None:
+        base = dense_part(objective, other, num_threads)
+    rows = np.ascontiguousarray(rows, dtype=np.int64)
+    args = (indptr, indices, values, rows, target, other, base, objective.implicit,
+            objective.alpha, objective.regularization, objective.weighted)
+    if use_cg:
+        _als.solve_cg(*args, cg_steps, num_threads)
+        return 0
+    status = np.zeros(len(rows), dtype=np.int32)
+    _als.solve_cholesky(*args, status, num_threads)
+    return int(np.count_nonzero(status))
+
+
+def sweep(objective, data, X, Y, *, use_cg, cg_steps, num_threads):
+    """One ALS iteration: every user row, then every item row."""
+    failed = 0
+    for side, n in (("users", X.shape[0]), ("items", Y.shape[0])):
+        failed += solve_rows(objective, data, X, Y, side, all_rows(n), use_cg=use_cg,
+                             cg_steps=cg_steps, num_threads=num_threads)
+    return failed
+
+
+def gradient_norms(objective, data, X, Y, side, rows=None, *, num_threads, base=None):
+    """Norm of each row's gradient ``A x - b`` (all rows of ``side`` by default)."""
+    target, other = _factors(side, X, Y)
+    rows = all_rows(target.shape[0]) if rows is None else np.ascontiguousarray(rows, np.int64)
+    indptr, indices, values = data.side(side).arrays()
+    if base is None:
+        base = dense_part(objective, other, num_threads)
+    out = np.zeros(len(rows), dtype=np.float64)
+    _als.gradient_norms(indptr, indices, values, rows, target, other, base,
+                        objective.implicit, objective.alpha, objective.regularization,
+                        objective.weighted, out, num_threads)
+    return out
+
+
+def certificate_from_norms(user_norms, item_norms):
+    """Combine per-row gradient norms of both sides into a Certificate."""
+    umax = float(user_norms.max()) if len(user_norms) else 0.0
+    imax = float(item_norms.max()) if len(item_norms) else 0.0
+    frob = float(np.sqrt(np.dot(user_norms, user_norms) + np.dot(item_norms, item_norms)))
+    return Certificate(frob, max(umax, imax), umax, imax)
+
+
+def certificate(objective, data, X, Y, *, num_threads):
+    """The stationarity certificate of (X, Y) on ``data`` (one compiled pass per side)."""
+    return certificate_from_norms(
+        gradient_norms(objective, data, X, Y, "users", num_threads=num_threads),
+        gradient_norms(objective, data, X, Y, "items", num_threads=num_threads),
+    )
+
+
+def loss(objective, data, X, Y, *, num_threads):
+    """Value of the objective (unnormalised; DESIGN section 2) on ``data``."""
+    indptr, indices, values = data.by_user.arrays()
+    gram = _als.gram(Y, num_threads) if objective.implicit else np.zeros((1, 1), Y.dtype)
+    per_row = np.zeros(X.shape[0], dtype=np.float64)
+    _als.row_losses(indptr, indices, values, X, Y, gram, objective.implicit,
+                    objective.alpha, per_row, num_threads)
+    sq_x = np.einsum("ij,ij->i", X, X, dtype=np.float64)
+    sq_y = np.einsum("ij,ij->i", Y, Y, dtype=np.float64)
+    if objective.weighted and not objective.implicit:
+        sq_x = sq_x * data.counts("users")
+        sq_y = sq_y * data.counts("items")
+    return float(per_row.sum() + objective.regularization * (sq_x.sum() + sq_y.sum()))

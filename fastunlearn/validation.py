@@ -1,0 +1,125 @@
+"""Input validation at the public boundary.
+
+Every public entry point validates here once; the compiled kernels then
+assume valid input and carry no checks of their own.  Errors name the
+parameter, what was received and what was expected.
+"""
+import numbers
+import warnings
+
+import numpy as np
+import scipy.sparse as sp
+
+SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+INT32_MAX = np.iinfo(np.int32).max
+
+
+class NotFittedError(ValueError, AttributeError):
+    """Raised when a model is used before it has factors."""
+
+
+class IdOutOfRangeError(IndexError, ValueError):
+    """An id outside the model; an IndexError (as implicit raises) and a ValueError."""
+
+
+def check_dtype(dtype):
+    """Return ``dtype`` as a supported factor dtype (float32 or float64)."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError as exc:
+        raise TypeError(f"dtype must be float32 or float64, got {dtype!r}") from exc
+    if dt not in SUPPORTED_DTYPES:
+        raise TypeError(f"dtype must be float32 or float64, got {dt}")
+    return dt
+
+
+def check_positive_int(value, name, minimum=1):
+    """Return ``value`` as an int, requiring ``value >= minimum``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def check_nonnegative_float(value, name, strictly_positive=False):
+    """Return ``value`` as a finite float >= 0 (> 0 when ``strictly_positive``)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    value = float(value)
+    if not np.isfinite(value) or value < 0 or (strictly_positive and value == 0):
+        expected = "> 0" if strictly_positive else ">= 0"
+        raise ValueError(f"{name} must be finite and {expected}, got {value}")
+    return value
+
+
+def index_dtype(shape, nnz):
+    """int32 indices where every index and offset fits, int64 otherwise."""
+    return np.int32 if max(shape[0], shape[1], nnz) <= INT32_MAX else np.int64
+
+
+def check_user_items(user_items, dtype, name="user_items"):
+    """Validate an interaction matrix and return it as canonical CSR.
+
+    Canonical means: CSR, ``dtype`` values, sorted indices, duplicate entries
+    summed, index arrays of one width (int32 when everything fits), its own
+    copy of the data (the caller's matrix is never aliased or modified).
+
+    Raises
+    ------
+    TypeError
+        For anything but a 2-D scipy.sparse matrix of real numbers.
+    ValueError
+        For NaN or infinite stored values.
+    """
+    if not sp.issparse(user_items):
+        raise TypeError(
+            f"{name} must be a scipy.sparse matrix (users x items), got "
+            f"{type(user_items).__name__}; convert dense data with scipy.sparse.csr_matrix"
+        )
+    if user_items.ndim != 2:
+        raise ValueError(f"{name} must be 2-D, got shape {user_items.shape}")
+    kind = user_items.dtype.kind
+    if kind not in "biuf":
+        raise TypeError(f"{name} must hold real numbers, got dtype {user_items.dtype}")
+    csr = sp.csr_matrix(user_items, dtype=dtype, copy=True)
+    if not np.all(np.isfinite(csr.data)):
+        raise ValueError(f"{name} contains NaN or infinite values")
+    csr.sum_duplicates()  # also sorts indices
+    idx = index_dtype(csr.shape, csr.nnz)
+    csr.indptr = csr.indptr.astype(idx, copy=False)
+    csr.indices = csr.indices.astype(idx, copy=False)
+    return csr
+
+
+def check_ids(ids, n, name):
+    """Validate ids against ``range(n)``; returns (int64 array, was_scalar)."""
+    scalar = np.isscalar(ids) or (isinstance(ids, np.ndarray) and ids.ndim == 0)
+    arr = np.asarray(ids)
+    if arr.size and arr.dtype.kind not in "iu":
+        if arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
+            warnings.warn(f"{name}: float ids converted to integers", stacklevel=3)
+        else:
+            raise TypeError(f"{name} must be integer ids, got dtype {arr.dtype}")
+    arr = arr.astype(np.int64, copy=False).reshape(-1)
+    if arr.size and (arr.min() < 0 or arr.max() >= n):
+        bad = arr[(arr < 0) | (arr >= n)][:5]
+        raise IdOutOfRangeError(f"{name} out of range [0, {n}): {bad.tolist()}")
+    return arr, scalar
+
+
+def check_factors(factors, name, dtype, factors_count=None):
+    """Validate a factor matrix: 2-D, finite, real; returns a C-contiguous copy."""
+    arr = np.asarray(factors)
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (rows x factors), got shape {arr.shape}")
+    if arr.dtype.kind not in "iuf":
+        raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+    if factors_count is not None and arr.shape[1] != factors_count:
+        raise ValueError(f"{name} has {arr.shape[1]} columns, expected {factors_count}")
+    if arr.shape[1] < 1:
+        raise ValueError(f"{name} must have at least one column")
+    arr = np.array(arr, dtype=dtype, order="C", copy=True)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return arr
