@@ -1,0 +1,54 @@
+"""Shared fixtures: small random problems and the MovieLens 100K path."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import reference as ref
+
+MOVIELENS = Path(__file__).resolve().parents[2] / "shared" / "data" / "ml-100k" / "u.data"
+
+# (model kind for the reference, estimator constructor arguments)
+OBJECTIVES = {
+    "implicit": ("implicit", dict(regularization=0.1, alpha=2.0), {}),
+    "explicit": ("explicit", dict(regularization=0.1), dict(weighted_regularization=False)),
+    "weighted": ("explicit", dict(regularization=0.1), dict(weighted_regularization=True)),
+}
+
+
+def reference_kwargs(name):
+    """Keyword arguments of tests/reference.py functions for objective ``name``."""
+    model, params, extra = OBJECTIVES[name]
+    return dict(model=model, regularization=params["regularization"],
+                alpha=params.get("alpha", 1.0), weighted=extra.get("weighted_regularization", False))
+
+
+def make_model(name, X, Y, R, **overrides):
+    """An estimator for objective ``name`` holding factors X, Y and data R."""
+    import fastunlearn as fu
+
+    model, params, extra = OBJECTIVES[name]
+    cls = fu.ImplicitALS if model == "implicit" else fu.ExplicitALS
+    kwargs = {**params, **extra, "dtype": np.float64, "num_threads": 1, **overrides}
+    return cls.from_factors(X, Y, R, **kwargs)
+
+
+@pytest.fixture(params=sorted(OBJECTIVES))
+def objective_name(request):
+    return request.param
+
+
+@pytest.fixture
+def movielens():
+    """MovieLens 100K as a users x items CSR of ratings (skips when absent)."""
+    if not MOVIELENS.exists():
+        pytest.skip(f"MovieLens 100K not found at {MOVIELENS}")
+    import scipy.sparse as sp
+
+    raw = np.loadtxt(MOVIELENS, dtype=np.int64)
+    users, items, ratings = raw[:, 0] - 1, raw[:, 1] - 1, raw[:, 2].astype(np.float32)
+    return sp.csr_matrix((ratings, (users, items)), shape=(users.max() + 1, items.max() + 1))
+
+
+def problem(seed, **kwargs):
+    return ref.random_problem(seed, **kwargs)

@@ -1,0 +1,190 @@
+"""Fitting, loss and certificate of both estimators against tests/reference.py."""
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+import fastunlearn as fu
+import reference as ref
+from conftest import make_model, problem, reference_kwargs
+from fastunlearn import _als
+
+
+def one_cholesky_sweep(model):
+    model.iterations, model.use_cg = 1, False
+    return model.fit(model.user_items.copy(), show_progress=False, warm_start=True)
+
+
+SHAPES = {
+    "square": dict(n_users=9, n_items=7),
+    "single_user": dict(n_users=1, n_items=6, empty_rows=False, density=0.6),
+    "single_item": dict(n_users=6, n_items=1, empty_rows=False, density=0.6),
+}
+
+
+@pytest.mark.parametrize("shape", sorted(SHAPES))
+@pytest.mark.parametrize("negative", [False, True])
+def test_cholesky_sweep_matches_reference(objective_name, shape, negative):
+    R, X, Y = problem(3, negative=negative, **SHAPES[shape])
+    model = one_cholesky_sweep(make_model(objective_name, X, Y, R))
+    X_ref, Y_ref = ref.sweep(R, X, Y, **reference_kwargs(objective_name))
+    np.testing.assert_allclose(model.user_factors, X_ref, rtol=1e-6, atol=1e-12)
+    np.testing.assert_allclose(model.item_factors, Y_ref, rtol=1e-6, atol=1e-12)
+
+
+def test_empty_rows_solve_as_reference(objective_name):
+    R, X, Y = problem(5, empty_rows=True)
+    empty_users = np.flatnonzero(np.diff(R.indptr) == 0)
+    assert len(empty_users)
+    model = one_cholesky_sweep(make_model(objective_name, X, Y, R))
+    if objective_name != "implicit":
+        assert np.all(model.user_factors[empty_users] == 0)
+    X_ref, _ = ref.sweep(R, X, Y, **reference_kwargs(objective_name))
+    np.testing.assert_allclose(model.user_factors[empty_users], X_ref[empty_users], atol=1e-12)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_loss_and_certificate_equal_numpy_at_arbitrary_factors(objective_name, seed):
+    R, X, Y = problem(seed, negative=True, n_users=12, n_items=10, k=4)
+    model = make_model(objective_name, X, Y, R)
+    kw = reference_kwargs(objective_name)
+    assert model.loss() == pytest.approx(ref.loss(R, X, Y, **kw), rel=1e-10)
+    frob, max_row = ref.certificate(R, X, Y, **kw)
+    cert = model.certificate()
+    assert cert.frobenius == pytest.approx(frob, rel=1e-10)
+    assert cert.max_row == pytest.approx(max_row, rel=1e-10)
+    GX, GY = ref.gradients(R, X, Y, **kw)
+    assert cert.users_max_row == pytest.approx(np.linalg.norm(GX, axis=1).max(), rel=1e-10)
+    assert cert.items_max_row == pytest.approx(np.linalg.norm(GY, axis=1).max(), rel=1e-10)
+
+
+def test_float32_loss_and_certificate_close_to_float64(objective_name):
+    R, X, Y = problem(2, n_users=15, n_items=11, k=5)
+    model = make_model(objective_name, X.astype(np.float32), Y.astype(np.float32), R,
+                       dtype=np.float32)
+    kw = reference_kwargs(objective_name)
+    X32, Y32 = model.user_factors.astype(np.float64), model.item_factors.astype(np.float64)
+    assert model.loss() == pytest.approx(ref.loss(R, X32, Y32, **kw), rel=1e-5)
+    assert model.certificate().max_row == pytest.approx(
+        ref.certificate(R, X32, Y32, **kw)[1], rel=1e-4)
+
+
+def test_loss_never_increases_and_certificate_falls(objective_name):
+    R, X, Y = problem(7, n_users=30, n_items=20, density=0.3, k=4)
+    model = make_model(objective_name, X, Y, R)
+    losses, certs = [model.loss()], [model.certificate().max_row]
+    for _ in range(12):
+        one_cholesky_sweep(model)
+        losses.append(model.loss())
+        certs.append(model.certificate().max_row)
+    assert all(b <= a * (1 + 1e-12) for a, b in zip(losses, losses[1:]))
+    assert certs[-1] < 0.1 * certs[1]
+
+
+def test_cg_with_k_steps_solves_exactly():
+    # CG on a k x k SPD system converges in k steps (exact arithmetic)
+    R, X, Y = problem(4, n_users=10, n_items=8, k=3)
+    exact = one_cholesky_sweep(make_model("implicit", X, Y, R))
+    cg = make_model("implicit", X, Y, R, use_cg=True, cg_steps=3 * 3, iterations=1)
+    cg.fit(R, show_progress=False, warm_start=True)
+    np.testing.assert_allclose(cg.user_factors, exact.user_factors, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(cg.item_factors, exact.item_factors, rtol=1e-6, atol=1e-9)
+
+
+def test_cg_fit_lowers_loss_like_cholesky():
+    R, _, _ = problem(8, n_users=60, n_items=40, density=0.2)
+    kw = dict(factors=5, iterations=8, regularization=0.1, random_state=0, dtype=np.float64)
+    cg = fu.ImplicitALS(use_cg=True, **kw).fit(R, show_progress=False)
+    chol = fu.ImplicitALS(use_cg=False, **kw).fit(R, show_progress=False)
+    assert cg.loss() == pytest.approx(chol.loss(), rel=0.02)
+
+
+def test_fit_matches_reference_fit_including_initialisation(objective_name):
+    R, _, _ = problem(9, n_users=20, n_items=15, k=3)
+    _, params, extra = __import__("conftest").OBJECTIVES[objective_name]
+    cls = fu.ImplicitALS if objective_name == "implicit" else fu.ExplicitALS
+    model = cls(factors=3, iterations=4, use_cg=False, dtype=np.float64, random_state=42,
+                num_threads=1, **params, **extra).fit(R, show_progress=False)
+    X_ref, Y_ref = ref.fit(R, 3, iterations=4, seed=42, **reference_kwargs(objective_name))
+    np.testing.assert_allclose(model.user_factors, X_ref, rtol=1e-6, atol=1e-10)
+    np.testing.assert_allclose(model.item_factors, Y_ref, rtol=1e-6, atol=1e-10)
+
+
+@pytest.mark.parametrize("use_cg", [False, True])
+def test_bitwise_identical_across_thread_counts(use_cg):
+    rng = np.random.default_rng(0)
+    R = sp.random(400, 300, density=0.05, random_state=1, format="csr") * 5
+    results = []
+    for threads in (1, 2):
+        model = fu.ImplicitALS(factors=16, iterations=3, use_cg=use_cg, dtype=np.float64,
+                               random_state=rng.integers(1) + 7, num_threads=threads)
+        model.fit(R, show_progress=False)
+        results.append((model.user_factors, model.item_factors, model.loss()))
+    assert np.array_equal(results[0][0], results[1][0])
+    assert np.array_equal(results[0][1], results[1][1])
+    assert results[0][2] == results[1][2]
+
+
+def test_int64_indices_give_the_int32_result():
+    R, X, Y = problem(11, n_users=12, n_items=9, k=4, negative=True)
+    base = np.asarray(Y.T @ Y + 0.1 * np.eye(4))
+    rows = np.arange(12, dtype=np.int64)
+    out = []
+    for idx in (np.int32, np.int64):
+        Xc = X.copy()
+        status = np.zeros(12, dtype=np.int32)
+        _als.solve_cholesky(R.indptr.astype(idx), R.indices.astype(idx), R.data.astype(np.float64),
+                            rows, Xc, Y, base, True, 2.0, 0.1, False, status, 2)
+        norms = np.zeros(12)
+        _als.gradient_norms(R.indptr.astype(idx), R.indices.astype(idx),
+                            R.data.astype(np.float64), rows, Xc, Y, base, True, 2.0, 0.1, False,
+                            norms, 2)
+        out.append((Xc, norms))
+    assert np.array_equal(out[0][0], out[1][0]) and np.array_equal(out[0][1], out[1][1])
+    assert np.all(out[0][1] < 1e-10)  # the rows just solved are stationary
+
+
+def test_callback_and_training_loss():
+    R, _, _ = problem(12, n_users=20, n_items=10)
+    seen = []
+    model = fu.ImplicitALS(factors=3, iterations=3, calculate_training_loss=True, random_state=0,
+                           dtype=np.float64)
+    model.fit(R, show_progress=False, callback=lambda it, secs, loss: seen.append((it, loss)))
+    assert [it for it, _ in seen] == [0, 1, 2]
+    assert seen[-1][1] == pytest.approx(model.loss())
+
+
+def test_fit_does_not_modify_or_alias_input():
+    R, _, _ = problem(13)
+    before = R.copy()
+    model = fu.ImplicitALS(factors=2, iterations=1, random_state=0).fit(R, show_progress=False)
+    assert (R != before).nnz == 0
+    assert not np.shares_memory(model.user_items.data, R.data)
+
+
+def test_user_items_is_read_only_and_canonical():
+    R = sp.coo_matrix(([1.0, 2.0, 3.0], ([0, 0, 1], [2, 2, 0])), shape=(2, 3))
+    model = fu.ImplicitALS(factors=2, iterations=1, random_state=0).fit(R, show_progress=False)
+    ui = model.user_items
+    assert sp.isspmatrix_csr(ui) and ui.nnz == 2 and ui[0, 2] == 3.0  # duplicates summed
+    with pytest.raises(ValueError):
+        ui.data[0] = 5
+
+
+def test_predict_pairs_scores():
+    R, X, Y = problem(14)
+    model = make_model("explicit", X, Y, R)
+    u, i = np.array([0, 3, 8]), np.array([6, 0, 2])
+    np.testing.assert_allclose(model.predict(u, i), np.sum(X[u] * Y[i], axis=1))
+
+
+def test_alias_is_the_implicit_estimator():
+    assert fu.AlternatingLeastSquares is fu.ImplicitALS
+    model = fu.AlternatingLeastSquares(64, 0.05, 2.0, np.float64, True, False, 7, False, 1, 3)
+    assert (model.factors, model.regularization, model.alpha, model.use_cg, model.iterations,
+            model.num_threads, model.random_state) == (64, 0.05, 2.0, False, 7, 1, 3)
+
+
+def test_show_config_reports_build():
+    info = fu.show_config(file=open("/dev/null", "w"))
+    assert info["version"] == fu.__version__
+    assert isinstance(info["openmp"], bool) and info["threads"] >= 1
