@@ -393,6 +393,95 @@ class MatrixFactorization:
                            use_cg=False, cg_steps=0, num_threads=threads)
         return fresh
 
+    # ------------------------------------------------------------ forgetting
+
+    def forget(self, userids, itemids=None, *, tolerance=None, max_sweeps=50,
+               strategy="masked", missing="raise", show_progress=False):
+        """Remove stored interactions and re-converge to the retained objective.
+
+        Parameters
+        ----------
+        userids, itemids : array of int
+            Paired ids of the interactions to remove; or pass one
+            scipy.sparse matrix (model-shaped) whose stored entries are them.
+        tolerance : float, optional
+            Target for the certificate's ``max_row``.  Default: the model's
+            ``certificate().max_row`` before the removal, so forgetting never
+            leaves the model less converged than it was.
+        max_sweeps : int
+            Most masked (or full) sweeps after the local phase.
+        strategy : {"masked", "full"}
+            "masked" re-solves only rows whose gradient exceeds the tolerance;
+            "full" is plain Unlearn-ALS (warm start, full sweeps), the baseline.
+        missing : {"raise", "ignore"}
+            What to do with pairs that are not stored.
+        show_progress : bool
+
+        Returns
+        -------
+        ForgetReport
+            Counts, timings, loss and certificate before and after, and a
+            SHA-256 digest of the removed pairs; never the pairs themselves.
+
+        Notes
+        -----
+        All-or-nothing: on any error or interruption the model is left
+        exactly as it was.  Row solves are exact (Cholesky) whatever
+        ``use_cg`` says, because the masked sweeps rely on a solved row being
+        stationary.
+        """
+        from . import forgetting
+
+        self._check_fitted()
+        if sp.issparse(userids) and itemids is None:
+            users, items = forgetting.pairs_from_request(self, userids, None)
+        else:
+            if itemids is None:
+                raise ValueError("forget needs itemids paired with userids (or one sparse "
+                                 "matrix); use forget_users to remove whole users")
+            users, items = forgetting.pairs_from_request(self, userids, itemids)
+        return forgetting.forget_pairs(self, users, items, tolerance=tolerance,
+                                       max_sweeps=max_sweeps, strategy=strategy,
+                                       missing=missing, show_progress=show_progress)
+
+    def forget_users(self, userids, **options):
+        """Remove every interaction of ``userids`` (see :meth:`forget` for options)."""
+        from . import forgetting
+
+        self._check_fitted()
+        users, items = forgetting.entries_of(self, userids, "users")
+        return forgetting.forget_pairs(self, users, items, **options)
+
+    def forget_items(self, itemids, **options):
+        """Remove every interaction with ``itemids`` (see :meth:`forget` for options)."""
+        from . import forgetting
+
+        self._check_fitted()
+        users, items = forgetting.entries_of(self, itemids, "items")
+        return forgetting.forget_pairs(self, users, items, **options)
+
+    def partial_fit(self, user_items_delta, *, tolerance=None, max_sweeps=50,
+                    strategy="masked", show_progress=False):
+        """Add interactions (and new users/items) and re-converge to the
+        objective of a retrain on all the data.
+
+        ``user_items_delta`` is a sparse matrix whose stored entries are added
+        to the retained data (summed where a pair is already stored); it may
+        have more rows or columns than the model, which then grows (new rows
+        start at zero and are solved).  Options as :meth:`forget`.
+
+        Returns
+        -------
+        ForgetReport
+            With ``n_added`` set and ``n_removed == 0``.
+        """
+        from . import forgetting
+
+        self._check_fitted()
+        return forgetting.add_interactions(self, user_items_delta, tolerance=tolerance,
+                                           max_sweeps=max_sweeps, strategy=strategy,
+                                           show_progress=show_progress)
+
     # ------------------------------------------------------------ persistence
 
     def save(self, path):

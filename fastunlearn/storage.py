@@ -29,8 +29,9 @@ class _CSRBuffers:
         self.nnz = int(csr.indptr[-1])
 
     def arrays(self):
+        """(indptr, indices, data) views of the stored entries."""
         n = self.nnz
-        return self.indptr, self.indices[:n], self.data[:n]
+        return self.indptr[:], self.indices[:n], self.data[:n]
 
     def matrix(self):
         """The stored entries as a csr_matrix sharing these buffers."""
@@ -46,12 +47,14 @@ class _CSRBuffers:
     def remove(self, positions):
         """Remove the entries at sorted, distinct ``positions``; returns an undo record."""
         n = self.nnz
-        removed_indices = _csr.compact(self.indices, n, positions)
-        removed_data = _csr.compact(self.data, n, positions)
+        # everything that allocates happens before the first write
         old_indptr = self.indptr.copy()
         # every row boundary moves left by the removals before it
-        shift = np.searchsorted(positions, self.indptr, side="left")
-        self.indptr -= shift.astype(self.indptr.dtype, copy=False)
+        new_indptr = self.indptr - np.searchsorted(positions, self.indptr).astype(
+            self.indptr.dtype)
+        removed_indices = _csr.compact(self.indices, n, positions)
+        removed_data = _csr.compact(self.data, n, positions)
+        self.indptr[:] = new_indptr
         self.nnz = n - len(positions)
         self.indices[self.nnz:n] = 0
         self.data[self.nnz:n] = 0
