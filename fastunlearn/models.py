@@ -71,6 +71,11 @@ class MatrixFactorization:
     def _threads(self):
         return effective_n_threads(self.num_threads)
 
+    def _ranking_threads(self, n_queries):
+        # a handful of queries is one block of work: threads (and the BLAS
+        # thread-limit switch, ~0.5 ms) would cost more than they save
+        return 1 if n_queries <= 16 else self._threads()
+
     # ------------------------------------------------------------ state
 
     @property
@@ -287,9 +292,10 @@ class MatrixFactorization:
             self.item_factors, items, filter_items, "items", "filter_items")
         if filter_already_liked_items:
             skip = rows if item_ids is None else _restrict_columns(rows, item_ids, n_items)
-        with single_threaded_blas(self._threads()):
+        threads = self._ranking_threads(len(queries))
+        with single_threaded_blas(threads):
             ids, scores = top_n(queries, candidates, N, skip=skip, excluded=excluded,
-                                num_threads=self._threads())
+                                num_threads=threads)
         if item_ids is not None:
             ids = np.where(ids >= 0, item_ids[np.maximum(ids, 0)], -1).astype(np.int32)
         return (ids[0], scores[0]) if scalar else (ids, scores)
@@ -339,9 +345,10 @@ class MatrixFactorization:
         N = check_positive_int(N, "N", minimum=0)
         candidates, cand_ids, excluded, _ = self._candidates(
             factors, subset, filter_ids, subset_name, filter_name)
-        with single_threaded_blas(self._threads()):
+        threads = self._ranking_threads(len(queries))
+        with single_threaded_blas(threads):
             ids, scores = top_n(normalized(queries), normalized(candidates), N,
-                                excluded=excluded, num_threads=self._threads())
+                                excluded=excluded, num_threads=threads)
         if cand_ids is not None:
             ids = np.where(ids >= 0, cand_ids[np.maximum(ids, 0)], -1).astype(np.int32)
         return (ids[0], scores[0]) if scalar else (ids, scores)
@@ -565,6 +572,31 @@ class ImplicitALS(MatrixFactorization):
         self._data = None
         self.metadata = {}  # external id maps and forget receipts (see persistence)
         self._check_params()
+
+    @classmethod
+    def from_implicit(cls, model, user_items, **overrides):
+        """Take over a model fitted by ``implicit`` (CPU or GPU) to serve and forget.
+
+        Parameters
+        ----------
+        model : implicit.als.AlternatingLeastSquares
+            Any object with ``user_factors``, ``item_factors`` and implicit's
+            hyperparameter attributes; GPU models are moved with ``to_cpu()``.
+        user_items : scipy.sparse matrix
+            The matrix the model was fitted on.
+        **overrides
+            Constructor arguments to use instead of the model's.
+        """
+        if hasattr(model, "to_cpu") and not isinstance(getattr(model, "user_factors", None),
+                                                        np.ndarray):
+            model = model.to_cpu()
+        params = {name: getattr(model, name) for name in
+                  ("factors", "regularization", "alpha", "dtype", "use_cg", "iterations",
+                   "calculate_training_loss", "num_threads", "random_state")
+                  if hasattr(model, name)}
+        params["cg_steps"] = getattr(model, "cg_steps", 3)
+        params.update(overrides)
+        return cls.from_factors(model.user_factors, model.item_factors, user_items, **params)
 
 
 class ExplicitALS(MatrixFactorization):

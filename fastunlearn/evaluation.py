@@ -1,0 +1,431 @@
+"""Offline evaluation: a seeded per-user holdout split, top-k ranking metrics
+for implicit models and rating errors for explicit ones.
+
+Ranking metrics follow one protocol throughout:
+
+* a user is evaluated when she has at least one *relevant* test item: a
+  stored entry of her ``test`` row that is not also stored in her ``train``
+  row (an item already in train is filtered out of the ranking and could
+  never be recommended, so it is not counted);
+* the ranking is over every item not stored in the user's ``train`` row
+  (``recommend(..., filter_already_liked_items=True)`` with the train rows),
+  computed by the compiled batched top-N of :mod:`fastunlearn.ranking`;
+* per-user values are averaged with equal weight per user (macro average).
+
+Per user ``u`` with top-k list ``L_u`` (best first, possibly shorter than
+``k`` when fewer candidate items remain), relevant set ``T_u`` and
+``h_u = |L_u & T_u|``:
+
+=============  ==============================================================
+precision@k    ``h_u / k``
+recall@k       ``h_u / min(k, |T_u|)``: the per-user normalisation of
+               implicit's ``ranking_metrics_at_k`` (whose "precision" is
+               this quantity micro-averaged); it reaches 1 when the list is
+               as good as it can be, also for users with more than ``k``
+               test items
+ndcg@k         binary relevance, ``DCG = sum_{r: L_u[r] in T_u} 1/log2(r+2)``
+               (``r`` 0-based), divided by the ideal DCG of
+               ``min(k, |T_u|)`` hits in the top positions
+hit rate@k     ``[h_u >= 1]``
+AUC            over the whole catalogue (not only the top k): the
+               probability that a relevant item scores above an item that is
+               in neither the user's train nor test row, ties counting half
+               (Mann-Whitney with mid-ranks); users with no such negative
+               item get NaN and are left out of the mean
+=============  ==============================================================
+"""
+import numbers
+
+import numpy as np
+import scipy.sparse as sp
+
+from .validation import NotFittedError, check_ids, check_positive_int
+
+__all__ = [
+    "auc",
+    "hit_rate_at_k",
+    "mae",
+    "ndcg_at_k",
+    "per_user_metrics",
+    "precision_at_k",
+    "ranking_metrics",
+    "recall_at_k",
+    "rmse",
+    "train_test_split",
+]
+
+# Entries of one dense users x items score block scored and sorted for AUC.
+_AUC_BLOCK_ENTRIES = 1 << 22
+# Stored test entries predicted per chunk by rmse/mae.
+_PREDICT_CHUNK = 1 << 20
+
+
+# ----------------------------------------------------------------------------
+# split
+# ----------------------------------------------------------------------------
+def train_test_split(user_items, test_fraction=0.2, *, min_interactions=5, seed=0):
+    """Seeded per-user holdout split of an interaction matrix.
+
+    Every user (row) with at least ``min_interactions`` stored entries sends
+    ``round(test_fraction * n_u)`` of her ``n_u`` entries, chosen uniformly
+    at random, to the test matrix (rounded half up, at least 1 and at most
+    ``n_u - 1``, so she always keeps a training entry); users with less
+    history stay whole in train.
+
+    Parameters
+    ----------
+    user_items : scipy.sparse matrix (n_users, n_items)
+        Duplicate entries are summed first; stored zeros count as entries.
+    test_fraction : float in (0, 1)
+    min_interactions : int >= 2, default 5
+        With the default fraction 0.2 a user of 5 entries gives 1 to test and
+        keeps 4 to train on; sparser users would be left with too little
+        history for a meaningful per-user score.
+    seed : int, numpy Generator or None
+        The same seed on the same matrix gives the same split.
+
+    Returns
+    -------
+    train, test : scipy.sparse.csr_matrix
+        Shape, dtype and values of the input, canonical (sorted indices, no
+        duplicates), disjoint, with ``train + test`` equal to the input.
+    """
+    if not sp.issparse(user_items):
+        raise TypeError(
+            f"user_items must be a scipy.sparse matrix (users x items), got "
+            f"{type(user_items).__name__}"
+        )
+    if user_items.ndim != 2:
+        raise ValueError(f"user_items must be 2-D, got shape {user_items.shape}")
+    if user_items.dtype.kind not in "biuf":
+        raise TypeError(f"user_items must hold real numbers, got dtype {user_items.dtype}")
+    if isinstance(test_fraction, (bool, np.bool_)) or not isinstance(test_fraction, numbers.Real) \
+            or not 0.0 < float(test_fraction) < 1.0:
+        raise ValueError(f"test_fraction must be a number in (0, 1), got {test_fraction!r}")
+    min_interactions = check_positive_int(min_interactions, "min_interactions", minimum=2)
+    rng = np.random.default_rng(seed)
+
+    csr = sp.csr_matrix(user_items, copy=True)
+    csr.sum_duplicates()  # also sorts the indices
+    n_users = csr.shape[0]
+    counts = np.diff(csr.indptr).astype(np.int64)
+    n_test = np.floor(float(test_fraction) * counts + 0.5).astype(np.int64)
+    n_test = np.clip(n_test, 1, np.maximum(counts - 1, 1))
+    n_test[counts < min_interactions] = 0
+
+    # A random key per entry; the rank of the key within the row picks the
+    # n_test[u] entries of row u that go to test.
+    row = np.repeat(np.arange(n_users, dtype=np.int64), counts)
+    key = rng.random(csr.nnz)
+    order = np.lexsort((key, row))  # by row, then key
+    rank = np.arange(csr.nnz, dtype=np.int64) - csr.indptr[row[order]]
+    to_test = np.empty(csr.nnz, dtype=bool)
+    to_test[order] = rank < n_test[row[order]]
+    return _select(csr, ~to_test), _select(csr, to_test)
+
+
+def _select(csr, keep):
+    """The stored entries of canonical ``csr`` where ``keep``, as canonical CSR."""
+    row_counts = np.bincount(np.repeat(np.arange(csr.shape[0]), np.diff(csr.indptr))[keep],
+                             minlength=csr.shape[0])
+    indptr = np.zeros(csr.shape[0] + 1, dtype=csr.indptr.dtype)
+    np.cumsum(row_counts, out=indptr[1:])
+    out = sp.csr_matrix((csr.data[keep], csr.indices[keep], indptr), shape=csr.shape)
+    out.has_sorted_indices = True
+    out.has_canonical_format = True
+    return out
+
+
+# ----------------------------------------------------------------------------
+# ranking metrics (implicit models)
+# ----------------------------------------------------------------------------
+_RANKING_KEYS = ("precision", "recall", "ndcg", "hit_rate", "auc")
+
+
+def per_user_metrics(model, train, test, k=10, *, users=None, batch_size=4096):
+    """Ranking metrics at ``k`` of every evaluated user (see the module docstring).
+
+    Parameters
+    ----------
+    model : ImplicitALS (or any fitted fastunlearn model)
+    train : scipy.sparse matrix (n_users, n_items)
+        Interactions filtered out of each user's ranking (the training data).
+    test : scipy.sparse matrix (n_users, n_items)
+        Held-out interactions: the relevant items.
+    k : int >= 1
+    users : array of int, optional
+        Restrict the evaluation to these user ids (deduplicated and sorted);
+        by default every user.  Users without a relevant test item are
+        dropped either way.
+    batch_size : int >= 1
+        Users ranked per call of the compiled top-N (bounds memory).
+
+    Returns
+    -------
+    dict of ndarray, all aligned with ``"users"``
+        ``users`` (int64 ids, ascending), ``precision``, ``recall``,
+        ``ndcg``, ``hit_rate`` (0 or 1), ``auc`` (NaN where undefined),
+        ``n_test`` (relevant test items) and ``n_train`` (stored train
+        entries): the last two allow comparing e.g. active and inactive users.
+    """
+    return _evaluate(model, train, test, k, users, batch_size, topn=True, with_auc=True)
+
+
+def ranking_metrics(model, train, test, k=10, *, users=None, batch_size=4096):
+    """Mean ranking metrics at ``k`` over the evaluated users.
+
+    Parameters are those of :func:`per_user_metrics`.
+
+    Returns
+    -------
+    dict
+        ``precision``, ``recall``, ``ndcg``, ``hit_rate``, ``auc`` (floats,
+        NaN when no user is evaluated; ``auc`` averages the users where it is
+        defined) and ``n_users`` (users evaluated).
+    """
+    per_user = _evaluate(model, train, test, k, users, batch_size, topn=True, with_auc=True)
+    return _summarise(per_user)
+
+
+def precision_at_k(model, train, test, k=10, **kwargs):
+    """Mean over users of ``hits / k`` (see :func:`ranking_metrics`)."""
+    return _single("precision", model, train, test, k, kwargs)
+
+
+def recall_at_k(model, train, test, k=10, **kwargs):
+    """Mean over users of ``hits / min(k, |test_u|)`` (implicit's normalisation)."""
+    return _single("recall", model, train, test, k, kwargs)
+
+
+def ndcg_at_k(model, train, test, k=10, **kwargs):
+    """Mean over users of binary-relevance NDCG at ``k``."""
+    return _single("ndcg", model, train, test, k, kwargs)
+
+
+def hit_rate_at_k(model, train, test, k=10, **kwargs):
+    """Fraction of evaluated users with at least one relevant item in the top ``k``."""
+    return _single("hit_rate", model, train, test, k, kwargs)
+
+
+def auc(model, train, test, **kwargs):
+    """Mean per-user AUC of relevant test items against items in neither train nor test.
+
+    Scores every item for every evaluated user (one gemm per block of users)
+    and ranks them; see the module docstring.  Accepts ``users`` and
+    ``batch_size`` as :func:`ranking_metrics`.
+    """
+    return _single("auc", model, train, test, 10, kwargs)
+
+
+def _single(name, model, train, test, k, kwargs):
+    unknown = set(kwargs) - {"users", "batch_size"}
+    if unknown:
+        raise TypeError(f"unexpected keyword arguments: {sorted(unknown)}")
+    per_user = _evaluate(model, train, test, k, kwargs.get("users"),
+                         kwargs.get("batch_size", 4096),
+                         topn=name != "auc", with_auc=name == "auc")
+    return _summarise(per_user)[name]
+
+
+def _summarise(per_user):
+    out = {}
+    n = len(per_user["users"])
+    for key in _RANKING_KEYS:
+        values = per_user[key]
+        if key == "auc":
+            values = values[~np.isnan(values)]
+        out[key] = float(values.mean()) if len(values) else float("nan")
+    out["n_users"] = n
+    return out
+
+
+def _check_model(model):
+    if not getattr(model, "is_fitted", False):
+        raise NotFittedError(
+            f"this {type(model).__name__} is not fitted yet: call fit() or from_factors() first"
+        )
+    return model.user_factors.shape[0], model.item_factors.shape[0]
+
+
+def _check_matrix(matrix, name, shape):
+    """Canonical CSR copy of ``matrix``, whose shape must be ``shape``."""
+    if not sp.issparse(matrix):
+        raise TypeError(
+            f"{name} must be a scipy.sparse matrix (users x items), got {type(matrix).__name__}"
+        )
+    if matrix.ndim != 2 or matrix.shape != shape:
+        raise ValueError(
+            f"{name} has shape {matrix.shape} but the model has {shape[0]} users x "
+            f"{shape[1]} items"
+        )
+    if matrix.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold real numbers, got dtype {matrix.dtype}")
+    csr = sp.csr_matrix(matrix, copy=True)
+    csr.sum_duplicates()
+    return csr
+
+
+def _keys(csr):
+    """Sorted int64 keys ``user * n_items + item`` of the stored entries of canonical ``csr``."""
+    rows = np.repeat(np.arange(csr.shape[0], dtype=np.int64), np.diff(csr.indptr))
+    return rows * csr.shape[1] + csr.indices.astype(np.int64)
+
+
+def _evaluate(model, train, test, k, users, batch_size, *, topn, with_auc):
+    n_users, n_items = _check_model(model)
+    k = check_positive_int(k, "k")
+    batch_size = check_positive_int(batch_size, "batch_size")
+    train = _check_matrix(train, "train", (n_users, n_items))
+    test = _check_matrix(test, "test", (n_users, n_items))
+
+    # Relevant items: test entries not in train (those are never ranked).
+    train_keys = _keys(train)
+    test_keys = _keys(test)
+    test_keys = test_keys[~np.isin(test_keys, train_keys, assume_unique=True)]
+    n_test = np.bincount(test_keys // n_items, minlength=n_users) if n_items else \
+        np.zeros(n_users, np.int64)
+    if users is None:
+        users = np.arange(n_users, dtype=np.int64)
+    else:
+        users, _ = check_ids(users, n_users, "users")
+        users = np.unique(users)
+    users = users[n_test[users] > 0]
+    n_eval = len(users)
+
+    result = {
+        "users": users,
+        "precision": np.full(n_eval, np.nan),
+        "recall": np.full(n_eval, np.nan),
+        "ndcg": np.full(n_eval, np.nan),
+        "hit_rate": np.full(n_eval, np.nan),
+        "auc": np.full(n_eval, np.nan),
+        "n_test": n_test[users].astype(np.int64),
+        "n_train": np.diff(train.indptr)[users].astype(np.int64),
+    }
+    if n_eval == 0:
+        return result
+
+    if topn:
+        discounts = 1.0 / np.log2(np.arange(k, dtype=np.float64) + 2.0)
+        ideal = np.cumsum(discounts)
+        for start in range(0, n_eval, batch_size):
+            batch = users[start:start + batch_size]
+            ids, _ = model.recommend(batch, train[batch], N=k, filter_already_liked_items=True)
+            ids = np.asarray(ids, dtype=np.int64).reshape(len(batch), -1)
+            rec_keys = batch[:, None] * n_items + np.maximum(ids, 0)
+            pos = np.minimum(np.searchsorted(test_keys, rec_keys), len(test_keys) - 1)
+            hits = (test_keys[pos] == rec_keys) & (ids >= 0)
+            n_hits = hits.sum(axis=1)
+            n_rel = result["n_test"][start:start + batch_size]
+            sl = slice(start, start + len(batch))
+            result["precision"][sl] = n_hits / k
+            result["recall"][sl] = n_hits / np.minimum(k, n_rel)
+            result["ndcg"][sl] = (hits @ discounts[:hits.shape[1]]) / ideal[np.minimum(k, n_rel) - 1]
+            result["hit_rate"][sl] = (n_hits > 0).astype(np.float64)
+
+    if with_auc:
+        block = max(1, min(batch_size, _AUC_BLOCK_ENTRIES // max(n_items, 1)))
+        for start in range(0, n_eval, block):
+            batch = users[start:start + block]
+            result["auc"][start:start + len(batch)] = _auc_block(
+                model, batch, train, test_keys, n_items)
+    return result
+
+
+def _auc_block(model, batch, train, test_keys, n_items):
+    """Per-user AUC for the users of ``batch`` (Mann-Whitney with mid-ranks)."""
+    b = len(batch)
+    scores = model.user_factors[batch] @ model.item_factors.T  # one gemm
+    # Train items get +inf: above every (finite) candidate score, they leave
+    # the rank of a candidate among the candidates unchanged.
+    tr = train[batch]
+    scores[np.repeat(np.arange(b), np.diff(tr.indptr)), tr.indices] = np.inf
+    n_candidates = n_items - np.diff(tr.indptr)
+
+    # Relevant (positive) items of the block: ``batch`` is ascending, so they
+    # are one run of the sorted ``test_keys``.
+    lo = np.searchsorted(test_keys, batch[0] * n_items)
+    hi = np.searchsorted(test_keys, (batch[-1] + 1) * n_items)
+    run = test_keys[lo:hi]
+    run_users = run // n_items
+    where = np.minimum(np.searchsorted(batch, run_users), b - 1)
+    mine = batch[where] == run_users
+    pos_rows, pos_items = where[mine], run[mine] - run_users[mine] * n_items
+    pos_scores = scores[pos_rows, pos_items]
+    n_pos = np.bincount(pos_rows, minlength=b)
+    # The candidates are the relevant items (the test items outside train)
+    # and the negatives (items in neither train nor test).
+    n_neg = n_candidates - n_pos
+
+    # 1-based mid-rank of each relevant item among its user's candidates:
+    # (#scores below) + (#scores equal, itself included + 1) / 2.
+    scores.sort(axis=1)
+    below = _row_searchsorted(scores, pos_rows, pos_scores, strict=True)
+    upto = _row_searchsorted(scores, pos_rows, pos_scores, strict=False)
+    midrank = below + (upto - below + 1) / 2.0
+    rank_sum = np.bincount(pos_rows, weights=midrank, minlength=b)
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = (rank_sum - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg)
+    out[n_neg <= 0] = np.nan
+    return out
+
+
+def _row_searchsorted(sorted_rows, rows, values, strict):
+    """For each ``(rows[j], values[j])``, how many entries of the ascending row
+    ``sorted_rows[rows[j]]`` are ``< values[j]`` (``strict``) or ``<=``.
+
+    A binary search run for all pairs at once: ``log2(n_cols)`` vectorised steps.
+    """
+    n_cols = sorted_rows.shape[1]
+    lo = np.zeros(len(rows), dtype=np.int64)
+    hi = np.full(len(rows), n_cols, dtype=np.int64)
+    while True:
+        active = lo < hi
+        if not active.any():
+            return lo
+        mid = (lo + hi) // 2
+        probe = sorted_rows[rows, np.minimum(mid, n_cols - 1)]
+        right = (probe < values) if strict else (probe <= values)
+        lo = np.where(active & right, mid + 1, lo)
+        hi = np.where(active & ~right, mid, hi)
+
+
+# ----------------------------------------------------------------------------
+# rating errors (explicit models)
+# ----------------------------------------------------------------------------
+def rmse(model, test):
+    """Root mean squared error of ``model.predict`` over the stored entries of ``test``.
+
+    Parameters
+    ----------
+    model : ExplicitALS (or any fitted fastunlearn model)
+    test : scipy.sparse matrix (n_users, n_items)
+        Held-out ratings; duplicates are summed first.
+
+    Returns
+    -------
+    float
+    """
+    errors = _errors(model, test)
+    return float(np.sqrt(np.mean(errors * errors)))
+
+
+def mae(model, test):
+    """Mean absolute error of ``model.predict`` over the stored entries of ``test``."""
+    return float(np.mean(np.abs(_errors(model, test))))
+
+
+def _errors(model, test):
+    n_users, n_items = _check_model(model)
+    test = _check_matrix(test, "test", (n_users, n_items))
+    if test.nnz == 0:
+        raise ValueError("test has no stored entries: the error is undefined")
+    rows = np.repeat(np.arange(n_users, dtype=np.int64), np.diff(test.indptr))
+    cols = test.indices.astype(np.int64)
+    errors = np.empty(test.nnz, dtype=np.float64)
+    for s in range(0, test.nnz, _PREDICT_CHUNK):
+        e = s + _PREDICT_CHUNK
+        errors[s:e] = model.predict(rows[s:e], cols[s:e])
+    errors -= test.data.astype(np.float64)
+    return errors

@@ -1,0 +1,240 @@
+"""forget / forget_users / forget_items / partial_fit against the NumPy reference."""
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+import fastunlearn as fu
+import reference as ref
+from conftest import OBJECTIVES, reference_kwargs
+from fastunlearn import forgetting, objective
+
+
+def fitted(name, seed=0, n_users=50, n_items=35, iterations=8, **kw):
+    R, _, _ = ref.random_problem(seed, n_users=n_users, n_items=n_items, density=0.2,
+                                 negative=name == "implicit")
+    model, params, extra = OBJECTIVES[name]
+    cls = fu.ImplicitALS if model == "implicit" else fu.ExplicitALS
+    m = cls(factors=4, iterations=iterations, dtype=np.float64, random_state=seed,
+            use_cg=False, num_threads=2, **params, **extra, **kw)
+    return m.fit(R, show_progress=False)
+
+
+def random_pairs(model, n, seed=0):
+    coo = model.user_items.tocoo()
+    pick = np.random.default_rng(seed).choice(coo.nnz, n, replace=False)
+    return coo.row[pick], coo.col[pick]
+
+
+def reference_certificate(model, name):
+    return ref.certificate(model.user_items, model.user_factors, model.item_factors,
+                           **reference_kwargs(name))
+
+
+def state(model):
+    d = model._data
+    return [a.copy() for a in (model.user_factors, model.item_factors, *d.by_user.arrays(),
+                                *d.by_item.arrays())]
+
+
+@pytest.mark.parametrize("strategy", ["masked", "full"])
+@pytest.mark.parametrize("request_kind", ["pairs", "users", "items", "sparse"])
+def test_forget_reaches_tolerance_on_retained_objective(objective_name, strategy, request_kind):
+    model = fitted(objective_name, seed=1)
+    before = model.user_items.copy()
+    users, items = random_pairs(model, 8, seed=2)
+    if request_kind == "pairs":
+        report = model.forget(users, items, strategy=strategy)
+    elif request_kind == "users":
+        report = model.forget_users(users[:2], strategy=strategy)
+    elif request_kind == "items":
+        report = model.forget_items(items[:2], strategy=strategy)
+    else:
+        request = sp.csr_matrix((np.ones(len(users)), (users, items)), shape=before.shape)
+        report = model.forget(request, strategy=strategy)
+    assert report.n_removed > 0 and model.user_items.nnz == before.nnz - report.n_removed
+    assert report.converged
+    frob, max_row = reference_certificate(model, objective_name)
+    assert max_row <= report.tolerance * (1 + 1e-9)
+    assert report.certificate_after.max_row == pytest.approx(max_row, rel=1e-9)
+    assert model.loss() == pytest.approx(
+        ref.loss(model.user_items, model.user_factors, model.item_factors,
+                 **reference_kwargs(objective_name)), rel=1e-10)
+    assert report.loss_after == pytest.approx(model.loss(), rel=1e-12)
+
+
+def test_retained_data_is_input_minus_removed(objective_name):
+    model = fitted(objective_name)
+    before = model.user_items.toarray()
+    users, items = random_pairs(model, 6)
+    model.forget(users, items)
+    after = model.user_items.toarray()
+    expected = before.copy()
+    expected[users, items] = 0
+    assert np.array_equal(after, expected)
+    assert np.array_equal(model._data.by_item.matrix().toarray(), expected.T)
+
+
+def test_tight_tolerance_matches_retrain_stationary_point():
+    model = fitted("implicit", seed=3, iterations=60)
+    users, items = random_pairs(model, 10, seed=3)
+    report = model.forget(users, items, tolerance=1e-5, max_sweeps=2000)
+    assert report.converged
+    assert reference_certificate(model, "implicit")[1] <= 1e-5 * (1 + 1e-6)
+    assert report.certificate_after.max_row < 1e-3 * report.certificate_before.max_row
+
+
+def test_masked_solves_fewer_rows_than_full():
+    a, b = fitted("implicit", seed=4), fitted("implicit", seed=4)
+    users, items = random_pairs(a, 3, seed=5)
+    masked = a.forget(users, items, strategy="masked")
+    full = b.forget(users, items, strategy="full", tolerance=masked.tolerance)
+    assert masked.converged and full.converged
+    assert masked.rows_solved < full.rows_solved or full.sweeps == 0
+
+
+def test_forget_then_partial_fit_returns_to_original_objective(objective_name):
+    model = fitted(objective_name, seed=6)
+    original = model.user_items.copy()
+    users, items = random_pairs(model, 7, seed=6)
+    removed = sp.csr_matrix((original[users, items].A1, (users, items)), shape=original.shape)
+    model.forget(users, items)
+    report = model.partial_fit(removed)
+    assert report.n_added == 7 and report.converged
+    assert (model.user_items != original).nnz == 0
+    _, max_row = ref.certificate(original, model.user_factors, model.item_factors,
+                                 **reference_kwargs(objective_name))
+    assert max_row <= report.tolerance * (1 + 1e-9)
+
+
+def test_partial_fit_grows_for_new_users_and_items(objective_name):
+    model = fitted(objective_name, seed=7)
+    n_users, n_items = model.user_items.shape
+    delta = sp.csr_matrix(([3.0, 1.0, 2.0], ([n_users + 1, 0, n_users], [2, n_items, n_items])),
+                          shape=(n_users + 2, n_items + 1))
+    report = model.partial_fit(delta)
+    assert model.user_factors.shape[0] == n_users + 2 and model.item_factors.shape[0] == n_items + 1
+    assert model.user_items.shape == (n_users + 2, n_items + 1)
+    _, max_row = reference_certificate(model, objective_name)
+    assert max_row <= report.tolerance * (1 + 1e-9)
+
+
+def test_forget_users_zeroes_implicit_user_and_resolves_their_items():
+    model = fitted("implicit", seed=8)
+    user = int(np.argmax(np.diff(model.user_items.indptr)))
+    items = model.user_items[user].indices.copy()
+    report = model.forget_users([user])
+    assert np.all(model.user_factors[user] == 0)
+    assert model.user_items[user].nnz == 0
+    assert report.items_affected == len(items)
+    assert report.rows_solved_by_phase["local"] >= 1 + len(items)
+    # those items are stationary for the retained data right after
+    _, GY = ref.gradients(model.user_items, model.user_factors, model.item_factors,
+                          **reference_kwargs("implicit"))
+    assert np.linalg.norm(GY[items], axis=1).max() <= report.tolerance * (1 + 1e-9)
+
+
+def test_saved_file_after_forget_holds_no_removed_pair(tmp_path):
+    model = fitted("implicit", seed=9)
+    users, items = random_pairs(model, 5, seed=9)
+    report = model.forget(users, items)
+    path = model.save(tmp_path / "m.npz")
+    with np.load(path, allow_pickle=False) as npz:
+        stored = sp.csr_matrix((npz["data"], npz["indices"], npz["indptr"]),
+                               shape=tuple(npz["shape"]))
+        history = str(npz["history"])
+    assert all(stored[u, i] == 0 for u, i in zip(users, items))
+    assert report.digest in history
+    # no slack beyond nnz keeps old values either
+    assert np.all(model._data.by_user.data[model._data.nnz:] == 0)
+    assert np.all(model._data.by_item.indices[model._data.nnz:] == 0)
+
+
+def test_report_has_counts_and_digest_not_pairs():
+    model = fitted("explicit", seed=10)
+    users, items = random_pairs(model, 4, seed=10)
+    report = model.forget(users[::-1], items[::-1])
+    assert report.digest == forgetting.digest_pairs(users, items)
+    flat = report.to_dict()
+    assert not any(isinstance(v, (np.ndarray, list, tuple)) for v in flat.values())
+    assert isinstance(report.certificate_after, objective.Certificate)
+    assert report.users_affected == len(set(users))
+    assert model.metadata["history"][-1]["digest"] == report.digest
+
+
+def test_missing_pairs_raise_or_are_ignored():
+    model = fitted("implicit", seed=11)
+    dense = model.user_items.toarray()
+    u, i = np.argwhere(dense == 0)[0]
+    snapshot = state(model)
+    with pytest.raises(ValueError, match="not stored"):
+        model.forget([u], [i])
+    assert all(np.array_equal(a, b) for a, b in zip(snapshot, state(model)))
+    users, items = random_pairs(model, 2, seed=11)
+    report = model.forget(np.r_[users, u], np.r_[items, i], missing="ignore")
+    assert report.n_removed == 2
+
+
+def test_empty_request_is_a_no_op_with_report():
+    model = fitted("implicit", seed=12)
+    snapshot = state(model)
+    report = model.forget([], [])
+    assert report.n_removed == 0 and report.rows_solved == 0
+    assert all(np.array_equal(a, b) for a, b in zip(snapshot, state(model)))
+
+
+def test_bad_requests():
+    model = fitted("implicit", seed=13)
+    with pytest.raises(IndexError):
+        model.forget([10_000], [0])
+    with pytest.raises(ValueError, match="pair up"):
+        model.forget([0, 1], [0])
+    with pytest.raises(ValueError, match="strategy"):
+        model.forget([0], [0], strategy="bogus")
+    with pytest.raises(ValueError, match="itemids"):
+        model.forget([0])
+    with pytest.raises(fu.NotFittedError):
+        fu.ImplicitALS().forget([0], [0])
+
+
+@pytest.mark.parametrize("fail_on", [1, 3])
+def test_failure_mid_forget_leaves_model_unchanged(monkeypatch, fail_on):
+    model = fitted("implicit", seed=14)
+    snapshot = state(model)
+    calls = {"n": 0}
+    real = objective.solve_rows
+
+    def flaky(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == fail_on:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(objective, "solve_rows", flaky)
+    users, items = random_pairs(model, 6, seed=14)
+    with pytest.raises(KeyboardInterrupt):
+        model.forget(users, items)
+    assert all(np.array_equal(a, b) for a, b in zip(snapshot, state(model)))
+    monkeypatch.setattr(objective, "solve_rows", real)
+    assert model.forget(users, items).converged  # still usable
+
+
+def test_from_implicit_takes_factors_trained_elsewhere():
+    class ImplicitLike:  # the attributes implicit's models expose
+        factors, regularization, alpha, dtype = 4, 0.1, 2.0, np.float64
+        use_cg, iterations, calculate_training_loss, num_threads, random_state = True, 5, False, 0, 1
+
+    R, X, Y = ref.random_problem(15, n_users=20, n_items=15, k=4)
+    other = ImplicitLike()
+    other.user_factors, other.item_factors = X, Y
+    model = fu.ImplicitALS.from_implicit(other, R)
+    assert model.alpha == 2.0 and np.array_equal(model.user_factors, X)
+    users, items = random_pairs(model, 3)
+    report = model.forget(users, items)
+    _, max_row = reference_certificate_for(model)
+    assert max_row <= report.tolerance * (1 + 1e-9)
+
+
+def reference_certificate_for(model):
+    return ref.certificate(model.user_items, model.user_factors, model.item_factors,
+                           model="implicit", regularization=model.regularization,
+                           alpha=model.alpha)
