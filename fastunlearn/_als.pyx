@@ -463,22 +463,29 @@ def row_losses(const index_t[::1] indptr, const index_t[::1] indices,
     stored entry then swaps its term for c (p - s)^2.  Explicit: (r - s)^2.
     """
     cdef int k = X.shape[1]
-    cdef int64_t n = X.shape[0], r, e
-    cdef int d
-    cdef double total, s, a, bc, c, p
+    cdef int64_t n = X.shape[0], r
     with nogil:
         for r in prange(n, num_threads=max(num_threads, 1), schedule='static'):
-            total = 0
-            if implicit:
-                for d in range(k):
-                    total = total + X[r, d] * _dot(k, &gram[d, 0], &X[r, 0])
-            for e in range(indptr[r], indptr[r + 1]):
-                s = _dot(k, &X[r, 0], &Y[indices[e], 0])
-                if implicit:
-                    _entry(data[e], implicit, alpha, &a, &bc)
-                    c = a + 1.0
-                    p = 1.0 if data[e] > 0 else 0.0
-                    total = total + c * (p - s) * (p - s) - s * s
-                else:
-                    total = total + (data[e] - s) * (data[e] - s)
-            out[r] = total
+            out[r] = _row_loss(k, indptr[r], indptr[r + 1], &indices[0], &data[0], &X[r, 0],
+                               &Y[0, 0], &gram[0, 0], implicit, alpha)
+
+
+cdef double _row_loss(int k, int64_t start, int64_t end, const index_t *indices,
+                      const floating *data, const floating *x, const floating *Y,
+                      const floating *gram, bint implicit, double alpha) noexcept nogil:
+    # a function of its own so that every temporary is private to the thread
+    cdef double total = 0, s, a, bc, p
+    cdef int64_t e
+    cdef int d
+    if implicit:
+        for d in range(k):
+            total += x[d] * _dot(k, gram + d * k, x)
+    for e in range(start, end):
+        s = _dot(k, x, Y + <int64_t> indices[e] * k)
+        if implicit:
+            _entry(data[e], implicit, alpha, &a, &bc)
+            p = 1.0 if data[e] > 0 else 0.0
+            total += (a + 1.0) * (p - s) * (p - s) - s * s
+        else:
+            total += (data[e] - s) * (data[e] - s)
+    return total
