@@ -1,0 +1,618 @@
+"""Command-line interface: ``fastunlearn demo|fit|forget|recommend|similar|info``.
+
+Exit status: 0 on success, 2 for usage errors and bad input (files that
+cannot be read, unknown ids), 1 for any other failure.  Errors are reported
+as one line on stderr, ``fastunlearn: error: ...``, never as a traceback.
+"""
+import argparse
+import json
+import math
+import os
+import sys
+import time
+
+import numpy as np
+
+PROG = "fastunlearn"
+
+
+class CLIError(Exception):
+    """A failure reported as one line; ``status`` is the exit status."""
+
+    def __init__(self, message, status=2):
+        super().__init__(message)
+        self.status = status
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit status 2, no usage dump
+        raise CLIError(f"{message} (see '{self.prog} --help')", 2)
+
+
+# ---------------------------------------------------------------- helpers
+
+def _jsonable(obj):
+    """Recursively turn numpy scalars/arrays and dataclasses into JSON types."""
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, np.generic):
+        return _jsonable(obj.item())
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None if math.isnan(obj) else (1e308 if obj > 0 else -1e308)
+    if hasattr(obj, "__dataclass_fields__"):
+        from dataclasses import asdict
+        return _jsonable(asdict(obj))
+    if isinstance(obj, type):
+        return obj.__name__
+    if isinstance(obj, np.dtype):
+        return obj.name
+    return obj
+
+
+def _progress(args):
+    return not getattr(args, "quiet", False) and sys.stderr.isatty()
+
+
+def _say(args, text=""):
+    if not getattr(args, "quiet", False):
+        print(text)
+
+
+def _model_file(path):
+    """The file ``fastunlearn.load(path)`` would read (or None when missing)."""
+    path = os.fspath(path)
+    if os.path.exists(path):
+        return path
+    if os.path.exists(path + ".npz"):
+        return path + ".npz"
+    return None
+
+
+def _saved_name(path):
+    path = os.fspath(path)
+    return path if path.endswith(".npz") else path + ".npz"
+
+
+def _load(path):
+    from .persistence import ModelFileError, load
+
+    try:
+        return load(path)
+    except FileNotFoundError:
+        raise CLIError(f"{path}: no such model file") from None
+    except ModelFileError as exc:
+        raise CLIError(str(exc)) from None
+
+
+def _read(path, fmt="auto"):
+    from .data import DataFormatError, read_interactions
+
+    try:
+        return read_interactions(path, fmt=fmt)
+    except FileNotFoundError:
+        raise CLIError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise CLIError(f"{path}: is a directory") from None
+    except DataFormatError as exc:
+        raise CLIError(str(exc)) from None
+
+
+def _id_maps(model):
+    n_users, n_items = model.user_factors.shape[0], model.item_factors.shape[0]
+    users = model.metadata.get("user_ids")
+    items = model.metadata.get("item_ids")
+    users = np.arange(n_users, dtype=np.int64) if users is None else np.asarray(users)
+    items = np.arange(n_items, dtype=np.int64) if items is None else np.asarray(items)
+    return users, items
+
+
+def _internal(ids, id_array, what):
+    from .data import UnknownIdError, to_internal
+
+    try:
+        return to_internal(ids, id_array)
+    except UnknownIdError as exc:
+        raise CLIError(str(exc).replace(" ids:", f" {what} ids:", 1)) from None
+
+
+def _cert_dict(cert):
+    return {"max_row": float(cert.max_row), "frobenius": float(cert.frobenius)}
+
+
+def _print_kv(rows):
+    width = max((len(k) for k, _ in rows), default=0)
+    for key, value in rows:
+        print(f"{key + ':':<{width + 1}} {value}")
+
+
+def _fmt(x, spec=".4g"):
+    return "n/a" if x is None else format(x, spec)
+
+
+# ---------------------------------------------------------------- fit
+
+def cmd_fit(args):
+    from . import ExplicitALS, ImplicitALS
+    from .persistence import save
+
+    data = _read(args.data, args.format)
+    params = dict(factors=args.factors, iterations=args.iterations,
+                  num_threads=args.threads, random_state=args.seed,
+                  use_cg=(args.solver == "cg"))
+    if args.explicit:
+        params["regularization"] = 0.1 if args.regularization is None else args.regularization
+        if args.alpha is not None:
+            raise CLIError("--alpha applies to implicit models only")
+        cls = ExplicitALS
+    else:
+        params["regularization"] = 0.01 if args.regularization is None else args.regularization
+        params["alpha"] = 1.0 if args.alpha is None else args.alpha
+        cls = ImplicitALS
+    try:
+        model = cls(**params)
+    except (TypeError, ValueError) as exc:
+        raise CLIError(f"invalid hyperparameters: {exc}") from None
+    start = time.perf_counter()
+    model.fit(data.matrix, show_progress=_progress(args))
+    seconds = time.perf_counter() - start
+    model.metadata = {"user_ids": data.user_ids, "item_ids": data.item_ids, "history": []}
+    written = save(model, args.output, metadata=model.metadata)
+    if not args.quiet:
+        cert = model.certificate()
+        _print_kv([
+            ("model", f"{cls.__name__} -> {written}"),
+            ("data", f"{data.n_users} users x {data.n_items} items, "
+                     f"{data.matrix.nnz} interactions"),
+            ("fit time", f"{seconds:.2f} s"),
+            ("certificate", f"max_row={cert.max_row:.3e} frobenius={cert.frobenius:.3e}"),
+        ])
+    return 0
+
+
+# ---------------------------------------------------------------- forget
+
+def cmd_forget(args):
+    from .persistence import save
+
+    source = _model_file(args.model)
+    if source is None:
+        raise CLIError(f"{args.model}: no such model file")
+    if args.in_place:
+        if args.output is not None and \
+                os.path.abspath(_saved_name(args.output)) != os.path.abspath(source):
+            raise CLIError("--in-place writes MODEL itself; do not combine it with a different -o")
+        target = source
+    else:
+        if args.output is None:
+            raise CLIError("give -o OUT for the new model, or --in-place to overwrite MODEL")
+        target = _saved_name(args.output)
+        if os.path.abspath(target) == os.path.abspath(source):
+            raise CLIError(f"refusing to overwrite {source}; pass --in-place to do so")
+
+    model = _load(source)
+    user_ids, item_ids = _id_maps(model)
+    options = dict(tolerance=args.tolerance, show_progress=_progress(args))
+    try:
+        if args.users is not None:
+            rows = _internal(args.users, user_ids, "user")
+            report = model.forget_users(rows, **options)
+        elif args.items is not None:
+            cols = _internal(args.items, item_ids, "item")
+            report = model.forget_items(cols, **options)
+        else:
+            pairs = _read(args.pairs, args.format)
+            coo = pairs.matrix.tocoo()
+            ext_users = pairs.user_ids[coo.row].tolist()
+            ext_items = pairs.item_ids[coo.col].tolist()
+            rows = _internal(ext_users, user_ids, "user") if ext_users else np.zeros(0, np.int64)
+            cols = _internal(ext_items, item_ids, "item") if ext_items else np.zeros(0, np.int64)
+            report = model.forget(rows, cols, missing=args.missing, **options)
+    except CLIError:
+        raise
+    except ValueError as exc:  # e.g. pairs that are not stored in the model
+        raise CLIError(str(exc).splitlines()[0]) from None
+    model.metadata["history"] = _jsonable(model.metadata.get("history", []))
+    written = save(model, target, metadata=model.metadata)
+
+    result = _jsonable(report.to_dict())
+    if args.json:
+        result["output"] = written
+        print(json.dumps(result, indent=2))
+    elif not args.quiet:
+        _print_kv([
+            ("removed", result["n_removed"]),
+            ("users affected", result["users_affected"]),
+            ("items affected", result["items_affected"]),
+            ("rows solved", f"{result['rows_solved']} "
+                            f"(local {result['rows_solved_by_phase'].get('local', 0)}, "
+                            f"sweeps {result['rows_solved_by_phase'].get('sweeps', 0)})"),
+            ("sweeps", result["sweeps"]),
+            ("seconds", f"{result['seconds']:.4f}"),
+            ("loss before", f"{result['loss_before']:.6g}"),
+            ("loss after", f"{result['loss_after']:.6g}"),
+            ("certificate before", f"{result['certificate_before']['max_row']:.3e}"),
+            ("certificate after", f"{result['certificate_after']['max_row']:.3e}"),
+            ("tolerance", f"{result['tolerance']:.3e}"),
+            ("converged", "yes" if result["converged"] else "no"),
+            ("digest", result["digest"]),
+            ("output", written),
+        ])
+    return 0
+
+
+# ---------------------------------------------------------------- serving
+
+def cmd_recommend(args):
+    from .data import to_external
+
+    model = _load(args.model)
+    user_ids, item_ids = _id_maps(model)
+    row = _internal(args.user, user_ids, "user")
+    if args.n < 1:
+        raise CLIError("-n must be at least 1")
+    ids, scores = model.recommend(row, model.user_items[row], N=args.n)
+    keep = ids >= 0
+    ids, scores = ids[keep], scores[keep]
+    items = to_external(ids, item_ids).tolist() if len(ids) else []
+    _print_ranked(args, {"user": args.user}, items, scores)
+    return 0
+
+
+def cmd_similar(args):
+    from .data import to_external
+
+    model = _load(args.model)
+    user_ids, item_ids = _id_maps(model)
+    col = _internal(args.item, item_ids, "item")
+    if args.n < 1:
+        raise CLIError("-n must be at least 1")
+    ids, scores = model.similar_items(col, N=args.n + 1)
+    keep = (ids >= 0) & (ids != col)
+    ids, scores = ids[keep][:args.n], scores[keep][:args.n]
+    items = to_external(ids, item_ids).tolist() if len(ids) else []
+    _print_ranked(args, {"item": args.item}, items, scores)
+    return 0
+
+
+def _print_ranked(args, head, items, scores):
+    if args.json:
+        print(json.dumps({**head, "results": [
+            {"item": _jsonable(i), "score": float(s)} for i, s in zip(items, scores)]}, indent=2))
+        return
+    width = max((len(str(i)) for i in items), default=4)
+    for rank, (item, score) in enumerate(zip(items, scores), 1):
+        print(f"{rank:>3}  {str(item):<{width}}  {score:.6f}")
+
+
+def cmd_info(args):
+    model = _load(args.model)
+    params = model.get_params()
+    params["dtype"] = np.dtype(params["dtype"]).name
+    cert = model.certificate()
+    history = model.metadata.get("history", [])
+    info = {
+        "file": _model_file(args.model),
+        "kind": "implicit" if model._implicit else "explicit",
+        "users": int(model.user_factors.shape[0]),
+        "items": int(model.item_factors.shape[0]),
+        "interactions": int(model.user_items.nnz),
+        "factors": int(model.factors),
+        "hyperparameters": params,
+        "certificate": _cert_dict(cert),
+        "loss": float(model.loss()),
+        "external_ids": "user_ids" in model.metadata,
+        "history": [
+            {k: r.get(k) for k in ("digest", "n_removed", "users_affected", "items_affected",
+                                   "certificate_after", "tolerance", "converged", "time")}
+            for r in history if isinstance(r, dict)
+        ],
+    }
+    info = _jsonable(info)
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    hp = ", ".join(f"{k}={v}" for k, v in info["hyperparameters"].items())
+    _print_kv([
+        ("file", info["file"]),
+        ("kind", info["kind"]),
+        ("users", info["users"]),
+        ("items", info["items"]),
+        ("interactions", info["interactions"]),
+        ("factors", info["factors"]),
+        ("hyperparameters", hp),
+        ("certificate", f"max_row={info['certificate']['max_row']:.3e} "
+                        f"frobenius={info['certificate']['frobenius']:.3e}"),
+        ("loss", f"{info['loss']:.6g}"),
+        ("forget receipts", len(info["history"])),
+    ])
+    for n, r in enumerate(info["history"], 1):
+        print(f"  {n:>3}. {r.get('time')}  removed={r.get('n_removed')} "
+              f"users={r.get('users_affected')} items={r.get('items_affected')} "
+              f"converged={'yes' if r.get('converged') else 'no'}  {r.get('digest')}")
+    return 0
+
+
+# ---------------------------------------------------------------- demo
+
+def _rank_auc(pos, neg):
+    """P(score of a positive > score of a negative), ties counted half (rank formula)."""
+    pos = np.asarray(pos, dtype=np.float64)
+    neg = np.asarray(neg, dtype=np.float64)
+    if not len(pos) or not len(neg):
+        return float("nan")
+    allv = np.concatenate([pos, neg])
+    order = np.argsort(allv, kind="mergesort")
+    sorted_v = allv[order]
+    ranks = np.empty(len(allv), dtype=np.float64)
+    # average 1-based ranks over runs of ties
+    starts = np.flatnonzero(np.r_[True, sorted_v[1:] != sorted_v[:-1]])
+    ends = np.r_[starts[1:], len(allv)]
+    avg = (starts + ends + 1) / 2.0
+    ranks[order] = np.repeat(avg, ends - starts)
+    n_pos, n_neg = len(pos), len(neg)
+    return float((ranks[:n_pos].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
+def _never_seen(rng, seen, n, shape):
+    """``n`` distinct random (user, item) pairs that are not stored in ``seen``."""
+    n_users, n_items = shape
+    seen_keys = np.unique(seen.tocoo().row.astype(np.int64) * n_items + seen.tocoo().col)
+    out = np.zeros(0, np.int64)
+    for _ in range(50):
+        cand = rng.integers(0, n_users * n_items, size=2 * (n - len(out)) + 16, dtype=np.int64)
+        cand = np.unique(cand)
+        cand = cand[~np.isin(cand, seen_keys)]
+        cand = cand[~np.isin(cand, out)]
+        out = np.concatenate([out, rng.permutation(cand)[: n - len(out)]])
+        if len(out) >= n:
+            break
+    return out // n_items, out % n_items
+
+
+def cmd_demo(args):
+    from . import ImplicitALS
+    from .evaluation import ranking_metrics, train_test_split
+    from .synthetic import make_implicit
+
+    quiet = args.quiet
+
+    def line(text=""):
+        if not quiet:
+            print(text, flush=True)
+
+    rng = np.random.default_rng(args.seed)
+    if args.movielens:
+        data = _read(args.movielens, "auto" if not os.path.basename(args.movielens) == "u.data"
+                     else "movielens")
+        matrix, source = data.matrix, f"MovieLens ({args.movielens})"
+    else:
+        for name in ("users", "items", "nnz"):
+            if getattr(args, name) < 1:
+                raise CLIError(f"--{name} must be at least 1")
+        matrix = make_implicit(args.users, args.items, args.nnz, seed=args.seed)
+        source = f"synthetic (seed {args.seed})"
+    train, test = train_test_split(matrix, 0.2, seed=args.seed)
+    params = dict(factors=32, iterations=15, regularization=0.05, random_state=args.seed)
+    n_users, n_items = matrix.shape
+    line("fastunlearn demo: forget training data, compare with a retrain from scratch")
+    line()
+    line(f"data      {source}: {n_users} users x {n_items} items, {matrix.nnz} interactions")
+    line(f"split     per-user 80/20: train {train.nnz}, test {test.nnz}")
+    line(f"model     ImplicitALS factors=32 iterations=15 regularization=0.05")
+    line()
+
+    model = ImplicitALS(**params)
+    t0 = time.perf_counter()
+    model.fit(train, show_progress=_progress(args))
+    fit_s = time.perf_counter() - t0
+    ndcg_original = ranking_metrics(model, train, test, k=10)["ndcg"]
+    cert0 = model.certificate()
+    # never-seen pairs (neither in train nor test) for the membership test;
+    # sized generously, trimmed to the number of forgotten pairs later
+    n_neg = int(np.diff(train.indptr).max()) + int(round(0.01 * train.nnz)) + 1
+    neg_u, neg_i = _never_seen(rng, (train + test).tocsr(), n_neg, matrix.shape)
+    orig_neg_scores = model.predict(neg_u, neg_i)
+
+    # request 1: one median-activity user's whole history
+    counts = np.diff(train.indptr)
+    active = np.flatnonzero(counts > 0)
+    by_count = active[np.argsort(counts[active], kind="stable")]
+    victim = int(by_count[len(by_count) // 2])
+    v_items = train.indices[train.indptr[victim]:train.indptr[victim + 1]].astype(np.int64)
+    v_users = np.full(len(v_items), victim, dtype=np.int64)
+    orig_scores_user = model.predict(v_users, v_items)
+    rep_user = model.forget_users([victim], show_progress=_progress(args))
+
+    # request 2: a random 1% of the remaining train interactions
+    rest = model.user_items.tocoo()
+    n_pairs = max(1, int(round(0.01 * rest.nnz)))
+    pick = rng.choice(rest.nnz, size=min(n_pairs, rest.nnz), replace=False)
+    p_users = rest.row[pick].astype(np.int64)
+    p_items = rest.col[pick].astype(np.int64)
+    orig_scores_pairs = model.predict(p_users, p_items)
+    rep_pairs = model.forget(p_users, p_items, show_progress=_progress(args))
+
+    retained = model.user_items.copy()
+    retrained = ImplicitALS(**params)
+    t0 = time.perf_counter()
+    retrained.fit(retained, show_progress=_progress(args))
+    retrain_s = time.perf_counter() - t0
+
+    ndcg_forgot = ranking_metrics(model, retained, test, k=10)["ndcg"]
+    ndcg_retrain = ranking_metrics(retrained, retained, test, k=10)["ndcg"]
+    cert_forgot = model.certificate()
+    cert_retrain = retrained.certificate()
+
+    f_users = np.concatenate([v_users, p_users])
+    f_items = np.concatenate([v_items, p_items])
+    auc_orig = _rank_auc(np.concatenate([orig_scores_user, orig_scores_pairs]),
+                         orig_neg_scores[:len(f_users)])
+    neg_u, neg_i = neg_u[:len(f_users)], neg_i[:len(f_users)]
+    auc_forgot = _rank_auc(model.predict(f_users, f_items), model.predict(neg_u, neg_i))
+    auc_retrain = _rank_auc(retrained.predict(f_users, f_items), retrained.predict(neg_u, neg_i))
+
+    line("timings")
+    line(f"  fit on train                      {fit_s:8.3f} s")
+    line(f"  retrain from scratch (retained)   {retrain_s:8.3f} s")
+    for label, rep in ((f"forget user (median, {len(v_items)} rows)", rep_user),
+                       (f"forget 1% of pairs ({len(p_users)})", rep_pairs)):
+        speed = retrain_s / rep.seconds if rep.seconds > 0 else float("inf")
+        line(f"  {label:<33} {rep.seconds:8.3f} s   {speed:7.1f}x faster than retrain")
+    line()
+    line("certificate (max row gradient norm; 0 = exactly stationary)")
+    for label, rep in (("forget user", rep_user), ("forget 1% of pairs", rep_pairs)):
+        line(f"  {label:<20} before {rep.certificate_before.max_row:.3e}  "
+             f"after {rep.certificate_after.max_row:.3e}  tolerance {rep.tolerance:.3e}  "
+             f"converged {'yes' if rep.converged else 'no'}  "
+             f"({rep.rows_solved} row solves, {rep.sweeps} sweeps)")
+    line(f"  {'fitted model':<20} {cert0.max_row:.3e}")
+    line(f"  {'after forgetting':<20} {cert_forgot.max_row:.3e}")
+    line(f"  {'retrained model':<20} {cert_retrain.max_row:.3e}")
+    line()
+    line("accuracy on the test split (nDCG@10)")
+    line(f"  original model      {ndcg_original:.4f}")
+    line(f"  after forgetting    {ndcg_forgot:.4f}")
+    line(f"  retrained model     {ndcg_retrain:.4f}")
+    line()
+    line(f"membership inference AUC ({len(f_users)} forgotten pairs vs "
+         f"{len(neg_u)} never-seen pairs; 0.5 = no signal)")
+    line(f"  original model      {auc_orig:.4f}   (before forgetting)")
+    line(f"  after forgetting    {auc_forgot:.4f}")
+    line(f"  retrained model     {auc_retrain:.4f}")
+    line()
+    line("receipts (SHA-256 of the removed pairs)")
+    line(f"  forget user         {rep_user.digest}")
+    line(f"  forget 1% of pairs  {rep_pairs.digest}")
+    return 0
+
+
+# ---------------------------------------------------------------- parser
+
+def build_parser():
+    from . import __version__
+
+    parser = _Parser(prog=PROG, description=(
+        "ALS recommenders that can forget training data. Run 'fastunlearn demo' for a "
+        "self-contained tour: fit, forget a user and 1% of the interactions, and compare "
+        "with retraining from scratch."))
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    p = sub.add_parser("demo", help="fit, forget and compare with a retrain (no input needed)",
+                       description="Fit ImplicitALS on seeded synthetic data (or MovieLens), "
+                                   "forget one user and a random 1% of the interactions, "
+                                   "retrain from scratch and compare time, certificate, nDCG@10 "
+                                   "and a membership-inference AUC.")
+    p.add_argument("--movielens", metavar="PATH", help="MovieLens 100K u.data instead of "
+                                                       "synthetic data")
+    p.add_argument("--users", type=int, default=20_000, help="synthetic users (default 20000)")
+    p.add_argument("--items", type=int, default=5_000, help="synthetic items (default 5000)")
+    p.add_argument("--nnz", type=int, default=400_000,
+                   help="synthetic interactions (default 400000)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--quiet", action="store_true", help="print nothing")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("fit", help="fit a model on an interaction file",
+                       description="Read DATA (csv, tsv, MovieLens, npz), fit an ALS model and "
+                                   "save it, with the external id maps, to MODEL.")
+    p.add_argument("data", metavar="DATA", help="interaction file: user,item[,value[,timestamp]]")
+    p.add_argument("-o", "--output", metavar="MODEL", required=True,
+                   help="model file to write (.npz appended when missing)")
+    p.add_argument("--explicit", action="store_true",
+                   help="explicit ratings (ExplicitALS) instead of implicit feedback")
+    p.add_argument("--factors", type=int, default=64, help="latent factors (default 64)")
+    p.add_argument("--iterations", type=int, default=15, help="ALS sweeps (default 15)")
+    p.add_argument("--regularization", type=float, default=None,
+                   help="L2 regularisation (default 0.01 implicit, 0.1 explicit)")
+    p.add_argument("--alpha", type=float, default=None,
+                   help="confidence scale for implicit feedback (default 1.0)")
+    p.add_argument("--solver", choices=("cg", "cholesky"), default="cg",
+                   help="row solver for fitting (default cg)")
+    p.add_argument("--threads", type=int, default=0, help="threads, 0 = all cores (default 0)")
+    p.add_argument("--seed", type=int, default=None, help="random seed for the initial factors")
+    p.add_argument("--format", default="auto",
+                   choices=("auto", "csv", "tsv", "movielens", "movielens-dat", "npz"),
+                   help="input format (default: by file name)")
+    p.add_argument("--quiet", action="store_true", help="print nothing")
+    p.set_defaults(func=cmd_fit)
+
+    p = sub.add_parser("forget", help="remove interactions, users or items from a model",
+                       description="Remove interactions from MODEL and re-converge; writes the "
+                                   "new model to OUT (MODEL is only overwritten with "
+                                   "--in-place) and prints the forget report.")
+    p.add_argument("model", metavar="MODEL")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--pairs", metavar="FILE",
+                      help="file of user,item[,value] pairs to forget (external ids)")
+    what.add_argument("--users", nargs="+", metavar="ID", help="forget these users' histories")
+    what.add_argument("--items", nargs="+", metavar="ID", help="forget every interaction "
+                                                               "with these items")
+    p.add_argument("-o", "--output", metavar="OUT", help="model file to write")
+    p.add_argument("--in-place", action="store_true", help="overwrite MODEL")
+    p.add_argument("--tolerance", type=float, default=None,
+                   help="target certificate max_row (default: the model's before forgetting)")
+    p.add_argument("--missing", choices=("raise", "ignore"), default="raise",
+                   help="pairs not stored in the model: error (default) or skip")
+    p.add_argument("--format", default="auto",
+                   choices=("auto", "csv", "tsv", "movielens", "movielens-dat", "npz"),
+                   help="format of the --pairs file")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--quiet", action="store_true", help="print nothing")
+    p.set_defaults(func=cmd_forget)
+
+    p = sub.add_parser("recommend", help="top-N items for a user",
+                       description="Top-N items for one user, leaving out the items the user "
+                                   "already has.")
+    p.add_argument("model", metavar="MODEL")
+    p.add_argument("--user", required=True, metavar="ID", help="external user id")
+    p.add_argument("-n", type=int, default=10, help="number of items (default 10)")
+    p.add_argument("--json", action="store_true", help="JSON output")
+    p.set_defaults(func=cmd_recommend)
+
+    p = sub.add_parser("similar", help="items most similar to an item",
+                       description="Items most similar to ITEM by cosine of their factors "
+                                   "(the item itself left out).")
+    p.add_argument("model", metavar="MODEL")
+    p.add_argument("--item", required=True, metavar="ID", help="external item id")
+    p.add_argument("-n", type=int, default=10, help="number of items (default 10)")
+    p.add_argument("--json", action="store_true", help="JSON output")
+    p.set_defaults(func=cmd_similar)
+
+    p = sub.add_parser("info", help="describe a model file",
+                       description="Kind, sizes, hyperparameters, certificate, loss and the "
+                                   "history of forget receipts of a model file.")
+    p.add_argument("model", metavar="MODEL")
+    p.add_argument("--json", action="store_true", help="JSON output")
+    p.set_defaults(func=cmd_info)
+    return parser
+
+
+def main(argv=None):
+    """Run the command line; returns the exit status."""
+    try:
+        parser = build_parser()
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exc:  # --help / --version
+            return 0 if exc.code in (0, None) else 2
+        if getattr(args, "func", None) is None:
+            parser.print_help(sys.stderr)
+            return 2
+        return args.func(args)
+    except CLIError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return exc.status
+    except KeyboardInterrupt:
+        print(f"{PROG}: error: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:  # noqa: BLE001 - one line, never a traceback
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"{PROG}: error: {type(exc).__name__}: {message}", file=sys.stderr)
+        return 1

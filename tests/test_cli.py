@@ -1,0 +1,159 @@
+"""End-to-end tests of the command line (``python -m fastunlearn ...``)."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import fastunlearn
+from fastunlearn.data import to_external, to_internal
+
+PKG_ROOT = str(Path(fastunlearn.__file__).resolve().parents[1])
+
+
+def run(cwd, *args):
+    env = dict(os.environ)
+    env["PYTHONPATH"] = PKG_ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    return subprocess.run([sys.executable, "-m", "fastunlearn", *map(str, args)], cwd=cwd,
+                          env=env, capture_output=True, text=True, timeout=120)
+
+
+def ok(result):
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def one_line_error(result, status=2):
+    assert result.returncode == status, (result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("fastunlearn: error: ")
+    assert "Traceback" not in result.stderr
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    """A CSV with string ids and a model fitted on it through the CLI."""
+    d = tmp_path_factory.mktemp("cli")
+    rng = np.random.default_rng(7)
+    rows = {(f"u{rng.integers(1, 31)}", f"i{rng.integers(1, 21)}") for _ in range(250)}
+    rows |= {(f"u{u}", "i1") for u in range(1, 31)}  # every user appears
+    rows |= {("u1", f"i{i}") for i in range(1, 21)}  # every item appears
+    lines = ["user,item,value"] + [f"{u},{i},{1 + rng.integers(0, 3)}" for u, i in sorted(rows)]
+    (d / "data.csv").write_text("\n".join(lines) + "\n")
+    ok(run(d, "fit", "data.csv", "-o", "model.npz", "--factors", "8", "--iterations", "5",
+           "--seed", "1", "--quiet"))
+    return d
+
+
+def test_help(tmp_path):
+    out = ok(run(tmp_path, "--help")).stdout
+    for cmd in ("demo", "fit", "forget", "recommend", "similar", "info"):
+        assert cmd in out
+
+
+def test_fit_saves_id_maps(workdir):
+    model = fastunlearn.load(workdir / "model.npz")
+    assert model.metadata["user_ids"].dtype.kind == "U"
+    assert "u30" in model.metadata["user_ids"].tolist()
+    assert model.user_factors.shape == (30, 8)
+
+
+def test_forget_then_recommend_matches_api(workdir):
+    d = workdir
+    # forget one user by external id
+    r = ok(run(d, "forget", "model.npz", "--users", "u3", "-o", "m1.npz", "--json"))
+    report = json.loads(r.stdout)
+    assert report["n_removed"] > 0 and report["users_affected"] == 1
+    m1 = fastunlearn.load(d / "m1.npz")
+    row = to_internal("u3", m1.metadata["user_ids"])
+    assert m1.user_items[row].nnz == 0
+
+    # forget pairs from a file, ids mapped through the model's maps: the file's
+    # own (sorted) maps differ from the model's, so a wrong mapping would show
+    (d / "pairs.csv").write_text("user,item\nu7,i1\nu1,i20\n")
+    r = ok(run(d, "forget", "m1.npz", "--pairs", "pairs.csv", "-o", "m2.npz"))
+    assert "removed:" in r.stdout and "digest:" in r.stdout
+    m2 = fastunlearn.load(d / "m2.npz")
+    users, items = m2.metadata["user_ids"], m2.metadata["item_ids"]
+    for u, i in (("u7", "i1"), ("u1", "i20")):
+        ur, ic = to_internal(u, users), to_internal(i, items)
+        assert m1.user_items[ur, ic] != 0 and m2.user_items[ur, ic] == 0
+    assert m2.user_items.nnz == m1.user_items.nnz - 2
+    assert len(m2.metadata["history"]) == 2
+
+    # recommend through the CLI equals the Python API on the loaded model
+    r = ok(run(d, "recommend", "m2.npz", "--user", "u7", "-n", "5", "--json"))
+    got = json.loads(r.stdout)
+    row = to_internal("u7", users)
+    ids, scores = m2.recommend(row, m2.user_items[row], N=5)
+    ids = ids[ids >= 0]
+    assert [x["item"] for x in got["results"]] == to_external(ids, items).tolist()
+    np.testing.assert_allclose([x["score"] for x in got["results"]], scores[:len(ids)],
+                               rtol=1e-5)
+    assert "i1" not in [x["item"] for x in got["results"]] or \
+        m2.user_items[row, to_internal("i1", items)] == 0
+
+    # plain-text output lists the same items
+    text = ok(run(d, "recommend", "m2.npz", "--user", "u7", "-n", "5")).stdout
+    assert [ln.split()[1] for ln in text.strip().splitlines()] == \
+        [x["item"] for x in got["results"]]
+
+    # similar items
+    r = json.loads(ok(run(d, "similar", "m2.npz", "--item", "i2", "-n", "3", "--json")).stdout)
+    assert len(r["results"]) == 3 and "i2" not in [x["item"] for x in r["results"]]
+
+
+def test_info_json_lists_receipts(workdir):
+    d = workdir
+    r = ok(run(d, "forget", "model.npz", "--items", "i5", "-o", "m_items.npz", "--json"))
+    digest = json.loads(r.stdout)["digest"]
+    info = json.loads(ok(run(d, "info", "m_items.npz", "--json")).stdout)
+    assert info["kind"] == "implicit"
+    assert info["users"] == 30 and info["items"] == 20 and info["factors"] == 8
+    assert info["history"][-1]["digest"] == digest
+    assert set(info["certificate"]) == {"max_row", "frobenius"}
+    text = ok(run(d, "info", "m_items.npz")).stdout
+    assert digest in text and "certificate:" in text
+
+
+def test_malformed_file_exits_2(workdir, tmp_path):
+    (tmp_path / "bad.csv").write_text("user,item,value\nu1,i1,1\nu2\nu3,i3,1\n")
+    line = one_line_error(run(tmp_path, "fit", "bad.csv", "-o", "x.npz"))
+    assert "bad.csv" in line and "line 3" in line
+    assert not (tmp_path / "x.npz").exists()
+    one_line_error(run(tmp_path, "fit", "missing.csv", "-o", "x.npz"))
+
+
+def test_unknown_user_leaves_model_untouched(workdir):
+    d = workdir
+    before = (d / "model.npz").read_bytes()
+    line = one_line_error(run(d, "forget", "model.npz", "--users", "nobody", "--in-place"))
+    assert "nobody" in line
+    assert (d / "model.npz").read_bytes() == before
+    one_line_error(run(d, "recommend", "model.npz", "--user", "nobody"))
+
+
+def test_refuses_to_overwrite_without_in_place(workdir):
+    d = workdir
+    before = (d / "model.npz").read_bytes()
+    one_line_error(run(d, "forget", "model.npz", "--users", "u2", "-o", "model.npz"))
+    one_line_error(run(d, "forget", "model.npz", "--users", "u2"))
+    assert (d / "model.npz").read_bytes() == before
+
+
+def test_usage_error_exits_2(tmp_path):
+    one_line_error(run(tmp_path, "forget"))
+    one_line_error(run(tmp_path, "info", "nope.npz"))
+
+
+def test_demo_tiny(tmp_path):
+    r = ok(run(tmp_path, "demo", "--users", "300", "--items", "100", "--nnz", "3000"))
+    for section in ("timings", "certificate", "nDCG@10", "membership inference AUC",
+                    "retrain from scratch", "faster than retrain", "converged"):
+        assert section in r.stdout
+    assert r.stdout.isascii()
