@@ -304,10 +304,8 @@ def forget_pairs(model, users, items, *, tolerance=None, max_sweeps=50, strategy
     threads = model._threads()
     X, Y = model.user_factors, model.item_factors
     with single_threaded_blas(threads):
-        user_norms = obj.gradient_norms(model.objective, data, X, Y, "users", num_threads=threads)
-        item_norms = obj.gradient_norms(model.objective, data, X, Y, "items", num_threads=threads)
+        user_norms, item_norms, loss_before = model._measures(threads)
         cert_before = obj.certificate_from_norms(user_norms, item_norms)
-        loss_before = model.loss()
         tol = cert_before.max_row if tolerance is None else tolerance
         if len(users) == 0:  # nothing to do: a report, no change
             return ForgetReport(0, 0, 0, 0, {"local": 0, "sweeps": 0}, 0,
@@ -373,9 +371,9 @@ def _reconverge(model, users, items, tol, max_sweeps, strategy, threads, user_no
                                     engine.neighbours("users", affected_users)),
             }
             sweeps = engine.run(bounds, touched)
-        cert = obj.certificate(model.objective, model._data, model.user_factors,
-                               model.item_factors, num_threads=threads)
-        loss = model.loss()
+        model._measured = None
+        user_norms, item_norms, loss = model._measures(threads)
+        cert = obj.certificate_from_norms(user_norms, item_norms)
     return engine.rows_solved, sweeps, cert, loss
 
 
@@ -393,12 +391,8 @@ def add_interactions(model, delta, *, tolerance=None, max_sweeps=50, strategy="m
     shape = (max(n_users, delta.shape[0]), max(n_items, delta.shape[1]))
     threads = model._threads()
     with single_threaded_blas(threads):
-        user_norms = obj.gradient_norms(model.objective, old_data, X_old, Y_old, "users",
-                                        num_threads=threads)
-        item_norms = obj.gradient_norms(model.objective, old_data, X_old, Y_old, "items",
-                                        num_threads=threads)
+        user_norms, item_norms, loss_before = model._measures(threads)
         cert_before = obj.certificate_from_norms(user_norms, item_norms)
-        loss_before = model.loss()
         tol = cert_before.max_row if tolerance is None else tolerance
 
         def grown(m):

@@ -35,11 +35,24 @@ def _rng(random_state):
     return np.random.default_rng(random_state)
 
 
+def _fingerprint(model):
+    """Cheap identity of the model state: wraps-around sums of the factor bits.
+
+    Detects any change of factors (including in-place edits by a user) or of
+    the retained data size, so cached measures are never used stale.
+    """
+    sums = [int(np.sum(F.view(f"u{F.itemsize}"), dtype=np.uint64))
+            for F in (model.user_factors, model.item_factors)]
+    return (model.user_factors.shape, model.item_factors.shape, model._data.nnz,
+            id(model._data), *sums)
+
+
 class MatrixFactorization:
     """Shared implementation of both estimators; use a subclass."""
 
     _implicit = None  # set by subclasses
     _param_names = ()
+    _measured = None  # (fingerprint, (user grad norms, item grad norms, loss))
 
     # ------------------------------------------------------------ parameters
 
@@ -99,6 +112,7 @@ class MatrixFactorization:
 
     def _set_state(self, user_factors, item_factors, user_items):
         """Install validated factors and canonical interactions."""
+        self._measured = None
         self._data = TrainingData(user_items)
         self.user_factors = user_factors
         self.item_factors = item_factors
@@ -213,6 +227,23 @@ class MatrixFactorization:
             )
 
     # ------------------------------------------------------------ measures
+
+    def _measures(self, threads):
+        """(user gradient norms, item gradient norms, loss) of the current state.
+
+        Forgetting needs them before every request and computes them after
+        it; they are kept, keyed by a fingerprint of the state, so that
+        consecutive requests do not pay these passes over the data twice.
+        """
+        key = _fingerprint(self)
+        if self._measured is not None and self._measured[0] == key:
+            return self._measured[1]
+        X, Y, objective = self.user_factors, self.item_factors, self.objective
+        value = (obj.gradient_norms(objective, self._data, X, Y, "users", num_threads=threads),
+                 obj.gradient_norms(objective, self._data, X, Y, "items", num_threads=threads),
+                 obj.loss(objective, self._data, X, Y, num_threads=threads))
+        self._measured = (key, value)
+        return value
 
     def loss(self):
         """The objective (DESIGN section 2, unnormalised) on the retained data.

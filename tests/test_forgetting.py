@@ -238,3 +238,17 @@ def reference_certificate_for(model):
     return ref.certificate(model.user_items, model.user_factors, model.item_factors,
                            model="implicit", regularization=model.regularization,
                            alpha=model.alpha)
+
+
+def test_cached_measures_never_used_stale():
+    model = fitted("implicit", seed=16)
+    users, items = random_pairs(model, 4, seed=16)
+    model.forget(users[:2], items[:2])
+    model.user_factors[0] += 0.5  # an in-place edit by the user
+    report = model.forget(users[2:], items[2:])
+    fresh = fitted("implicit", seed=16)
+    fresh.forget(users[:2], items[:2])
+    fresh.user_factors[0] += 0.5
+    assert report.certificate_before.max_row == pytest.approx(fresh.certificate().max_row,
+                                                              rel=1e-12)
+    assert report.loss_before == pytest.approx(fresh.loss(), rel=1e-12)
