@@ -188,3 +188,12 @@ def test_show_config_reports_build():
     info = fu.show_config(file=open("/dev/null", "w"))
     assert info["version"] == fu.__version__
     assert isinstance(info["openmp"], bool) and info["threads"] >= 1
+
+
+@pytest.mark.parametrize("k", [7, 193])  # small-k C Cholesky, and LAPACK above 192
+def test_both_cholesky_paths_match_reference(k):
+    R, X, Y = problem(17, n_users=12, n_items=10, k=k, negative=True)
+    model = one_cholesky_sweep(make_model("implicit", X, Y, R))
+    X_ref, Y_ref = ref.sweep(R, X, Y, **reference_kwargs("implicit"))
+    np.testing.assert_allclose(model.user_factors, X_ref, rtol=1e-6, atol=1e-12)
+    np.testing.assert_allclose(model.item_factors, Y_ref, rtol=1e-6, atol=1e-12)
