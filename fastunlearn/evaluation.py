@@ -39,7 +39,7 @@ import numbers
 import numpy as np
 import scipy.sparse as sp
 
-from .validation import NotFittedError, check_ids, check_positive_int
+from .validation import NotFittedError, check_ids, check_positive_int, check_sparse
 
 __all__ = [
     "auc",
@@ -90,15 +90,7 @@ def train_test_split(user_items, test_fraction=0.2, *, min_interactions=5, seed=
         Shape, dtype and values of the input, canonical (sorted indices, no
         duplicates), disjoint, with ``train + test`` equal to the input.
     """
-    if not sp.issparse(user_items):
-        raise TypeError(
-            f"user_items must be a scipy.sparse matrix (users x items), got "
-            f"{type(user_items).__name__}"
-        )
-    if user_items.ndim != 2:
-        raise ValueError(f"user_items must be 2-D, got shape {user_items.shape}")
-    if user_items.dtype.kind not in "biuf":
-        raise TypeError(f"user_items must hold real numbers, got dtype {user_items.dtype}")
+    check_sparse(user_items, "user_items")
     if isinstance(test_fraction, (bool, np.bool_)) or not isinstance(test_fraction, numbers.Real) \
             or not 0.0 < float(test_fraction) < 1.0:
         raise ValueError(f"test_fraction must be a number in (0, 1), got {test_fraction!r}")

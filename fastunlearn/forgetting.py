@@ -179,11 +179,9 @@ class _Reconverger:
 
     def base(self, side):
         """Dense part of A for rows of ``side`` from the maintained Gram."""
-        if not self.objective.implicit:
-            return np.zeros((1, 1), dtype=self.X.dtype)
-        base = self.gram[self.other(side)].copy()
-        base[np.diag_indices_from(base)] += self.objective.regularization
-        return base.astype(self.X.dtype)
+        other = self.other(side)
+        gram = self.gram[other] if self.objective.implicit else None
+        return obj.dense_part(self.objective, self.factors(other), self.threads, gram=gram)
 
     def norms(self, side, rows):
         return obj.gradient_norms(self.objective, self.data, self.X, self.Y, side, rows,

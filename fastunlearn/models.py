@@ -319,8 +319,9 @@ class MatrixFactorization:
             queries = self._recalculate("users", rows)
         else:
             queries = self.user_factors[users]
-        candidates, item_ids, excluded, skip = self._candidates(
+        candidates, item_ids, excluded = self._candidates(
             self.item_factors, items, filter_items, "items", "filter_items")
+        skip = None
         if filter_already_liked_items:
             skip = rows if item_ids is None else _restrict_columns(rows, item_ids, n_items)
         threads = self._ranking_threads(len(queries))
@@ -374,7 +375,7 @@ class MatrixFactorization:
     def _similar(self, queries, factors, N, filter_ids, subset, scalar, subset_name,
                  filter_name):
         N = check_positive_int(N, "N", minimum=0)
-        candidates, cand_ids, excluded, _ = self._candidates(
+        candidates, cand_ids, excluded = self._candidates(
             factors, subset, filter_ids, subset_name, filter_name)
         threads = self._ranking_threads(len(queries))
         with single_threaded_blas(threads):
@@ -386,18 +387,18 @@ class MatrixFactorization:
 
     @staticmethod
     def _candidates(factors, subset, filter_ids, subset_name, filter_name):
-        """(candidate factors, their ids or None, excluded positions, None)."""
+        """(candidate factors, their ids or None, excluded positions or None)."""
         n = factors.shape[0]
         if subset is not None:
             if filter_ids is not None and len(np.atleast_1d(filter_ids)):
                 raise ValueError(f"can't set both {subset_name} and {filter_name}")
             ids, _ = check_ids(subset, n, subset_name)
             ids = np.unique(ids)
-            return factors[ids], ids, None, None
+            return factors[ids], ids, None
         excluded = None
         if filter_ids is not None:
             excluded, _ = check_ids(filter_ids, n, filter_name)
-        return factors, None, excluded, None
+        return factors, None, excluded
 
     @staticmethod
     def _query_rows(matrix, n_rows, n_cols):

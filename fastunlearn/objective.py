@@ -61,12 +61,16 @@ def _factors(side, X, Y):
     return (X, Y) if side == "users" else (Y, X)
 
 
-def dense_part(objective, other, num_threads):
+def dense_part(objective, other, num_threads, gram=None):
     """The k x k matrix shared by every row of a side: ``Y^T Y + lam I``
-    for implicit (explicit has none; a 1 x 1 placeholder is returned)."""
+    for implicit (explicit has none; a 1 x 1 placeholder is returned).
+
+    ``gram`` (``Y^T Y``, any float dtype) is used when the caller keeps it
+    up to date itself, instead of recomputing it from ``other``.
+    """
     if not objective.implicit:
         return np.zeros((1, 1), dtype=other.dtype)
-    base = _als.gram(other, num_threads)
+    base = _als.gram(other, num_threads) if gram is None else gram.astype(other.dtype)
     base[np.diag_indices_from(base)] += objective.regularization
     return base
 

@@ -58,6 +58,19 @@ def index_dtype(shape, nnz):
     return np.int32 if max(shape[0], shape[1], nnz) <= INT32_MAX else np.int64
 
 
+def check_sparse(matrix, name="user_items"):
+    """Require a 2-D scipy.sparse matrix of real numbers (raises otherwise)."""
+    if not sp.issparse(matrix):
+        raise TypeError(
+            f"{name} must be a scipy.sparse matrix (users x items), got "
+            f"{type(matrix).__name__}; convert dense data with scipy.sparse.csr_matrix"
+        )
+    if matrix.ndim != 2:
+        raise ValueError(f"{name} must be 2-D, got shape {matrix.shape}")
+    if matrix.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold real numbers, got dtype {matrix.dtype}")
+
+
 def check_user_items(user_items, dtype, name="user_items"):
     """Validate an interaction matrix and return it as canonical CSR.
 
@@ -72,16 +85,7 @@ def check_user_items(user_items, dtype, name="user_items"):
     ValueError
         For NaN or infinite stored values.
     """
-    if not sp.issparse(user_items):
-        raise TypeError(
-            f"{name} must be a scipy.sparse matrix (users x items), got "
-            f"{type(user_items).__name__}; convert dense data with scipy.sparse.csr_matrix"
-        )
-    if user_items.ndim != 2:
-        raise ValueError(f"{name} must be 2-D, got shape {user_items.shape}")
-    kind = user_items.dtype.kind
-    if kind not in "biuf":
-        raise TypeError(f"{name} must hold real numbers, got dtype {user_items.dtype}")
+    check_sparse(user_items, name)
     csr = sp.csr_matrix(user_items, dtype=dtype, copy=True)
     if not np.all(np.isfinite(csr.data)):
         raise ValueError(f"{name} contains NaN or infinite values")
