@@ -15,7 +15,7 @@ Kernels assume validated input (see ``fastunlearn.validation``).
 from cython cimport floating
 from cython.parallel cimport parallel, prange, threadid
 from libc.math cimport fabs, sqrt
-from libc.stdint cimport int32_t, int64_t
+from libc.stdint cimport int32_t, int64_t, uint64_t
 from libc.string cimport memcpy, memset
 
 cimport scipy.linalg.cython_blas as blas
@@ -59,6 +59,18 @@ def openmp_enabled():
 
 
 # ---------------------------------------------------------------- primitives
+
+def checksum(const uint64_t[::1] words):
+    """Fletcher-style sums of 64-bit words (wrapping): the second sum weighs
+    each word by its position, so moved or swapped rows change it too."""
+    cdef uint64_t a = 0, b = 0
+    cdef int64_t j
+    with nogil:
+        for j in range(words.shape[0]):
+            a += words[j]
+            b += a
+    return a, b
+
 
 cdef inline floating _dot(int n, const floating *x, const floating *y) noexcept nogil:
     if floating is float:
@@ -122,6 +134,17 @@ cdef inline void _entry(double v, bint implicit, double alpha,
     else:
         a[0] = 1.0
         b[0] = v
+
+
+def entry_coefficients(const floating[::1] values, bint implicit, double alpha,
+                       double[::1] a, double[::1] b):
+    """``_entry`` applied to each stored value (a[j], b[j] for values[j])."""
+    cdef int64_t j
+    if a.shape[0] < values.shape[0] or b.shape[0] < values.shape[0]:
+        raise ValueError("a and b need one slot per value")
+    with nogil:
+        for j in range(values.shape[0]):
+            _entry(values[j], implicit, alpha, &a[j], &b[j])
 
 
 cdef inline double _row_lambda(int64_t n, bint implicit, double reg, bint weighted) noexcept nogil:
@@ -408,11 +431,14 @@ def gradient_norms(const index_t[::1] indptr, const index_t[::1] indices,
                    const floating[::1] data, const int64_t[::1] rows,
                    const floating[:, ::1] X, const floating[:, ::1] Y,
                    const floating[:, ::1] base, bint implicit, double alpha, double reg,
-                   bint weighted, double[::1] out, int num_threads):
+                   bint weighted, double[::1] out, int num_threads,
+                   double[::1] losses=None):
     """out[j] = |A x - b| for row rows[j]: the row's half-gradient norm.
 
     Accumulated in double so that a certificate near zero is not swamped by
-    float32 rounding of A x and b separately.
+    float32 rounding of A x and b separately.  With ``losses``, also writes
+    each row's data term (see ``row_losses``) from the same dot products, so
+    that measuring a model costs one pass over the user-major data, not two.
     """
     cdef int k = X.shape[1]
     cdef int64_t nrows = rows.shape[0], blk
@@ -422,15 +448,20 @@ def gradient_norms(const index_t[::1] indptr, const index_t[::1] indices,
     cdef floating[:, ::1] scratch = scratch_arr
     gscratch_arr = np.empty((nt, k), dtype=np.float64)
     cdef double[:, ::1] gscratch = gscratch_arr
+    cdef double *loss_out = NULL
     if nrows == 0:
         return
+    if losses is not None:
+        if losses.shape[0] != nrows:
+            raise ValueError("losses must have one slot per row")
+        loss_out = &losses[0]
     with nogil, parallel(num_threads=nt):
         for blk in prange(nblocks, schedule='dynamic'):
             tid = threadid()
             _gradient_block(k, blk * CG_BLOCK, min(CG_BLOCK, nrows - blk * CG_BLOCK),
                             &rows[0], &indptr[0], &indices[0], &data[0], X, Y,
                             &base[0, 0], implicit, alpha, reg, weighted,
-                            &scratch[tid, 0], &gscratch[tid, 0], &out[0])
+                            &scratch[tid, 0], &gscratch[tid, 0], &out[0], loss_out)
 
 
 cdef void _gradient_block(int k, int64_t j0, int nb, const int64_t *rows,
@@ -438,14 +469,14 @@ cdef void _gradient_block(int k, int64_t j0, int nb, const int64_t *rows,
                           const floating *data, const floating[:, ::1] X,
                           const floating[:, ::1] Y, const floating *base, bint implicit,
                           double alpha, double reg, bint weighted, floating *work,
-                          double *g, double *out) noexcept nogil:
+                          double *g, double *out, double *losses) noexcept nogil:
     cdef floating *Xb = work
     cdef floating *Tb = work + CG_BLOCK * k
     cdef const int64_t *brows = rows + j0
     cdef const floating *y
     cdef int j, d
     cdef int64_t r, e
-    cdef double a, bc, s, lam
+    cdef double a, bc, s, dot, lam, total
     for j in range(nb):
         memcpy(Xb + j * k, &X[brows[j], 0], k * sizeof(floating))
     if implicit:
@@ -459,13 +490,19 @@ cdef void _gradient_block(int k, int64_t j0, int nb, const int64_t *rows,
             lam = _row_lambda(indptr[r + 1] - indptr[r], implicit, reg, weighted)
             for d in range(k):
                 g[d] = lam * Xb[j * k + d]
+        total = 0
         for e in range(indptr[r], indptr[r + 1]):
             _entry(data[e], implicit, alpha, &a, &bc)
             y = &Y[indices[e], 0]
-            s = a * _dot(k, y, Xb + j * k) - bc
+            dot = _dot(k, y, Xb + j * k)
+            if losses != NULL:
+                total += _entry_loss(data[e], dot, implicit, a)
+            s = a * dot - bc
             if s != 0:
                 for d in range(k):
                     g[d] += s * y[d]
+        if losses != NULL:
+            losses[j0 + j] = total
         s = 0
         for d in range(k):
             s += g[d] * g[d]
@@ -473,38 +510,45 @@ cdef void _gradient_block(int k, int64_t j0, int nb, const int64_t *rows,
 
 
 def row_losses(const index_t[::1] indptr, const index_t[::1] indices,
-               const floating[::1] data, const floating[:, ::1] X,
-               const floating[:, ::1] Y, const floating[:, ::1] gram, bint implicit,
+               const floating[::1] data, const int64_t[::1] rows,
+               const floating[:, ::1] Xrows, const floating[:, ::1] Y, bint implicit,
                double alpha, double[::1] out, int num_threads):
-    """Data term of the loss, row by row (regularisation is added by the caller).
+    """Data term of the loss over the stored entries of rows[j], into out[j],
+    with ``Xrows[j]`` as that row's factors (so that old values of rows can
+    be measured without putting them back into the model).
 
-    Implicit: x^T (Y^T Y) x counts every entry as unstored (c = 1, p = 0); each
-    stored entry then swaps its term for c (p - s)^2.  Explicit: (r - s)^2.
+    Implicit: each stored entry's term ``c (p - s)^2`` minus the ``s^2`` that
+    the all-entries term ``<X^T X, Y^T Y>`` (added by the caller, with the
+    regularisation) already counts for it.  Explicit: ``(r - s)^2``.
     """
-    cdef int k = X.shape[1]
-    cdef int64_t n = X.shape[0], r
+    cdef int k = Xrows.shape[1]
+    cdef int64_t n = rows.shape[0], j
+    if Xrows.shape[0] != n:
+        raise ValueError("Xrows must hold one row per entry of rows")
+    if n == 0:
+        return
     with nogil:
-        for r in prange(n, num_threads=max(num_threads, 1), schedule='static'):
-            out[r] = _row_loss(k, indptr[r], indptr[r + 1], &indices[0], &data[0], &X[r, 0],
-                               &Y[0, 0], &gram[0, 0], implicit, alpha)
+        for j in prange(n, num_threads=max(num_threads, 1), schedule='dynamic', chunksize=64):
+            out[j] = _row_loss(k, indptr[rows[j]], indptr[rows[j] + 1], &indices[0], &data[0],
+                               &Xrows[j, 0], &Y[0, 0], implicit, alpha)
+
+
+cdef inline double _entry_loss(double v, double s, bint implicit, double a) noexcept nogil:
+    """One stored entry's data term at score s (``a`` from ``_entry``)."""
+    cdef double p
+    if implicit:
+        p = 1.0 if v > 0 else 0.0
+        return (a + 1.0) * (p - s) * (p - s) - s * s
+    return (v - s) * (v - s)
 
 
 cdef double _row_loss(int k, int64_t start, int64_t end, const index_t *indices,
                       const floating *data, const floating *x, const floating *Y,
-                      const floating *gram, bint implicit, double alpha) noexcept nogil:
+                      bint implicit, double alpha) noexcept nogil:
     # a function of its own so that every temporary is private to the thread
-    cdef double total = 0, s, a, bc, p
+    cdef double total = 0, a, bc
     cdef int64_t e
-    cdef int d
-    if implicit:
-        for d in range(k):
-            total += x[d] * _dot(k, gram + d * k, x)
     for e in range(start, end):
-        s = _dot(k, x, Y + <int64_t> indices[e] * k)
-        if implicit:
-            _entry(data[e], implicit, alpha, &a, &bc)
-            p = 1.0 if data[e] > 0 else 0.0
-            total += (a + 1.0) * (p - s) * (p - s) - s * s
-        else:
-            total += (data[e] - s) * (data[e] - s)
+        _entry(data[e], implicit, alpha, &a, &bc)
+        total += _entry_loss(data[e], _dot(k, x, Y + <int64_t> indices[e] * k), implicit, a)
     return total

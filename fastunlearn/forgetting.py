@@ -14,8 +14,16 @@ current factors, only rows far from stationary are re-solved:
    changed row of one side moves the Gram matrix G seen by every row of the
    other side; the move adds at most ``|dG|_F |x|`` to a row's gradient, so
    rows whose bound stays below tolerance are not touched at all.
-4. The final certificate is computed exactly; ``converged`` says whether its
-   ``max_row`` is within tolerance.
+4. The bounds are then a proven upper bound of the certificate after the
+   request (``Certificate.exact`` is False): no pass over the data is needed
+   to certify the result.  It is measured exactly instead when asked
+   (``exact_certificate=True``) or when the bound misses the tolerance, so
+   ``converged`` is never False for a model that is in fact within it.
+
+The bounds, Gram matrices and per-user loss terms are kept with the model
+(``objective.Measures``) and updated only where a request disturbs them, so a
+request costs what it disturbs, not a pass over the data; only the first
+request on a model that was never measured pays one exact pass.
 
 All of it is all-or-nothing: if anything fails or is interrupted, factors and
 interactions are restored exactly as they were.
@@ -126,13 +134,14 @@ def pairs_from_request(model, userids, itemids):
     return users, items
 
 
-def _gather_rows(indptr, indices, rows):
-    """(owner row, column) of every stored entry of ``rows``, vectorised."""
+def _row_entries(indptr, rows):
+    """For the stored entries of ``rows``: the position in ``rows`` of each
+    entry's row and the entry's position in the CSR arrays (vectorised)."""
     starts = indptr[rows].astype(np.int64)
     counts = indptr[rows + 1].astype(np.int64) - starts
-    owner = np.repeat(rows, counts)
+    owner = np.repeat(np.arange(len(rows)), counts)
     offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
-    return owner, indices[np.repeat(starts, counts) + offsets].astype(np.int64)
+    return owner, np.repeat(starts, counts) + offsets
 
 
 def entries_of(model, ids, side):
@@ -142,22 +151,30 @@ def entries_of(model, ids, side):
         coo = ids.tocoo()
         ids = coo.row if side == "users" else coo.col
     rows, _ = check_ids(ids, n, "userids" if side == "users" else "itemids")
+    rows = np.unique(rows)
     indptr, indices, _ = model._data.side(side).arrays()
-    owner, other = _gather_rows(indptr, indices, np.unique(rows))
+    owner, flat = _row_entries(indptr, rows)
+    owner, other = rows[owner], indices[flat].astype(np.int64)
     return (owner, other) if side == "users" else (other, owner)
 
 
 # ------------------------------------------------------------------ engine
 
-def _row_norms(F):
-    return np.sqrt(np.einsum("ij,ij->i", F, F, dtype=np.float64))
-
-
 class _Reconverger:
-    """Masked re-convergence of a model after its data changed."""
+    """Masked re-convergence of a model after its data changed.
 
-    def __init__(self, model, threads, tolerance, max_sweeps, progress):
-        self.model = model
+    Keeps, for every row, an upper bound of its gradient norm, and the loss,
+    current through every solve without a pass over the data: a solve of
+    rows R moves the gradient of a row f of the other side only through
+    (a) the entries f shares with R: by at most
+    ``|dr| (|a| |f| (|r| + |r'|) + |b|)`` per entry, for r moving to r'; and
+    (b) in implicit mode the Gram matrix: by at most ``|dG|_F |f|``.
+    Works on copies of the kept :class:`objective.Measures` and logs the
+    previous value of every row it solves in ``undo``, so that the caller
+    can put everything back on failure.
+    """
+
+    def __init__(self, model, measures, threads, tolerance, max_sweeps, progress, undo):
         self.objective = model.objective
         self.data = model._data
         self.X, self.Y = model.user_factors, model.item_factors
@@ -165,10 +182,13 @@ class _Reconverger:
         self.tol = tolerance
         self.max_sweeps = max_sweeps
         self.progress = progress
-        # float64 Gram matrices, kept current by updating with changed rows
-        if self.objective.implicit:
-            self.gram = {"users": self.X.T.astype(np.float64) @ self.X,
-                         "items": self.Y.T.astype(np.float64) @ self.Y}
+        self.undo = undo
+        self.bounds = {"users": measures.user_norms.copy(), "items": measures.item_norms.copy()}
+        self.data_loss = measures.data_loss
+        if self.objective.implicit:  # float64, kept current with the changed rows
+            self.gram = {"users": measures.gram_users.copy(),
+                         "items": measures.gram_items.copy()}
+        self.sq = {"users": measures.sq_users.copy(), "items": measures.sq_items.copy()}
         self.rows_solved = {"local": 0, "sweeps": 0}
 
     def factors(self, side):
@@ -187,55 +207,67 @@ class _Reconverger:
         return obj.gradient_norms(self.objective, self.data, self.X, self.Y, side, rows,
                                   num_threads=self.threads, base=self.base(side))
 
+    def data_terms(self, side, rows, values):
+        return obj.data_loss(self.objective, self.data, side, rows, values,
+                             self.factors(self.other(side)), num_threads=self.threads)
+
+    def data_changed(self, users, old_terms):
+        """The stored entries of ``users`` changed (at unchanged factors);
+        ``old_terms`` is their data term before the change."""
+        self.data_loss += self.data_terms("users", users, self.X[users]) - old_terms
+
     def solve(self, side, rows, phase):
-        """Solve ``rows`` exactly; returns the Gram change their move caused."""
+        """Solve ``rows`` exactly and bring every bound and the loss up to date."""
         rows = np.unique(rows)
         if not len(rows):
-            return 0.0
-        F = self.factors(side)
-        old = F[rows].astype(np.float64)
+            return
+        other = self.other(side)
+        F, O = self.factors(side), self.factors(other)
+        old = F[rows]
+        self.undo.append((side, rows, old))
+        old_terms = self.data_terms(side, rows, old)
         obj.solve_rows(self.objective, self.data, self.X, self.Y, side, rows, use_cg=False,
                        cg_steps=0, num_threads=self.threads, base=self.base(side))
         self.rows_solved[phase] += len(rows)
-        if not self.objective.implicit:
-            return 0.0
-        new = F[rows].astype(np.float64)
-        delta = new.T @ new - old.T @ old
-        self.gram[side] += delta
-        return float(np.linalg.norm(delta))
+        new = F[rows]
+        self.data_loss += self.data_terms(side, rows, new) - old_terms
+        old64, new64 = old.astype(np.float64), new.astype(np.float64)
+        old_norm = np.sqrt(self.sq[side][rows])
+        self.sq[side][rows] = obj.squared_norms(new64)
+        new_norm = np.sqrt(self.sq[side][rows])
+        step = np.sqrt(obj.squared_norms(new64 - old64))
+        # (a) rows of the other side sharing an entry with the moved rows
+        indptr, indices, values = self.data.side(side).arrays()
+        owner, flat = _row_entries(indptr, rows)
+        a, b = obj.entry_coefficients(self.objective, values[flat])
+        partner = indices[flat]
+        raise_by = step[owner] * (np.abs(a) * np.sqrt(self.sq[other][partner])
+                                  * (old_norm + new_norm)[owner] + np.abs(b))
+        self.bounds[other] += np.bincount(partner, weights=raise_by, minlength=O.shape[0])
+        # (b) the Gram matrix every row of the other side sees
+        if self.objective.implicit:
+            delta = new64.T @ new64 - old64.T @ old64
+            self.gram[side] += delta
+            self.bounds[other] += np.linalg.norm(delta) * np.sqrt(self.sq[other])
+        # a solved row is stationary up to rounding: measure how far
+        self.bounds[side][rows] = self.norms(side, rows)
 
-    def neighbours(self, side, rows):
-        """Rows of the other side sharing a stored entry with ``rows``."""
-        indptr, indices, _ = self.data.side(side).arrays()
-        return np.unique(_gather_rows(indptr, indices, np.unique(rows))[1])
-
-    def run(self, bounds, touched):
-        """Masked sweeps from gradient-norm upper ``bounds`` per side.
-
-        ``touched[side]`` lists rows whose bound is unknown (recomputed first).
-        Returns the number of sweeps.
-        """
+    def run(self):
+        """Masked sweeps: recompute rows whose bound exceeds the tolerance,
+        solve those whose gradient really does.  Returns the number of sweeps."""
         sweeps = 0
         while sweeps < self.max_sweeps:
             solved_any = False
             for side in ("users", "items"):
-                bound = bounds[side]
-                check = np.union1d(touched[side], np.flatnonzero(bound > self.tol))
-                if len(check):
-                    bound[check] = self.norms(side, check)
-                solve = check[bound[check] > self.tol]
-                touched[side] = np.zeros(0, dtype=np.int64)
-                if not len(solve):
+                bound = self.bounds[side]
+                check = np.flatnonzero(bound > self.tol)
+                if not len(check):
                     continue
-                solved_any = True
-                change = self.solve(side, solve, "sweeps")
-                bound[solve] = 0.0  # exact solves: recomputed below if neighbours move
-                other = self.other(side)
-                touched[other] = np.union1d(touched[other], self.neighbours(side, solve))
-                if change:
-                    bounds[other] += change * _row_norms(self.factors(other))
-                # the solved rows' own bounds depend on the other side, which may move next
-                touched[side] = solve
+                bound[check] = self.norms(side, check)
+                solve = check[bound[check] > self.tol]
+                if len(solve):
+                    solved_any = True
+                    self.solve(side, solve, "sweeps")
             sweeps += 1
             if self.progress is not None:
                 self.progress.update(1)
@@ -243,25 +275,46 @@ class _Reconverger:
                 break
         return sweeps
 
+    def result(self):
+        """Measures after the run: bounds, not exact norms."""
+        grams = (self.gram["users"], self.gram["items"]) if self.objective.implicit \
+            else (None, None)
+        return obj.Measures(self.bounds["users"], self.bounds["items"], self.data_loss,
+                            *grams, self.sq["users"], self.sq["items"], exact=False)
+
     def run_full(self):
-        """Plain Unlearn-ALS: full exact sweeps until the certificate is in tolerance."""
+        """Plain Unlearn-ALS: full exact sweeps until the certificate is in
+        tolerance.  Returns (sweeps, exact measures at the end)."""
         sweeps = 0
-        cert = None
-        while sweeps < self.max_sweeps:
-            cert = obj.certificate(self.objective, self.data, self.X, self.Y,
-                                   num_threads=self.threads)
-            if cert.max_row <= self.tol:
-                break
-            for side in ("users", "items"):
-                n = self.factors(side).shape[0]
-                obj.solve_rows(self.objective, self.data, self.X, self.Y, side,
-                               obj.all_rows(n), use_cg=False, cg_steps=0,
+        measures = obj.measure(self.objective, self.data, self.X, self.Y,
                                num_threads=self.threads)
-                self.rows_solved["sweeps"] += n
+        while sweeps < self.max_sweeps and measures.certificate().max_row > self.tol:
+            for side in ("users", "items"):
+                rows = obj.all_rows(self.factors(side).shape[0])
+                if not sweeps:  # the state before the request, once
+                    self.undo.append((side, rows, self.factors(side).copy()))
+                obj.solve_rows(self.objective, self.data, self.X, self.Y, side, rows,
+                               use_cg=False, cg_steps=0, num_threads=self.threads)
+                self.rows_solved["sweeps"] += len(rows)
             sweeps += 1
+            measures = obj.measure(self.objective, self.data, self.X, self.Y,
+                                   num_threads=self.threads)
             if self.progress is not None:
                 self.progress.update(1)
-        return sweeps
+        return sweeps, measures
+
+
+def _roll_back(model, undo):
+    """Put back every row the engine solved, newest first."""
+    for side, rows, old in reversed(undo):
+        F = model.user_factors if side == "users" else model.item_factors
+        F[rows] = old
+
+
+def _wipe(undo):
+    for _, _, old in undo:
+        old[...] = 0
+    undo.clear()
 
 
 def _check_options(tolerance, max_sweeps, strategy, missing):
@@ -278,7 +331,7 @@ def _check_options(tolerance, max_sweeps, strategy, missing):
 
 
 def forget_pairs(model, users, items, *, tolerance=None, max_sweeps=50, strategy="masked",
-                 missing="raise", show_progress=False):
+                 missing="raise", exact_certificate=False, show_progress=False):
     """Remove stored (user, item) pairs and re-converge; see ``MatrixFactorization.forget``."""
     start = time.perf_counter()
     tolerance, max_sweeps = _check_options(tolerance, max_sweeps, strategy, missing)
@@ -300,39 +353,35 @@ def forget_pairs(model, users, items, *, tolerance=None, max_sweeps=50, strategy
     digest = digest_pairs(users, items)
 
     threads = model._threads()
-    X, Y = model.user_factors, model.item_factors
     with single_threaded_blas(threads):
-        user_norms, item_norms, loss_before = model._measures(threads)
-        cert_before = obj.certificate_from_norms(user_norms, item_norms)
+        before = model._measures(threads)
+        loss_before, cert_before = before.loss(model.objective, data), before.certificate()
         tol = cert_before.max_row if tolerance is None else tolerance
         if len(users) == 0:  # nothing to do: a report, no change
             return ForgetReport(0, 0, 0, 0, {"local": 0, "sweeps": 0}, 0,
                                 time.perf_counter() - start, loss_before, loss_before,
                                 cert_before, cert_before, tol, cert_before.max_row <= tol,
                                 strategy, digest)
-
-        backup = (X.copy(), Y.copy())
-        undo_u = undo_i = None
+        undo, undo_u, undo_i = [], None, None
+        old_terms = _user_terms(model, np.unique(users))
         try:
             undo_u = data.by_user.remove(np.sort(pos_u))
             undo_i = data.by_item.remove(np.sort(pos_i))
-            report = _reconverge(model, users, items, tol, max_sweeps, strategy, threads,
-                                 user_norms, item_norms, show_progress, "Forgetting")
+            report = _reconverge(model, before, users, items, old_terms, tol, max_sweeps,
+                                 strategy, threads, exact_certificate, undo, show_progress,
+                                 "Forgetting")
         except BaseException:
-            X[...] = backup[0]
-            Y[...] = backup[1]
+            _roll_back(model, undo)
             if undo_i is not None:
                 data.by_item.restore(undo_i)
             if undo_u is not None:
                 data.by_user.restore(undo_u)
             raise
         finally:
-            for undo in (undo_u, undo_i):
-                if undo is not None:
-                    undo.wipe()
-            for arr in backup:
-                arr[...] = 0
-            del backup
+            for record in (undo_u, undo_i):
+                if record is not None:
+                    record.wipe()
+            _wipe(undo)
     rows_solved, sweeps, cert_after, loss_after = report
     result = ForgetReport(
         n_removed=len(users), users_affected=len(np.unique(users)),
@@ -345,38 +394,43 @@ def forget_pairs(model, users, items, *, tolerance=None, max_sweeps=50, strategy
     return result
 
 
-def _reconverge(model, users, items, tol, max_sweeps, strategy, threads, user_norms,
-                item_norms, show_progress, desc):
-    """Local phase then masked (or full) sweeps; returns (rows, sweeps, cert, loss)."""
+def _user_terms(model, users):
+    """Data term of the loss over the stored entries of ``users``, now."""
+    return obj.data_loss(model.objective, model._data, "users", users,
+                         model.user_factors[users], model.item_factors,
+                         num_threads=model._threads())
+
+
+def _reconverge(model, before, users, items, old_terms, tol, max_sweeps, strategy, threads,
+                exact_certificate, undo, show_progress, desc):
+    """Local phase then masked (or full) sweeps; returns (rows, sweeps, cert, loss).
+
+    ``old_terms`` is the data term of the affected users before their data
+    changed.  The certificate after is the engine's proven upper bound unless
+    ``exact_certificate`` is set or the bound misses the tolerance, in which
+    case it is measured exactly (a pass over the data per side).
+    """
     with tqdm(total=max_sweeps, disable=not show_progress, desc=desc) as progress:
-        engine = _Reconverger(model, threads, tol, max_sweeps, progress)
-        affected_users, affected_items = np.unique(users), np.unique(items)
+        engine = _Reconverger(model, before, threads, tol, max_sweeps, progress, undo)
+        affected_users = np.unique(users)
         if strategy == "full":
-            sweeps = engine.run_full()
+            sweeps, after = engine.run_full()
         else:
-            # local phase: the rows whose own data changed
-            change = engine.solve("users", affected_users, "local")
-            bounds = {"users": user_norms.copy(), "items": item_norms.copy()}
-            bounds["users"][affected_users] = 0.0
-            bounds["items"] += change * _row_norms(model.item_factors)
-            change = engine.solve("items", affected_items, "local")
-            bounds["items"][affected_items] = 0.0
-            bounds["users"] += change * _row_norms(model.user_factors)
-            touched = {
-                "users": np.union1d(affected_users,
-                                    engine.neighbours("items", affected_items)),
-                "items": np.union1d(affected_items,
-                                    engine.neighbours("users", affected_users)),
-            }
-            sweeps = engine.run(bounds, touched)
-        model._measured = None
-        user_norms, item_norms, loss = model._measures(threads)
-        cert = obj.certificate_from_norms(user_norms, item_norms)
-    return engine.rows_solved, sweeps, cert, loss
+            engine.data_changed(affected_users, old_terms)
+            engine.solve("users", affected_users, "local")
+            engine.solve("items", np.unique(items), "local")
+            sweeps = engine.run()
+            after = engine.result()
+            if exact_certificate or after.certificate().max_row > tol:
+                after = obj.measure(model.objective, model._data, model.user_factors,
+                                    model.item_factors, num_threads=threads)
+    model._remember(after)
+    return (engine.rows_solved, sweeps, after.certificate(),
+            after.loss(model.objective, model._data))
 
 
 def add_interactions(model, delta, *, tolerance=None, max_sweeps=50, strategy="masked",
-                     show_progress=False):
+                     exact_certificate=False, show_progress=False):
     """Add ``delta`` to the data (growing for new users/items) and re-converge.
 
     See ``MatrixFactorization.partial_fit``.
@@ -389,8 +443,8 @@ def add_interactions(model, delta, *, tolerance=None, max_sweeps=50, strategy="m
     shape = (max(n_users, delta.shape[0]), max(n_items, delta.shape[1]))
     threads = model._threads()
     with single_threaded_blas(threads):
-        user_norms, item_norms, loss_before = model._measures(threads)
-        cert_before = obj.certificate_from_norms(user_norms, item_norms)
+        before = model._measures(threads)
+        loss_before, cert_before = before.loss(model.objective, old_data), before.certificate()
         tol = cert_before.max_row if tolerance is None else tolerance
 
         def grown(m):
@@ -402,16 +456,28 @@ def add_interactions(model, delta, *, tolerance=None, max_sweeps=50, strategy="m
         X = np.zeros((shape[0], k), dtype=model.dtype)
         Y = np.zeros((shape[1], k), dtype=model.dtype)
         X[:n_users], Y[:n_items] = X_old, Y_old
-        # unchanged rows keep their gradient; new rows start at zero factors
-        pad = lambda norms, n: np.concatenate([norms, np.zeros(n - len(norms))])  # noqa: E731
+
+        def pad(values, n):  # new rows: zero factors (their entries make them affected)
+            return np.concatenate([values, np.zeros(n - len(values))])
+
+        grown_before = obj.Measures(
+            pad(before.user_norms, shape[0]), pad(before.item_norms, shape[1]),
+            before.data_loss, before.gram_users, before.gram_items,
+            pad(before.sq_users, shape[0]), pad(before.sq_items, shape[1]), before.exact)
+        affected = np.unique(coo.row)
+        old_terms = _user_terms(model, affected[affected < n_users])
+        undo, measured = [], model._measured
         try:
             model._set_state(X, Y, merged)
-            result = _reconverge(model, coo.row.astype(np.int64), coo.col.astype(np.int64), tol,
-                                 max_sweeps, strategy, threads, pad(user_norms, shape[0]),
-                                 pad(item_norms, shape[1]), show_progress, "Adding")
+            result = _reconverge(model, grown_before, coo.row.astype(np.int64),
+                                 coo.col.astype(np.int64), old_terms, tol, max_sweeps, strategy,
+                                 threads, exact_certificate, undo, show_progress, "Adding")
         except BaseException:
             model._data, model.user_factors, model.item_factors = old_data, X_old, Y_old
+            model._measured = measured
             raise
+        finally:
+            _wipe(undo)
     rows_solved, sweeps, cert_after, loss_after = result
     return ForgetReport(
         n_removed=0, users_affected=len(np.unique(coo.row)),

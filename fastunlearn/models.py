@@ -13,6 +13,7 @@ import numpy as np
 import scipy.sparse as sp
 from tqdm.auto import tqdm
 
+from . import _als
 from . import objective as obj
 from .config import effective_n_threads, single_threaded_blas
 from .ranking import normalized, top_n
@@ -35,16 +36,22 @@ def _rng(random_state):
     return np.random.default_rng(random_state)
 
 
+def _checksum(F):
+    """Position-aware checksum of the array's bytes (not cryptographic)."""
+    raw = np.ascontiguousarray(F).reshape(-1).view(np.uint8)
+    cut = raw.size - raw.size % 8
+    return (*_als.checksum(raw[:cut].view(np.uint64)), raw[cut:].tobytes())
+
+
 def _fingerprint(model):
-    """Cheap identity of the model state: wraps-around sums of the factor bits.
+    """Cheap identity of the model state: checksums of the factor bits.
 
     Detects any change of factors (including in-place edits by a user) or of
-    the retained data size, so cached measures are never used stale.
+    the retained data size, so cached measures are never used stale.  Costs
+    one read of the factors (about a millisecond for 120k x 64 float32).
     """
-    sums = [int(np.sum(F.view(f"u{F.itemsize}"), dtype=np.uint64))
-            for F in (model.user_factors, model.item_factors)]
     return (model.user_factors.shape, model.item_factors.shape, model._data.nnz,
-            id(model._data), *sums)
+            id(model._data), _checksum(model.user_factors), _checksum(model.item_factors))
 
 
 class MatrixFactorization:
@@ -52,7 +59,7 @@ class MatrixFactorization:
 
     _implicit = None  # set by subclasses
     _param_names = ()
-    _measured = None  # (fingerprint, (user grad norms, item grad norms, loss))
+    _measured = None  # (fingerprint, objective.Measures)
 
     # ------------------------------------------------------------ parameters
 
@@ -228,22 +235,26 @@ class MatrixFactorization:
 
     # ------------------------------------------------------------ measures
 
-    def _measures(self, threads):
-        """(user gradient norms, item gradient norms, loss) of the current state.
+    def _measures(self, threads, exact=False):
+        """:class:`objective.Measures` of the current state.
 
-        Forgetting needs them before every request and computes them after
-        it; they are kept, keyed by a fingerprint of the state, so that
-        consecutive requests do not pay these passes over the data twice.
+        Forgetting needs gradient norms, the loss and the Gram matrices
+        before every request and updates them after it; they are kept, keyed
+        by a fingerprint of the state, so that consecutive requests do not
+        pay passes over the data.  ``exact`` refuses kept upper bounds.
         """
         key = _fingerprint(self)
         if self._measured is not None and self._measured[0] == key:
-            return self._measured[1]
-        X, Y, objective = self.user_factors, self.item_factors, self.objective
-        value = (obj.gradient_norms(objective, self._data, X, Y, "users", num_threads=threads),
-                 obj.gradient_norms(objective, self._data, X, Y, "items", num_threads=threads),
-                 obj.loss(objective, self._data, X, Y, num_threads=threads))
+            if self._measured[1].exact or not exact:
+                return self._measured[1]
+        value = obj.measure(self.objective, self._data, self.user_factors, self.item_factors,
+                            num_threads=threads)
         self._measured = (key, value)
         return value
+
+    def _remember(self, measures):
+        """Keep ``measures`` as those of the current state."""
+        self._measured = (_fingerprint(self), measures)
 
     def loss(self):
         """The objective (DESIGN section 2, unnormalised) on the retained data.
@@ -252,11 +263,17 @@ class MatrixFactorization:
         plus the number of unstored entries.
         """
         self._check_fitted()
+        if self._measured is not None and self._measured[0] == _fingerprint(self):
+            return self._measured[1].loss(self.objective, self._data)
         return obj.loss(self.objective, self._data, self.user_factors, self.item_factors,
                         num_threads=self._threads())
 
     def certificate(self):
         """Stationarity certificate: norms of every row gradient ``A x - b``.
+
+        Always computed exactly (one pass over the data per side, unless this
+        state was measured exactly before); the result is kept, so that a
+        following ``forget`` starts from it without another pass.
 
         Returns
         -------
@@ -266,8 +283,9 @@ class MatrixFactorization:
             on the retained data.
         """
         self._check_fitted()
-        return obj.certificate(self.objective, self._data, self.user_factors,
-                               self.item_factors, num_threads=self._threads())
+        threads = self._threads()
+        with single_threaded_blas(threads):
+            return self._measures(threads, exact=True).certificate()
 
     # ------------------------------------------------------------ serving
 
@@ -435,7 +453,8 @@ class MatrixFactorization:
     # ------------------------------------------------------------ forgetting
 
     def forget(self, userids, itemids=None, *, tolerance=None, max_sweeps=50,
-               strategy="masked", missing="raise", show_progress=False):
+               strategy="masked", missing="raise", exact_certificate=False,
+               show_progress=False):
         """Remove stored interactions and re-converge to the retained objective.
 
         Parameters
@@ -454,6 +473,10 @@ class MatrixFactorization:
             "full" is plain Unlearn-ALS (warm start, full sweeps), the baseline.
         missing : {"raise", "ignore"}
             What to do with pairs that are not stored.
+        exact_certificate : bool
+            Measure ``certificate_after`` exactly (a pass over the data per
+            side).  By default it is the engine's proven upper bound
+            (``certificate_after.exact`` is False), which costs nothing.
         show_progress : bool
 
         Returns
@@ -481,7 +504,8 @@ class MatrixFactorization:
             users, items = forgetting.pairs_from_request(self, userids, itemids)
         return forgetting.forget_pairs(self, users, items, tolerance=tolerance,
                                        max_sweeps=max_sweeps, strategy=strategy,
-                                       missing=missing, show_progress=show_progress)
+                                       missing=missing, exact_certificate=exact_certificate,
+                                       show_progress=show_progress)
 
     def forget_users(self, userids, **options):
         """Remove every interaction of ``userids`` (see :meth:`forget` for options)."""
@@ -500,7 +524,7 @@ class MatrixFactorization:
         return forgetting.forget_pairs(self, users, items, **options)
 
     def partial_fit(self, user_items_delta, *, tolerance=None, max_sweeps=50,
-                    strategy="masked", show_progress=False):
+                    strategy="masked", exact_certificate=False, show_progress=False):
         """Add interactions (and new users/items) and re-converge to the
         objective of a retrain on all the data.
 
@@ -519,6 +543,7 @@ class MatrixFactorization:
         self._check_fitted()
         return forgetting.add_interactions(self, user_items_delta, tolerance=tolerance,
                                            max_sweeps=max_sweeps, strategy=strategy,
+                                           exact_certificate=exact_certificate,
                                            show_progress=show_progress)
 
     # ------------------------------------------------------------ persistence

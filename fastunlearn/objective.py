@@ -44,16 +44,20 @@ class Certificate:
 
     ``frobenius`` is the norm of all row gradients ``g = A x - b`` (users and
     items together), ``max_row`` the largest single row's norm.  Both are
-    zero exactly at a stationary point.
+    zero exactly at a stationary point.  ``exact`` is False when the norms
+    are upper bounds proven by the forgetting engine rather than computed
+    row by row (the true certificate is then at most these values).
     """
 
     frobenius: float
     max_row: float
     users_max_row: float
     items_max_row: float
+    exact: bool = True
 
     def __str__(self):
-        return f"max_row={self.max_row:.3e} frobenius={self.frobenius:.3e}"
+        bound = "" if self.exact else " (upper bound)"
+        return f"max_row={self.max_row:.3e} frobenius={self.frobenius:.3e}{bound}"
 
 
 def _factors(side, X, Y):
@@ -110,8 +114,13 @@ def sweep(objective, data, X, Y, *, use_cg, cg_steps, num_threads):
     return failed
 
 
-def gradient_norms(objective, data, X, Y, side, rows=None, *, num_threads, base=None):
-    """Norm of each row's gradient ``A x - b`` (all rows of ``side`` by default)."""
+def gradient_norms(objective, data, X, Y, side, rows=None, *, num_threads, base=None,
+                   losses=None):
+    """Norm of each row's gradient ``A x - b`` (all rows of ``side`` by default).
+
+    ``losses`` (float64, one slot per row), if given, receives each row's data
+    term of the loss (as :func:`row_losses`) from the same pass.
+    """
     target, other = _factors(side, X, Y)
     rows = all_rows(target.shape[0]) if rows is None else np.ascontiguousarray(rows, np.int64)
     indptr, indices, values = data.side(side).arrays()
@@ -120,16 +129,91 @@ def gradient_norms(objective, data, X, Y, side, rows=None, *, num_threads, base=
     out = np.zeros(len(rows), dtype=np.float64)
     _als.gradient_norms(indptr, indices, values, rows, target, other, base,
                         objective.implicit, objective.alpha, objective.regularization,
-                        objective.weighted, out, num_threads)
+                        objective.weighted, out, num_threads, losses)
     return out
 
 
-def certificate_from_norms(user_norms, item_norms):
-    """Combine per-row gradient norms of both sides into a Certificate."""
+def certificate_from_norms(user_norms, item_norms, exact=True):
+    """Combine per-row gradient norms (or upper bounds) of both sides."""
     umax = float(user_norms.max()) if len(user_norms) else 0.0
     imax = float(item_norms.max()) if len(item_norms) else 0.0
     frob = float(np.sqrt(np.dot(user_norms, user_norms) + np.dot(item_norms, item_norms)))
-    return Certificate(frob, max(umax, imax), umax, imax)
+    return Certificate(frob, max(umax, imax), umax, imax, exact)
+
+
+def data_loss(objective, data, side, rows, values, other, *, num_threads):
+    """Data term of the loss summed over the stored entries of ``rows`` of
+    ``side``, with ``values[j]`` as the factors of ``rows[j]`` and ``other``
+    as the other side's (see ``_als.row_losses``)."""
+    rows = np.ascontiguousarray(rows, dtype=np.int64)
+    indptr, indices, stored = data.side(side).arrays()
+    out = np.zeros(len(rows), dtype=np.float64)
+    _als.row_losses(indptr, indices, stored, rows, np.ascontiguousarray(values), other,
+                    objective.implicit, objective.alpha, out, num_threads)
+    return float(out.sum())
+
+
+def entry_coefficients(objective, values):
+    """(a, b) of each stored value: the entry adds ``a y y^T`` to its row's
+    A and ``b y`` to its b (the kernels' own definition, ``_als._entry``)."""
+    values = np.ascontiguousarray(values)
+    a, b = np.empty(len(values)), np.empty(len(values))
+    _als.entry_coefficients(values, objective.implicit, objective.alpha, a, b)
+    return a, b
+
+
+def gram64(F):
+    """``F^T F`` accumulated in float64 (kept up to date by forgetting)."""
+    return F.T.astype(np.float64) @ F
+
+
+def squared_norms(F):
+    return np.einsum("ij,ij->i", F, F, dtype=np.float64)
+
+
+@dataclass
+class Measures:
+    """Everything forgetting needs to know about a state, without a pass
+    over the data: per-row gradient norms (or proven upper bounds), the data
+    term of the loss, factor Gram matrices and squared row norms.
+
+    A request re-measures only the rows it disturbs and updates the rest,
+    so consecutive requests never pay a full pass.  Instances are replaced,
+    never edited in place by users of the cache.
+    """
+
+    user_norms: np.ndarray
+    item_norms: np.ndarray
+    data_loss: float
+    gram_users: np.ndarray
+    gram_items: np.ndarray
+    sq_users: np.ndarray
+    sq_items: np.ndarray
+    exact: bool = True
+
+    def certificate(self):
+        return certificate_from_norms(self.user_norms, self.item_norms, self.exact)
+
+    def loss(self, objective, data):
+        """The objective from the kept pieces (see :func:`loss`)."""
+        sq_x, sq_y = self.sq_users, self.sq_items
+        if objective.weighted and not objective.implicit:
+            sq_x, sq_y = sq_x * data.counts("users"), sq_y * data.counts("items")
+        total = self.data_loss + objective.regularization * (sq_x.sum() + sq_y.sum())
+        if objective.implicit:  # every entry as unstored: sum_ui (x_u . y_i)^2
+            total += float(np.vdot(self.gram_users, self.gram_items))
+        return float(total)
+
+
+def measure(objective, data, X, Y, *, num_threads):
+    """Exact :class:`Measures` of (X, Y) on ``data``: one pass per side."""
+    user_losses = np.zeros(X.shape[0], dtype=np.float64)
+    user_norms = gradient_norms(objective, data, X, Y, "users", num_threads=num_threads,
+                                losses=user_losses)
+    item_norms = gradient_norms(objective, data, X, Y, "items", num_threads=num_threads)
+    grams = (gram64(X), gram64(Y)) if objective.implicit else (None, None)
+    return Measures(user_norms, item_norms, float(user_losses.sum()), *grams,
+                    squared_norms(X), squared_norms(Y))
 
 
 def certificate(objective, data, X, Y, *, num_threads):
@@ -141,15 +225,13 @@ def certificate(objective, data, X, Y, *, num_threads):
 
 
 def loss(objective, data, X, Y, *, num_threads):
-    """Value of the objective (unnormalised; DESIGN section 2) on ``data``."""
-    indptr, indices, values = data.by_user.arrays()
-    gram = _als.gram(Y, num_threads) if objective.implicit else np.zeros((1, 1), Y.dtype)
-    per_row = np.zeros(X.shape[0], dtype=np.float64)
-    _als.row_losses(indptr, indices, values, X, Y, gram, objective.implicit,
-                    objective.alpha, per_row, num_threads)
-    sq_x = np.einsum("ij,ij->i", X, X, dtype=np.float64)
-    sq_y = np.einsum("ij,ij->i", Y, Y, dtype=np.float64)
-    if objective.weighted and not objective.implicit:
-        sq_x = sq_x * data.counts("users")
-        sq_y = sq_y * data.counts("items")
-    return float(per_row.sum() + objective.regularization * (sq_x.sum() + sq_y.sum()))
+    """Value of the objective (unnormalised; DESIGN section 2) on ``data``.
+
+    Implicit: the sum over all entries of ``(x_u . y_i)^2`` is
+    ``<X^T X, Y^T Y>``; the stored entries then swap that term for their own.
+    """
+    grams = (gram64(X), gram64(Y)) if objective.implicit else (None, None)
+    pieces = Measures(None, None, data_loss(objective, data, "users", all_rows(X.shape[0]), X,
+                                            Y, num_threads=num_threads),
+                      *grams, squared_norms(X), squared_norms(Y))
+    return pieces.loss(objective, data)
