@@ -168,7 +168,7 @@ class _Reconverger:
     rows R moves the gradient of a row f of the other side only through
     (a) the entries f shares with R: by at most
     ``|dr| (|a| |f| (|r| + |r'|) + |b|)`` per entry, for r moving to r'; and
-    (b) in implicit mode the Gram matrix: by at most ``|dG|_F |f|``.
+    (b) in implicit mode the Gram matrix: by at most ``|dG|_2 |f|``.
     Works on copies of the kept :class:`objective.Measures` and logs the
     previous value of every row it solves in ``undo``, so that the caller
     can put everything back on failure.
@@ -197,19 +197,26 @@ class _Reconverger:
     def other(self, side):
         return "items" if side == "users" else "users"
 
+    def threads_for(self, rows):
+        """One thread for a handful of rows: waking a team costs more than
+        the work, and much more when other processes hold the cores."""
+        return self.threads if len(rows) >= 64 else 1
+
     def base(self, side):
         """Dense part of A for rows of ``side`` from the maintained Gram."""
         other = self.other(side)
         gram = self.gram[other] if self.objective.implicit else None
         return obj.dense_part(self.objective, self.factors(other), self.threads, gram=gram)
 
-    def norms(self, side, rows):
+    def norms(self, side, rows, losses=None):
         return obj.gradient_norms(self.objective, self.data, self.X, self.Y, side, rows,
-                                  num_threads=self.threads, base=self.base(side))
+                                  num_threads=self.threads_for(rows),
+                                  base=self.base(side), losses=losses)
 
     def data_terms(self, side, rows, values):
         return obj.data_loss(self.objective, self.data, side, rows, values,
-                             self.factors(self.other(side)), num_threads=self.threads)
+                             self.factors(self.other(side)),
+                             num_threads=self.threads_for(rows))
 
     def data_changed(self, users, old_terms):
         """The stored entries of ``users`` changed (at unchanged factors);
@@ -227,10 +234,9 @@ class _Reconverger:
         self.undo.append((side, rows, old))
         old_terms = self.data_terms(side, rows, old)
         obj.solve_rows(self.objective, self.data, self.X, self.Y, side, rows, use_cg=False,
-                       cg_steps=0, num_threads=self.threads, base=self.base(side))
+                       cg_steps=0, num_threads=self.threads_for(rows), base=self.base(side))
         self.rows_solved[phase] += len(rows)
         new = F[rows]
-        self.data_loss += self.data_terms(side, rows, new) - old_terms
         old64, new64 = old.astype(np.float64), new.astype(np.float64)
         old_norm = np.sqrt(self.sq[side][rows])
         self.sq[side][rows] = obj.squared_norms(new64)
@@ -248,9 +254,13 @@ class _Reconverger:
         if self.objective.implicit:
             delta = new64.T @ new64 - old64.T @ old64
             self.gram[side] += delta
-            self.bounds[other] += np.linalg.norm(delta) * np.sqrt(self.sq[other])
-        # a solved row is stationary up to rounding: measure how far
-        self.bounds[side][rows] = self.norms(side, rows)
+            spectral = np.abs(np.linalg.eigvalsh(delta)).max()
+            self.bounds[other] += spectral * np.sqrt(self.sq[other])
+        # a solved row is stationary up to rounding: measure how far, and
+        # take the new data terms from the same pass
+        new_terms = np.zeros(len(rows))
+        self.bounds[side][rows] = self.norms(side, rows, losses=new_terms)
+        self.data_loss += new_terms.sum() - old_terms
 
     def run(self):
         """Masked sweeps: recompute rows whose bound exceeds the tolerance,
