@@ -197,10 +197,12 @@ class _Reconverger:
     def other(self, side):
         return "items" if side == "users" else "users"
 
-    def threads_for(self, rows):
-        """One thread for a handful of rows: waking a team costs more than
-        the work, and much more when other processes hold the cores."""
-        return self.threads if len(rows) >= 64 else 1
+    def threads_for(self, side, rows):
+        """One thread for little work: waking a team costs more than a few
+        thousand entries, and much more when other processes hold the cores."""
+        indptr = self.data.side(side).arrays()[0]
+        entries = int(np.sum(indptr[rows + 1] - indptr[rows])) if len(rows) < 4096 else None
+        return 1 if entries is not None and entries + 64 * len(rows) < 4096 else self.threads
 
     def base(self, side):
         """Dense part of A for rows of ``side`` from the maintained Gram."""
@@ -210,13 +212,13 @@ class _Reconverger:
 
     def norms(self, side, rows, losses=None):
         return obj.gradient_norms(self.objective, self.data, self.X, self.Y, side, rows,
-                                  num_threads=self.threads_for(rows),
+                                  num_threads=self.threads_for(side, rows),
                                   base=self.base(side), losses=losses)
 
     def data_terms(self, side, rows, values):
         return obj.data_loss(self.objective, self.data, side, rows, values,
                              self.factors(self.other(side)),
-                             num_threads=self.threads_for(rows))
+                             num_threads=self.threads_for(side, rows))
 
     def data_changed(self, users, old_terms):
         """The stored entries of ``users`` changed (at unchanged factors);
@@ -234,7 +236,8 @@ class _Reconverger:
         self.undo.append((side, rows, old))
         old_terms = self.data_terms(side, rows, old)
         obj.solve_rows(self.objective, self.data, self.X, self.Y, side, rows, use_cg=False,
-                       cg_steps=0, num_threads=self.threads_for(rows), base=self.base(side))
+                       cg_steps=0, num_threads=self.threads_for(side, rows),
+                       base=self.base(side))
         self.rows_solved[phase] += len(rows)
         new = F[rows]
         old64, new64 = old.astype(np.float64), new.astype(np.float64)
