@@ -303,3 +303,23 @@ def test_swapping_factor_rows_invalidates_kept_measures():
     assert model.loss() == pytest.approx(
         ref.loss(model.user_items, model.user_factors, model.item_factors,
                  **reference_kwargs("implicit")), rel=1e-10)
+
+
+def test_movielens_forget_one_percent_matches_retrain_ndcg(movielens):
+    """Issue acceptance: forgetting a random 1 % of MovieLens 100K and
+    retraining on what remains give nDCG@10 within 0.01 of each other."""
+    from fastunlearn.evaluation import ndcg_at_k, train_test_split
+
+    train, test = train_test_split(movielens, 0.2, seed=0)
+    params = dict(factors=32, regularization=0.05, iterations=15, random_state=0,
+                  num_threads=2)
+    model = fu.ImplicitALS(**params).fit(train, show_progress=False)
+    coo = train.tocoo()
+    pick = np.random.default_rng(0).choice(coo.nnz, coo.nnz // 100, replace=False)
+    report = model.forget(coo.row[pick], coo.col[pick])
+    assert report.converged and report.n_removed == len(pick)
+    retained = model.user_items
+    retrained = fu.ImplicitALS(**params).fit(retained, show_progress=False)
+    forgot, fresh = (ndcg_at_k(m, retained, test, k=10) for m in (model, retrained))
+    assert fresh > 0.2  # a real model, not two broken ones agreeing
+    assert abs(forgot - fresh) <= 0.01
