@@ -14,6 +14,26 @@ RESULTS = Path(__file__).resolve().parent / "results"
 MOVIELENS = Path(__file__).resolve().parents[2] / "shared" / "data" / "ml-100k" / "u.data"
 
 
+def set_results_dir(path):
+    """Send every later ``write`` (and plot) to ``path`` instead of bench/results."""
+    global RESULTS
+    RESULTS = Path(path).resolve()
+
+
+def results_dir():
+    return RESULTS
+
+
+def movielens():
+    """MovieLens 100K ratings as a users x items CSR (None when the file is absent)."""
+    if not MOVIELENS.exists():
+        return None
+    import scipy.sparse as sp
+
+    raw = np.loadtxt(MOVIELENS, dtype=np.int64)
+    return sp.csr_matrix((raw[:, 2].astype(np.float32), (raw[:, 0] - 1, raw[:, 1] - 1)))
+
+
 def machine():
     """What the numbers were measured on."""
     import scipy
@@ -67,15 +87,28 @@ def _rss():
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def write(name, payload, table_rows, header):
-    """Write results/NAME.json and results/NAME.md (a Markdown table)."""
+def table(header, rows):
+    """A Markdown table."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def write(name, payload, table_rows, header, sections=(), notes=""):
+    """Write results/NAME.json and results/NAME.md (a Markdown table).
+
+    ``sections`` are further ``(title, header, rows)`` tables appended to the
+    Markdown under a ``### title`` heading each, then ``notes`` (Markdown).
+    """
     RESULTS.mkdir(parents=True, exist_ok=True)
     payload = {"machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                **payload}
     (RESULTS / f"{name}.json").write_text(json.dumps(payload, indent=2, default=float))
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in table_rows]
-    text = "\n".join(lines) + "\n"
+    text = table(header, table_rows)
+    for title, sub_header, rows in sections:
+        text += f"\n### {title}\n\n" + table(sub_header, rows)
+    if notes:
+        text += "\n" + notes.strip() + "\n"
     (RESULTS / f"{name}.md").write_text(text)
     print(text)
     return payload

@@ -1,8 +1,12 @@
-"""Benchmark entry point: ``python bench/run.py {fit,forget} [--quick]``.
+"""Benchmark entry point:
+``python bench/run.py {fit,forget,audit,scaling,all,plots} [--quick] [--out DIR]``.
 
-Each sub-benchmark prints a Markdown table and writes JSON and Markdown
-under bench/results/.  Timings are medians of several runs, measured against
-the peer in the same run on the same machine.
+Each sub-benchmark prints a Markdown table and writes JSON and Markdown (and,
+with matplotlib, PNG plots) under bench/results/, or under ``--out DIR``.
+Timings are medians of several runs, measured against the peer in the same
+run on the same machine.  ``--quick`` runs small data once (``all --quick``
+takes under 30 s on 2 cores) and names its outputs ``*-quick*`` (gitignored).
+``plots`` redraws the PNGs from the saved JSON.
 """
 import argparse
 import sys
@@ -14,14 +18,20 @@ try:
 except ImportError:  # a source checkout built with `setup.py build_ext --inplace`
     sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
 
+BENCHMARKS = ("fit", "forget", "audit", "scaling")
+
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="bench/run.py", description=__doc__)
+    parser = argparse.ArgumentParser(prog="bench/run.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="bench", required=True)
-    for name in ("fit", "forget"):
+    for name in (*BENCHMARKS, "all", "plots"):
         p = sub.add_parser(name)
-        p.add_argument("--quick", action="store_true", help="small data, one repeat")
-        p.add_argument("--repeats", type=int, default=3)
+        p.add_argument("--out", metavar="DIR", help="write results here instead of "
+                                                    "bench/results")
+        if name != "plots":
+            p.add_argument("--quick", action="store_true", help="small data, one repeat")
+            p.add_argument("--repeats", type=int, default=3)
     child = sub.add_parser("fit-child")  # one measurement in a fresh process
     child.add_argument("--library", required=True)
     child.add_argument("--solver", required=True)
@@ -30,18 +40,26 @@ def main(argv=None):
     child.add_argument("--factors", type=int, required=True)
     child.add_argument("--threads", type=int, required=True)
     args = parser.parse_args(argv)
-    if args.bench == "fit":
-        import fit
 
-        fit.run(quick=args.quick, repeats=1 if args.quick else args.repeats)
-    elif args.bench == "fit-child":
+    if args.bench == "fit-child":
         import fit
 
         fit.child(args)
-    else:
-        import forget
+        return 0
+    if args.out:
+        import common
 
-        forget.run(quick=args.quick, repeats=1 if args.quick else args.repeats)
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        common.set_results_dir(args.out)
+    if args.bench == "plots":
+        import plots
+
+        plots.redraw()
+        return 0
+    repeats = 1 if args.quick else args.repeats
+    for name in BENCHMARKS if args.bench == "all" else (args.bench,):
+        module = __import__(name)
+        module.run(quick=args.quick, repeats=repeats)
     return 0
 
 

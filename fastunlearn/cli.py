@@ -1,4 +1,4 @@
-"""Command-line interface: ``fastunlearn demo|fit|forget|recommend|similar|info``.
+"""Command-line interface: ``fastunlearn demo|fit|forget|recommend|similar|audit|info``.
 
 Exit status: 0 on success, 2 for usage errors and bad input (files that
 cannot be read, unknown ids), 1 for any other failure.  Errors are reported
@@ -339,45 +339,92 @@ def cmd_info(args):
     return 0
 
 
+# ---------------------------------------------------------------- audit
+
+def _lookup(ids, id_array):
+    """Row numbers of external ``ids`` in ``id_array``, -1 where unknown."""
+    from .data import UnknownIdError, to_internal
+
+    ids = list(ids)
+    if not ids:
+        return np.zeros(0, np.int64)
+    try:
+        return to_internal(ids, id_array)
+    except UnknownIdError as exc:
+        unknown = set(exc.unknown)
+    known = np.array([q not in unknown for q in ids], dtype=bool)
+    out = np.full(len(ids), -1, dtype=np.int64)
+    if known.any():
+        out[known] = to_internal([q for q, k in zip(ids, known) if k], id_array)
+    return out
+
+
+def cmd_audit(args):
+    import scipy.sparse as sp
+
+    from .audit import _keys, fairness_gap
+    from .evaluation import mae, ranking_metrics, rmse
+
+    if args.k < 1:
+        raise CLIError("--k must be at least 1")
+    model = _load(args.model)
+    data = _read(args.test, args.format)
+    user_ids, item_ids = _id_maps(model)
+    rows = _lookup(data.user_ids, user_ids)
+    cols = _lookup(data.item_ids, item_ids)
+    coo = data.matrix.tocoo()
+    r, c = rows[coo.row], cols[coo.col]
+    keep = (r >= 0) & (c >= 0)
+    if not keep.any():
+        raise CLIError(f"{args.test}: none of its {coo.nnz} interactions has a user and an "
+                       "item known to the model")
+    shape = (model.user_factors.shape[0], model.item_factors.shape[0])
+    test = sp.csr_matrix((coo.data[keep], (r[keep], c[keep])), shape=shape)
+    test.sum_duplicates()  # sorted indices (the id maps are one-to-one: nothing is summed)
+    counts = {"interactions": int(coo.nnz), "used": int(keep.sum()),
+              "skipped": int((~keep).sum()), "unknown_users": int((rows < 0).sum()),
+              "unknown_items": int((cols < 0).sum())}
+    k = args.k
+    if model._implicit:
+        metrics = ranking_metrics(model, model.user_items, test, k=k)
+        # the evaluation ignores these: an item already trained on is never ranked
+        counts["in_training_data"] = int(np.isin(_keys(test), _keys(model.user_items)).sum())
+        counts["users_evaluated"] = metrics.pop("n_users")
+    else:
+        metrics = {"rmse": rmse(model, test), "mae": mae(model, test)}
+        counts["users_evaluated"] = int(np.count_nonzero(np.diff(test.indptr)))
+    gap = fairness_gap(model, test, k=k)
+    result = _jsonable({"model": _model_file(args.model), "test": args.test,
+                        "kind": "implicit" if model._implicit else "explicit", "k": k,
+                        **counts, "metrics": metrics, "fairness": gap.to_dict()})
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    rows_out = [("test interactions", f"{counts['used']} used of {counts['interactions']} "
+                                      f"({counts['skipped']} skipped: "
+                                      f"{counts['unknown_users']} unknown users, "
+                                      f"{counts['unknown_items']} unknown items)")]
+    if model._implicit:
+        rows_out.append(("already in training data", f"{counts['in_training_data']} "
+                                                     "(not counted as relevant)"))
+    rows_out.append(("users evaluated", counts["users_evaluated"]))
+    at_k = ("precision", "recall", "ndcg", "hit_rate")
+    rows_out += [(f"{name}@{k}" if name in at_k else name, _fmt(value, ".4f"))
+                 for name, value in metrics.items()]
+    f = result["fairness"]
+    label = f"{f['metric']}@{k}" if f["metric"] == "ndcg" else f["metric"]
+    rows_out.append((f"fairness gap ({label})",
+                     f"{_fmt(f['gap'], '+.4f')} = top 20% most active users "
+                     f"{_fmt(f['active'], '.4f')} ({f['n_active']}) - rest "
+                     f"{_fmt(f['inactive'], '.4f')} ({f['n_inactive']})"))
+    _print_kv(rows_out)
+    return 0
+
+
 # ---------------------------------------------------------------- demo
 
-def _rank_auc(pos, neg):
-    """P(score of a positive > score of a negative), ties counted half (rank formula)."""
-    pos = np.asarray(pos, dtype=np.float64)
-    neg = np.asarray(neg, dtype=np.float64)
-    if not len(pos) or not len(neg):
-        return float("nan")
-    allv = np.concatenate([pos, neg])
-    order = np.argsort(allv, kind="mergesort")
-    sorted_v = allv[order]
-    ranks = np.empty(len(allv), dtype=np.float64)
-    # average 1-based ranks over runs of ties
-    starts = np.flatnonzero(np.r_[True, sorted_v[1:] != sorted_v[:-1]])
-    ends = np.r_[starts[1:], len(allv)]
-    avg = (starts + ends + 1) / 2.0
-    ranks[order] = np.repeat(avg, ends - starts)
-    n_pos, n_neg = len(pos), len(neg)
-    return float((ranks[:n_pos].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
-
-
-def _never_seen(rng, seen, n, shape):
-    """``n`` distinct random (user, item) pairs that are not stored in ``seen``."""
-    n_users, n_items = shape
-    seen_keys = np.unique(seen.tocoo().row.astype(np.int64) * n_items + seen.tocoo().col)
-    out = np.zeros(0, np.int64)
-    for _ in range(50):
-        cand = rng.integers(0, n_users * n_items, size=2 * (n - len(out)) + 16, dtype=np.int64)
-        cand = np.unique(cand)
-        cand = cand[~np.isin(cand, seen_keys)]
-        cand = cand[~np.isin(cand, out)]
-        out = np.concatenate([out, rng.permutation(cand)[: n - len(out)]])
-        if len(out) >= n:
-            break
-    return out // n_items, out % n_items
-
-
 def cmd_demo(args):
-    from . import ImplicitALS
+    from . import ImplicitALS, audit
     from .evaluation import ranking_metrics, train_test_split
     from .synthetic import make_implicit
 
@@ -414,29 +461,27 @@ def cmd_demo(args):
     fit_s = time.perf_counter() - t0
     ndcg_original = ranking_metrics(model, train, test, k=10)["ndcg"]
     cert0 = model.certificate()
-    # never-seen pairs (neither in train nor test) for the membership test;
-    # sized generously, trimmed to the number of forgotten pairs later
-    n_neg = int(np.diff(train.indptr).max()) + int(round(0.01 * train.nnz)) + 1
-    neg_u, neg_i = _never_seen(rng, (train + test).tocsr(), n_neg, matrix.shape)
-    orig_neg_scores = model.predict(neg_u, neg_i)
 
-    # request 1: one median-activity user's whole history
+    # request 1: one median-activity user's whole history; request 2: a
+    # random 1% of the other users' interactions
     counts = np.diff(train.indptr)
     active = np.flatnonzero(counts > 0)
     by_count = active[np.argsort(counts[active], kind="stable")]
     victim = int(by_count[len(by_count) // 2])
     v_items = train.indices[train.indptr[victim]:train.indptr[victim + 1]].astype(np.int64)
     v_users = np.full(len(v_items), victim, dtype=np.int64)
-    orig_scores_user = model.predict(v_users, v_items)
-    rep_user = model.forget_users([victim], show_progress=_progress(args))
+    rest = train.tocoo()
+    others = np.flatnonzero(rest.row != victim)
+    pick = rng.choice(others, size=max(1, int(round(0.01 * len(others)))), replace=False)
+    p_users, p_items = rest.row[pick].astype(np.int64), rest.col[pick].astype(np.int64)
 
-    # request 2: a random 1% of the remaining train interactions
-    rest = model.user_items.tocoo()
-    n_pairs = max(1, int(round(0.01 * rest.nnz)))
-    pick = rng.choice(rest.nnz, size=min(n_pairs, rest.nnz), replace=False)
-    p_users = rest.row[pick].astype(np.int64)
-    p_items = rest.col[pick].astype(np.int64)
-    orig_scores_pairs = model.predict(p_users, p_items)
+    # membership inference: the forgotten pairs against never-seen pairs of
+    # the same users (in neither train nor test)
+    forgotten = (np.concatenate([v_users, p_users]), np.concatenate([v_items, p_items]))
+    unseen = audit.sample_unseen((train + test).tocsr(), forgotten[0], seed=args.seed)
+    mia_original = audit.membership_inference(model, forgotten, unseen)
+
+    rep_user = model.forget_users([victim], show_progress=_progress(args))
     rep_pairs = model.forget(p_users, p_items, show_progress=_progress(args))
 
     retained = model.user_items.copy()
@@ -450,13 +495,8 @@ def cmd_demo(args):
     cert_forgot = model.certificate()
     cert_retrain = retrained.certificate()
 
-    f_users = np.concatenate([v_users, p_users])
-    f_items = np.concatenate([v_items, p_items])
-    auc_orig = _rank_auc(np.concatenate([orig_scores_user, orig_scores_pairs]),
-                         orig_neg_scores[:len(f_users)])
-    neg_u, neg_i = neg_u[:len(f_users)], neg_i[:len(f_users)]
-    auc_forgot = _rank_auc(model.predict(f_users, f_items), model.predict(neg_u, neg_i))
-    auc_retrain = _rank_auc(retrained.predict(f_users, f_items), retrained.predict(neg_u, neg_i))
+    mia_forgot = audit.membership_inference(model, forgotten, unseen)
+    mia_retrain = audit.membership_inference(retrained, forgotten, unseen)
 
     line("timings")
     line(f"  fit on train                      {fit_s:8.3f} s")
@@ -469,7 +509,8 @@ def cmd_demo(args):
     line("certificate (max row gradient norm; 0 = exactly stationary)")
     for label, rep in (("forget user", rep_user), ("forget 1% of pairs", rep_pairs)):
         line(f"  {label:<20} before {rep.certificate_before.max_row:.3e}  "
-             f"after {rep.certificate_after.max_row:.3e}  tolerance {rep.tolerance:.3e}  "
+             f"after {rep.certificate_after.max_row:.3e}"
+             f"{'' if rep.certificate_after.exact else ' (bound)'}  tolerance {rep.tolerance:.3e}  "
              f"converged {'yes' if rep.converged else 'no'}  "
              f"({rep.rows_solved} row solves, {rep.sweeps} sweeps)")
     line(f"  {'fitted model':<20} {cert0.max_row:.3e}")
@@ -481,11 +522,12 @@ def cmd_demo(args):
     line(f"  after forgetting    {ndcg_forgot:.4f}")
     line(f"  retrained model     {ndcg_retrain:.4f}")
     line()
-    line(f"membership inference AUC ({len(f_users)} forgotten pairs vs "
-         f"{len(neg_u)} never-seen pairs; 0.5 = no signal)")
-    line(f"  original model      {auc_orig:.4f}   (before forgetting)")
-    line(f"  after forgetting    {auc_forgot:.4f}")
-    line(f"  retrained model     {auc_retrain:.4f}")
+    line(f"membership inference AUC ({len(forgotten[0])} forgotten pairs vs as many "
+         "never-seen pairs of the same users; 0.5 = no signal)")
+    line("                      score attacker   rank attacker")
+    for label, mia in (("original model", mia_original), ("after forgetting", mia_forgot),
+                       ("retrained model", mia_retrain)):
+        line(f"  {label:<20} {mia.score_auc:.4f}           {mia.rank_auc:.4f}")
     line()
     line("receipts (SHA-256 of the removed pairs)")
     line(f"  forget user         {rep_user.digest}")
@@ -588,6 +630,24 @@ def build_parser():
     p.add_argument("-n", type=int, default=10, help="number of items (default 10)")
     p.add_argument("--json", action="store_true", help="JSON output")
     p.set_defaults(func=cmd_similar)
+
+    p = sub.add_parser("audit", help="utility and fairness of a model on held-out data",
+                       description="Evaluate MODEL on the interactions of FILE (external ids, "
+                                   "read with the model's id maps): precision, recall, nDCG, "
+                                   "hit rate at k and AUC for implicit models (items in the "
+                                   "model's training data are not ranked), RMSE and MAE for "
+                                   "explicit ones, and the fairness gap: the metric of the 20%% "
+                                   "most active users minus the rest's. Test rows whose user "
+                                   "or item the model does not know are skipped and counted.")
+    p.add_argument("model", metavar="MODEL")
+    p.add_argument("--test", required=True, metavar="FILE",
+                   help="held-out interactions: user,item[,value[,timestamp]]")
+    p.add_argument("--k", type=int, default=10, help="cut-off of the top-k metrics (default 10)")
+    p.add_argument("--format", default="auto",
+                   choices=("auto", "csv", "tsv", "movielens", "movielens-dat", "npz"),
+                   help="format of the test file (default: by file name)")
+    p.add_argument("--json", action="store_true", help="JSON output")
+    p.set_defaults(func=cmd_audit)
 
     p = sub.add_parser("info", help="describe a model file",
                        description="Kind, sizes, hyperparameters, certificate, loss and the "

@@ -134,7 +134,7 @@ def _select(csr, keep):
 _RANKING_KEYS = ("precision", "recall", "ndcg", "hit_rate", "auc")
 
 
-def per_user_metrics(model, train, test, k=10, *, users=None, batch_size=4096):
+def per_user_metrics(model, train, test, k=10, *, users=None, batch_size=4096, with_auc=True):
     """Ranking metrics at ``k`` of every evaluated user (see the module docstring).
 
     Parameters
@@ -151,19 +151,23 @@ def per_user_metrics(model, train, test, k=10, *, users=None, batch_size=4096):
         dropped either way.
     batch_size : int >= 1
         Users ranked per call of the compiled top-N (bounds memory).
+    with_auc : bool
+        Also compute ``auc``, which scores and sorts every item of every
+        evaluated user (the top-k metrics only need a bounded heap).
 
     Returns
     -------
     dict of ndarray, all aligned with ``"users"``
         ``users`` (int64 ids, ascending), ``precision``, ``recall``,
-        ``ndcg``, ``hit_rate`` (0 or 1), ``auc`` (NaN where undefined),
+        ``ndcg``, ``hit_rate`` (0 or 1), ``auc`` (NaN where undefined, and
+        everywhere without ``with_auc``),
         ``n_test`` (relevant test items) and ``n_train`` (stored train
         entries): the last two allow comparing e.g. active and inactive users.
     """
-    return _evaluate(model, train, test, k, users, batch_size, topn=True, with_auc=True)
+    return _evaluate(model, train, test, k, users, batch_size, topn=True, with_auc=with_auc)
 
 
-def ranking_metrics(model, train, test, k=10, *, users=None, batch_size=4096):
+def ranking_metrics(model, train, test, k=10, *, users=None, batch_size=4096, with_auc=True):
     """Mean ranking metrics at ``k`` over the evaluated users.
 
     Parameters are those of :func:`per_user_metrics`.
@@ -175,7 +179,8 @@ def ranking_metrics(model, train, test, k=10, *, users=None, batch_size=4096):
         NaN when no user is evaluated; ``auc`` averages the users where it is
         defined) and ``n_users`` (users evaluated).
     """
-    per_user = _evaluate(model, train, test, k, users, batch_size, topn=True, with_auc=True)
+    per_user = _evaluate(model, train, test, k, users, batch_size, topn=True,
+                         with_auc=with_auc)
     return _summarise(per_user)
 
 

@@ -52,7 +52,7 @@ def workdir(tmp_path_factory):
 
 def test_help(tmp_path):
     out = ok(run(tmp_path, "--help")).stdout
-    for cmd in ("demo", "fit", "forget", "recommend", "similar", "info"):
+    for cmd in ("demo", "fit", "forget", "recommend", "similar", "audit", "info"):
         assert cmd in out
 
 
@@ -157,3 +157,93 @@ def test_demo_tiny(tmp_path):
                     "retrain from scratch", "faster than retrain", "converged"):
         assert section in r.stdout
     assert r.stdout.isascii()
+
+
+# ---------------------------------------------------------------- audit
+
+def _api_test_matrix(model, rows):
+    """The test pairs a CLI audit uses, mapped with the model's id maps (known ids only)."""
+    import scipy.sparse as sp
+
+    users, items = model.metadata["user_ids"].tolist(), model.metadata["item_ids"].tolist()
+    known = [(users.index(u), items.index(i), v) for u, i, v in rows
+             if u in users and i in items]
+    r, c, v = (np.array(x) for x in zip(*known))
+    return sp.csr_matrix((v.astype(np.float32), (r, c)), shape=model.user_items.shape), \
+        len(rows) - len(known)
+
+
+def test_audit_matches_api(workdir):
+    from fastunlearn.audit import fairness_gap
+    from fastunlearn.evaluation import ranking_metrics
+
+    d = workdir
+    rng = np.random.default_rng(3)
+    rows = sorted({(f"u{rng.integers(1, 34)}", f"i{rng.integers(1, 23)}") for _ in range(120)})
+    rows = [(u, i, 1.0) for u, i in rows]  # u31..u33, i21, i22 are unknown to the model
+    (d / "test.csv").write_text("user,item\n" + "".join(f"{u},{i}\n" for u, i, _ in rows))
+    got = json.loads(ok(run(d, "audit", "model.npz", "--test", "test.csv", "--k", "5",
+                            "--json")).stdout)
+
+    model = fastunlearn.load(d / "model.npz")
+    test, skipped = _api_test_matrix(model, rows)
+    assert skipped > 0
+    assert (got["interactions"], got["used"], got["skipped"]) == \
+        (len(rows), len(rows) - skipped, skipped)
+    assert got["unknown_users"] == len({u for u, _, _ in rows} - {f"u{n}" for n in range(1, 31)})
+    assert got["unknown_items"] == len({i for _, i, _ in rows} - {f"i{n}" for n in range(1, 21)})
+    expected = ranking_metrics(model, model.user_items, test, k=5)
+    assert got["users_evaluated"] == expected.pop("n_users")
+    assert got["metrics"] == pytest.approx(expected)
+    assert got["fairness"] == pytest.approx(fairness_gap(model, test, k=5).to_dict())
+    assert got["in_training_data"] == model.user_items.multiply(test).nnz
+
+    text = ok(run(d, "audit", "model.npz", "--test", "test.csv", "--k", "5")).stdout
+    assert "ndcg@5:" in text and "fairness gap" in text
+    assert f"{skipped} skipped" in text
+    assert f"{expected['ndcg']:.4f}" in text
+
+
+def test_audit_explicit_model_matches_api(workdir, tmp_path):
+    from fastunlearn.audit import fairness_gap
+    from fastunlearn.evaluation import mae, rmse
+
+    d = workdir
+    ok(run(d, "fit", "data.csv", "-o", "explicit.npz", "--explicit", "--factors", "4",
+           "--iterations", "3", "--seed", "0", "--quiet"))
+    rows = [("u1", "i1", 2.0), ("u2", "i1", 3.0), ("u5", "i7", 1.0), ("nobody", "i1", 5.0)]
+    (tmp_path / "ratings.csv").write_text(
+        "user,item,rating\n" + "".join(f"{u},{i},{v}\n" for u, i, v in rows))
+    got = json.loads(ok(run(d, "audit", "explicit.npz", "--test", tmp_path / "ratings.csv",
+                            "--json")).stdout)
+    model = fastunlearn.load(d / "explicit.npz")
+    test, skipped = _api_test_matrix(model, rows)
+    assert got["kind"] == "explicit" and got["skipped"] == skipped == 1
+    assert got["metrics"] == pytest.approx({"rmse": rmse(model, test), "mae": mae(model, test)})
+    assert got["fairness"] == pytest.approx(fairness_gap(model, test).to_dict())
+    assert got["fairness"]["metric"] == "rmse"
+
+
+def test_audit_bad_input_exits_2(workdir, tmp_path):
+    d = workdir
+    (tmp_path / "bad.csv").write_text("user,item,value\nu1,i1,1\nu2,i2\n")
+    line = one_line_error(run(d, "audit", "model.npz", "--test", tmp_path / "bad.csv"))
+    assert "bad.csv" in line and "line 3" in line
+    (tmp_path / "strangers.csv").write_text("user,item\nx1,y1\nx2,y2\n")
+    line = one_line_error(run(d, "audit", "model.npz", "--test", tmp_path / "strangers.csv"))
+    assert "known to the model" in line
+    one_line_error(run(d, "audit", "model.npz", "--test", tmp_path / "strangers.csv",
+                       "--k", "0"))
+
+
+def test_forget_exact_certificate_matches_loaded_model(workdir):
+    d = workdir
+    r = json.loads(ok(run(d, "forget", "model.npz", "--users", "u5", "-o", "exact.npz",
+                          "--exact-certificate", "--json")).stdout)
+    assert r["certificate_after"]["exact"] and r["converged"]
+    model = fastunlearn.load(d / "exact.npz")
+    assert model.certificate().max_row == pytest.approx(r["certificate_after"]["max_row"],
+                                                        rel=1e-9)
+    bound = json.loads(ok(run(d, "forget", "model.npz", "--users", "u5", "-o", "bound.npz",
+                              "--json")).stdout)["certificate_after"]
+    assert not bound["exact"] and bound["max_row"] >= r["certificate_after"]["max_row"] * (1 - 1e-9)

@@ -1,0 +1,105 @@
+"""Scaling: wall time of fit (per iteration) and of forget (one median user's
+history; a random 1% of the entries) against the number of stored entries,
+and against the number of factors, on seeded synthetic data.
+
+Fit time per iteration is the median over the iterations of one fit (the
+fit callback times each sweep alone); each forget is timed ``repeats`` times
+from the same fitted factors and the median reported.
+"""
+import time
+
+import numpy as np
+
+import fastunlearn as fu
+import plots
+from common import median, write
+from fastunlearn import audit
+from fastunlearn.synthetic import make_implicit
+
+SIZES = (1_000_000, 2_000_000, 5_000_000, 10_000_000, 20_000_000)
+FACTORS = (32, 64, 128, 256)
+FACTORS_NNZ = 2_000_000
+PARAMS = dict(regularization=0.05, alpha=1.0, use_cg=True, random_state=0)
+
+
+def data(nnz):
+    """Synthetic implicit data of ``nnz`` entries at the density of bench/forget.py's
+    2M set (100k users x 20k items): 20 entries per user, 100 per item."""
+    return make_implicit(max(nnz // 20, 100), max(nnz // 100, 100), nnz, seed=0)
+
+
+def measure(R, factors, iterations, repeats, threads):
+    params = dict(PARAMS, factors=factors, iterations=iterations, num_threads=threads)
+    per_iteration = []
+    model = fu.ImplicitALS(**params)
+    model.fit(R, show_progress=False, callback=lambda it, s, loss: per_iteration.append(s))
+
+    counts = np.diff(model.user_items.indptr)
+    active = np.flatnonzero(counts)
+    median_user = active[np.argsort(counts[active], kind="stable")[len(active) // 2]]
+    requests = {
+        "forget_user": (np.full(counts[median_user], median_user, dtype=np.int64),
+                        model.user_items[median_user].indices.astype(np.int64)),
+        "forget_1pct": audit.unlearning_set(model.user_items, 0.01, "random", seed=0),
+    }
+    record = {"nnz": int(R.nnz), "users": R.shape[0], "items": R.shape[1],
+              "factors": factors, "iterations": iterations,
+              "data_bytes": int(2 * (R.data.nbytes + R.indices.nbytes + R.indptr.nbytes)
+                                + (R.shape[0] + R.shape[1]) * factors * 4),
+              "fit_per_iteration": {"seconds": median(per_iteration), "runs": per_iteration}}
+    for key, (users, items) in requests.items():
+        runs, receipt = [], None
+        for _ in range(repeats):
+            copy = fu.ImplicitALS.from_factors(model.user_factors, model.item_factors,
+                                               model.user_items, **params)
+            start = time.perf_counter()
+            receipt = copy.forget(users, items)
+            runs.append(time.perf_counter() - start)
+            del copy
+        record[key] = {"seconds": median(runs), "runs": runs, "removed": int(len(users)),
+                       "rows_solved": receipt.rows_solved, "sweeps": receipt.sweeps,
+                       "converged": receipt.converged}
+    return record
+
+
+def _row(r):
+    return [f"{r['nnz']:,}", f"{r['users']:,} x {r['items']:,}", r["factors"],
+            f"{r['fit_per_iteration']['seconds']:.3f}",
+            f"{r['forget_user']['seconds']:.3f}", r["forget_user"]["removed"],
+            r["forget_user"]["rows_solved"],
+            f"{r['forget_1pct']['seconds']:.3f}", f"{r['forget_1pct']['removed']:,}",
+            f"{r['forget_1pct']['rows_solved']:,}",
+            f"{r['forget_1pct']['seconds'] / r['fit_per_iteration']['seconds']:.2f}",
+            f"{r['data_bytes'] / 2**20:.0f}"]
+
+
+HEADER = ["nnz", "users x items", "factors", "fit s/iter", "forget user s", "user entries",
+          "user rows solved", "forget 1% s", "1% entries", "1% rows solved",
+          "forget 1% / fit iteration", "CSR+T+factors MiB"]
+
+
+def run(quick=False, repeats=3, threads=2):
+    if quick:
+        sizes, factors, factors_nnz, iterations = (20_000, 50_000), (8, 16), 20_000, 2
+    else:
+        sizes, factors, factors_nnz, iterations = SIZES, FACTORS, FACTORS_NNZ, 10
+    by_nnz, by_factors = [], []
+    for nnz in sizes:
+        start = time.perf_counter()
+        R = data(nnz)
+        by_nnz.append(measure(R, 64 if not quick else 8, iterations, repeats, threads))
+        print(f"nnz {nnz:,}: {time.perf_counter() - start:.1f} s", flush=True)
+        del R
+    R = data(factors_nnz)
+    for k in factors:
+        start = time.perf_counter()
+        by_factors.append(measure(R, k, iterations, repeats, threads))
+        print(f"factors {k}: {time.perf_counter() - start:.1f} s", flush=True)
+    name = "scaling-quick" if quick else "scaling"
+    payload = write(name, {"threads": threads, "repeats": repeats, "params": PARAMS,
+                           "nnz": by_nnz, "factors": by_factors},
+                    [_row(r) for r in by_nnz], HEADER,
+                    [(f"Against factors ({factors_nnz:,} entries)", HEADER,
+                      [_row(r) for r in by_factors])])
+    plots.scaling(payload, name)
+    return payload

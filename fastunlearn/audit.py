@@ -1,0 +1,807 @@
+"""Auditing a forget: did it work, and what did it cost?
+
+The four axes of the CURE4Rec benchmark (Chen et al., NeurIPS 2024), measured
+for a model that forgot a set of interactions against a model retrained from
+scratch on the retained data (DESIGN section 4):
+
+* **completeness** -- :func:`membership_inference`: how well an attacker
+  holding the model tells the forgotten interactions from pairs the model
+  never saw.  Correct forgetting leaves exactly the retrained model's AUC;
+  the original model (which trained on them) scores higher.
+* **utility** -- :func:`compare`: top-k metrics of two models, their
+  deltas, the ratio of their losses on the same retained data and the
+  overlap of their recommendation lists.
+* **efficiency** -- wall time of forget versus retrain (:func:`report`).
+* **fairness** -- :func:`fairness_gap`: utility of the most active users
+  minus that of the others.
+
+:func:`unlearning_set` draws the sets CURE4Rec forgets (random, core, edge)
+and :func:`report` runs the whole comparison in one call.
+
+Pairs of ids are passed as a tuple ``(users, items)`` of equal-length integer
+arrays, or as a sparse matrix whose stored entries are the pairs.
+"""
+import math
+import numbers
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.stats import rankdata
+
+from .evaluation import per_user_metrics, ranking_metrics, train_test_split
+from .validation import NotFittedError, check_ids, check_positive_int, check_sparse
+
+__all__ = [
+    "AuditReport",
+    "Comparison",
+    "FairnessGap",
+    "MembershipInference",
+    "compare",
+    "fairness_gap",
+    "membership_inference",
+    "rank_percentiles",
+    "report",
+    "sample_unseen",
+    "unlearning_set",
+]
+
+UNLEARNING_SETS = ("random", "core", "edge")
+_UTILITY_KEYS = ("precision", "recall", "ndcg", "hit_rate")
+# Entries of one dense users x items score block (scores, then sorted copy).
+_BLOCK_ENTRIES = 1 << 22
+# Rows of top-k lists intersected at once by the overlap (k*k booleans each).
+_OVERLAP_ROWS = 1 << 14
+
+
+# ----------------------------------------------------------------------------
+# validation helpers
+# ----------------------------------------------------------------------------
+def _check_fraction(fraction, name="fraction"):
+    if isinstance(fraction, (bool, np.bool_)) or not isinstance(fraction, numbers.Real) \
+            or not 0.0 < float(fraction) < 1.0:
+        raise ValueError(f"{name} must be a number in (0, 1), got {fraction!r}")
+    return float(fraction)
+
+
+def _check_model(model, name="model"):
+    if not getattr(model, "is_fitted", False):
+        raise NotFittedError(f"{name} ({type(model).__name__}) is not fitted yet: call fit() or "
+                             "from_factors() first")
+    return model.user_factors.shape[0], model.item_factors.shape[0]
+
+
+def _canonical(matrix, name):
+    check_sparse(matrix, name)
+    csr = sp.csr_matrix(matrix, copy=True)
+    csr.sum_duplicates()  # also sorts the indices
+    return csr
+
+
+def _check_shape(matrix, name, shape):
+    csr = _canonical(matrix, name)
+    if csr.shape != shape:
+        raise ValueError(f"{name} has shape {csr.shape} but the model has {shape[0]} users x "
+                         f"{shape[1]} items")
+    return csr
+
+
+def _pairs(pairs, shape, name):
+    """(users, items) int64 arrays from a tuple of id arrays or a sparse matrix."""
+    if sp.issparse(pairs):
+        coo = _check_shape(pairs, name, shape).tocoo()
+        return coo.row.astype(np.int64), coo.col.astype(np.int64)
+    if not isinstance(pairs, (tuple, list)) or len(pairs) != 2:
+        raise TypeError(f"{name} must be a (users, items) pair of id arrays or a sparse "
+                        f"matrix, got {type(pairs).__name__}")
+    users, _ = check_ids(pairs[0], shape[0], f"{name} users")
+    items, _ = check_ids(pairs[1], shape[1], f"{name} items")
+    if users.shape != items.shape:
+        raise ValueError(f"{name}: users and items must pair up, got {users.size} users and "
+                         f"{items.size} items")
+    return users, items
+
+
+def _row_of(csr):
+    """Row number of every stored entry of ``csr``."""
+    return np.repeat(np.arange(csr.shape[0], dtype=np.int64), np.diff(csr.indptr))
+
+
+def _keys(csr):
+    """Sorted int64 keys ``user * n_items + item`` of canonical ``csr``'s entries."""
+    return _row_of(csr) * csr.shape[1] + csr.indices.astype(np.int64)
+
+
+def _is_stored(sorted_keys, users, items, n_items):
+    keys = users * n_items + items
+    if not len(sorted_keys):
+        return np.zeros(len(keys), dtype=bool)
+    pos = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
+    return sorted_keys[pos] == keys
+
+
+# ----------------------------------------------------------------------------
+# unlearning sets
+# ----------------------------------------------------------------------------
+def unlearning_set(user_items, fraction, how="random", seed=0):
+    """Stored interactions to forget, chosen as CURE4Rec chooses them.
+
+    The set has ``round(fraction * nnz)`` entries (at least 1), drawn without
+    replacement from the stored entries of ``user_items``:
+
+    * ``"random"``: uniformly from all stored entries;
+    * ``"core"``: from the most active users.  Users are taken from the most
+      active down (ties in random order) until their entries reach the set
+      size, and the set is drawn uniformly from the entries of those users.
+      Every chosen entry thus belongs to a user at least as active as any
+      user left out, and the set has exactly the requested size (the least
+      active of the chosen users may keep part of her history);
+    * ``"edge"``: the same from the least active users (users without any
+      entry are skipped).
+
+    Parameters
+    ----------
+    user_items : scipy.sparse matrix (n_users, n_items)
+        Duplicates are summed first; stored zeros count as entries.
+    fraction : float in (0, 1)
+    how : {"random", "core", "edge"}
+    seed : int, numpy Generator or None
+
+    Returns
+    -------
+    users, items : ndarray of int64
+        Paired ids of distinct stored entries, sorted by user then item.
+
+    Raises
+    ------
+    ValueError
+        For a fraction outside (0, 1), an unknown ``how`` or a matrix without
+        stored entries.
+    """
+    csr = _canonical(user_items, "user_items")
+    fraction = _check_fraction(fraction)
+    if how not in UNLEARNING_SETS:
+        raise ValueError(f"how must be one of {UNLEARNING_SETS}, got {how!r}")
+    if csr.nnz == 0:
+        raise ValueError("user_items has no stored entries to forget")
+    rng = np.random.default_rng(seed)
+    n = int(np.clip(math.floor(fraction * csr.nnz + 0.5), 1, csr.nnz))
+    rows = _row_of(csr)
+    if how == "random":
+        pool = np.arange(csr.nnz)
+    else:
+        counts = np.diff(csr.indptr).astype(np.int64)
+        users = np.flatnonzero(counts)
+        # primary key activity, secondary a random key: ties in random order
+        activity = -counts[users] if how == "core" else counts[users]
+        order = users[np.lexsort((rng.random(len(users)), activity))]
+        m = int(np.searchsorted(np.cumsum(counts[order]), n)) + 1
+        pool = np.flatnonzero(np.isin(rows, order[:m]))
+    pick = np.sort(rng.choice(pool, size=n, replace=False))  # CSR order: by user, then item
+    return rows[pick], csr.indices[pick].astype(np.int64)
+
+
+def sample_unseen(user_items, users, seed=None):
+    """For each user in ``users``, one item uniformly among those she never had.
+
+    The non-members of a membership-inference test: pairs that were never
+    stored in ``user_items``, for the same users as the members, so that an
+    attacker cannot win by recognising users.
+
+    Parameters
+    ----------
+    user_items : scipy.sparse matrix (n_users, n_items)
+        Every interaction the pairs must avoid: the original training data,
+        plus the test data if test interactions should not count as unseen.
+    users : array of int
+        One pair is drawn per entry (repeats give independent draws, so the
+        same pair may come out twice).
+    seed : int, numpy Generator or None
+
+    Returns
+    -------
+    users, items : ndarray of int64
+
+    Raises
+    ------
+    ValueError
+        When one of ``users`` has every item stored.
+    """
+    csr = _canonical(user_items, "user_items")
+    n_users, n_items = csr.shape
+    users, _ = check_ids(users, n_users, "users")
+    full = np.diff(csr.indptr)[users] >= n_items
+    if np.any(full):
+        raise ValueError(f"user {int(users[full][0])} has every item stored: no unseen pair "
+                         "can be drawn for her")
+    rng = np.random.default_rng(seed)
+    keys = _keys(csr)
+    items = rng.integers(0, n_items, size=len(users), dtype=np.int64)
+    todo = np.flatnonzero(_is_stored(keys, users, items, n_items))
+    while len(todo):  # rejection sampling; each round keeps >= 1/n_items of the rest
+        items[todo] = rng.integers(0, n_items, size=len(todo), dtype=np.int64)
+        todo = todo[_is_stored(keys, users[todo], items[todo], n_items)]
+    return users.copy(), items
+
+
+# ----------------------------------------------------------------------------
+# membership inference (completeness)
+# ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class MembershipInference:
+    """AUC of two attackers telling forgotten pairs from never-seen pairs.
+
+    0.5 means the attacker cannot tell them apart; above 0.5, forgotten pairs
+    look more like training data.  A retrained model usually scores above 0.5
+    too (interactions are predictable from the rest of the data): correct
+    forgetting matches the retrained model's AUC, not 0.5.
+
+    Attributes
+    ----------
+    score_auc : float
+        Attacker ranking all pairs by the raw score ``x_u . y_i``.
+    rank_auc : float
+        Attacker ranking them by the item's rank percentile within its
+        user's score row (calibrated per user, hence stronger).
+    n_forgotten, n_unseen : int
+    """
+
+    score_auc: float
+    rank_auc: float
+    n_forgotten: int
+    n_unseen: int
+
+    def to_dict(self):
+        return asdict(self)
+
+
+def _auc(pos, neg):
+    """P(pos > neg) + P(pos == neg) / 2 over all pairs (Mann-Whitney, mid-ranks)."""
+    n_pos, n_neg = len(pos), len(neg)
+    if not n_pos or not n_neg:
+        return float("nan")
+    ranks = rankdata(np.concatenate([pos, neg]).astype(np.float64))
+    return float((ranks[:n_pos].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
+def _count_below(sorted_rows, rows, values, strict):
+    """Entries of ascending row ``sorted_rows[rows[j]]`` below ``values[j]``
+    (``<`` when ``strict``, else ``<=``): one vectorised binary search."""
+    n_cols = sorted_rows.shape[1]
+    lo = np.zeros(len(rows), dtype=np.int64)
+    hi = np.full(len(rows), n_cols, dtype=np.int64)
+    while True:
+        active = lo < hi
+        if not active.any():
+            return lo
+        mid = (lo + hi) // 2
+        probe = sorted_rows[rows, np.minimum(mid, n_cols - 1)]
+        right = (probe < values) if strict else (probe <= values)
+        lo = np.where(active & right, mid + 1, lo)
+        hi = np.where(active & ~right, mid, hi)
+
+
+def rank_percentiles(model, users, items):
+    """Rank percentile of each item within its user's score row.
+
+    The pool of user ``u`` is every item not in her retained history
+    (``model.user_items``).  The percentile of ``(u, i)`` is the fraction of
+    the other pool items scoring below ``i``, ties counting half: 1 for the
+    top item of the pool, 0 for the bottom one.  ``i`` itself need not be in
+    the pool (it is ranked against it all the same).
+
+    Parameters
+    ----------
+    model : fitted ImplicitALS or ExplicitALS
+    users, items : array of int
+        Paired ids.
+
+    Returns
+    -------
+    ndarray of float64
+        NaN where the user's pool holds no other item.
+    """
+    shape = _check_model(model)
+    users, items = _pairs((users, items), shape, "pairs")
+    n_items = shape[1]
+    history = model.user_items
+    counts = np.diff(history.indptr).astype(np.int64)
+    in_pool = ~_is_stored(_keys(history), users, items, n_items)
+    # pool items other than the queried one
+    others = n_items - counts[users] - in_pool.astype(np.int64)
+    out = np.full(len(users), np.nan)
+
+    order = np.argsort(users, kind="stable")
+    uniq, start = np.unique(users[order], return_index=True)
+    bounds = np.append(start, len(order))
+    block = max(1, _BLOCK_ENTRIES // max(n_items, 1))
+    for b0 in range(0, len(uniq), block):
+        batch = uniq[b0:b0 + block]
+        scores = (model.user_factors[batch] @ model.item_factors.T).astype(np.float64)
+        sel = order[bounds[b0]:bounds[b0 + len(batch)]]
+        rows = np.searchsorted(batch, users[sel])
+        # read before masking: a queried history item is ranked by its true score
+        values = scores[rows, items[sel]]
+        # history gets +inf: above every finite score, so never counted as below
+        h = history[batch]
+        scores[np.repeat(np.arange(len(batch)), np.diff(h.indptr)), h.indices] = np.inf
+        scores.sort(axis=1)
+        below = _count_below(scores, rows, values, strict=True)
+        equal = (_count_below(scores, rows, values, strict=False) - below
+                 - in_pool[sel].astype(np.int64))  # itself
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out[sel] = (below + 0.5 * equal) / others[sel]
+    return out
+
+
+def membership_inference(model, forgotten, unseen=None, seed=None):
+    """How well the model's scores tell forgotten pairs from never-seen ones.
+
+    Two attackers, each measured by the AUC of separating ``forgotten``
+    (positives) from ``unseen`` (negatives), ties counting half:
+
+    * score attacker: the raw score ``x_u . y_i``;
+    * rank attacker: the rank percentile of item ``i`` within user ``u``'s
+      scores over the items not in her retained history (see
+      :func:`rank_percentiles`).  Calibrating each user's scores removes
+      what separates users rather than pairs, which makes it the stronger
+      attacker.
+
+    Parameters
+    ----------
+    model : fitted ImplicitALS or ExplicitALS
+    forgotten : (users, items) or scipy.sparse matrix
+        The pairs the model was asked to forget (the members).
+    unseen : (users, items) or scipy.sparse matrix, optional
+        Pairs the model never trained on (the non-members), ideally for the
+        same users.  Compare models on the *same* pairs.  By default one pair
+        per forgotten pair is drawn by :func:`sample_unseen` for the same
+        user, avoiding the model's retained data and ``forgotten``; held-out
+        test interactions may then count as unseen.
+    seed : int, numpy Generator or None
+        Seed of that draw (unused when ``unseen`` is given).
+
+    Returns
+    -------
+    MembershipInference
+    """
+    shape = _check_model(model)
+    f_users, f_items = _pairs(forgotten, shape, "forgotten")
+    if unseen is None:
+        seen = model.user_items + sp.csr_matrix(
+            (np.ones(len(f_users)), (f_users, f_items)), shape=shape)
+        u_users, u_items = sample_unseen(seen, f_users, seed=seed)
+    else:
+        u_users, u_items = _pairs(unseen, shape, "unseen")
+    if not len(f_users) or not len(u_users):
+        raise ValueError(f"membership inference needs forgotten and unseen pairs, got "
+                         f"{len(f_users)} and {len(u_users)}")
+    users = np.concatenate([f_users, u_users])
+    items = np.concatenate([f_items, u_items])
+    scores = np.einsum("ij,ij->i", model.user_factors[users], model.item_factors[items],
+                       dtype=np.float64)
+    percentiles = rank_percentiles(model, users, items)
+    n = len(f_users)
+    # a user whose every other item is in her history has no percentile: left out
+    ok = ~np.isnan(percentiles)
+    return MembershipInference(
+        score_auc=_auc(scores[:n], scores[n:]),
+        rank_auc=_auc(percentiles[:n][ok[:n]], percentiles[n:][ok[n:]]),
+        n_forgotten=n, n_unseen=len(u_users))
+
+
+# ----------------------------------------------------------------------------
+# utility
+# ----------------------------------------------------------------------------
+def _per_user(model, train, test, k):
+    """Per-user top-k metrics (no AUC: it scores and sorts every item)."""
+    return per_user_metrics(model, train, test, k, with_auc=False)
+
+
+def _utility(model, train, test, k):
+    if model._implicit:
+        summary = ranking_metrics(model, train, test, k, with_auc=False)
+        return {key: summary[key] for key in (*_UTILITY_KEYS, "n_users")}
+    from .evaluation import mae, rmse
+
+    return {"rmse": rmse(model, test), "mae": mae(model, test), "n_ratings": int(test.nnz)}
+
+
+def _same_data(a, b):
+    if a.shape != b.shape or a.nnz != b.nnz:
+        return False
+    return all(np.array_equal(x, y) for x, y in
+               ((a.indptr, b.indptr), (a.indices, b.indices), (a.data, b.data)))
+
+
+def _top_lists(model, k):
+    """Top-k ids (-1 padded) of every user, her retained history filtered out."""
+    n_users = model.user_factors.shape[0]
+    ids, _ = model.recommend(np.arange(n_users), model.user_items, N=k,
+                             filter_already_liked_items=True)
+    return np.asarray(ids, dtype=np.int64).reshape(n_users, -1)
+
+
+def _overlap(ids_a, ids_b):
+    """Per-row ``|A & B| / max(|A|, |B|)`` of -1 padded id lists (NaN if both empty)."""
+    inter = np.zeros(len(ids_a), dtype=np.int64)
+    for s in range(0, len(ids_a), _OVERLAP_ROWS):
+        a, b = ids_a[s:s + _OVERLAP_ROWS], ids_b[s:s + _OVERLAP_ROWS]
+        same = (a[:, :, None] == b[:, None, :]) & (a[:, :, None] >= 0)
+        inter[s:s + len(a)] = same.any(axis=2).sum(axis=1)
+    size = np.maximum((ids_a >= 0).sum(axis=1), (ids_b >= 0).sum(axis=1))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(size > 0, inter / size, np.nan)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Two models on the same retained data (see :func:`compare`).
+
+    Attributes
+    ----------
+    utility_a, utility_b : dict
+        Implicit: ``precision``, ``recall``, ``ndcg``, ``hit_rate`` at k and
+        ``n_users`` evaluated; explicit: ``rmse``, ``mae``, ``n_ratings``.
+    delta : dict
+        ``utility_a - utility_b`` for each metric.
+    loss_a, loss_b, loss_ratio : float
+        Objective on the retained data and ``loss_a / loss_b``.
+    overlap : float
+        Mean over users of ``|top_k(a) & top_k(b)| / k``.
+    k : int
+    """
+
+    utility_a: dict
+    utility_b: dict
+    delta: dict
+    loss_a: float
+    loss_b: float
+    loss_ratio: float
+    overlap: float
+    k: int
+
+    def to_dict(self):
+        return asdict(self)
+
+
+def compare(model_a, model_b, test, k=10):
+    """Utility, loss and recommendations of two models holding the same data.
+
+    Typically a model that forgot (``model_a``) against one retrained on the
+    retained data (``model_b``).
+
+    Parameters
+    ----------
+    model_a, model_b : fitted models of the same kind and shape
+    test : scipy.sparse matrix (n_users, n_items)
+        Held-out interactions (implicit) or ratings (explicit).
+    k : int >= 1
+
+    Returns
+    -------
+    Comparison
+        The overlap is the mean over users of ``|top_k(a) & top_k(b)|``
+        divided by the longer list's length (``k`` unless filtering leaves
+        fewer candidates), users with no candidate left out: 1 for
+        identical lists, 0 for disjoint ones.  Each model ranks the items
+        not in the (common) retained history.
+
+    Raises
+    ------
+    ValueError
+        When the models differ in kind or shape or hold different retained
+        data (the loss ratio would compare different objectives).
+    """
+    shape = _check_model(model_a, "model_a")
+    shape_b = _check_model(model_b, "model_b")
+    if shape_b != shape:
+        raise ValueError(f"model_a has {shape[0]} users x {shape[1]} items but model_b has "
+                         f"{shape_b[0]} x {shape_b[1]}")
+    if model_a._implicit != model_b._implicit:
+        raise ValueError("model_a and model_b must both be implicit or both explicit")
+    k = check_positive_int(k, "k")
+    train = model_a.user_items
+    if not _same_data(train, model_b.user_items):
+        raise ValueError("model_a and model_b hold different retained data: their losses "
+                         "measure different objectives")
+    test = _check_shape(test, "test", shape)
+    util_a = _utility(model_a, train, test, k)
+    util_b = _utility(model_b, train, test, k)
+    delta = {key: util_a[key] - util_b[key] for key in util_a if not key.startswith("n_")}
+    loss_a, loss_b = float(model_a.loss()), float(model_b.loss())
+    per_user = _overlap(_top_lists(model_a, k), _top_lists(model_b, k))
+    per_user = per_user[~np.isnan(per_user)]
+    return Comparison(util_a, util_b, delta, loss_a, loss_b,
+                      loss_a / loss_b if loss_b else float("nan"),
+                      float(per_user.mean()) if len(per_user) else float("nan"), k)
+
+
+# ----------------------------------------------------------------------------
+# fairness
+# ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FairnessGap:
+    """Utility of the most active users minus that of the others.
+
+    Attributes
+    ----------
+    gap : float
+        ``active - inactive``; ``float(result)`` gives it too.
+    active, inactive : float
+        Mean per-user utility of each group.
+    n_active, n_inactive : int
+        Users in each group.
+    metric : str
+        ``"ndcg"`` (at k) or ``"rmse"``.
+    """
+
+    gap: float
+    active: float
+    inactive: float
+    n_active: int
+    n_inactive: int
+    metric: str
+
+    def __float__(self):
+        return float(self.gap)
+
+    def to_dict(self):
+        return asdict(self)
+
+
+def fairness_gap(model, test, k=10, top=0.2, *, activity=None):
+    """Utility of the ``top`` share of most active users minus the rest's.
+
+    The users evaluated are those with a relevant test item (implicit: a
+    test entry not in their retained history, as in
+    :mod:`fastunlearn.evaluation`; explicit: a test rating).  They are sorted
+    by activity, most active first (ties by user id), and the first
+    ``round(top * n)`` (at least 1, at most ``n - 1``) form the active group.
+    Each group's utility is the mean of its users' values: nDCG@k for
+    implicit models, per-user RMSE for explicit ones (lower is better there,
+    so a negative gap favours the active users).
+
+    Parameters
+    ----------
+    model : fitted ImplicitALS or ExplicitALS
+    test : scipy.sparse matrix (n_users, n_items)
+    k : int >= 1
+    top : float in (0, 1)
+        Share of users in the active group (CURE4Rec: 0.2).
+    activity : array (n_users,), optional
+        Activity of each user; default her number of retained interactions.
+        Pass the counts of the original training data to keep the same
+        groups when comparing a model before and after forgetting.
+
+    Returns
+    -------
+    FairnessGap
+        All NaN (counts 0) when fewer than 2 users are evaluated.
+    """
+    n_users, n_items = _check_model(model)
+    k = check_positive_int(k, "k")
+    top = _check_fraction(top, "top")
+    test = _check_shape(test, "test", (n_users, n_items))
+    train = model.user_items
+    if activity is None:
+        activity = np.diff(train.indptr)
+    activity = np.asarray(activity)
+    if activity.shape != (n_users,) or activity.dtype.kind not in "iuf":
+        raise ValueError(f"activity must be {n_users} numbers (one per user), got shape "
+                         f"{activity.shape} and dtype {activity.dtype}")
+    if model._implicit:
+        per_user = _per_user(model, train, test, k)
+        users, values, metric = per_user["users"], per_user["ndcg"], "ndcg"
+    else:
+        (users, values), metric = _per_user_rmse(model, test), "rmse"
+    n = len(users)
+    if n < 2:
+        nan = float("nan")
+        return FairnessGap(nan, nan, nan, 0, 0, metric)
+    n_active = int(np.clip(math.floor(top * n + 0.5), 1, n - 1))
+    order = np.lexsort((users, -activity[users].astype(np.float64)))
+    active = np.zeros(n, dtype=bool)
+    active[order[:n_active]] = True
+    a, b = float(values[active].mean()), float(values[~active].mean())
+    return FairnessGap(a - b, a, b, n_active, n - n_active, metric)
+
+
+def _per_user_rmse(model, test):
+    """(users with a test rating, their RMSE)."""
+    rows = _row_of(test)
+    errors = model.predict(rows, test.indices.astype(np.int64)) - test.data
+    counts = np.bincount(rows, minlength=test.shape[0])
+    sq = np.bincount(rows, weights=errors * errors, minlength=test.shape[0])
+    users = np.flatnonzero(counts)
+    return users, np.sqrt(sq[users] / counts[users])
+
+
+# ----------------------------------------------------------------------------
+# the whole audit
+# ----------------------------------------------------------------------------
+_STAGES = ("original", "forget", "retrain")
+
+
+@dataclass(frozen=True)
+class AuditReport:
+    """Forget versus retrain on the four CURE4Rec axes (see :func:`report`).
+
+    Attributes
+    ----------
+    completeness : dict
+        Per stage (``original``, ``forget``, ``retrain``) a dict with
+        ``score_auc`` and ``rank_auc`` of :func:`membership_inference`.
+    utility : dict
+        Per stage the top-k metrics on the test data.
+    efficiency : dict
+        ``forget_seconds``, ``retrain_seconds`` (medians over repeats),
+        ``ratio`` (forget / retrain), ``rows_solved``, ``rows_total``
+        (rows of a full sweep), ``sweeps``, ``converged``, ``tolerance``,
+        ``certificate`` (max_row per stage), ``loss_ratio`` (forget /
+        retrain on the retained data) and ``overlap`` (top-k lists, see
+        :func:`compare`).
+    fairness : dict
+        Per stage the :func:`fairness_gap` (groups from the original data).
+    setting : dict
+        Data size, unlearning set, hyperparameters and seeds.
+    """
+
+    completeness: dict
+    utility: dict
+    efficiency: dict
+    fairness: dict
+    setting: dict = field(default_factory=dict)
+
+    def to_dict(self):
+        return asdict(self)
+
+    def to_markdown(self):
+        """The report as a Markdown table (one row per measure)."""
+        k = self.setting.get("k", 10)
+        rows = [("completeness", "MIA AUC, score attacker",
+                 *self._stages(self.completeness, "score_auc")),
+                ("completeness", "MIA AUC, rank attacker",
+                 *self._stages(self.completeness, "rank_auc")),
+                ("utility", f"nDCG@{k}", *self._stages(self.utility, "ndcg")),
+                ("utility", f"recall@{k}", *self._stages(self.utility, "recall")),
+                ("fairness", f"nDCG@{k} gap, top 20% active - rest",
+                 *self._stages(self.fairness, "gap"))]
+        e = self.efficiency
+        lines = ["| axis | measure | original | forget | retrain | forget - retrain |",
+                 "|---|---|---|---|---|---|"]
+        for axis, name, orig, forg, retr in rows:
+            lines.append(f"| {axis} | {name} | {orig:.4f} | {forg:.4f} | {retr:.4f} | "
+                         f"{forg - retr:+.4f} |")
+        cert = e["certificate"]
+        lines.append(f"| efficiency | seconds | - | {e['forget_seconds']:.3f} | "
+                     f"{e['retrain_seconds']:.3f} | ratio {e['ratio']:.3f} |")
+        lines.append(f"| efficiency | rows solved | - | {e['rows_solved']} | "
+                     f"{e['rows_total_retrain']} | - |")
+        lines.append(f"| efficiency | certificate max_row | {cert['original']:.3g} | "
+                     f"{cert['forget']:.3g} | {cert['retrain']:.3g} | - |")
+        return "\n".join(lines) + "\n"
+
+    @staticmethod
+    def _stages(table, key):
+        return tuple(float(table[stage][key]) for stage in _STAGES)
+
+    def __str__(self):
+        s = self.setting
+        head = (f"forget {s['n_removed']} {s['how']} interactions ({s['fraction']:.2%}) of "
+                f"{s['n_users']} users x {s['n_items']} items, {s['nnz']} stored\n\n")
+        return head + self.to_markdown()
+
+
+def report(user_items, test=None, *, fraction=0.01, how="random", seed=0, k=10, top=0.2,
+           factors=64, iterations=15, regularization=0.05, alpha=1.0, use_cg=True,
+           num_threads=0, tolerance=None, max_sweeps=50, repeats=1, print_table=False):
+    """Forget an unlearning set, retrain without it, and compare on four axes.
+
+    1. Fit an :class:`~fastunlearn.ImplicitALS` on ``user_items`` (the
+       original model).
+    2. Draw ``unlearning_set(user_items, fraction, how, seed)`` and
+       never-seen pairs for the same users (:func:`sample_unseen`, avoiding
+       the training and the test data).
+    3. Forget the set from a copy of the original model.
+    4. Retrain on the retained data with the same hyperparameters, number
+       of iterations and seed.
+    5. Measure membership inference, top-k utility on ``test`` and the
+       fairness gap for all three models, and the cost of forgetting.
+
+    Parameters
+    ----------
+    user_items : scipy.sparse matrix (n_users, n_items)
+        Training interactions.
+    test : scipy.sparse matrix, optional
+        Held-out interactions.  By default ``user_items`` is split with
+        ``train_test_split(user_items, 0.2, seed=seed)`` first.
+    fraction, how, seed
+        The unlearning set (see :func:`unlearning_set`); ``seed`` also seeds
+        the split, the unseen pairs and the models.
+    k, top
+        Cut-off of the metrics and active share of :func:`fairness_gap`.
+    factors, iterations, regularization, alpha, use_cg, num_threads
+        :class:`~fastunlearn.ImplicitALS` hyperparameters.
+    tolerance, max_sweeps
+        Passed to ``forget`` (default tolerance: the original certificate).
+    repeats : int >= 1
+        Forget and retrain are timed this many times (medians reported; the
+        models of the first run are measured).
+    print_table : bool
+        Print the report (a Markdown table) as well.
+
+    Returns
+    -------
+    AuditReport
+    """
+    from .models import ImplicitALS
+
+    # everything is validated before the (costly) fit
+    check_sparse(user_items, "user_items")
+    fraction = _check_fraction(fraction)
+    if how not in UNLEARNING_SETS:
+        raise ValueError(f"how must be one of {UNLEARNING_SETS}, got {how!r}")
+    repeats = check_positive_int(repeats, "repeats")
+    k = check_positive_int(k, "k")
+    top = _check_fraction(top, "top")
+    if test is None:
+        train, test = train_test_split(user_items, 0.2, seed=seed)
+    else:
+        train = _canonical(user_items, "user_items")
+        test = _check_shape(test, "test", train.shape)
+    params = dict(factors=factors, iterations=iterations, regularization=regularization,
+                  alpha=alpha, use_cg=use_cg, num_threads=num_threads, random_state=seed)
+    original = ImplicitALS(**params).fit(train, show_progress=False)
+
+    f_users, f_items = unlearning_set(train, fraction, how, seed)
+    forgotten = (f_users, f_items)
+    unseen = sample_unseen(train + test, f_users, seed=seed)
+    activity = np.diff(original.user_items.indptr)
+
+    forget_runs, retrain_runs = [], []
+    for _ in range(repeats):
+        model = ImplicitALS.from_factors(original.user_factors, original.item_factors,
+                                         original.user_items, **params)
+        start = time.perf_counter()
+        receipt = model.forget(f_users, f_items, tolerance=tolerance, max_sweeps=max_sweeps)
+        forget_runs.append((time.perf_counter() - start, model, receipt))
+        retained = model.user_items.copy()
+        start = time.perf_counter()
+        retrained = ImplicitALS(**params).fit(retained, show_progress=False)
+        retrain_runs.append((time.perf_counter() - start, retrained))
+    forgot, receipt = forget_runs[0][1], forget_runs[0][2]
+    retrained = retrain_runs[0][1]
+    models = dict(zip(_STAGES, (original, forgot, retrained)))
+
+    completeness, utility, fairness, certificate = {}, {}, {}, {}
+    for stage, model in models.items():
+        completeness[stage] = membership_inference(model, forgotten, unseen).to_dict()
+        utility[stage] = _utility(model, model.user_items, test, k)
+        fairness[stage] = fairness_gap(model, test, k, top, activity=activity).to_dict()
+        certificate[stage] = float(model.certificate().max_row)
+    versus = compare(forgot, retrained, test, k)
+    forget_s = float(np.median([run[0] for run in forget_runs]))
+    retrain_s = float(np.median([run[0] for run in retrain_runs]))
+    n_users, n_items = train.shape
+    efficiency = {
+        "forget_seconds": forget_s, "retrain_seconds": retrain_s,
+        "ratio": forget_s / retrain_s if retrain_s else float("nan"),
+        "forget_runs": [run[0] for run in forget_runs],
+        "retrain_runs": [run[0] for run in retrain_runs],
+        "rows_solved": int(receipt.rows_solved),
+        "rows_total_retrain": int(iterations * (n_users + n_items)),
+        "sweeps": int(receipt.sweeps), "converged": bool(receipt.converged),
+        "tolerance": float(receipt.tolerance), "certificate": certificate,
+        "loss_ratio": versus.loss_ratio, "overlap": versus.overlap,
+    }
+    setting = {"n_users": n_users, "n_items": n_items, "nnz": int(train.nnz),
+               "n_test": int(test.nnz), "fraction": float(fraction), "how": how,
+               "n_removed": int(len(f_users)), "users_affected": int(receipt.users_affected),
+               "seed": seed, "k": k, "top": top, "repeats": repeats, "max_sweeps": max_sweeps,
+               **{key: value for key, value in params.items() if key != "random_state"}}
+    result = AuditReport(completeness, utility, efficiency, fairness, setting)
+    if print_table:
+        print(result)
+    return result

@@ -1,0 +1,408 @@
+"""Tests for fastunlearn/audit.py against brute-force NumPy computations."""
+import math
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+import fastunlearn as fu
+from fastunlearn import audit
+from fastunlearn.evaluation import per_user_metrics, train_test_split
+from fastunlearn.synthetic import make_implicit
+
+
+# ----------------------------------------------------------------------------
+# helpers
+# ----------------------------------------------------------------------------
+def random_matrix(seed, n_users=40, n_items=30, density=0.2):
+    rng = np.random.default_rng(seed)
+    m = sp.random(n_users, n_items, density=density, random_state=rng, format="csr",
+                  data_rvs=lambda n: rng.integers(1, 5, n).astype(np.float64))
+    m.sum_duplicates()
+    return m
+
+
+def random_model(seed, n_users=12, n_items=9, k=3, cls=fu.ImplicitALS, R=None):
+    """A model with random factors (ties impossible) holding R."""
+    rng = np.random.default_rng(seed)
+    R = random_matrix(seed, n_users, n_items, 0.3) if R is None else R
+    return cls.from_factors(rng.normal(size=(R.shape[0], k)), rng.normal(size=(R.shape[1], k)),
+                            R, dtype=np.float64, num_threads=1)
+
+
+def stored_set(m):
+    coo = sp.coo_matrix(m)
+    return set(zip(coo.row.tolist(), coo.col.tolist()))
+
+
+def brute_auc(pos, neg):
+    """Pairwise count: P(pos > neg) + P(pos == neg) / 2."""
+    wins = sum((p > n) + 0.5 * (p == n) for p in pos for n in neg)
+    return wins / (len(pos) * len(neg))
+
+
+def brute_percentile(model, u, i):
+    """Share of u's other non-history items scoring below i, ties half (loops)."""
+    history = set(model.user_items[u].indices.tolist())
+    s = model.user_factors[u] @ model.item_factors.T
+    others = [j for j in range(len(s)) if j not in history and j != i]
+    return sum((s[j] < s[i]) + 0.5 * (s[j] == s[i]) for j in others) / len(others)
+
+
+# ----------------------------------------------------------------------------
+# unlearning_set
+# ----------------------------------------------------------------------------
+@pytest.mark.parametrize("how", audit.UNLEARNING_SETS)
+@pytest.mark.parametrize("fraction", [0.01, 0.1, 0.5, 0.99])
+def test_unlearning_set_is_stored_distinct_and_sized(how, fraction):
+    R = random_matrix(1)
+    users, items = audit.unlearning_set(R, fraction, how, seed=3)
+    assert users.dtype == np.int64 and items.dtype == np.int64
+    assert len(users) == max(1, math.floor(fraction * R.nnz + 0.5))
+    pairs = list(zip(users.tolist(), items.tolist()))
+    assert len(set(pairs)) == len(pairs)
+    assert set(pairs) <= stored_set(R)
+    assert pairs == sorted(pairs)
+    again = audit.unlearning_set(R, fraction, how, seed=3)
+    assert all(np.array_equal(a, b) for a, b in zip((users, items), again))
+
+
+@pytest.mark.parametrize("how", ["core", "edge"])
+def test_unlearning_set_takes_the_right_activity_side(how):
+    R = random_matrix(2, n_users=60, density=0.25)
+    counts = np.diff(R.indptr)
+    for fraction in (0.02, 0.1, 0.3):
+        users, _ = audit.unlearning_set(R, fraction, how, seed=0)
+        n = len(users)
+        chosen = counts[np.unique(users)]
+        # the pool is the shortest run of users, most (least) active first,
+        # holding n entries: users strictly beyond the chosen activity range
+        # hold fewer than n entries between them
+        if how == "core":
+            assert counts[counts > chosen.min()].sum() < n
+        else:
+            assert counts[(counts < chosen.max()) & (counts > 0)].sum() < n
+
+
+def test_unlearning_set_core_of_one_dominant_user():
+    R = random_matrix(4, n_users=30, n_items=50, density=0.05).tolil()
+    R[7, :] = 1.0  # 50 entries, far above everyone else
+    R = R.tocsr()
+    users, items = audit.unlearning_set(R, 40 / R.nnz, "core", seed=0)
+    assert np.all(users == 7) and len(np.unique(items)) == 40
+    users, _ = audit.unlearning_set(R, 0.05, "edge", seed=0)
+    assert not np.any(users == 7)
+
+
+def test_unlearning_set_random_is_roughly_uniform():
+    # every stored entry equally likely: over many seeds each entry's
+    # selection frequency is close to the fraction
+    R = random_matrix(5, n_users=10, n_items=10, density=0.3)
+    hits = np.zeros(R.nnz)
+    coo = R.tocoo()
+    index = {p: j for j, p in enumerate(zip(coo.row.tolist(), coo.col.tolist()))}
+    n = max(1, math.floor(0.3 * R.nnz + 0.5))
+    for seed in range(400):
+        u, i = audit.unlearning_set(R, 0.3, "random", seed=seed)
+        hits[[index[p] for p in zip(u.tolist(), i.tolist())]] += 1
+    assert np.allclose(hits / 400, n / R.nnz, atol=0.1)
+
+
+@pytest.mark.parametrize("fraction", [0, 1, 1.5, -0.1, "0.5", True, float("nan")])
+def test_unlearning_set_rejects_bad_fraction(fraction):
+    with pytest.raises(ValueError, match="fraction"):
+        audit.unlearning_set(random_matrix(0), fraction)
+
+
+def test_unlearning_set_rejects_bad_input():
+    with pytest.raises(ValueError, match="how"):
+        audit.unlearning_set(random_matrix(0), 0.1, how="middle")
+    with pytest.raises(ValueError, match="no stored entries"):
+        audit.unlearning_set(sp.csr_matrix((5, 5)), 0.1)
+    with pytest.raises(TypeError, match="scipy.sparse"):
+        audit.unlearning_set(np.ones((3, 3)), 0.1)
+
+
+# ----------------------------------------------------------------------------
+# sample_unseen
+# ----------------------------------------------------------------------------
+def test_sample_unseen_avoids_stored_pairs():
+    R = random_matrix(6, density=0.6)
+    users = np.repeat(np.arange(R.shape[0]), 5)
+    u, i = audit.sample_unseen(R, users, seed=1)
+    assert np.array_equal(u, users)
+    assert not set(zip(u.tolist(), i.tolist())) & stored_set(R)
+    full = R.tolil()
+    full[3, :] = 1
+    with pytest.raises(ValueError, match="every item"):
+        audit.sample_unseen(full.tocsr(), [3], seed=0)
+
+
+# ----------------------------------------------------------------------------
+# membership inference
+# ----------------------------------------------------------------------------
+def test_auc_equals_pairwise_count_with_ties():
+    rng = np.random.default_rng(0)
+    pos, neg = rng.integers(0, 4, 15).astype(float), rng.integers(0, 4, 11).astype(float)
+    assert audit._auc(pos, neg) == pytest.approx(brute_auc(pos, neg))
+    assert math.isnan(audit._auc(pos, []))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_membership_inference_equals_brute_force(seed):
+    model = random_model(seed)
+    R = model.user_items
+    rng = np.random.default_rng(seed)
+    coo = R.tocoo()
+    pick = rng.choice(R.nnz, 8, replace=False)
+    forgotten = (coo.row[pick].astype(np.int64), coo.col[pick].astype(np.int64))
+    # the forgotten pairs leave the model's history, as after a forget
+    kept = R.tolil()
+    kept[forgotten] = 0
+    kept = kept.tocsr()
+    kept.eliminate_zeros()
+    model = fu.ImplicitALS.from_factors(model.user_factors, model.item_factors, kept,
+                                        dtype=np.float64)
+    unseen = audit.sample_unseen(R, forgotten[0], seed=seed)
+    result = audit.membership_inference(model, forgotten, unseen)
+
+    def score(u, i):
+        return float(model.user_factors[u] @ model.item_factors[i])
+
+    f, n = list(zip(*forgotten)), list(zip(*unseen))
+    assert result.score_auc == pytest.approx(
+        brute_auc([score(*p) for p in f], [score(*p) for p in n]))
+    assert result.rank_auc == pytest.approx(
+        brute_auc([brute_percentile(model, *p) for p in f],
+                  [brute_percentile(model, *p) for p in n]))
+    assert (result.n_forgotten, result.n_unseen) == (8, 8)
+    # a sparse matrix of pairs is the same request
+    as_matrix = sp.csr_matrix((np.ones(8), forgotten), shape=R.shape)
+    again = audit.membership_inference(model, as_matrix, unseen)
+    assert again.score_auc == pytest.approx(result.score_auc)
+
+
+def test_rank_percentiles_of_history_items_and_ties():
+    R = sp.csr_matrix(np.array([[1, 0, 0, 0, 1], [0, 0, 0, 0, 0]], dtype=float))
+    X = np.array([[1.0], [1.0]])
+    Y = np.array([[5.0], [1.0], [2.0], [2.0], [0.0]])
+    model = fu.ImplicitALS.from_factors(X, Y, R, dtype=np.float64)
+    # user 0: pool = items 1, 2, 3 (scores 1, 2, 2); item 0 is history (score 5)
+    got = audit.rank_percentiles(model, [0, 0, 0, 0, 1], [0, 2, 1, 4, 4])
+    assert got == pytest.approx([1.0, 0.75, 0.0, 0.0, 0.0])
+    for p, (u, i) in zip(got[1:3], [(0, 2), (0, 1)]):
+        assert p == pytest.approx(brute_percentile(model, u, i))
+
+
+def test_membership_inference_detects_memorised_pairs():
+    R = make_implicit(300, 200, 4000, seed=1, activity_sigma=0.5)
+    params = dict(factors=16, iterations=12, regularization=0.05, random_state=0,
+                  num_threads=2, dtype=np.float64)
+    original = fu.ImplicitALS(**params).fit(R, show_progress=False)
+    forgotten = audit.unlearning_set(R, 0.1, "random", seed=0)
+    kept = R.tolil()
+    kept[forgotten] = 0
+    kept = kept.tocsr()
+    kept.eliminate_zeros()
+    retrained = fu.ImplicitALS(**params).fit(kept, show_progress=False)
+    unseen = audit.sample_unseen(R, forgotten[0], seed=0)
+    memorised = audit.membership_inference(original, forgotten, unseen)
+    clean = audit.membership_inference(retrained, forgotten, unseen)
+    assert memorised.score_auc > clean.score_auc + 0.05
+    assert memorised.rank_auc > clean.rank_auc + 0.05
+
+
+def test_membership_inference_default_unseen_avoids_known_pairs():
+    model = random_model(3, n_users=20, n_items=15)
+    forgotten = audit.unlearning_set(model.user_items, 0.2, seed=0)
+    a = audit.membership_inference(model, forgotten, seed=4)
+    b = audit.membership_inference(model, forgotten, seed=4)
+    assert a == b and a.n_unseen == a.n_forgotten
+
+
+def test_membership_inference_rejects_bad_input():
+    model = random_model(0)
+    with pytest.raises(ValueError, match="pair up"):
+        audit.membership_inference(model, ([0, 1], [0]), ([0], [1]))
+    with pytest.raises(IndexError):
+        audit.membership_inference(model, ([0], [99]), ([0], [1]))
+    with pytest.raises(TypeError, match="pair of id arrays"):
+        audit.membership_inference(model, np.zeros(3, int), ([0], [1]))
+    with pytest.raises(ValueError, match="needs forgotten and unseen"):
+        audit.membership_inference(model, ([], []), ([0], [1]))
+    with pytest.raises(fu.NotFittedError):
+        audit.membership_inference(fu.ImplicitALS(), ([0], [0]), ([0], [1]))
+
+
+# ----------------------------------------------------------------------------
+# compare
+# ----------------------------------------------------------------------------
+def split_model(seed, n_users=60, n_items=40):
+    R = random_matrix(seed, n_users, n_items, 0.25)
+    train, test = train_test_split(R, 0.3, seed=seed)
+    return random_model(seed, R=train), test
+
+
+def test_compare_identical_models():
+    model, test = split_model(0)
+    twin = fu.ImplicitALS.from_factors(model.user_factors, model.item_factors,
+                                       model.user_items, dtype=np.float64)
+    result = audit.compare(model, twin, test, k=5)
+    assert all(v == 0 for v in result.delta.values())
+    assert set(result.delta) == {"precision", "recall", "ndcg", "hit_rate"}
+    assert result.overlap == 1.0 and result.loss_ratio == 1.0
+    assert result.utility_a == result.utility_b
+
+
+def test_compare_equals_brute_force():
+    a, test = split_model(1)
+    rng = np.random.default_rng(9)
+    moved = a.user_factors + rng.normal(scale=0.5, size=a.user_factors.shape)
+    b = fu.ImplicitALS.from_factors(moved, a.item_factors, a.user_items, dtype=np.float64)
+    k = 4
+    result = audit.compare(a, b, test, k=k)
+    overlaps = []
+    for u in range(a.user_factors.shape[0]):
+        history = set(a.user_items[u].indices.tolist())
+        tops = []
+        for m in (a, b):
+            s = m.user_factors[u] @ m.item_factors.T
+            ranked = [j for j in np.argsort(-s, kind="stable") if j not in history]
+            tops.append(set(ranked[:k]))
+        overlaps.append(len(tops[0] & tops[1]) / k)
+    assert result.overlap == pytest.approx(np.mean(overlaps))
+    assert result.loss_ratio == pytest.approx(a.loss() / b.loss())
+    for key in ("ndcg", "recall", "precision", "hit_rate"):
+        ua = per_user_metrics(a, a.user_items, test, k)[key].mean()
+        ub = per_user_metrics(b, b.user_items, test, k)[key].mean()
+        assert result.utility_a[key] == pytest.approx(ua)
+        assert result.delta[key] == pytest.approx(ua - ub)
+
+
+def test_compare_explicit_models():
+    R = random_matrix(2, 30, 20, 0.3)
+    train, test = train_test_split(R, 0.3, seed=0)
+    a = random_model(2, cls=fu.ExplicitALS, R=train)
+    result = audit.compare(a, a, test)
+    assert set(result.utility_a) == {"rmse", "mae", "n_ratings"}
+    assert result.delta == {"rmse": 0.0, "mae": 0.0}
+
+
+def test_compare_rejects_different_data_and_models():
+    a, test = split_model(3)
+    other = a.user_items.tolil()
+    other[0, 0] = 0 if other[0, 0] else 1
+    b = fu.ImplicitALS.from_factors(a.user_factors, a.item_factors, other.tocsr(),
+                                    dtype=np.float64)
+    with pytest.raises(ValueError, match="different retained data"):
+        audit.compare(a, b, test)
+    e = fu.ExplicitALS.from_factors(a.user_factors, a.item_factors, a.user_items)
+    with pytest.raises(ValueError, match="implicit or both explicit"):
+        audit.compare(a, e, test)
+    small = random_model(3, n_users=5)
+    with pytest.raises(ValueError, match="users x"):
+        audit.compare(a, small, test)
+    with pytest.raises(ValueError, match="shape"):
+        audit.compare(a, a, test[:5])
+    with pytest.raises(fu.NotFittedError):
+        audit.compare(a, fu.ImplicitALS(), test)
+    with pytest.raises(ValueError, match="k must be"):
+        audit.compare(a, a, test, k=0)
+
+
+# ----------------------------------------------------------------------------
+# fairness_gap
+# ----------------------------------------------------------------------------
+def test_fairness_gap_equals_hand_computation():
+    model, test = split_model(4, n_users=50)
+    gap = audit.fairness_gap(model, test, k=5, top=0.2)
+    per_user = per_user_metrics(model, model.user_items, test, 5)
+    users, ndcg = per_user["users"], per_user["ndcg"]
+    activity = np.diff(model.user_items.indptr)[users]
+    order = sorted(range(len(users)), key=lambda j: (-activity[j], users[j]))
+    n_active = max(1, min(len(users) - 1, math.floor(0.2 * len(users) + 0.5)))
+    active, rest = order[:n_active], order[n_active:]
+    assert gap.n_active == n_active and gap.n_inactive == len(rest)
+    assert gap.active == pytest.approx(ndcg[active].mean())
+    assert gap.inactive == pytest.approx(ndcg[rest].mean())
+    assert float(gap) == pytest.approx(ndcg[active].mean() - ndcg[rest].mean())
+    assert gap.metric == "ndcg"
+
+
+def test_fairness_gap_with_given_activity():
+    model, test = split_model(5)
+    n = model.user_factors.shape[0]
+    reverse = audit.fairness_gap(model, test, activity=-np.diff(model.user_items.indptr))
+    users = per_user_metrics(model, model.user_items, test)["users"]
+    assert reverse.n_active == max(1, math.floor(0.2 * len(users) + 0.5))
+    flat = audit.fairness_gap(model, test, activity=np.zeros(n))  # ties: by user id
+    per_user = per_user_metrics(model, model.user_items, test)
+    na = flat.n_active
+    assert flat.active == pytest.approx(per_user["ndcg"][:na].mean())
+    with pytest.raises(ValueError, match="activity"):
+        audit.fairness_gap(model, test, activity=np.zeros(n - 1))
+    with pytest.raises(ValueError, match="top"):
+        audit.fairness_gap(model, test, top=1.0)
+
+
+def test_fairness_gap_explicit_uses_per_user_rmse():
+    R = random_matrix(6, 30, 20, 0.4)
+    train, test = train_test_split(R, 0.3, seed=0)
+    model = random_model(6, cls=fu.ExplicitALS, R=train)
+    gap = audit.fairness_gap(model, test, top=0.25)
+    test = test.tocsr()
+    users = [u for u in range(30) if test[u].nnz]
+    rmse = {}
+    for u in users:
+        row = test[u]
+        pred = model.user_factors[u] @ model.item_factors[row.indices].T
+        rmse[u] = np.sqrt(np.mean((pred - row.data) ** 2))
+    activity = np.diff(train.indptr)
+    order = sorted(users, key=lambda u: (-activity[u], u))
+    na = max(1, min(len(users) - 1, math.floor(0.25 * len(users) + 0.5)))
+    assert gap.metric == "rmse"
+    assert gap.gap == pytest.approx(np.mean([rmse[u] for u in order[:na]])
+                                    - np.mean([rmse[u] for u in order[na:]]))
+
+
+def test_fairness_gap_needs_two_users():
+    model = random_model(7, n_users=4)
+    test = sp.csr_matrix(model.user_items.shape)
+    gap = audit.fairness_gap(model, test)
+    assert math.isnan(gap.gap) and gap.n_active == gap.n_inactive == 0
+
+
+# ----------------------------------------------------------------------------
+# report
+# ----------------------------------------------------------------------------
+def test_report_small_end_to_end():
+    R = make_implicit(300, 100, 3000, seed=0)
+    result = audit.report(R, fraction=0.05, how="core", seed=1, factors=8, iterations=5,
+                          num_threads=1, repeats=2)
+    s = result.setting
+    assert s["n_removed"] == max(1, math.floor(0.05 * s["nnz"] + 0.5))
+    for axis in (result.completeness, result.utility, result.fairness):
+        assert set(axis) == {"original", "forget", "retrain"}
+    assert set(result.completeness["forget"]) == {"score_auc", "rank_auc", "n_forgotten",
+                                                   "n_unseen"}
+    # the original model trained on the forgotten pairs and recognises them best
+    assert result.completeness["original"]["score_auc"] > \
+        result.completeness["retrain"]["score_auc"]
+    e = result.efficiency
+    assert len(e["forget_runs"]) == len(e["retrain_runs"]) == 2
+    assert e["ratio"] == pytest.approx(e["forget_seconds"] / e["retrain_seconds"])
+    assert 0 <= e["overlap"] <= 1 and e["loss_ratio"] > 0
+    table = result.to_markdown()
+    assert table.count("\n") == 10 and "MIA AUC, rank attacker" in table
+    assert "forget" in str(result)
+    assert result.to_dict()["setting"]["how"] == "core"
+
+
+def test_report_rejects_bad_input():
+    R = make_implicit(50, 20, 300, seed=0)
+    with pytest.raises(ValueError, match="fraction"):
+        audit.report(R, fraction=0.0)
+    with pytest.raises(ValueError, match="how"):
+        audit.report(R, how="all")
+    with pytest.raises(ValueError, match="shape"):
+        audit.report(R, R[:10])

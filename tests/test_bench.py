@@ -1,0 +1,86 @@
+"""The benchmark suite cannot rot: ``bench/run.py all --quick`` runs end to end
+(about 15 s on 2 cores) into a temporary folder and writes what it promises."""
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import fastunlearn
+
+ROOT = Path(__file__).resolve().parents[1]
+PKG_ROOT = str(Path(fastunlearn.__file__).resolve().parents[1])
+RUN = ROOT / "bench" / "run.py"
+
+
+@pytest.fixture(scope="module")
+def quick_results(tmp_path_factory):
+    if not RUN.exists():
+        pytest.skip("bench/ is not part of this installation")
+    out = tmp_path_factory.mktemp("bench")
+    results = ROOT / "bench" / "results"
+    before = sorted(p.name for p in results.iterdir()) if results.exists() else []
+    env = {**os.environ, "PYTHONPATH": PKG_ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
+           "OMP_NUM_THREADS": "2"}
+    proc = subprocess.run([sys.executable, str(RUN), "all", "--quick", "--out", str(out)],
+                          cwd=out, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    after = sorted(p.name for p in results.iterdir()) if results.exists() else []
+    assert after == before, "a quick run wrote into bench/results"
+    return out
+
+
+def load(out, name):
+    payload = json.loads((out / f"{name}-quick.json").read_text())
+    assert {"machine", "date"} <= set(payload)
+    assert {"python", "numpy", "scipy", "fastunlearn", "cpus"} <= set(payload["machine"])
+    assert (out / f"{name}-quick.md").read_text().startswith("| ")
+    return payload
+
+
+def test_fit_and_forget_quick(quick_results):
+    fit = load(quick_results, "fit")
+    assert {r["solver"] for r in fit["results"]} == {"cg", "cholesky"}
+    assert all(r["fastunlearn"]["seconds_per_iteration"] > 0 for r in fit["results"])
+    forget = load(quick_results, "forget")
+    for record in forget["results"]:
+        assert {"masked", "full", "retrain"} <= set(record)
+
+
+def test_audit_quick(quick_results):
+    audit = load(quick_results, "audit")
+    sets = {(r["setting"]["how"], r["setting"]["fraction"]) for r in audit["results"]}
+    assert sets == {(how, f) for how in ("random", "core", "edge") for f in (0.01, 0.05)}
+    for r in audit["results"]:
+        for axis in ("completeness", "utility", "fairness"):
+            assert set(r[axis]) == {"original", "forget", "retrain"}
+        assert {"score_auc", "rank_auc"} <= set(r["completeness"]["forget"])
+        assert "ndcg" in r["utility"]["retrain"] and "gap" in r["fairness"]["original"]
+        assert {"forget_seconds", "retrain_seconds", "ratio", "rows_solved"} <= \
+            set(r["efficiency"])
+    series = audit["curves"]["series"]
+    assert set(series) == {"retrain", "forget (masked, tolerance sweep)",
+                           "forget (full sweeps)"}
+    for points in series.values():
+        assert points and {"seconds", "certificate", "ndcg", "score_auc", "rank_auc"} <= \
+            set(points[0])
+    assert "Completeness against cost" in (quick_results / "audit-quick.md").read_text()
+
+
+def test_scaling_quick(quick_results):
+    scaling = load(quick_results, "scaling")
+    assert [r["nnz"] for r in scaling["nnz"]] == sorted(r["nnz"] for r in scaling["nnz"])
+    assert len(scaling["nnz"]) >= 2 and len(scaling["factors"]) >= 2
+    for r in scaling["nnz"] + scaling["factors"]:
+        for key in ("fit_per_iteration", "forget_user", "forget_1pct"):
+            assert r[key]["seconds"] > 0
+        assert r["forget_1pct"]["removed"] == max(1, math.floor(0.01 * r["nnz"] + 0.5))
+
+
+def test_quick_plots(quick_results):
+    pytest.importorskip("matplotlib")
+    for name in ("audit-quick-curves", "scaling-quick-nnz", "scaling-quick-factors"):
+        assert (quick_results / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
