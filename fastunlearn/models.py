@@ -185,8 +185,34 @@ class MatrixFactorization:
         Returns
         -------
         self
+
+        Raises
+        ------
+        MemoryError
+            Before allocating anything, when the estimated peak memory
+            (:func:`fastunlearn.resources.estimate_fit_memory`) exceeds what
+            is available.
+
+        Notes
+        -----
+        Interrupting ``fit`` (``KeyboardInterrupt``, or any exception raised
+        by ``callback``) leaves a consistent, usable model: if it happens
+        before the new data is installed, the model is exactly as it was
+        (possibly unfitted); after that, the model holds the new data and the
+        factors after a whole number of completed half-sweeps (every row of
+        the users or items solved; a half-sweep is one compiled call, which
+        an interrupt cannot split), so loss, certificate, forget and save
+        all work, and ``fit(..., warm_start=True)`` continues from there.
         """
+        from .resources import check_memory, estimate_fit_memory
+        from .validation import check_sparse
+
         self._check_params()
+        # before the input is copied: a fit that cannot fit in memory should
+        # fail now with a clear message, not half-way through in SciPy
+        check_sparse(user_items)
+        check_memory(estimate_fit_memory(*user_items.shape, user_items.nnz, self.factors,
+                                         self.dtype, threads=self._threads()))
         csr = check_user_items(user_items, self.dtype)
         n_users, n_items = csr.shape
         k = self.factors
@@ -200,19 +226,36 @@ class MatrixFactorization:
             Y = np.array(self.item_factors, dtype=self.dtype, order="C")
         else:
             rng = _rng(self.random_state)
-            X = rng.random((n_users, k), dtype=self.dtype) * self.dtype.type(0.01)
-            Y = rng.random((n_items, k), dtype=self.dtype) * self.dtype.type(0.01)
+            # scaled in place: no temporary as large as the factors (what
+            # resources.estimate_fit_memory counts does not depend on NumPy
+            # eliding one), and the same values as ``rng.random(...) * 0.01``
+            X = rng.random((n_users, k), dtype=self.dtype)
+            X *= self.dtype.type(0.01)
+            Y = rng.random((n_items, k), dtype=self.dtype)
+            Y *= self.dtype.type(0.01)
         # Installed before the first sweep: an interruption leaves a consistent
         # (if less converged) model rather than factors of one data set
-        # paired with interactions of another.
-        self._set_state(X, Y, csr)
+        # paired with interactions of another.  Installing is several
+        # assignments; an interruption between them puts the old state back.
+        previous = (self.user_factors, self.item_factors, self._data)
+        try:
+            self._set_state(X, Y, csr)
+        except BaseException:
+            self.user_factors, self.item_factors, self._data = previous
+            self._measured = None
+            raise
         self._run_sweeps(self.iterations, show_progress, callback)
         return self
 
     def _run_sweeps(self, iterations, show_progress, callback):
+        from threadpoolctl import threadpool_limits
+
         threads = self._threads()
         failed = 0
-        with single_threaded_blas(threads), tqdm(
+        # BLAS on one thread even when the kernels use one: OpenBLAS's own
+        # threads change the rounding of ?potrf/?syrk (k > 192), and fit
+        # promises bitwise-identical factors for any num_threads.
+        with threadpool_limits(limits=1, user_api="blas"), tqdm(
             total=iterations, disable=not show_progress, desc=type(self).__name__
         ) as progress:
             for iteration in range(iterations):

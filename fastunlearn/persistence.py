@@ -3,10 +3,14 @@
 The file holds the factors, the retained interactions (CSR arrays), the
 hyperparameters (as JSON), the estimator kind, a format version and optional
 metadata (external id maps, forget receipts).  :func:`load` trusts nothing in
-the file: every array is checked before a model is built, so a damaged or
-hostile file gives a :class:`ModelFileError` and never a half-loaded model.
+the file: the archive's members, each array's header and size, and then every
+value are checked before a model is built, so a damaged or hostile file gives
+a :class:`ModelFileError` and never a half-loaded model.  Nothing in a file is
+ever unpickled or executed.
 """
+import contextlib
 import json
+import math
 import os
 import tempfile
 import zipfile
@@ -14,7 +18,12 @@ import zipfile
 import numpy as np
 import scipy.sparse as sp
 
-from .validation import check_dtype, index_dtype
+from .validation import MAX_FACTORS, MAX_THREADS, check_dtype, index_dtype
+
+try:  # advisory locks mark a temporary file as in use by a live save (POSIX)
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None
 
 FORMAT_VERSION = 1
 _KINDS = ("implicit", "explicit")
@@ -22,6 +31,8 @@ _REQUIRED = ("format_version", "kind", "hyperparameters", "user_factors", "item_
              "indptr", "indices", "data", "shape")
 # JSON metadata the CLI keeps with a model (id maps live in arrays below)
 _META_KEYS = ("user_ids", "item_ids")
+_OPTIONAL = ("history",) + _META_KEYS
+_TMP_SUFFIX = ".fastunlearn-tmp"
 
 
 class ModelFileError(ValueError):
@@ -37,8 +48,12 @@ def save(model, path, metadata=None):
     """Write ``model`` to ``path`` atomically.
 
     The file is written to a temporary name in the same directory, flushed to
-    disk and then renamed over ``path``, so a crash never leaves a partial
-    file at ``path``.  As implicit does, ``.npz`` is appended when missing.
+    disk and then renamed over ``path``, so a crash (even ``SIGKILL`` or a
+    power cut) never leaves a partial file at ``path``: it holds the old
+    file, or none, or the complete new one.  Temporary files that killed
+    saves to the same ``path`` left behind are removed (they may hold data
+    that was forgotten since).  As implicit does, ``.npz`` is appended when
+    missing.
 
     Parameters
     ----------
@@ -77,10 +92,13 @@ def save(model, path, metadata=None):
     for key in _META_KEYS:
         if metadata.get(key) is not None:
             arrays[key] = np.asarray(metadata[key])
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".fastunlearn-", suffix=".tmp", dir=directory)
+    directory, base = os.path.split(os.path.abspath(path))
+    _remove_stale_temporaries(directory, base)
+    fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=_TMP_SUFFIX, dir=directory)
     try:
         with os.fdopen(fd, "wb") as fh:
+            if fcntl is not None:  # held until closed, or until this process dies
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
             np.savez(fh, **arrays)
             fh.flush()
             os.fsync(fh.fileno())
@@ -89,7 +107,47 @@ def save(model, path, metadata=None):
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    _fsync_directory(directory)
     return path
+
+
+def _fsync_directory(directory):
+    """Make the rename itself durable (a power cut could otherwise undo it)."""
+    with contextlib.suppress(OSError, AttributeError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _remove_stale_temporaries(directory, base):
+    """Delete temporary files of earlier saves to ``base`` whose writer died.
+
+    A live save holds an exclusive lock on its temporary file; a file whose
+    lock can be taken was left by a process that was killed mid-save.
+    """
+    if fcntl is None:
+        return
+    prefix = f".{base}."
+    try:
+        names = [n for n in os.listdir(directory)
+                 if n.startswith(prefix) and n.endswith(_TMP_SUFFIX)]
+    except OSError:
+        return
+    for name in names:
+        full = os.path.join(directory, name)
+        try:
+            fd = os.open(full, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.unlink(full)
+        except OSError:  # locked: another save is writing it right now
+            pass
+        finally:
+            os.close(fd)
 
 
 def load(path):
@@ -100,27 +158,116 @@ def load(path):
     ModelFileError
         When the file is not a fastunlearn model, is truncated or corrupt,
         has another format version, holds object (pickled) arrays, or its
-        arrays disagree with each other.
+        arrays disagree with each other.  The message names the file and
+        the problem.
     FileNotFoundError
         When neither ``path`` nor ``path + ".npz"`` exists.
+    MemoryError
+        When the arrays the file declares do not fit in the available
+        memory (see :func:`fastunlearn.resources.check_memory`).
     """
     path = os.fspath(path)
     if not os.path.exists(path) and os.path.exists(path + ".npz"):
         path = path + ".npz"
     if not os.path.exists(path):
         raise FileNotFoundError(path)
+    if not os.path.isfile(path):  # a directory, a FIFO (which would block), a device
+        raise ModelFileError(f"{path}: not a regular file")
+    return _build(_read_arrays(path), path)
+
+
+def _read_arrays(path):
+    """Every array of the ``.npz`` at ``path``, checked member by member.
+
+    Only ``.npy`` members with the expected names, each once, are accepted;
+    each header is read first, and its dtype (never an object dtype) and
+    size (exactly what the member holds) are checked before its data is
+    allocated or read.  ``np.load`` is not used: it returns raw bytes for
+    members without ``.npy``, a bare array for ``.npy`` files, and
+    allocates whatever a header claims.
+    """
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            missing = [key for key in _REQUIRED if key not in npz.files]
-            if missing:
-                raise ModelFileError(f"{path}: not a fastunlearn model (missing {missing})")
-            arrays = {key: npz[key] for key in npz.files}
-    except ModelFileError:
-        raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
-        # allow_pickle=False turns object arrays into ValueError
+        archive = zipfile.ZipFile(path)
+    except OSError as exc:
         raise ModelFileError(f"{path}: unreadable model file ({exc})") from exc
-    return _build(arrays, path)
+    except Exception as exc:  # noqa: BLE001 - BadZipFile, or worse for mangled archives
+        # empty, truncated, a bare .npy, a pickle, any other kind of file
+        raise ModelFileError(f"{path}: not a fastunlearn model file (not a complete .npz "
+                             f"archive: {exc})") from exc
+    try:
+        with archive:
+            infos = archive.infolist()
+            keys = _check_members(infos, path)
+            headers = [_header(archive, info, path) for info in infos]
+            _check_declared_memory(headers, path)
+            arrays = {}
+            for key, info in zip(keys, infos):
+                with archive.open(info) as fh:
+                    arrays[key] = np.lib.format.read_array(fh, allow_pickle=False)
+            return arrays
+    except (ModelFileError, MemoryError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - anything a damaged archive raises
+        # zipfile, zlib, lzma, numpy's header parser and the CRC check raise a
+        # dozen exception types between them; every one means "damaged file"
+        raise ModelFileError(
+            f"{path}: unreadable model file ({type(exc).__name__}: {exc})") from exc
+
+
+def _check_members(infos, path):
+    names = [info.filename for info in infos]
+    if not names:
+        raise ModelFileError(f"{path}: not a fastunlearn model (an empty archive)")
+    odd = [n for n in names if not n.endswith(".npy")]
+    if odd:
+        raise ModelFileError(f"{path}: not a fastunlearn model (members that are not "
+                             f".npy arrays: {odd[:5]})")
+    keys = [n[:-4] for n in names]
+    repeated = sorted({k for k in keys if keys.count(k) > 1})
+    if repeated:
+        raise ModelFileError(f"{path}: damaged model file (members {repeated} appear twice)")
+    missing = [key for key in _REQUIRED if key not in keys]
+    if missing:
+        raise ModelFileError(f"{path}: not a fastunlearn model (missing {missing})")
+    unknown = sorted(set(keys) - set(_REQUIRED) - set(_OPTIONAL))
+    if unknown:
+        raise ModelFileError(f"{path}: unknown members {unknown[:5]} (written by another "
+                             "program or a newer fastunlearn?)")
+    encrypted = [n for n, info in zip(names, infos) if info.flag_bits & 0x1]
+    if encrypted:
+        raise ModelFileError(f"{path}: encrypted members {encrypted[:5]}")
+    return keys
+
+
+def _header(archive, info, path):
+    """(dtype, bytes of data) of one member, from its .npy header only."""
+    name = info.filename
+    with archive.open(info) as fh:
+        version = np.lib.format.read_magic(fh)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
+        elif version == (2, 0):
+            shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+        else:
+            raise ModelFileError(f"{path}: '{name}' has unsupported .npy version {version}")
+        offset = fh.tell()
+    if dtype.hasobject:
+        raise ModelFileError(f"{path}: '{name}' holds Python objects (pickled data); "
+                             "model files never do, and they are never unpickled")
+    if dtype.itemsize == 0:
+        raise ModelFileError(f"{path}: '{name}' has a zero-size dtype {dtype}")
+    nbytes = math.prod(shape) * dtype.itemsize
+    if offset + nbytes != info.file_size:
+        raise ModelFileError(f"{path}: '{name}' declares {nbytes} bytes of data but holds "
+                             f"{info.file_size - offset} (truncated or tampered with)")
+    return nbytes
+
+
+def _check_declared_memory(sizes, path):
+    """Refuse a file whose arrays would not fit, before allocating any."""
+    from .resources import check_memory
+
+    check_memory(sum(sizes), what=f"loading {path}")
 
 
 def _scalar(arrays, key, kind, path):
@@ -128,6 +275,27 @@ def _scalar(arrays, key, kind, path):
     if arr.shape != () or arr.dtype.kind != kind:
         raise ModelFileError(f"{path}: '{key}' must be a scalar of kind {kind!r}")
     return arr.item()
+
+
+# Hyperparameters the constructors do not check themselves (they are only
+# used later, by fit), with what a file may hold for them.
+_FLAGS = ("use_cg", "calculate_training_loss", "weighted_regularization")
+
+
+def _check_params(params, path):
+    for name in _FLAGS:
+        if name in params and not isinstance(params[name], bool):
+            raise ModelFileError(f"{path}: hyperparameter {name} must be true or false, "
+                                 f"got {params[name]!r}")
+    seed = params.get("random_state")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+        raise ModelFileError(f"{path}: hyperparameter random_state must be null or an "
+                             f"integer >= 0, got {seed!r}")
+    for name, most in (("factors", MAX_FACTORS), ("num_threads", MAX_THREADS)):
+        value = params.get(name)
+        if isinstance(value, int) and not isinstance(value, bool) and value > most:
+            raise ModelFileError(f"{path}: hyperparameter {name}={value} is above the "
+                                 f"largest supported value {most}")
 
 
 def _build(arrays, path):
@@ -143,15 +311,21 @@ def _build(arrays, path):
         raise ModelFileError(f"{path}: unknown model kind {kind!r}")
     try:
         params = json.loads(_scalar(arrays, "hyperparameters", "U", path))
-        history = json.loads(_scalar(arrays, "history", "U", path)) if "history" in arrays else []
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, RecursionError) as exc:
         raise ModelFileError(f"{path}: damaged hyperparameters ({exc})") from exc
-    if not isinstance(params, dict) or not isinstance(history, list):
-        raise ModelFileError(f"{path}: damaged hyperparameters")
+    try:
+        history = json.loads(_scalar(arrays, "history", "U", path)) if "history" in arrays else []
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise ModelFileError(f"{path}: damaged forget history ({exc})") from exc
+    if not isinstance(params, dict):
+        raise ModelFileError(f"{path}: damaged hyperparameters (not a JSON object)")
+    if not isinstance(history, list) or not all(isinstance(r, dict) for r in history):
+        raise ModelFileError(f"{path}: damaged forget history (not a list of receipts)")
     cls = ImplicitALS if kind == "implicit" else ExplicitALS
     unknown = set(params) - set(cls._param_names)
     if unknown:
         raise ModelFileError(f"{path}: unknown hyperparameters {sorted(unknown)}")
+    _check_params(params, path)
     try:
         model = cls(**params)
         dtype = check_dtype(model.dtype)
@@ -171,8 +345,7 @@ def _build(arrays, path):
         if not np.all(np.isfinite(arr)):
             raise ModelFileError(f"{path}: '{name}' contains NaN or infinite values")
     user_items = _check_csr(arrays, (n_users, n_items), dtype, path)
-    model._set_state(np.ascontiguousarray(X), np.ascontiguousarray(Y), user_items)
-    model.metadata = {"history": history}
+    metadata = {"history": history}
     for key in _META_KEYS:
         if key in arrays:
             ids = arrays[key]
@@ -181,7 +354,12 @@ def _build(arrays, path):
             if len(ids) != (n_users if key == "user_ids" else n_items):
                 raise ModelFileError(f"{path}: '{key}' has {len(ids)} ids for "
                                      f"{n_users if key == 'user_ids' else n_items} rows")
-            model.metadata[key] = ids
+            if len(np.unique(ids)) != len(ids):
+                raise ModelFileError(f"{path}: '{key}' repeats ids")
+            metadata[key] = ids
+    # only now, with everything checked, does the model get any state
+    model._set_state(np.ascontiguousarray(X), np.ascontiguousarray(Y), user_items)
+    model.metadata = metadata
     return model
 
 

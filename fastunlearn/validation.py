@@ -12,6 +12,12 @@ import scipy.sparse as sp
 
 SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 INT32_MAX = np.iinfo(np.int32).max
+# The kernels size per-thread scratch as k * k in C int arithmetic, so k above
+# floor(sqrt(2**31 - 1)) would overflow it.
+MAX_FACTORS = 46340
+# No machine runs this many kernel threads; asking OpenMP for far more than
+# that makes thread creation fail, which kills the process.
+MAX_THREADS = 1024
 
 
 class NotFittedError(ValueError, AttributeError):
@@ -54,7 +60,14 @@ def check_nonnegative_float(value, name, strictly_positive=False):
 
 
 def index_dtype(shape, nnz):
-    """int32 indices where every index and offset fits, int64 otherwise."""
+    """int32 indices where every index and offset fits, int64 otherwise.
+
+    CSR arrays hold column indices (< ``shape[1]``), row offsets (<= ``nnz``)
+    and, in the item-major copy, user indices (< ``shape[0]``); all three
+    must fit.  With more than ``2**31 - 1`` stored entries (or rows, or
+    columns) every index array of a model, and the kernels reading them,
+    use int64.
+    """
     return np.int32 if max(shape[0], shape[1], nnz) <= INT32_MAX else np.int64
 
 

@@ -1,4 +1,6 @@
-"""save / load round trips and the basic integrity checks of load."""
+"""save / load round trips, the basic integrity checks of load, and no trace
+of erased data in memory, saved files, reports or CLI output."""
+import json
 import os
 
 import numpy as np
@@ -66,3 +68,148 @@ def test_load_rejects_non_model_and_pickles(tmp_path):
 def test_save_requires_fitted_model(tmp_path):
     with pytest.raises(fu.NotFittedError):
         fu.ImplicitALS().save(tmp_path / "m.npz")
+
+
+# ------------------------------------------------------------------ no trace of erased data
+
+def _flat_leaves(value, path="report"):
+    """(path, leaf) of a nested dict; fails on any list, tuple or array."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _flat_leaves(item, f"{path}.{key}")
+    else:
+        assert not isinstance(value, (list, tuple, set, np.ndarray)), \
+            f"{path} is a sequence: reports carry counts and digests, never pairs"
+        yield path, value
+
+
+def _stored_pairs(indptr, indices, n_rows):
+    rows = np.repeat(np.arange(n_rows), np.diff(indptr))
+    return set(zip(rows.tolist(), indices.tolist()))
+
+
+def _saved(path):
+    with np.load(path, allow_pickle=False) as npz:
+        return {key: npz[key] for key in npz.files}
+
+
+def _fitted_for_erasure(kind):
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(71)
+    # distinct random values, so a removed row's bytes cannot occur by chance
+    R = sp.random(40, 30, density=0.3, format="csr", random_state=rng)
+    R.data = rng.uniform(0.5, 3.0, R.nnz)
+    cls = fu.ImplicitALS if kind == "implicit" else fu.ExplicitALS
+    return cls(factors=3, iterations=5, dtype=np.float64, random_state=0,
+               use_cg=False).fit(R, show_progress=False)
+
+
+@pytest.mark.parametrize("kind", ["implicit", "explicit"])
+@pytest.mark.parametrize("request_kind", ["pairs", "users", "items"])
+def test_no_trace_of_erased_pairs(tmp_path, kind, request_kind):
+    """After a forget, the removed pairs are nowhere: not in user_items or the
+    slack of either orientation, not in any array of the saved file, not in
+    the report, its receipt or the saved history."""
+    model = _fitted_for_erasure(kind)
+    ui = model.user_items.copy()  # the property is a view of buffers forget edits
+    before_path = model.save(tmp_path / "before.npz")
+    data = model._data
+
+    def memory():  # every byte the model keeps of its data, slack included
+        return b"".join(a.tobytes() for side in (data.by_user, data.by_item)
+                        for a in (side.indices, side.data))
+
+    kept_before = memory()
+    if request_kind == "pairs":
+        coo = ui.tocoo()
+        pick = np.random.default_rng(1).choice(coo.nnz, 12, replace=False)
+        removed = set(zip(coo.row[pick].tolist(), coo.col[pick].tolist()))
+        signatures = []
+        report = model.forget(coo.row[pick], coo.col[pick])
+    elif request_kind == "users":
+        user = int(np.argmax(np.diff(ui.indptr)))
+        row = ui[user]
+        removed = {(user, int(i)) for i in row.indices}
+        # the row as both the model and the file store it: its items, its values
+        signatures = [row.indices.astype(ui.indices.dtype).tobytes(), row.data.tobytes()]
+        report = model.forget_users([user])
+    else:
+        item = int(np.argmax(np.diff(ui.tocsc().indptr)))
+        col = ui.tocsc()[:, [item]]
+        removed = {(int(u), item) for u in col.indices}
+        # the column as the item-major copy stores it (the file has none)
+        signatures = [col.indices.astype(ui.indices.dtype).tobytes(), col.data.tobytes()]
+        report = model.forget_items([item])
+    assert report.n_removed == len(removed) >= 3
+    assert all(sig in kept_before for sig in signatures)  # the byte search finds them
+
+    # in memory: both orientations, slack beyond nnz included
+    assert not removed & _stored_pairs(*data.by_user.arrays()[:2], ui.shape[0])
+    assert not {(i, u) for u, i in removed} & _stored_pairs(*data.by_item.arrays()[:2],
+                                                            ui.shape[1])
+    for side in (data.by_user, data.by_item):
+        assert not np.any(side.indices[data.nnz:]) and not np.any(side.data[data.nnz:])
+
+    # in the saved file: every member is a known one, and none holds the pairs
+    after_path = model.save(tmp_path / "after.npz")
+    arrays = _saved(after_path)
+    assert set(arrays) == {"format_version", "kind", "hyperparameters", "user_factors",
+                           "item_factors", "indptr", "indices", "data", "shape", "history"}
+    assert not removed & _stored_pairs(arrays["indptr"], arrays["indices"], ui.shape[0])
+    assert len(arrays["data"]) == ui.nnz - len(removed)
+
+    # byte searches: gone from memory and from the file
+    before_file, after_file = open(before_path, "rb").read(), open(after_path, "rb").read()
+    for signature in signatures:
+        assert signature not in memory() and signature not in after_file
+    if request_kind == "users":
+        assert all(before_file.count(sig) == 1 for sig in signatures)
+
+    # reports, receipts, history: counts and a digest, never the pairs
+    history = json.loads(str(arrays["history"]))
+    for name, record in (("report", report.to_dict()), ("receipt", report.receipt()),
+                         ("history", history[-1])):
+        leaves = dict(_flat_leaves(record, name))
+        assert json.loads(json.dumps(leaves, default=float)) is not None
+        text = json.dumps(leaves, default=str)
+        for u, i in removed:
+            assert f"({u}, {i})" not in text and f"[{u}, {i}]" not in text
+    assert history[-1]["digest"] == report.digest
+
+
+def test_cli_output_file_holds_no_erased_pairs(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    rng = np.random.default_rng(5)
+    users = [f"user-{c}" for c in "abcdefghij"]
+    items = [f"title-{n:03d}" for n in range(30)]
+    rows = {(u, items[j]) for u in users for j in rng.choice(30, 8, replace=False)}
+    lines = ["user,item,value"] + [f"{u},{i},{rng.integers(1, 5)}" for u, i in sorted(rows)]
+    (tmp_path / "data.csv").write_text("\n".join(lines) + "\n")
+    env = {**os.environ, "PYTHONPATH": str(Path(fu.__file__).resolve().parents[1])}
+
+    def cli(*args):
+        out = subprocess.run([sys.executable, "-m", "fastunlearn", *args], cwd=tmp_path, env=env,
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        return out.stdout + out.stderr
+
+    cli("fit", "data.csv", "-o", "model.npz", "--factors", "4", "--iterations", "4",
+        "--seed", "1", "--quiet")
+    gone = sorted(i for u, i in rows if u == "user-c")
+    printed = cli("forget", "model.npz", "--users", "user-c", "-o", "out.npz", "--json")
+    printed += cli("forget", "out.npz", "--pairs", "data.csv", "--missing", "ignore",
+                   "-o", "none.npz")  # everything else too, printed as text
+    for item in gone:  # the forgotten user's items are never printed
+        assert item not in printed
+    model = fu.load(tmp_path / "out.npz")
+    user_ids = model.metadata["user_ids"]
+    row = int(np.flatnonzero(user_ids == "user-c")[0])
+    assert model.user_items[row].nnz == 0
+    stored = _stored_pairs(model.user_items.indptr, model.user_items.indices, len(user_ids))
+    assert not {(u, i) for u, i in stored if user_ids[u] == "user-c"}
+    assert len(stored) == len(rows) - len(gone)
+    assert fu.load(tmp_path / "none.npz").user_items.nnz == 0
