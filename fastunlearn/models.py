@@ -19,6 +19,8 @@ from .config import effective_n_threads, single_threaded_blas
 from .ranking import normalized, top_n
 from .storage import TrainingData
 from .validation import (
+    MAX_FACTORS,
+    MAX_THREADS,
     NotFittedError,
     check_dtype,
     check_factors,
@@ -64,14 +66,15 @@ class MatrixFactorization:
     # ------------------------------------------------------------ parameters
 
     def _check_params(self):
-        check_positive_int(self.factors, "factors")
+        check_positive_int(self.factors, "factors", maximum=MAX_FACTORS)
         check_positive_int(self.iterations, "iterations", minimum=0)
         check_positive_int(self.cg_steps, "cg_steps")
         check_nonnegative_float(self.regularization, "regularization")
         check_nonnegative_float(self.alpha, "alpha", strictly_positive=True)
         if isinstance(self.num_threads, bool) or not isinstance(self.num_threads, (int, np.integer)) \
-                or self.num_threads < 0:
-            raise ValueError(f"num_threads must be an integer >= 0, got {self.num_threads!r}")
+                or not 0 <= self.num_threads <= MAX_THREADS:
+            raise ValueError(f"num_threads must be an integer in [0, {MAX_THREADS}], "
+                             f"got {self.num_threads!r}")
         self.dtype = check_dtype(self.dtype)
 
     def get_params(self):
@@ -526,7 +529,9 @@ class MatrixFactorization:
         -------
         ForgetReport
             Counts, timings, loss and certificate before and after, and a
-            SHA-256 digest of the removed pairs; never the pairs themselves.
+            keyed digest (HMAC-SHA256) of the removed pairs with its key,
+            ``receipt_key``, which is returned here only; never the pairs
+            themselves.
 
         Notes
         -----

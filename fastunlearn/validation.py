@@ -39,12 +39,14 @@ def check_dtype(dtype):
     return dt
 
 
-def check_positive_int(value, name, minimum=1):
-    """Return ``value`` as an int, requiring ``value >= minimum``."""
+def check_positive_int(value, name, minimum=1, maximum=None):
+    """Return ``value`` as an int, requiring ``minimum <= value <= maximum``."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer, got {value!r}")
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {value}")
     return int(value)
 
 

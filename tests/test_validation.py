@@ -24,6 +24,10 @@ def fitted():
     (dict(dtype=np.int32), TypeError, "dtype"),
     (dict(dtype=np.float16), TypeError, "dtype"),
     (dict(num_threads=-1), ValueError, "num_threads"),
+    # beyond these the kernels' C int scratch sizes (k * k) or thread creation
+    # would fail inside compiled code
+    (dict(factors=46341), ValueError, "factors must be <= 46340"),
+    (dict(num_threads=1025), ValueError, "num_threads"),
 ])
 def test_bad_hyperparameters(kwargs, exc, match):
     with pytest.raises(exc, match=match):
