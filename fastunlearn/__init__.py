@@ -7,6 +7,7 @@ remaining data minimises.
 """
 from ._version import __version__
 from .config import show_config
+from .forgetting import ForgetReport, verify_receipt
 from .models import AlternatingLeastSquares, ExplicitALS, ImplicitALS
 from .objective import Certificate
 from .persistence import ModelFileError, load, save
@@ -16,6 +17,7 @@ __all__ = [
     "AlternatingLeastSquares",
     "Certificate",
     "ExplicitALS",
+    "ForgetReport",
     "IdOutOfRangeError",
     "ImplicitALS",
     "ModelFileError",
@@ -24,4 +26,5 @@ __all__ = [
     "load",
     "save",
     "show_config",
+    "verify_receipt",
 ]

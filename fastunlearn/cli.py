@@ -242,6 +242,8 @@ def cmd_forget(args):
             ("tolerance", f"{result['tolerance']:.3e}"),
             ("converged", "yes" if result["converged"] else "no"),
             ("digest", result["digest"]),
+            ("receipt key", result["receipt_key"] + "  (give it to the requester; "
+                                                    "it is not saved)"),
             ("output", written),
         ])
     return 0

@@ -29,6 +29,8 @@ All of it is all-or-nothing: if anything fails or is interrupted, factors and
 interactions are restored exactly as they were.
 """
 import hashlib
+import hmac
+import secrets
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -72,9 +74,15 @@ class ForgetReport:
         Whether ``certificate_after.max_row <= tolerance``.
     strategy : str
     digest : str
-        SHA-256 of the sorted (user, item) index pairs removed: a receipt
-        that lets whoever holds the request check which request was carried
-        out, without the model keeping the pairs.
+        HMAC-SHA256, under ``receipt_key``, of the sorted (user, item) index
+        pairs removed: the receipt kept in the model's history.  With the
+        key, whoever holds the request can check which request was carried
+        out (:func:`verify_receipt`); without it, the digest reveals nothing
+        about the pairs, not even for a request of one pair.
+    receipt_key : str
+        Hex key of the digest, new for every request.  Returned to the
+        caller only: it is in neither the receipt, the history nor a saved
+        file, so hand it to whoever made the request.
     """
 
     n_removed: int
@@ -92,6 +100,7 @@ class ForgetReport:
     converged: bool
     strategy: str
     digest: str = field(repr=False)
+    receipt_key: str = field(repr=False)
     n_added: int = 0
 
     def to_dict(self):
@@ -107,11 +116,30 @@ class ForgetReport:
                 "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
 
-def digest_pairs(users, items):
-    """SHA-256 hex digest of (user, item) pairs, independent of their order."""
+def digest_pairs(users, items, key):
+    """HMAC-SHA256 hex digest of (user, item) pairs under ``key`` (bytes),
+    independent of their order.
+
+    Keyed because a plain hash of a few index pairs is inverted by trying
+    every (user, item) combination.
+    """
+    users, items = np.asarray(users, np.int64), np.asarray(items, np.int64)
     order = np.lexsort((items, users))
-    pairs = np.stack([users[order], items[order]], axis=1).astype("<i8")
-    return hashlib.sha256(pairs.tobytes()).hexdigest()
+    pairs = np.unique(np.stack([users[order], items[order]], axis=1), axis=0).astype("<i8")
+    return hmac.new(key, pairs.tobytes(), hashlib.sha256).hexdigest()
+
+
+def _receipt(users, items):
+    """(digest, hex key) for a request, with a fresh random key."""
+    key = secrets.token_bytes(32)
+    return digest_pairs(users, items, key), key.hex()
+
+
+def verify_receipt(userids, itemids, receipt_key, digest):
+    """Whether ``digest`` is the receipt of forgetting exactly these
+    (user, item) index pairs (in any order), given the request's key."""
+    expected = digest_pairs(userids, itemids, bytes.fromhex(receipt_key))
+    return hmac.compare_digest(expected, digest)
 
 
 # ------------------------------------------------------------------ requests
@@ -379,7 +407,7 @@ def forget_pairs(model, users, items, *, tolerance=None, max_sweeps=50, strategy
         keep = pos_u >= 0
         users, items, pos_u = users[keep], items[keep], pos_u[keep]
     pos_i = data.by_item.positions(items, users)
-    digest = digest_pairs(users, items)
+    digest, key = _receipt(users, items)
 
     threads = model._threads()
     with single_threaded_blas(threads):
@@ -390,7 +418,7 @@ def forget_pairs(model, users, items, *, tolerance=None, max_sweeps=50, strategy
             return ForgetReport(0, 0, 0, 0, {"local": 0, "sweeps": 0}, 0,
                                 time.perf_counter() - start, loss_before, loss_before,
                                 cert_before, cert_before, tol, cert_before.max_row <= tol,
-                                strategy, digest)
+                                strategy, digest, key)
         undo, undo_u, undo_i = [], None, None
         old_terms = _user_terms(model, np.unique(users))
         try:
@@ -418,7 +446,8 @@ def forget_pairs(model, users, items, *, tolerance=None, max_sweeps=50, strategy
         rows_solved_by_phase=rows_solved, sweeps=sweeps,
         seconds=time.perf_counter() - start, loss_before=loss_before, loss_after=loss_after,
         certificate_before=cert_before, certificate_after=cert_after, tolerance=tol,
-        converged=cert_after.max_row <= tol, strategy=strategy, digest=digest)
+        converged=cert_after.max_row <= tol, strategy=strategy, digest=digest,
+        receipt_key=key)
     model.metadata.setdefault("history", []).append(result.receipt())
     return result
 
@@ -476,12 +505,13 @@ def add_interactions(model, delta, *, tolerance=None, max_sweeps=50, strategy="m
         loss_before, cert_before = before.loss(model.objective, old_data), before.certificate()
         tol = cert_before.max_row if tolerance is None else tolerance
 
-        def grown(m):
-            m = m.tocoo()
-            return sp.csr_matrix((m.data, (m.row, m.col)), shape=shape)
-
-        merged = check_user_items(grown(model.user_items) + grown(delta), model.dtype)
-        coo = delta.tocoo()
+        # entries concatenated and summed where a pair repeats: sparse "+"
+        # would also drop the stored zeros of rows the delta never touches
+        old, coo = model.user_items.tocoo(), delta.tocoo()
+        merged = check_user_items(sp.csr_matrix(
+            (np.concatenate([old.data, coo.data]),
+             (np.concatenate([old.row, coo.row]), np.concatenate([old.col, coo.col]))),
+            shape=shape), model.dtype)
         X = np.zeros((shape[0], k), dtype=model.dtype)
         Y = np.zeros((shape[1], k), dtype=model.dtype)
         X[:n_users], Y[:n_items] = X_old, Y_old
@@ -508,12 +538,11 @@ def add_interactions(model, delta, *, tolerance=None, max_sweeps=50, strategy="m
         finally:
             _wipe(undo)
     rows_solved, sweeps, cert_after, loss_after = result
+    digest, key = _receipt(coo.row, coo.col)
     return ForgetReport(
         n_removed=0, users_affected=len(np.unique(coo.row)),
         items_affected=len(np.unique(coo.col)), rows_solved=sum(rows_solved.values()),
         rows_solved_by_phase=rows_solved, sweeps=sweeps, seconds=time.perf_counter() - start,
         loss_before=loss_before, loss_after=loss_after, certificate_before=cert_before,
         certificate_after=cert_after, tolerance=tol, converged=cert_after.max_row <= tol,
-        strategy=strategy, digest=digest_pairs(coo.row.astype(np.int64),
-                                               coo.col.astype(np.int64)),
-        n_added=int(delta.nnz))
+        strategy=strategy, digest=digest, receipt_key=key, n_added=int(delta.nnz))

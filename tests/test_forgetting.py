@@ -193,7 +193,8 @@ def test_report_has_counts_and_digest_not_pairs():
     model = fitted("explicit", seed=10)
     users, items = random_pairs(model, 4, seed=10)
     report = model.forget(users[::-1], items[::-1])
-    assert report.digest == forgetting.digest_pairs(users, items)
+    assert report.digest == forgetting.digest_pairs(users, items,
+                                                    bytes.fromhex(report.receipt_key))
     flat = report.to_dict()
     assert not any(isinstance(v, (np.ndarray, list, tuple)) for v in flat.values())
     assert isinstance(report.certificate_after, objective.Certificate)
@@ -323,3 +324,22 @@ def test_movielens_forget_one_percent_matches_retrain_ndcg(movielens):
     forgot, fresh = (ndcg_at_k(m, retained, test, k=10) for m in (model, retrained))
     assert fresh > 0.2  # a real model, not two broken ones agreeing
     assert abs(forgot - fresh) <= 0.01
+
+
+def test_receipt_verifies_with_its_key_only(tmp_path):
+    model = fitted("implicit", seed=18)
+    users, items = random_pairs(model, 1, seed=18)  # one pair: a plain hash is invertible
+    report = model.forget(users, items)
+    order = np.arange(len(users))[::-1]
+    assert fu.verify_receipt(users[order], items[order], report.receipt_key, report.digest)
+    coo = model.user_items.tocoo()
+    assert not fu.verify_receipt(coo.row[:1], coo.col[:1], report.receipt_key, report.digest)
+    other = model.forget(coo.row[:1], coo.col[:1])
+    assert other.receipt_key != report.receipt_key
+    assert not fu.verify_receipt(users, items, other.receipt_key, report.digest)
+    # the key leaves with the caller: not in the history nor in a saved file
+    assert report.receipt_key not in str(model.metadata)
+    path = model.save(tmp_path / "m.npz")
+    assert report.receipt_key.encode() not in open(path, "rb").read()
+    loaded = fu.load(path)
+    assert [h["digest"] for h in loaded.metadata["history"]] == [report.digest, other.digest]

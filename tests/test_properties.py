@@ -151,7 +151,8 @@ def apply(model, op, draw, step=0):
         grow = draw(st.tuples(st.integers(0, 2), st.integers(0, 2)))
         shape = (n_users + grow[0], n_items + grow[1])
         # each step adds odd multiples of a finer power of two than any value
-        # stored so far, so no sum cancels to a stored zero (see the xfail below)
+        # stored so far, so no sum cancels to a stored zero (test_partial_fit_keeps_stored_zeros
+        # covers those)
         delta = draw(interactions(shape=shape, zeros=False,
                                   totals=dyadic(2.0 ** -(4 + step), odd=True)))
         coo = sp.coo_matrix(delta)
@@ -400,9 +401,6 @@ def test_forgetting_a_then_b_reaches_the_value_of_forgetting_both(problem):
         assert abs(values["sequential"] - values["at once"]) <= 1e-6 * scale
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug in forgetting.add_interactions: it merges the data with sparse '+', which drops "
-    "every stored zero, so rows the delta never touched change objective unsolved"))
 @pytest.mark.parametrize("name", sorted(ESTIMATORS))
 def test_partial_fit_keeps_stored_zeros(name):
     cls, extra = ESTIMATORS[name]
