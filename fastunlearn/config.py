@@ -59,16 +59,17 @@ def effective_n_threads(num_threads=0):
 
 @contextlib.contextmanager
 def single_threaded_blas(n_threads):
-    """Keep BLAS to one thread while ``n_threads`` OpenMP threads call it.
+    """Keep BLAS to one thread while the kernels (``n_threads`` OpenMP
+    threads) call it.
 
     Each kernel thread calls BLAS on small blocks; a multi-threaded BLAS
     would start its own pool inside every call and oversubscribe the cores
-    (implicit reports up to 10x slowdowns from this).
+    (implicit reports up to 10x slowdowns from this).  With one kernel
+    thread too: OpenBLAS's threads change the rounding of ?potrf/?syrk
+    (k > 192), and results are promised bitwise identical for any
+    ``num_threads``.
     """
-    if n_threads > 1:
-        with threadpool_limits(limits=1, user_api="blas"):
-            yield
-    else:
+    with threadpool_limits(limits=1, user_api="blas"):
         yield
 
 

@@ -251,14 +251,9 @@ class MatrixFactorization:
         return self
 
     def _run_sweeps(self, iterations, show_progress, callback):
-        from threadpoolctl import threadpool_limits
-
         threads = self._threads()
         failed = 0
-        # BLAS on one thread even when the kernels use one: OpenBLAS's own
-        # threads change the rounding of ?potrf/?syrk (k > 192), and fit
-        # promises bitwise-identical factors for any num_threads.
-        with threadpool_limits(limits=1, user_api="blas"), tqdm(
+        with single_threaded_blas(threads), tqdm(
             total=iterations, disable=not show_progress, desc=type(self).__name__
         ) as progress:
             for iteration in range(iterations):
