@@ -5,7 +5,9 @@ Environment variables read here:
 * ``FASTUNLEARN_NATIVE=1``   add ``-march=native`` (not portable; off by default).
 * ``FASTUNLEARN_NO_OPENMP=1`` build without OpenMP (kernels then run serially).
 * ``FASTUNLEARN_SANITIZE=1``  build with ``-fsanitize=address,undefined`` and
-  ``-O1 -g`` for debugging; run Python with the ASan runtime preloaded.
+  ``-O1 -g`` for debugging; run Python with the ASan runtime and libstdc++
+  preloaded: ``LD_PRELOAD="$(gcc -print-file-name=libasan.so)
+  $(gcc -print-file-name=libstdc++.so)" ASAN_OPTIONS=detect_leaks=0``.
 """
 import os
 import shutil
@@ -47,7 +49,9 @@ class BuildExt(build_ext):
         compile_args = ["-O3", "-std=c99"] if self.compiler.compiler_type == "unix" else []
         link_args = []
         if _flag("FASTUNLEARN_SANITIZE"):
-            compile_args = ["-O1", "-g", "-fno-omit-frame-pointer", "-fsanitize=address,undefined"]
+            # Python's CFLAGS carry -fwrapv, which hides signed overflow from UBSan
+            compile_args = ["-O1", "-g", "-fno-omit-frame-pointer", "-fno-wrapv",
+                            "-fsanitize=address,undefined", "-fno-sanitize-recover=undefined"]
             link_args += ["-fsanitize=address,undefined"]
         if _flag("FASTUNLEARN_NATIVE"):
             compile_args.append("-march=native")

@@ -103,7 +103,11 @@ class MatrixFactorization:
 
     @property
     def user_items(self):
-        """The retained training interactions (users x items CSR, read-only view)."""
+        """The retained training interactions (users x items CSR, read-only view).
+
+        A view of the model's own storage: ``forget`` edits it in place, so
+        take ``.copy()`` to keep a snapshot across a request.
+        """
         self._check_fitted()
         m = self._data.user_items()
         for arr in (m.data, m.indices, m.indptr):
