@@ -110,6 +110,21 @@ def _id_maps(model):
     return users, items
 
 
+# Starts with a control character no reader yields, so it cannot collide
+# with a real id; the row number keeps the ids unique.
+_FORGOTTEN = "\x1fforgotten:{}"
+
+
+def _tombstoned(ids, rows):
+    """The id map with the external ids of ``rows`` replaced: a forgotten
+    user's own id is a trace of them, even without their interactions."""
+    ids = np.asarray(ids).astype(str)
+    ids = ids.astype(f"<U{max(ids.dtype.itemsize // 4, 32)}")
+    for row in np.atleast_1d(rows):
+        ids[row] = _FORGOTTEN.format(int(row))
+    return ids
+
+
 def _internal(ids, id_array, what):
     from .data import UnknownIdError, to_internal
 
@@ -201,6 +216,8 @@ def cmd_forget(args):
         if args.users is not None:
             rows = _internal(args.users, user_ids, "user")
             report = model.forget_users(rows, **options)
+            if model.metadata.get("user_ids") is not None:
+                model.metadata["user_ids"] = _tombstoned(user_ids, rows)
         elif args.items is not None:
             cols = _internal(args.items, item_ids, "item")
             report = model.forget_items(cols, **options)

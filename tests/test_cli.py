@@ -70,7 +70,7 @@ def test_forget_then_recommend_matches_api(workdir):
     report = json.loads(r.stdout)
     assert report["n_removed"] > 0 and report["users_affected"] == 1
     m1 = fastunlearn.load(d / "m1.npz")
-    row = to_internal("u3", m1.metadata["user_ids"])
+    row = to_internal("u3", fastunlearn.load(d / "model.npz").metadata["user_ids"])
     assert m1.user_items[row].nnz == 0
 
     # forget pairs from a file, ids mapped through the model's maps: the file's
@@ -247,3 +247,19 @@ def test_forget_exact_certificate_matches_loaded_model(workdir):
     bound = json.loads(ok(run(d, "forget", "model.npz", "--users", "u5", "-o", "bound.npz",
                               "--json")).stdout)["certificate_after"]
     assert not bound["exact"] and bound["max_row"] >= r["certificate_after"]["max_row"] * (1 - 1e-9)
+
+
+def test_forget_users_drops_their_external_id(workdir):
+    d = workdir
+    ok(run(d, "forget", "model.npz", "--users", "u4", "-o", "no-u4.npz", "--quiet"))
+    model = fastunlearn.load(d / "no-u4.npz")
+    before = fastunlearn.load(d / "model.npz")
+    ids = model.metadata["user_ids"].tolist()
+    assert "u4" not in ids and len(ids) == len(before.metadata["user_ids"])
+    row = to_internal("u4", before.metadata["user_ids"])
+    assert model.user_items[row].nnz == 0
+    # other users keep their ids and rows
+    for uid in ("u1", "u7"):
+        assert to_internal(uid, model.metadata["user_ids"]) == \
+            to_internal(uid, before.metadata["user_ids"])
+    assert "u4" in one_line_error(run(d, "recommend", "no-u4.npz", "--user", "u4"))
