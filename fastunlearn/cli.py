@@ -224,8 +224,12 @@ def cmd_forget(args):
         else:
             pairs = _read(args.pairs, args.format)
             coo = pairs.matrix.tocoo()
-            ext_users = pairs.user_ids[coo.row].tolist()
-            ext_items = pairs.item_ids[coo.col].tolist()
+            ext_users, ext_items = pairs.user_ids[coo.row], pairs.item_ids[coo.col]
+            if args.missing == "ignore":  # unknown ids (e.g. forgotten users): not stored
+                keep = np.isin(ext_users.astype(str), user_ids.astype(str)) & \
+                    np.isin(ext_items.astype(str), item_ids.astype(str))
+                ext_users, ext_items = ext_users[keep], ext_items[keep]
+            ext_users, ext_items = ext_users.tolist(), ext_items.tolist()
             rows = _internal(ext_users, user_ids, "user") if ext_users else np.zeros(0, np.int64)
             cols = _internal(ext_items, item_ids, "item") if ext_items else np.zeros(0, np.int64)
             report = model.forget(rows, cols, missing=args.missing, **options)
@@ -624,7 +628,8 @@ def build_parser():
                    help="measure the certificate after exactly (one more pass over the data) "
                         "instead of reporting the engine's proven upper bound")
     p.add_argument("--missing", choices=("raise", "ignore"), default="raise",
-                   help="pairs not stored in the model: error (default) or skip")
+                   help="pairs not stored in the model, or with ids it does not know: "
+                        "error (default) or skip")
     p.add_argument("--format", default="auto",
                    choices=("auto", "csv", "tsv", "movielens", "movielens-dat", "npz"),
                    help="format of the --pairs file")

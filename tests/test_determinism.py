@@ -64,15 +64,18 @@ def test_cg_fit_is_bitwise_reproducible_across_threads(objective_name, dtype):
     assert digest(fit(objective_name, dtype, 7, 2, use_cg=False, R=R)) not in digests
 
 
-def test_fit_in_another_process_gives_the_same_bits():
+def test_fit_in_another_process_gives_the_same_bits(tmp_path):
     script = (
         "import sys, hashlib; sys.path.insert(0, sys.argv[1]);"
         "import test_determinism as t, numpy as np;"
         "print(t.digest(t.fit('implicit', np.float32, 5, 2)))"
     )
     env = {**os.environ, "PYTHONPATH": PKG_ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    # cwd away from the checkout: "-c" puts the cwd first on sys.path, and an
+    # uncompiled source tree there would shadow the installed package
     out = subprocess.run([sys.executable, "-c", script, str(Path(__file__).parent)],
-                         capture_output=True, text=True, env=env, check=True, timeout=120)
+                         capture_output=True, text=True, env=env, check=True, timeout=120,
+                         cwd=tmp_path)
     assert out.stdout.strip() == digest(fit("implicit", np.float32, 5, 1))
 
 

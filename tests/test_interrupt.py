@@ -253,8 +253,9 @@ def temporaries(directory):
 def test_sigkill_during_save_never_leaves_a_partial_target(tmp_path, kill_when):
     target = tmp_path / "model.npz"
     env = {**os.environ, "PYTHONPATH": PKG_ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    # cwd=tmp_path: "-c" puts the cwd first on sys.path (see test_determinism)
     child = subprocess.Popen([sys.executable, "-c", CHILD, str(target)], stdout=subprocess.PIPE,
-                             text=True, env=env)
+                             text=True, env=env, cwd=tmp_path)
     try:
         digests = child.stdout.readline().split()[1:]
         assert len(digests) == 2

@@ -206,7 +206,8 @@ def test_cli_output_file_holds_no_erased_pairs(tmp_path):
     for item in gone:  # the forgotten user's items are never printed
         assert item not in printed
     model = fu.load(tmp_path / "out.npz")
-    user_ids = model.metadata["user_ids"]
+    user_ids = fu.load(tmp_path / "model.npz").metadata["user_ids"]
+    assert "user-c" not in model.metadata["user_ids"]  # the id itself is gone too
     row = int(np.flatnonzero(user_ids == "user-c")[0])
     assert model.user_items[row].nnz == 0
     stored = _stored_pairs(model.user_items.indptr, model.user_items.indices, len(user_ids))
