@@ -552,7 +552,7 @@ def cmd_demo(args):
                        ("retrained model", mia_retrain)):
         line(f"  {label:<20} {mia.score_auc:.4f}           {mia.rank_auc:.4f}")
     line()
-    line("receipts (SHA-256 of the removed pairs)")
+    line("receipts (HMAC-SHA256 of the removed pairs; the keys go to the requester)")
     line(f"  forget user         {rep_user.digest}")
     line(f"  forget 1% of pairs  {rep_pairs.digest}")
     return 0
