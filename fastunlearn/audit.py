@@ -31,6 +31,7 @@ import scipy.sparse as sp
 from scipy.stats import rankdata
 
 from .evaluation import per_user_metrics, ranking_metrics, train_test_split
+from .ranking import count_below
 from .validation import NotFittedError, check_ids, check_positive_int, check_sparse
 
 __all__ = [
@@ -265,23 +266,6 @@ def _auc(pos, neg):
     return float((ranks[:n_pos].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
 
-def _count_below(sorted_rows, rows, values, strict):
-    """Entries of ascending row ``sorted_rows[rows[j]]`` below ``values[j]``
-    (``<`` when ``strict``, else ``<=``): one vectorised binary search."""
-    n_cols = sorted_rows.shape[1]
-    lo = np.zeros(len(rows), dtype=np.int64)
-    hi = np.full(len(rows), n_cols, dtype=np.int64)
-    while True:
-        active = lo < hi
-        if not active.any():
-            return lo
-        mid = (lo + hi) // 2
-        probe = sorted_rows[rows, np.minimum(mid, n_cols - 1)]
-        right = (probe < values) if strict else (probe <= values)
-        lo = np.where(active & right, mid + 1, lo)
-        hi = np.where(active & ~right, mid, hi)
-
-
 def rank_percentiles(model, users, items):
     """Rank percentile of each item within its user's score row.
 
@@ -327,8 +311,8 @@ def rank_percentiles(model, users, items):
         h = history[batch]
         scores[np.repeat(np.arange(len(batch)), np.diff(h.indptr)), h.indices] = np.inf
         scores.sort(axis=1)
-        below = _count_below(scores, rows, values, strict=True)
-        equal = (_count_below(scores, rows, values, strict=False) - below
+        below = count_below(scores, rows, values, strict=True)
+        equal = (count_below(scores, rows, values, strict=False) - below
                  - in_pool[sel].astype(np.int64))  # itself
         with np.errstate(divide="ignore", invalid="ignore"):
             out[sel] = (below + 0.5 * equal) / others[sel]

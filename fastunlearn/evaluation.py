@@ -39,6 +39,7 @@ import numbers
 import numpy as np
 import scipy.sparse as sp
 
+from .ranking import count_below
 from .validation import NotFittedError, check_ids, check_positive_int, check_sparse
 
 __all__ = [
@@ -357,8 +358,8 @@ def _auc_block(model, batch, train, test_keys, n_items):
     # 1-based mid-rank of each relevant item among its user's candidates:
     # (#scores below) + (#scores equal, itself included + 1) / 2.
     scores.sort(axis=1)
-    below = _row_searchsorted(scores, pos_rows, pos_scores, strict=True)
-    upto = _row_searchsorted(scores, pos_rows, pos_scores, strict=False)
+    below = count_below(scores, pos_rows, pos_scores, strict=True)
+    upto = count_below(scores, pos_rows, pos_scores, strict=False)
     midrank = below + (upto - below + 1) / 2.0
     rank_sum = np.bincount(pos_rows, weights=midrank, minlength=b)
 
@@ -366,26 +367,6 @@ def _auc_block(model, batch, train, test_keys, n_items):
         out = (rank_sum - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg)
     out[n_neg <= 0] = np.nan
     return out
-
-
-def _row_searchsorted(sorted_rows, rows, values, strict):
-    """For each ``(rows[j], values[j])``, how many entries of the ascending row
-    ``sorted_rows[rows[j]]`` are ``< values[j]`` (``strict``) or ``<=``.
-
-    A binary search run for all pairs at once: ``log2(n_cols)`` vectorised steps.
-    """
-    n_cols = sorted_rows.shape[1]
-    lo = np.zeros(len(rows), dtype=np.int64)
-    hi = np.full(len(rows), n_cols, dtype=np.int64)
-    while True:
-        active = lo < hi
-        if not active.any():
-            return lo
-        mid = (lo + hi) // 2
-        probe = sorted_rows[rows, np.minimum(mid, n_cols - 1)]
-        right = (probe < values) if strict else (probe <= values)
-        lo = np.where(active & right, mid + 1, lo)
-        hi = np.where(active & ~right, mid, hi)
 
 
 # ----------------------------------------------------------------------------

@@ -216,14 +216,6 @@ def measure(objective, data, X, Y, *, num_threads):
                     squared_norms(X), squared_norms(Y))
 
 
-def certificate(objective, data, X, Y, *, num_threads):
-    """The stationarity certificate of (X, Y) on ``data`` (one compiled pass per side)."""
-    return certificate_from_norms(
-        gradient_norms(objective, data, X, Y, "users", num_threads=num_threads),
-        gradient_norms(objective, data, X, Y, "items", num_threads=num_threads),
-    )
-
-
 def loss(objective, data, X, Y, *, num_threads):
     """Value of the objective (unnormalised; DESIGN section 2) on ``data``.
 

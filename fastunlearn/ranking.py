@@ -50,3 +50,23 @@ def normalized(factors):
     norms = np.linalg.norm(factors, axis=1)
     norms[norms == 0] = 1e-10
     return factors / norms[:, None].astype(factors.dtype)
+
+
+def count_below(sorted_rows, rows, values, strict):
+    """For each ``(rows[j], values[j])``, how many entries of the ascending row
+    ``sorted_rows[rows[j]]`` are ``< values[j]`` (``strict``) or ``<=``.
+
+    A binary search run for all pairs at once: ``log2(n_cols)`` vectorised steps.
+    """
+    n_cols = sorted_rows.shape[1]
+    lo = np.zeros(len(rows), dtype=np.int64)
+    hi = np.full(len(rows), n_cols, dtype=np.int64)
+    while True:
+        active = lo < hi
+        if not active.any():
+            return lo
+        mid = (lo + hi) // 2
+        probe = sorted_rows[rows, np.minimum(mid, n_cols - 1)]
+        right = (probe < values) if strict else (probe <= values)
+        lo = np.where(active & right, mid + 1, lo)
+        hi = np.where(active & ~right, mid, hi)
