@@ -630,6 +630,10 @@ class AuditReport:
         Per stage the :func:`fairness_gap` (groups from the original data).
     setting : dict
         Data size, unlearning set, hyperparameters and seeds.
+    retrain_spread : dict
+        Per measure (``score_auc``, ``rank_auc``, ``ndcg``, ``recall``,
+        ``gap``) its value for each retrain, one per repeat with seeds
+        ``seed, seed + 1, ...``: how far retraining alone moves it.
     """
 
     completeness: dict
@@ -637,6 +641,7 @@ class AuditReport:
     efficiency: dict
     fairness: dict
     setting: dict = field(default_factory=dict)
+    retrain_spread: dict = field(default_factory=dict)
 
     def to_dict(self):
         return asdict(self)
@@ -644,27 +649,29 @@ class AuditReport:
     def to_markdown(self):
         """The report as a Markdown table (one row per measure)."""
         k = self.setting.get("k", 10)
-        rows = [("completeness", "MIA AUC, score attacker",
+        rows = [("completeness", "MIA AUC, score attacker", "score_auc",
                  *self._stages(self.completeness, "score_auc")),
-                ("completeness", "MIA AUC, rank attacker",
+                ("completeness", "MIA AUC, rank attacker", "rank_auc",
                  *self._stages(self.completeness, "rank_auc")),
-                ("utility", f"nDCG@{k}", *self._stages(self.utility, "ndcg")),
-                ("utility", f"recall@{k}", *self._stages(self.utility, "recall")),
-                ("fairness", f"nDCG@{k} gap, top 20% active - rest",
+                ("utility", f"nDCG@{k}", "ndcg", *self._stages(self.utility, "ndcg")),
+                ("utility", f"recall@{k}", "recall", *self._stages(self.utility, "recall")),
+                ("fairness", f"nDCG@{k} gap, top 20% active - rest", "gap",
                  *self._stages(self.fairness, "gap"))]
         e = self.efficiency
-        lines = ["| axis | measure | original | forget | retrain | forget - retrain |",
-                 "|---|---|---|---|---|---|"]
-        for axis, name, orig, forg, retr in rows:
+        lines = ["| axis | measure | original | forget | retrain | forget - retrain "
+                 "| retrain over seeds |", "|---|---|---|---|---|---|---|"]
+        for axis, name, key, orig, forg, retr in rows:
+            seeds = self.retrain_spread.get(key, [])
+            spread = f"{min(seeds):.4f} .. {max(seeds):.4f}" if len(seeds) > 1 else "-"
             lines.append(f"| {axis} | {name} | {orig:.4f} | {forg:.4f} | {retr:.4f} | "
-                         f"{forg - retr:+.4f} |")
+                         f"{forg - retr:+.4f} | {spread} |")
         cert = e["certificate"]
         lines.append(f"| efficiency | seconds | - | {e['forget_seconds']:.3f} | "
-                     f"{e['retrain_seconds']:.3f} | ratio {e['ratio']:.3f} |")
+                     f"{e['retrain_seconds']:.3f} | ratio {e['ratio']:.3f} | - |")
         lines.append(f"| efficiency | rows solved | - | {e['rows_solved']} | "
-                     f"{e['rows_total_retrain']} | - |")
+                     f"{e['rows_total_retrain']} | - | - |")
         lines.append(f"| efficiency | certificate max_row | {cert['original']:.3g} | "
-                     f"{cert['forget']:.3g} | {cert['retrain']:.3g} | - |")
+                     f"{cert['forget']:.3g} | {cert['retrain']:.3g} | - | - |")
         return "\n".join(lines) + "\n"
 
     @staticmethod
@@ -680,7 +687,8 @@ class AuditReport:
 
 def report(user_items, test=None, *, fraction=0.01, how="random", seed=0, k=10, top=0.2,
            factors=64, iterations=15, regularization=0.05, alpha=1.0, use_cg=True,
-           num_threads=0, tolerance=None, max_sweeps=50, repeats=1, print_table=False):
+           num_threads=0, tolerance=None, max_sweeps=50, washout=0, repeats=1,
+           print_table=False):
     """Forget an unlearning set, retrain without it, and compare on four axes.
 
     1. Fit an :class:`~fastunlearn.ImplicitALS` on ``user_items`` (the
@@ -690,7 +698,7 @@ def report(user_items, test=None, *, fraction=0.01, how="random", seed=0, k=10, 
        the training and the test data).
     3. Forget the set from a copy of the original model.
     4. Retrain on the retained data with the same hyperparameters, number
-       of iterations and seed.
+       of iterations and seed (and, for ``repeats > 1``, the next seeds).
     5. Measure membership inference, top-k utility on ``test`` and the
        fairness gap for all three models, and the cost of forgetting.
 
@@ -708,11 +716,14 @@ def report(user_items, test=None, *, fraction=0.01, how="random", seed=0, k=10, 
         Cut-off of the metrics and active share of :func:`fairness_gap`.
     factors, iterations, regularization, alpha, use_cg, num_threads
         :class:`~fastunlearn.ImplicitALS` hyperparameters.
-    tolerance, max_sweeps
+    tolerance, max_sweeps, washout
         Passed to ``forget`` (default tolerance: the original certificate).
     repeats : int >= 1
         Forget and retrain are timed this many times (medians reported; the
-        models of the first run are measured).
+        models of the first run are measured).  Retrain ``r`` uses seed
+        ``seed + r``, and its measures go to ``retrain_spread``: a forget
+        can't be asked to match one retrain more closely than retrains with
+        other seeds match each other.
     print_table : bool
         Print the report (a Markdown table) as well.
 
@@ -728,6 +739,7 @@ def report(user_items, test=None, *, fraction=0.01, how="random", seed=0, k=10, 
     if how not in UNLEARNING_SETS:
         raise ValueError(f"how must be one of {UNLEARNING_SETS}, got {how!r}")
     repeats = check_positive_int(repeats, "repeats")
+    washout = check_positive_int(washout, "washout", minimum=0)
     k = check_positive_int(k, "k")
     top = _check_fraction(top, "top")
     if test is None:
@@ -745,16 +757,26 @@ def report(user_items, test=None, *, fraction=0.01, how="random", seed=0, k=10, 
     activity = np.diff(original.user_items.indptr)
 
     forget_runs, retrain_runs = [], []
-    for _ in range(repeats):
+    spread = {key: [] for key in ("score_auc", "rank_auc", "ndcg", "recall", "gap")}
+    for repeat in range(repeats):
         model = ImplicitALS.from_factors(original.user_factors, original.item_factors,
                                          original.user_items, **params)
         start = time.perf_counter()
-        receipt = model.forget(f_users, f_items, tolerance=tolerance, max_sweeps=max_sweeps)
+        receipt = model.forget(f_users, f_items, tolerance=tolerance, max_sweeps=max_sweeps,
+                               washout=washout)
         forget_runs.append((time.perf_counter() - start, model, receipt))
         retained = model.user_items.copy()
         start = time.perf_counter()
-        retrained = ImplicitALS(**params).fit(retained, show_progress=False)
+        retrained = ImplicitALS(**{**params, "random_state": seed + repeat}).fit(
+            retained, show_progress=False)
         retrain_runs.append((time.perf_counter() - start, retrained))
+        mia = membership_inference(retrained, forgotten, unseen)
+        quality = _utility(retrained, retrained.user_items, test, k)
+        for key, value in (("score_auc", mia.score_auc), ("rank_auc", mia.rank_auc),
+                           ("ndcg", quality["ndcg"]), ("recall", quality["recall"]),
+                           ("gap", fairness_gap(retrained, test, k, top,
+                                                activity=activity).gap)):
+            spread[key].append(float(value))
     forgot, receipt = forget_runs[0][1], forget_runs[0][2]
     retrained = retrain_runs[0][1]
     models = dict(zip(_STAGES, (original, forgot, retrained)))
@@ -784,8 +806,9 @@ def report(user_items, test=None, *, fraction=0.01, how="random", seed=0, k=10, 
                "n_test": int(test.nnz), "fraction": float(fraction), "how": how,
                "n_removed": int(len(f_users)), "users_affected": int(receipt.users_affected),
                "seed": seed, "k": k, "top": top, "repeats": repeats, "max_sweeps": max_sweeps,
+               "washout": washout,
                **{key: value for key, value in params.items() if key != "random_state"}}
-    result = AuditReport(completeness, utility, efficiency, fairness, setting)
+    result = AuditReport(completeness, utility, efficiency, fairness, setting, spread)
     if print_table:
         print(result)
     return result

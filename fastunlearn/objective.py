@@ -114,6 +114,23 @@ def sweep(objective, data, X, Y, *, use_cg, cg_steps, num_threads):
     return failed
 
 
+def relaxed_sweep(objective, data, X, Y, relaxation, *, num_threads):
+    """One over-relaxed ALS iteration: each side, users first, moves
+    ``relaxation`` times its exact ALS step, ``F <- F + w (F* - F)``.
+
+    With the other side fixed the objective is a convex quadratic in each
+    row, so every ``0 < w < 2`` lowers it (by ``w (2 - w)`` times the plain
+    step's decrease) and the fixed points are ALS's.  Past 1 the iteration
+    moves faster along the directions in which plain ALS creeps
+    (successive over-relaxation of block Gauss-Seidel).
+    """
+    for side, F in (("users", X), ("items", Y)):
+        old = F.copy()
+        solve_rows(objective, data, X, Y, side, all_rows(F.shape[0]), use_cg=False,
+                   cg_steps=0, num_threads=num_threads)
+        F += (relaxation - 1) * (F - old)
+
+
 def gradient_norms(objective, data, X, Y, side, rows=None, *, num_threads, base=None,
                    losses=None):
     """Norm of each row's gradient ``A x - b`` (all rows of ``side`` by default).

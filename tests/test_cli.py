@@ -249,6 +249,23 @@ def test_forget_exact_certificate_matches_loaded_model(workdir):
     assert not bound["exact"] and bound["max_row"] >= r["certificate_after"]["max_row"] * (1 - 1e-9)
 
 
+def test_forget_washout_matches_api(workdir):
+    d = workdir
+    r = json.loads(ok(run(d, "forget", "model.npz", "--users", "u4", "-o", "washed.npz",
+                          "--washout", "2", "--json")).stdout)
+    original = fastunlearn.load(d / "model.npz")
+    assert r["washout"] == 2
+    assert r["rows_solved_by_phase"]["washout"] == 2 * sum(original.user_items.shape)
+    report = original.forget_users([to_internal("u4", original.metadata["user_ids"])],
+                                   washout=2)
+    washed = fastunlearn.load(d / "washed.npz")
+    np.testing.assert_array_equal(washed.user_factors, original.user_factors)
+    np.testing.assert_array_equal(washed.item_factors, original.item_factors)
+    assert r["rows_solved"] == report.rows_solved
+    assert "washout" in one_line_error(run(d, "forget", "model.npz", "--users", "u4", "-o",
+                                           "bad.npz", "--washout", "-1"))
+
+
 def test_forget_users_drops_their_external_id(workdir):
     d = workdir
     ok(run(d, "forget", "model.npz", "--users", "u4", "-o", "no-u4.npz", "--quiet"))

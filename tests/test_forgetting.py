@@ -259,6 +259,74 @@ def test_failure_mid_forget_leaves_model_unchanged(monkeypatch, fail_on):
     assert model.forget(users, items).converged  # still usable
 
 
+@pytest.mark.parametrize("strategy", ["masked", "full"])
+def test_washout_then_certified_on_retained_objective(objective_name, strategy):
+    model = fitted(objective_name, seed=21)
+    n_rows = sum(model.user_items.shape)
+    users, items = random_pairs(model, 8, seed=21)
+    report = model.forget(users, items, washout=2, strategy=strategy)
+    assert report.washout == 2 and report.rows_solved_by_phase["washout"] == 2 * n_rows
+    assert report.converged
+    _, max_row = reference_certificate(model, objective_name)
+    assert max_row <= report.tolerance * (1 + 1e-9)
+    assert model.loss() == pytest.approx(
+        ref.loss(model.user_items, model.user_factors, model.item_factors,
+                 **reference_kwargs(objective_name)), rel=1e-10)
+
+
+def test_relaxed_sweep_is_als_at_one_and_never_raises_the_loss(objective_name):
+    """0 < w < 2 lowers the objective every half-sweep (each row's problem is
+    a convex quadratic); w = 1 is the plain ALS sweep, bit for bit."""
+    model = fitted(objective_name, seed=22, iterations=2)
+    kw = reference_kwargs(objective_name)
+
+    def copy():
+        return model.user_factors.copy(), model.item_factors.copy()
+
+    X, Y = copy()
+    objective.relaxed_sweep(model.objective, model._data, X, Y, 1.0, num_threads=2)
+    X1, Y1 = copy()
+    objective.sweep(model.objective, model._data, X1, Y1, use_cg=False, cg_steps=0,
+                    num_threads=2)
+    assert np.array_equal(X, X1) and np.array_equal(Y, Y1)
+    for w in (0.5, 1.5, 1.9):
+        X, Y = copy()
+        losses = [ref.loss(model.user_items, X, Y, **kw)]
+        for _ in range(4):
+            objective.relaxed_sweep(model.objective, model._data, X, Y, w, num_threads=2)
+            losses.append(ref.loss(model.user_items, X, Y, **kw))
+        assert all(b <= a * (1 + 1e-12) for a, b in zip(losses, losses[1:])), (w, losses)
+        assert losses[-1] < losses[0]
+
+
+def test_failure_in_washout_leaves_model_unchanged(monkeypatch):
+    model = fitted("implicit", seed=23)
+    snapshot = state(model)
+    real = objective.relaxed_sweep
+    calls = {"n": 0}
+
+    def flaky(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:  # after one sweep has moved every row
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(objective, "relaxed_sweep", flaky)
+    users, items = random_pairs(model, 6, seed=23)
+    with pytest.raises(KeyboardInterrupt):
+        model.forget(users, items, washout=3)
+    assert calls["n"] == 2
+    assert all(np.array_equal(a, b) for a, b in zip(snapshot, state(model)))
+
+
+@pytest.mark.parametrize("washout, error", [(-1, ValueError), (1.5, TypeError),
+                                            ("2", TypeError)])
+def test_bad_washout(washout, error):
+    model = fitted("implicit", seed=24)
+    with pytest.raises(error, match="washout"):
+        model.forget([0], [model.user_items[0].indices[0]], washout=washout)
+
+
 def test_from_implicit_takes_factors_trained_elsewhere():
     class ImplicitLike:  # the attributes implicit's models expose
         factors, regularization, alpha, dtype = 4, 0.1, 2.0, np.float64
