@@ -32,8 +32,8 @@ def _save(plt, fig, name):
 
 def audit_curves(payload, name="audit"):
     """Certificate, nDCG@10 and MIA AUC against wall time: retrain (per
-    iteration) versus forget (masked at several tolerances, and plain
-    full sweeps after the removal)."""
+    iteration) versus forget (masked at several tolerances, plain full
+    sweeps after the removal, and washouts)."""
     plt = _pyplot()
     curves = payload.get("curves")
     if plt is None or not curves:
@@ -44,7 +44,8 @@ def audit_curves(payload, name="audit"):
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     styles = {"retrain": dict(marker=".", color="tab:blue"),
               "forget (masked, tolerance sweep)": dict(marker="o", color="tab:red"),
-              "forget (full sweeps)": dict(marker="s", color="tab:orange")}
+              "forget (full sweeps)": dict(marker="s", color="tab:orange"),
+              "forget (washout)": dict(marker="^", color="tab:green")}
     for label, points in curves["series"].items():
         seconds = [p["seconds"] for p in points]
         for ax, (key, title, log) in zip(axes, panels):

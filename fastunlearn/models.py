@@ -524,9 +524,10 @@ class MatrixFactorization:
             retrain's minimum: along directions where ALS converges slowly a
             removal's trace can outlive it, and membership inference then
             still tells forgotten pairs from unseen ones.  Each washout sweep
-            costs about one fit iteration with the Cholesky solver; two bring
-            membership inference to a retrain's level on MovieLens 100K
-            (``bench/audit.py``).  The masked sweeps certify afterwards.
+            costs about one fit iteration with the Cholesky solver; two to
+            four bring membership inference to a retrain's level on
+            MovieLens 100K and synthetic data (``bench/audit.py``).  The
+            masked sweeps certify afterwards.
         exact_certificate : bool
             Measure ``certificate_after`` exactly (a pass over the data per
             side).  By default it is the engine's proven upper bound
@@ -544,9 +545,10 @@ class MatrixFactorization:
         Notes
         -----
         All-or-nothing: on any error or interruption the model is left
-        exactly as it was.  Row solves are exact (Cholesky) whatever
-        ``use_cg`` says, because the masked sweeps rely on a solved row being
-        stationary.
+        exactly as it was.  Whatever ``use_cg`` says, a solved row is
+        measured and, if a few warm-started CG steps left its gradient above
+        a quarter of the tolerance, solved exactly (Cholesky); washout
+        sweeps solve exactly.
         """
         from . import forgetting
 

@@ -114,20 +114,21 @@ def sweep(objective, data, X, Y, *, use_cg, cg_steps, num_threads):
     return failed
 
 
-def relaxed_sweep(objective, data, X, Y, relaxation, *, num_threads):
+def relaxed_sweep(objective, data, X, Y, relaxation, *, use_cg, cg_steps, num_threads):
     """One over-relaxed ALS iteration: each side, users first, moves
-    ``relaxation`` times its exact ALS step, ``F <- F + w (F* - F)``.
+    ``relaxation`` times its ALS step, ``F <- F + w (F* - F)``.
 
     With the other side fixed the objective is a convex quadratic in each
-    row, so every ``0 < w < 2`` lowers it (by ``w (2 - w)`` times the plain
-    step's decrease) and the fixed points are ALS's.  Past 1 the iteration
-    moves faster along the directions in which plain ALS creeps
-    (successive over-relaxation of block Gauss-Seidel).
+    row, and ``F*`` minimises it along the step (exactly, or over CG's Krylov
+    space, which holds the step), so every ``0 < w < 2`` lowers it, by
+    ``w (2 - w)`` times the plain step's decrease; the fixed points are
+    ALS's.  Past 1 the iteration moves faster along the directions in which
+    plain ALS creeps (successive over-relaxation of block Gauss-Seidel).
     """
     for side, F in (("users", X), ("items", Y)):
         old = F.copy()
-        solve_rows(objective, data, X, Y, side, all_rows(F.shape[0]), use_cg=False,
-                   cg_steps=0, num_threads=num_threads)
+        solve_rows(objective, data, X, Y, side, all_rows(F.shape[0]), use_cg=use_cg,
+                   cg_steps=cg_steps, num_threads=num_threads)
         F += (relaxation - 1) * (F - old)
 
 

@@ -52,8 +52,10 @@ def test_fit_and_forget_quick(quick_results):
 
 def test_audit_quick(quick_results):
     audit = load(quick_results, "audit")
-    sets = {(r["setting"]["how"], r["setting"]["fraction"]) for r in audit["results"]}
-    assert sets == {(how, f) for how in ("random", "core", "edge") for f in (0.01, 0.05)}
+    sets = {(r["setting"]["how"], r["setting"]["fraction"], r["setting"]["washout"])
+            for r in audit["results"]}
+    assert sets == {(how, f, w) for how in ("random", "core", "edge") for f in (0.01, 0.05)
+                    for w in (0, 2, 4)}
     for r in audit["results"]:
         for axis in ("completeness", "utility", "fairness"):
             assert set(r[axis]) == {"original", "forget", "retrain"}
@@ -63,7 +65,7 @@ def test_audit_quick(quick_results):
             set(r["efficiency"])
     series = audit["curves"]["series"]
     assert set(series) == {"retrain", "forget (masked, tolerance sweep)",
-                           "forget (full sweeps)"}
+                           "forget (full sweeps)", "forget (washout)"}
     for points in series.values():
         assert points and {"seconds", "certificate", "ndcg", "score_auc", "rank_auc"} <= \
             set(points[0])

@@ -276,27 +276,30 @@ def test_washout_then_certified_on_retained_objective(objective_name, strategy):
 
 def test_relaxed_sweep_is_als_at_one_and_never_raises_the_loss(objective_name):
     """0 < w < 2 lowers the objective every half-sweep (each row's problem is
-    a convex quadratic); w = 1 is the plain ALS sweep, bit for bit."""
+    a convex quadratic), with exact and with CG steps; w = 1 is the plain
+    ALS sweep, bit for bit."""
     model = fitted(objective_name, seed=22, iterations=2)
     kw = reference_kwargs(objective_name)
 
     def copy():
         return model.user_factors.copy(), model.item_factors.copy()
 
-    X, Y = copy()
-    objective.relaxed_sweep(model.objective, model._data, X, Y, 1.0, num_threads=2)
-    X1, Y1 = copy()
-    objective.sweep(model.objective, model._data, X1, Y1, use_cg=False, cg_steps=0,
-                    num_threads=2)
-    assert np.array_equal(X, X1) and np.array_equal(Y, Y1)
-    for w in (0.5, 1.5, 1.9):
+    for use_cg in (False, True):
+        solver = dict(use_cg=use_cg, cg_steps=2, num_threads=2)
         X, Y = copy()
-        losses = [ref.loss(model.user_items, X, Y, **kw)]
-        for _ in range(4):
-            objective.relaxed_sweep(model.objective, model._data, X, Y, w, num_threads=2)
-            losses.append(ref.loss(model.user_items, X, Y, **kw))
-        assert all(b <= a * (1 + 1e-12) for a, b in zip(losses, losses[1:])), (w, losses)
-        assert losses[-1] < losses[0]
+        objective.relaxed_sweep(model.objective, model._data, X, Y, 1.0, **solver)
+        X1, Y1 = copy()
+        objective.sweep(model.objective, model._data, X1, Y1, **solver)
+        assert np.array_equal(X, X1) and np.array_equal(Y, Y1)
+        for w in (0.5, 1.5, 1.9):
+            X, Y = copy()
+            losses = [ref.loss(model.user_items, X, Y, **kw)]
+            for _ in range(4):
+                objective.relaxed_sweep(model.objective, model._data, X, Y, w, **solver)
+                losses.append(ref.loss(model.user_items, X, Y, **kw))
+            assert all(b <= a * (1 + 1e-12) for a, b in zip(losses, losses[1:])), \
+                (use_cg, w, losses)
+            assert losses[-1] < losses[0]
 
 
 def test_failure_in_washout_leaves_model_unchanged(monkeypatch):
