@@ -48,10 +48,6 @@ STRATEGIES = ("masked", "full")
 # 100K (bench/audit.py).  Exact solves: CG steps, over-relaxed, leave more to
 # certify than they save.
 WASHOUT_RELAXATION = 1.7
-# Row solves in the masked engine: CG steps, and the share of the tolerance a
-# row may keep after them before it is solved exactly instead.
-CG_STEPS = 3
-CG_SLACK = 0.25
 
 
 @dataclass(frozen=True)
@@ -271,39 +267,8 @@ class _Reconverger:
         ``old_terms`` is their data term before the change."""
         self.data_loss += self.data_terms("users", users, self.X[users]) - old_terms
 
-    def settle(self, side, rows, losses):
-        """Solve ``rows`` to well within tolerance; returns their gradient
-        norms and puts their data terms in ``losses``.
-
-        Warm-started CG first: a row disturbed by a request starts close to
-        its solution, and a few CG steps cost a fraction of forming and
-        factoring its k x k system, which dominates for long rows.  Each row
-        is then measured, and one CG leaves above ``CG_SLACK * tolerance``
-        is solved exactly, as is a row without entries (its solution, zero,
-        is exact then).
-        """
-        indptr = self.data.side(side).arrays()[0]
-        base, threads = self.base(side), self.threads_for(side, rows)
-        exact = indptr[rows + 1] == indptr[rows]
-        norms = np.zeros(len(rows))
-        if not exact.all():
-            iterative = rows[~exact]
-            obj.solve_rows(self.objective, self.data, self.X, self.Y, side, iterative,
-                           use_cg=True, cg_steps=CG_STEPS, num_threads=threads, base=base)
-            measured = np.zeros(len(iterative))
-            norms[~exact] = self.norms(side, iterative, losses=measured)
-            losses[~exact] = measured
-            exact |= norms > CG_SLACK * self.tol
-        if exact.any():
-            obj.solve_rows(self.objective, self.data, self.X, self.Y, side, rows[exact],
-                           use_cg=False, cg_steps=0, num_threads=threads, base=base)
-            measured = np.zeros(int(exact.sum()))
-            norms[exact] = self.norms(side, rows[exact], losses=measured)
-            losses[exact] = measured
-        return norms
-
     def solve(self, side, rows, phase):
-        """Solve ``rows`` and bring every bound and the loss up to date."""
+        """Solve ``rows`` exactly and bring every bound and the loss up to date."""
         rows = np.unique(rows)
         if not len(rows):
             return
@@ -312,8 +277,9 @@ class _Reconverger:
         old = F[rows]
         self.undo.append((side, rows, old))
         old_terms = self.data_terms(side, rows, old)
-        new_terms = np.zeros(len(rows))
-        norms = self.settle(side, rows, new_terms)
+        obj.solve_rows(self.objective, self.data, self.X, self.Y, side, rows, use_cg=False,
+                       cg_steps=0, num_threads=self.threads_for(side, rows),
+                       base=self.base(side))
         self.rows_solved[phase] += len(rows)
         new = F[rows]
         old64, new64 = old.astype(np.float64), new.astype(np.float64)
@@ -334,7 +300,10 @@ class _Reconverger:
             delta = new64.T @ new64 - old64.T @ old64
             self.gram[side] += delta
             self.raise_by_gram(other, delta)
-        self.bounds[side][rows] = norms
+        # a solved row is stationary up to rounding: measure how far, and
+        # take the new data terms from the same pass
+        new_terms = np.zeros(len(rows))
+        self.bounds[side][rows] = self.norms(side, rows, losses=new_terms)
         self.data_loss += new_terms.sum() - old_terms
 
     def raise_by_gram(self, side, delta):

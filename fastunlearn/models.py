@@ -545,10 +545,9 @@ class MatrixFactorization:
         Notes
         -----
         All-or-nothing: on any error or interruption the model is left
-        exactly as it was.  Whatever ``use_cg`` says, a solved row is
-        measured and, if a few warm-started CG steps left its gradient above
-        a quarter of the tolerance, solved exactly (Cholesky); washout
-        sweeps solve exactly.
+        exactly as it was.  Row solves are exact (Cholesky) whatever
+        ``use_cg`` says, because the masked sweeps rely on a solved row being
+        stationary.
         """
         from . import forgetting
 
