@@ -626,9 +626,9 @@ def build_parser():
     p.add_argument("--tolerance", type=float, default=None,
                    help="target certificate max_row (default: the model's before forgetting)")
     p.add_argument("--washout", type=int, default=0, metavar="N",
-                   help="over-relaxed full sweeps after the local phase (default 0); 2 bring "
-                        "membership inference to a retrain's level, at about the cost of 2 "
-                        "fit iterations")
+                   help="over-relaxed full sweeps after the local phase (default 0); 2 to 4 "
+                        "bring membership inference to a retrain's level, each costing about "
+                        "one Cholesky fit iteration")
     p.add_argument("--exact-certificate", action="store_true",
                    help="measure the certificate after exactly (one more pass over the data) "
                         "instead of reporting the engine's proven upper bound")
