@@ -136,15 +136,29 @@ cdef inline void _entry(double v, bint implicit, double alpha,
         b[0] = v
 
 
-def entry_coefficients(const floating[::1] values, bint implicit, double alpha,
-                       double[::1] a, double[::1] b):
-    """``_entry`` applied to each stored value (a[j], b[j] for values[j])."""
-    cdef int64_t j
-    if a.shape[0] < values.shape[0] or b.shape[0] < values.shape[0]:
-        raise ValueError("a and b need one slot per value")
+def raise_partner_bounds(const index_t[::1] indptr, const index_t[::1] indices,
+                         const floating[::1] data, const int64_t[::1] rows,
+                         const double[::1] step, const double[::1] norm_sum,
+                         const double[::1] sq_other, bint implicit, double alpha,
+                         double[::1] bounds):
+    """Raise the gradient bounds of the rows of the other side that share an
+    entry with ``rows``, after rows[j] moved by ``step[j]`` from a row of norm
+    ``|r|`` to one of norm ``|r'|`` (``norm_sum[j] = |r| + |r'|``).
+
+    The entry's term ``a (x.r) r - b r`` of partner x's gradient moves by at
+    most ``step (|a| |x| (|r| + |r'|) + |b|)``.  Serial: partners repeat.
+    """
+    cdef int64_t j, e
+    cdef double a, bc
+    cdef index_t f
+    if step.shape[0] != rows.shape[0] or norm_sum.shape[0] != rows.shape[0]:
+        raise ValueError("step and norm_sum need one slot per row")
     with nogil:
-        for j in range(values.shape[0]):
-            _entry(values[j], implicit, alpha, &a[j], &b[j])
+        for j in range(rows.shape[0]):
+            for e in range(indptr[rows[j]], indptr[rows[j] + 1]):
+                _entry(data[e], implicit, alpha, &a, &bc)
+                f = indices[e]
+                bounds[f] += step[j] * (fabs(a) * sqrt(sq_other[f]) * norm_sum[j] + fabs(bc))
 
 
 cdef inline double _row_lambda(int64_t n, bint implicit, double reg, bint weighted) noexcept nogil:
@@ -239,7 +253,9 @@ def solve_cholesky(const index_t[::1] indptr, const index_t[::1] indices,
                    const floating[::1] data, const int64_t[::1] rows,
                    floating[:, ::1] X, const floating[:, ::1] Y,
                    const floating[:, ::1] base, bint implicit, double alpha,
-                   double reg, bint weighted, int32_t[::1] status, int num_threads):
+                   double reg, bint weighted, int32_t[::1] status, int num_threads,
+                   double[::1] old_losses=None, double[::1] norms=None,
+                   double[::1] new_losses=None):
     """Solve the listed rows of X exactly: x = A^{-1} b by Cholesky.
 
     ``A`` is built with BLAS-3: each row's entries are gathered (scaled by
@@ -247,26 +263,51 @@ def solve_cholesky(const index_t[::1] indptr, const index_t[::1] indices,
     positive and negative coefficients in separate blocks.  ``status[j]`` is
     LAPACK's info for ``rows[j]`` (0 = solved; > 0 = A not positive definite,
     the row is left unchanged).
+
+    Forgetting measures what it solves; given, ``old_losses[j]`` receives the
+    row's data term before the solve, ``norms[j]`` and ``new_losses[j]`` its
+    gradient norm and data term after it (as ``gradient_norms`` and
+    ``row_losses``).  Measured inside the solve, the row's entries and the
+    partner rows they name are read while still in cache.
     """
     cdef int k = X.shape[1]
     cdef int64_t nrows = rows.shape[0], j
     cdef int nt = max(num_threads, 1), tid
+    cdef double *old_out = NULL
+    cdef double *norm_out = NULL
+    cdef double *new_out = NULL
     scratch_arr = np.empty((nt, k * k + k + 2 * GATHER * k), dtype=np.asarray(X).dtype)
     cdef floating[:, ::1] scratch = scratch_arr
+    gscratch_arr = np.empty((nt, k), dtype=np.float64)
+    cdef double[:, ::1] gscratch = gscratch_arr
+    if ((old_losses is not None and old_losses.shape[0] != nrows)
+            or (norms is not None and norms.shape[0] != nrows)
+            or (new_losses is not None and new_losses.shape[0] != nrows)):
+        raise ValueError("old_losses, norms and new_losses need one slot per row")
+    if (norms is None) != (new_losses is None):
+        raise ValueError("norms and new_losses are measured together")
     if nrows == 0:
         return
+    if old_losses is not None:
+        old_out = &old_losses[0]
+    if norms is not None:
+        norm_out, new_out = &norms[0], &new_losses[0]
     with nogil, parallel(num_threads=nt):
         for j in prange(nrows, schedule='dynamic', chunksize=8):
             tid = threadid()
             status[j] = _cholesky_row(k, rows[j], &indptr[0], &indices[0], &data[0], X, Y,
                                       &base[0, 0], implicit, alpha, reg, weighted,
-                                      &scratch[tid, 0])
+                                      &scratch[tid, 0], &gscratch[tid, 0],
+                                      old_out + j if old_out != NULL else NULL,
+                                      norm_out + j if norm_out != NULL else NULL,
+                                      new_out + j if new_out != NULL else NULL)
 
 
 cdef int _cholesky_row(int k, int64_t r, const index_t *indptr, const index_t *indices,
                        const floating *data, floating[:, ::1] X, const floating[:, ::1] Y,
                        const floating *base, bint implicit, double alpha, double reg,
-                       bint weighted, floating *work) noexcept nogil:
+                       bint weighted, floating *work, double *g, double *old_loss,
+                       double *norm, double *new_loss) noexcept nogil:
     cdef floating *A = work
     cdef floating *b = work + k * k
     cdef floating *pos = b + k
@@ -275,11 +316,15 @@ cdef int _cholesky_row(int k, int64_t r, const index_t *indptr, const index_t *i
     cdef const floating *y
     cdef int64_t e, start = indptr[r], end = indptr[r + 1]
     cdef int npos = 0, nneg = 0, d, info = 0, one = 1
-    cdef double a, bc, lam
+    cdef double a, bc, lam, before = 0
     cdef char uplo = b'U'
 
     if not implicit and end == start:
         memset(x, 0, k * sizeof(floating))  # no ratings: the zero row (DESIGN 2)
+        _measure_solved(k, start, end, indices, data, &Y[0, 0], x, base, implicit, alpha, 0.0,
+                        pos, g, norm, new_loss)
+        if old_loss != NULL:
+            old_loss[0] = 0
         return 0
     if implicit:
         memcpy(A, base, k * k * sizeof(floating))
@@ -289,6 +334,8 @@ cdef int _cholesky_row(int k, int64_t r, const index_t *indptr, const index_t *i
     for e in range(start, end):
         _entry(data[e], implicit, alpha, &a, &bc)
         y = &Y[indices[e], 0]
+        if old_loss != NULL:
+            before += _entry_loss(data[e], _dot(k, y, x), implicit, a)
         if bc != 0:
             _axpy(k, <floating> bc, y, b)
         if a > 0:
@@ -332,7 +379,30 @@ cdef int _cholesky_row(int k, int64_t r, const index_t *indptr, const index_t *i
             lapack.dpotrs(&uplo, &k, &one, A, &k, b, &k, &info)
     if info == 0:
         memcpy(x, b, k * sizeof(floating))
+    if old_loss != NULL:
+        old_loss[0] = before
+    _measure_solved(k, start, end, indices, data, &Y[0, 0], x, base, implicit, alpha, lam, pos, g,
+                    norm, new_loss)
     return info
+
+
+cdef void _measure_solved(int k, int64_t start, int64_t end, const index_t *indices,
+                          const floating *data, const floating *Y, const floating *x,
+                          const floating *base, bint implicit, double alpha, double lam,
+                          floating *tmp, double *g, double *norm,
+                          double *new_loss) noexcept nogil:
+    """Gradient norm and data term of a row just solved (nothing if not asked)."""
+    cdef int d
+    if norm == NULL:
+        return
+    if implicit:
+        _times_base(k, 1, base, <floating *> x, tmp)
+        for d in range(k):
+            g[d] = tmp[d]
+    else:
+        for d in range(k):
+            g[d] = lam * x[d]
+    norm[0] = _row_gradient(k, start, end, indices, data, Y, x, implicit, alpha, g, new_loss)
 
 
 def solve_cg(const index_t[::1] indptr, const index_t[::1] indices,
@@ -473,10 +543,9 @@ cdef void _gradient_block(int k, int64_t j0, int nb, const int64_t *rows,
     cdef floating *Xb = work
     cdef floating *Tb = work + CG_BLOCK * k
     cdef const int64_t *brows = rows + j0
-    cdef const floating *y
     cdef int j, d
-    cdef int64_t r, e
-    cdef double a, bc, s, dot, lam, total
+    cdef int64_t r
+    cdef double lam
     for j in range(nb):
         memcpy(Xb + j * k, &X[brows[j], 0], k * sizeof(floating))
     if implicit:
@@ -490,23 +559,38 @@ cdef void _gradient_block(int k, int64_t j0, int nb, const int64_t *rows,
             lam = _row_lambda(indptr[r + 1] - indptr[r], implicit, reg, weighted)
             for d in range(k):
                 g[d] = lam * Xb[j * k + d]
-        total = 0
-        for e in range(indptr[r], indptr[r + 1]):
-            _entry(data[e], implicit, alpha, &a, &bc)
-            y = &Y[indices[e], 0]
-            dot = _dot(k, y, Xb + j * k)
-            if losses != NULL:
-                total += _entry_loss(data[e], dot, implicit, a)
-            s = a * dot - bc
-            if s != 0:
-                for d in range(k):
-                    g[d] += s * y[d]
-        if losses != NULL:
-            losses[j0 + j] = total
-        s = 0
-        for d in range(k):
-            s += g[d] * g[d]
-        out[j0 + j] = sqrt(s)
+        out[j0 + j] = _row_gradient(k, indptr[r], indptr[r + 1], indices, data, &Y[0, 0],
+                                    Xb + j * k, implicit, alpha, g,
+                                    losses + j0 + j if losses != NULL else NULL)
+
+
+cdef double _row_gradient(int k, int64_t start, int64_t end, const index_t *indices,
+                          const floating *data, const floating *Y, const floating *x,
+                          bint implicit, double alpha, double *g,
+                          double *loss) noexcept nogil:
+    """|g + sum_e (a_e s_e - b_e) y_e| with s_e = y_e . x: the row's gradient
+    norm, given its dense part in ``g``; ``loss`` (if not NULL) receives the
+    row's data term from the same dot products."""
+    cdef const floating *y
+    cdef int64_t e
+    cdef int d
+    cdef double a, bc, s, dot, total = 0
+    for e in range(start, end):
+        _entry(data[e], implicit, alpha, &a, &bc)
+        y = Y + <int64_t> indices[e] * k
+        dot = _dot(k, y, x)
+        if loss != NULL:
+            total += _entry_loss(data[e], dot, implicit, a)
+        s = a * dot - bc
+        if s != 0:
+            for d in range(k):
+                g[d] += s * y[d]
+    if loss != NULL:
+        loss[0] = total
+    s = 0
+    for d in range(k):
+        s += g[d] * g[d]
+    return sqrt(s)
 
 
 def row_losses(const index_t[::1] indptr, const index_t[::1] indices,

@@ -252,10 +252,10 @@ class _Reconverger:
         gram = self.gram[other] if self.objective.implicit else None
         return obj.dense_part(self.objective, self.factors(other), self.threads, gram=gram)
 
-    def norms(self, side, rows, losses=None):
+    def norms(self, side, rows):
         return obj.gradient_norms(self.objective, self.data, self.X, self.Y, side, rows,
                                   num_threads=self.threads_for(side, rows),
-                                  base=self.base(side), losses=losses)
+                                  base=self.base(side))
 
     def data_terms(self, side, rows, values):
         return obj.data_loss(self.objective, self.data, side, rows, values,
@@ -273,13 +273,14 @@ class _Reconverger:
         if not len(rows):
             return
         other = self.other(side)
-        F, O = self.factors(side), self.factors(other)
+        F = self.factors(side)
         old = F[rows]
         self.undo.append((side, rows, old))
-        old_terms = self.data_terms(side, rows, old)
-        obj.solve_rows(self.objective, self.data, self.X, self.Y, side, rows, use_cg=False,
-                       cg_steps=0, num_threads=self.threads_for(side, rows),
-                       base=self.base(side))
+        # a solved row is stationary up to rounding: measured, with its data
+        # terms, inside the solve
+        old_terms, norms, new_terms = obj.solve_measured(
+            self.objective, self.data, self.X, self.Y, side, rows,
+            num_threads=self.threads_for(side, rows), base=self.base(side))
         self.rows_solved[phase] += len(rows)
         new = F[rows]
         old64, new64 = old.astype(np.float64), new.astype(np.float64)
@@ -288,23 +289,15 @@ class _Reconverger:
         new_norm = np.sqrt(self.sq[side][rows])
         step = np.sqrt(obj.squared_norms(new64 - old64))
         # (a) rows of the other side sharing an entry with the moved rows
-        indptr, indices, values = self.data.side(side).arrays()
-        owner, flat = _row_entries(indptr, rows)
-        a, b = obj.entry_coefficients(self.objective, values[flat])
-        partner = indices[flat]
-        raise_by = step[owner] * (np.abs(a) * np.sqrt(self.sq[other][partner])
-                                  * (old_norm + new_norm)[owner] + np.abs(b))
-        self.bounds[other] += np.bincount(partner, weights=raise_by, minlength=O.shape[0])
+        obj.raise_partner_bounds(self.objective, self.data, side, rows, step,
+                                 old_norm + new_norm, self.sq[other], self.bounds[other])
         # (b) the Gram matrix every row of the other side sees
         if self.objective.implicit:
             delta = new64.T @ new64 - old64.T @ old64
             self.gram[side] += delta
             self.raise_by_gram(other, delta)
-        # a solved row is stationary up to rounding: measure how far, and
-        # take the new data terms from the same pass
-        new_terms = np.zeros(len(rows))
-        self.bounds[side][rows] = self.norms(side, rows, losses=new_terms)
-        self.data_loss += new_terms.sum() - old_terms
+        self.bounds[side][rows] = norms
+        self.data_loss += new_terms.sum() - old_terms.sum()
 
     def raise_by_gram(self, side, delta):
         """Raise the bounds of ``side`` by what the Gram change ``delta`` does

@@ -105,6 +105,27 @@ def solve_rows(objective, data, X, Y, side, rows, *, use_cg, cg_steps, num_threa
     return int(np.count_nonzero(status))
 
 
+def solve_measured(objective, data, X, Y, side, rows, *, num_threads, base=None):
+    """Solve ``rows`` exactly in place, measuring them on the way.
+
+    Returns float64 arrays, one slot per row: each row's data term before
+    the solve, its gradient norm and its data term after it (what
+    :func:`data_loss` and :func:`gradient_norms` give, from one pass over the
+    rows' entries).
+    """
+    target, other = _factors(side, X, Y)
+    indptr, indices, values = data.side(side).arrays()
+    if base is None:
+        base = dense_part(objective, other, num_threads)
+    rows = np.ascontiguousarray(rows, dtype=np.int64)
+    status = np.zeros(len(rows), dtype=np.int32)
+    before, norms, after = (np.zeros(len(rows)) for _ in range(3))
+    _als.solve_cholesky(indptr, indices, values, rows, target, other, base, objective.implicit,
+                        objective.alpha, objective.regularization, objective.weighted, status,
+                        num_threads, before, norms, after)
+    return before, norms, after
+
+
 def sweep(objective, data, X, Y, *, use_cg, cg_steps, num_threads):
     """One ALS iteration: every user row, then every item row."""
     failed = 0
@@ -171,13 +192,15 @@ def data_loss(objective, data, side, rows, values, other, *, num_threads):
     return float(out.sum())
 
 
-def entry_coefficients(objective, values):
-    """(a, b) of each stored value: the entry adds ``a y y^T`` to its row's
-    A and ``b y`` to its b (the kernels' own definition, ``_als._entry``)."""
-    values = np.ascontiguousarray(values)
-    a, b = np.empty(len(values)), np.empty(len(values))
-    _als.entry_coefficients(values, objective.implicit, objective.alpha, a, b)
-    return a, b
+def raise_partner_bounds(objective, data, side, rows, step, norm_sum, sq_other, bounds):
+    """Add to ``bounds`` (of the other side, in place) what moving ``rows``
+    of ``side`` by ``step`` can do to their partners' gradients (see
+    ``_als.raise_partner_bounds``)."""
+    indptr, indices, values = data.side(side).arrays()
+    _als.raise_partner_bounds(indptr, indices, values, np.ascontiguousarray(rows, np.int64),
+                              np.ascontiguousarray(step, np.float64),
+                              np.ascontiguousarray(norm_sum, np.float64), sq_other,
+                              objective.implicit, objective.alpha, bounds)
 
 
 def gram64(F):

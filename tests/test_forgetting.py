@@ -242,7 +242,7 @@ def test_failure_mid_forget_leaves_model_unchanged(monkeypatch, fail_on):
     model = fitted("implicit", seed=14)
     snapshot = state(model)
     calls = {"n": 0}
-    real = objective.solve_rows
+    real = objective.solve_measured
 
     def flaky(*args, **kwargs):
         calls["n"] += 1
@@ -250,12 +250,12 @@ def test_failure_mid_forget_leaves_model_unchanged(monkeypatch, fail_on):
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(objective, "solve_rows", flaky)
+    monkeypatch.setattr(objective, "solve_measured", flaky)
     users, items = random_pairs(model, 6, seed=14)
     with pytest.raises(KeyboardInterrupt):
         model.forget(users, items)
     assert all(np.array_equal(a, b) for a, b in zip(snapshot, state(model)))
-    monkeypatch.setattr(objective, "solve_rows", real)
+    monkeypatch.setattr(objective, "solve_measured", real)
     assert model.forget(users, items).converged  # still usable
 
 

@@ -197,3 +197,45 @@ def test_both_cholesky_paths_match_reference(k):
     X_ref, Y_ref = ref.sweep(R, X, Y, **reference_kwargs("implicit"))
     np.testing.assert_allclose(model.user_factors, X_ref, rtol=1e-6, atol=1e-12)
     np.testing.assert_allclose(model.item_factors, Y_ref, rtol=1e-6, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("side", ["users", "items"])
+def test_solve_measured_is_solve_rows_plus_its_measures(objective_name, side, dtype):
+    from fastunlearn import objective
+
+    R, X, Y = problem(11, negative=True, empty_rows=True, n_users=14, n_items=9, k=4)
+    X, Y = X.astype(dtype), Y.astype(dtype)
+    model = make_model(objective_name, X, Y, R, dtype=dtype)
+    o, data = model.objective, model._data
+    rows = np.array([0, 3, 4, 7, 8])
+    F = model.user_factors if side == "users" else model.item_factors
+    other = model.item_factors if side == "users" else model.user_factors
+
+    def terms(values):
+        return objective.data_loss(o, data, side, rows, values, other, num_threads=1)
+
+    expected_before = terms(F[rows])
+    solved = make_model(objective_name, X.copy(), Y.copy(), R, dtype=dtype)
+    objective.solve_rows(o, data, solved.user_factors, solved.item_factors, side, rows,
+                         use_cg=False, cg_steps=0, num_threads=1)
+    before, norms, after = objective.solve_measured(o, data, model.user_factors,
+                                                    model.item_factors, side, rows,
+                                                    num_threads=2)
+    np.testing.assert_array_equal(model.user_factors, solved.user_factors)
+    np.testing.assert_array_equal(model.item_factors, solved.item_factors)
+    assert before.sum() == pytest.approx(expected_before, rel=1e-12)
+    assert after.sum() == pytest.approx(terms(F[rows]), rel=1e-12)
+    # a solved row's gradient is rounding: the same rounding as the
+    # gradient kernel measures (nonzero in float32), and near zero in float64
+    measured = objective.gradient_norms(o, data, model.user_factors, model.item_factors, side,
+                                        rows, num_threads=1)
+    np.testing.assert_allclose(norms, measured, rtol=1e-6, atol=1e-300)
+    if dtype == np.float32:
+        assert np.count_nonzero(norms) >= 3
+    else:
+        GX, GY = ref.gradients(R, model.user_factors, model.item_factors,
+                               **reference_kwargs(objective_name))
+        G = GX if side == "users" else GY
+        np.testing.assert_allclose(norms, np.linalg.norm(G[rows], axis=1), atol=1e-12)
+        assert norms.max() < 1e-10
