@@ -14,7 +14,7 @@ Kernels assume validated input (see ``fastunlearn.validation``).
 """
 from cython cimport floating
 from cython.parallel cimport parallel, prange, threadid
-from libc.math cimport fabs, sqrt
+from libc.math cimport INFINITY, fabs, sqrt
 from libc.stdint cimport int32_t, int64_t, uint64_t
 from libc.string cimport memcpy, memset
 
@@ -254,8 +254,7 @@ def solve_cholesky(const index_t[::1] indptr, const index_t[::1] indices,
                    floating[:, ::1] X, const floating[:, ::1] Y,
                    const floating[:, ::1] base, bint implicit, double alpha,
                    double reg, bint weighted, int32_t[::1] status, int num_threads,
-                   double[::1] old_losses=None, double[::1] norms=None,
-                   double[::1] new_losses=None):
+                   double[:, ::1] measures=None, double exact_above=INFINITY):
     """Solve the listed rows of X exactly: x = A^{-1} b by Cholesky.
 
     ``A`` is built with BLAS-3: each row's entries are gathered (scaled by
@@ -264,67 +263,66 @@ def solve_cholesky(const index_t[::1] indptr, const index_t[::1] indices,
     LAPACK's info for ``rows[j]`` (0 = solved; > 0 = A not positive definite,
     the row is left unchanged).
 
-    Forgetting measures what it solves; given, ``old_losses[j]`` receives the
-    row's data term before the solve, ``norms[j]`` and ``new_losses[j]`` its
-    gradient norm and data term after it (as ``gradient_norms`` and
-    ``row_losses``).  Measured inside the solve, the row's entries and the
-    partner rows they name are read while still in cache.
+    Forgetting measures what it solves.  Given ``measures`` (one row of three
+    per solved row), ``measures[j]`` receives the row's data term before the solve, an upper bound of its
+    gradient norm after it and its data term after it, from the A and b just
+    built, at O(k^2) a row instead of a pass over its entries (see
+    ``_measure_row``).  The bound adds what float rounding of A and b can
+    hide, which grows with the row's entries; where that exceeds
+    ``exact_above``, the row's gradient is measured exactly instead (one
+    pass over its entries, as ``gradient_norms``).
     """
     cdef int k = X.shape[1]
     cdef int64_t nrows = rows.shape[0], j
     cdef int nt = max(num_threads, 1), tid
-    cdef double *old_out = NULL
-    cdef double *norm_out = NULL
-    cdef double *new_out = NULL
-    scratch_arr = np.empty((nt, k * k + k + 2 * GATHER * k), dtype=np.asarray(X).dtype)
+    cdef double *out = NULL
+    cdef double base_norm = 0
+    cdef double unit = 2.0 ** -24 if floating is float else 2.0 ** -53
+    scratch_arr = np.empty((nt, 2 * k * k + 2 * k + 2 * GATHER * k), dtype=np.asarray(X).dtype)
     cdef floating[:, ::1] scratch = scratch_arr
-    gscratch_arr = np.empty((nt, k), dtype=np.float64)
-    cdef double[:, ::1] gscratch = gscratch_arr
-    if ((old_losses is not None and old_losses.shape[0] != nrows)
-            or (norms is not None and norms.shape[0] != nrows)
-            or (new_losses is not None and new_losses.shape[0] != nrows)):
-        raise ValueError("old_losses, norms and new_losses need one slot per row")
-    if (norms is None) != (new_losses is None):
-        raise ValueError("norms and new_losses are measured together")
+    dscratch_arr = np.empty((nt, 3 * k), dtype=np.float64)
+    cdef double[:, ::1] dscratch = dscratch_arr
+    if measures is not None:
+        if measures.shape[0] != nrows or measures.shape[1] != 3:
+            raise ValueError("measures must have shape (len(rows), 3)")
+        base_norm = float(np.linalg.norm(np.asarray(base, dtype=np.float64))) if implicit else 0
     if nrows == 0:
         return
-    if old_losses is not None:
-        old_out = &old_losses[0]
-    if norms is not None:
-        norm_out, new_out = &norms[0], &new_losses[0]
+    if measures is not None:
+        out = &measures[0, 0]
     with nogil, parallel(num_threads=nt):
         for j in prange(nrows, schedule='dynamic', chunksize=8):
             tid = threadid()
             status[j] = _cholesky_row(k, rows[j], &indptr[0], &indices[0], &data[0], X, Y,
                                       &base[0, 0], implicit, alpha, reg, weighted,
-                                      &scratch[tid, 0], &gscratch[tid, 0],
-                                      old_out + j if old_out != NULL else NULL,
-                                      norm_out + j if norm_out != NULL else NULL,
-                                      new_out + j if new_out != NULL else NULL)
+                                      &scratch[tid, 0], &dscratch[tid, 0], base_norm, unit,
+                                      exact_above,
+                                      out + 3 * j if out != NULL else NULL)
 
 
 cdef int _cholesky_row(int k, int64_t r, const index_t *indptr, const index_t *indices,
                        const floating *data, floating[:, ::1] X, const floating[:, ::1] Y,
                        const floating *base, bint implicit, double alpha, double reg,
-                       bint weighted, floating *work, double *g, double *old_loss,
-                       double *norm, double *new_loss) noexcept nogil:
+                       bint weighted, floating *work, double *dwork, double base_norm,
+                       double unit, double exact_above,
+                       double *out) noexcept nogil:
     cdef floating *A = work
     cdef floating *b = work + k * k
     cdef floating *pos = b + k
     cdef floating *neg = pos + GATHER * k
+    cdef floating *A0 = neg + GATHER * k  # A and b as built, kept for measuring
+    cdef floating *b0 = A0 + k * k
     cdef floating *x = &X[r, 0]
     cdef const floating *y
     cdef int64_t e, start = indptr[r], end = indptr[r + 1]
     cdef int npos = 0, nneg = 0, d, info = 0, one = 1
-    cdef double a, bc, lam, before = 0
+    cdef double a, bc, yy, lam = 0, constant = 0, sum_a = 0, sum_b2 = 0, sum_yy = 0, slack
     cdef char uplo = b'U'
 
     if not implicit and end == start:
         memset(x, 0, k * sizeof(floating))  # no ratings: the zero row (DESIGN 2)
-        _measure_solved(k, start, end, indices, data, &Y[0, 0], x, base, implicit, alpha, 0.0,
-                        pos, g, norm, new_loss)
-        if old_loss != NULL:
-            old_loss[0] = 0
+        if out != NULL:
+            out[0] = out[1] = out[2] = 0
         return 0
     if implicit:
         memcpy(A, base, k * k * sizeof(floating))
@@ -334,8 +332,12 @@ cdef int _cholesky_row(int k, int64_t r, const index_t *indptr, const index_t *i
     for e in range(start, end):
         _entry(data[e], implicit, alpha, &a, &bc)
         y = &Y[indices[e], 0]
-        if old_loss != NULL:
-            before += _entry_loss(data[e], _dot(k, y, x), implicit, a)
+        if out != NULL:  # y is in cache now
+            constant += _entry_loss(data[e], 0.0, implicit, a)
+            yy = _dot(k, y, y)
+            sum_a += fabs(a) * yy
+            sum_b2 += bc * bc
+            sum_yy += yy
         if bc != 0:
             _axpy(k, <floating> bc, y, b)
         if a > 0:
@@ -358,6 +360,10 @@ cdef int _cholesky_row(int k, int64_t r, const index_t *indptr, const index_t *i
     if lam != 0:
         for d in range(k):
             A[d * k + d] += <floating> lam
+    if out != NULL:
+        memcpy(A0, A, k * k * sizeof(floating))
+        memcpy(b0, b, k * sizeof(floating))
+        out[0] = _measure_row(k, A0, b0, x, base, implicit, lam, constant, dwork, NULL)
 
     # Both paths read the column-major upper triangle that syrk filled.
     if k <= SMALL_CHOLESKY:
@@ -379,30 +385,88 @@ cdef int _cholesky_row(int k, int64_t r, const index_t *indptr, const index_t *i
             lapack.dpotrs(&uplo, &k, &one, A, &k, b, &k, &info)
     if info == 0:
         memcpy(x, b, k * sizeof(floating))
-    if old_loss != NULL:
-        old_loss[0] = before
-    _measure_solved(k, start, end, indices, data, &Y[0, 0], x, base, implicit, alpha, lam, pos, g,
-                    norm, new_loss)
+    if out != NULL:
+        out[2] = _measure_row(k, A0, b0, x, base, implicit, lam, constant, dwork, &out[1])
+        # |A x - b| was computed from A and b as rounded while being built;
+        # the exact ones differ by at most (Higham, section 3.1, with n + 5
+        # roundings along any path of the sums; sum_e |b_e| |y_e| by
+        # Cauchy-Schwarz), plus the double arithmetic of the residual itself;
+        # 1.01 covers the rounding of these sums themselves.
+        slack = _gamma(end - start + 5, unit) * (
+            (base_norm + sum_a + lam) * _norm(k, x) + sqrt(sum_b2 * sum_yy))
+        slack += _gamma(k + 2, 2.0 ** -53) * (
+            (base_norm + sum_a + lam * sqrt(<double> k)) * _norm(k, x) + _norm(k, b0))
+        slack *= 1.01
+        if slack <= exact_above:
+            out[1] += slack
+        else:  # a row so long that the bound says little: measure it
+            _dense_times(k, base, implicit, lam, x, dwork)
+            out[1] = _row_gradient(k, start, end, indices, data, &Y[0, 0], x, implicit, alpha,
+                                   dwork, &out[2])
     return info
 
 
-cdef void _measure_solved(int k, int64_t start, int64_t end, const index_t *indices,
-                          const floating *data, const floating *Y, const floating *x,
-                          const floating *base, bint implicit, double alpha, double lam,
-                          floating *tmp, double *g, double *norm,
-                          double *new_loss) noexcept nogil:
-    """Gradient norm and data term of a row just solved (nothing if not asked)."""
+cdef void _dense_times(int k, const floating *base, bint implicit, double lam,
+                       const floating *x, double *out) noexcept nogil:
+    """out = D x in double, D the dense part of the row's A (base or lam I)."""
+    cdef int i, j
+    cdef double t
+    for i in range(k):
+        if implicit:
+            t = 0
+            for j in range(k):
+                t += <double> base[i * k + j] * x[j]
+            out[i] = t
+        else:
+            out[i] = lam * x[i]
+
+
+cdef inline double _gamma(int64_t n, double unit) noexcept nogil:
+    """Higham's gamma_n: the relative error bound of n roundings."""
+    return n * unit / (1.0 - n * unit)
+
+
+cdef inline double _norm(int k, const floating *x) noexcept nogil:
+    cdef double s = 0
     cdef int d
-    if norm == NULL:
-        return
-    if implicit:
-        _times_base(k, 1, base, <floating *> x, tmp)
-        for d in range(k):
-            g[d] = tmp[d]
-    else:
-        for d in range(k):
-            g[d] = lam * x[d]
-    norm[0] = _row_gradient(k, start, end, indices, data, Y, x, implicit, alpha, g, new_loss)
+    for d in range(k):
+        s += <double> x[d] * x[d]
+    return sqrt(s)
+
+
+cdef double _measure_row(int k, const floating *A, const floating *b, const floating *x,
+                         const floating *base, bint implicit, double lam, double constant,
+                         double *work, double *residual) noexcept nogil:
+    """The row's data term at x, from its normal equations (A, b as built:
+    column-major upper triangle of A); with ``residual``, also |A x - b|.
+
+    Each entry's term is ``c0_e - 2 b_e s + a_e s^2`` (s = y_e . x, ``c0_e``
+    the term at s = 0), so the row's is ``C - 2 b.x + x^T (A - D) x`` with D
+    the part of A that is not the entries': base (implicit) or lam I.
+    """
+    cdef double *Ax = work
+    cdef double *Dx = work + k
+    cdef double quad = 0, lin = 0, dense = 0, s = 0, t
+    cdef int i, j
+    _dense_times(k, base, implicit, lam, x, Dx)
+    for i in range(k):
+        Ax[i] = 0
+    for j in range(k):
+        for i in range(j):
+            t = A[i + j * k]
+            Ax[i] += t * x[j]
+            Ax[j] += t * x[i]
+        Ax[j] += <double> A[j + j * k] * x[j]
+    for i in range(k):
+        dense += Dx[i] * x[i]
+        quad += Ax[i] * x[i]
+        lin += <double> b[i] * x[i]
+        if residual != NULL:
+            t = Ax[i] - b[i]
+            s += t * t
+    if residual != NULL:
+        residual[0] = sqrt(s)
+    return constant - 2 * lin + quad - dense
 
 
 def solve_cg(const index_t[::1] indptr, const index_t[::1] indices,

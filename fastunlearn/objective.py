@@ -105,13 +105,17 @@ def solve_rows(objective, data, X, Y, side, rows, *, use_cg, cg_steps, num_threa
     return int(np.count_nonzero(status))
 
 
-def solve_measured(objective, data, X, Y, side, rows, *, num_threads, base=None):
+def solve_measured(objective, data, X, Y, side, rows, *, num_threads, base=None,
+                   exact_above=np.inf):
     """Solve ``rows`` exactly in place, measuring them on the way.
 
     Returns float64 arrays, one slot per row: each row's data term before
-    the solve, its gradient norm and its data term after it (what
-    :func:`data_loss` and :func:`gradient_norms` give, from one pass over the
-    rows' entries).
+    the solve (as :func:`data_loss`), an upper bound of its gradient norm
+    after it (the norm :func:`gradient_norms` measures, plus what float
+    rounding can hide) and its data term after it.  All three come from the
+    normal equations the solve builds anyway, not from passes over the
+    entries.  Rows on which rounding could hide more than ``exact_above`` (the longest
+    ones) are measured exactly instead, by a pass over their entries.
     """
     target, other = _factors(side, X, Y)
     indptr, indices, values = data.side(side).arrays()
@@ -119,11 +123,11 @@ def solve_measured(objective, data, X, Y, side, rows, *, num_threads, base=None)
         base = dense_part(objective, other, num_threads)
     rows = np.ascontiguousarray(rows, dtype=np.int64)
     status = np.zeros(len(rows), dtype=np.int32)
-    before, norms, after = (np.zeros(len(rows)) for _ in range(3))
+    measures = np.zeros((len(rows), 3))
     _als.solve_cholesky(indptr, indices, values, rows, target, other, base, objective.implicit,
                         objective.alpha, objective.regularization, objective.weighted, status,
-                        num_threads, before, norms, after)
-    return before, norms, after
+                        num_threads, measures, float(exact_above))
+    return measures[:, 0], measures[:, 1], measures[:, 2]
 
 
 def sweep(objective, data, X, Y, *, use_cg, cg_steps, num_threads):
