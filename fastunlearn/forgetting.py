@@ -301,18 +301,18 @@ class _Reconverger:
         if self.objective.implicit:
             delta = new64.T @ new64 - old64.T @ old64
             self.gram[side] += delta
-            self.raise_by_gram(other, delta)
+            self.raise_by_gram(other, delta, gram_change_norm(old64, new64, delta))
         self.bounds[side][rows] = norms
         self.data_loss += new_terms.sum() - old_terms.sum()
 
-    def raise_by_gram(self, side, delta):
-        """Raise the bounds of ``side`` by what the Gram change ``delta`` does
-        to their gradients: ``|delta|_2 |f|`` where that keeps a row within
-        tolerance (no work), the exact ``|delta f|`` where it would not (k^2
-        per row, less than recomputing a gradient, and much tighter when a
-        few rows moved far, as a forgotten user's does)."""
+    def raise_by_gram(self, side, delta, spectral):
+        """Raise the bounds of ``side`` by what the Gram change ``delta``
+        (spectral norm ``spectral``) does to their gradients: ``|delta|_2 |f|``
+        where that keeps a row within tolerance (no work), the exact
+        ``|delta f|`` where it would not (k^2 per row, less than recomputing a
+        gradient, and much tighter when a few rows moved far, as a forgotten
+        user's does)."""
         bound = self.bounds[side]
-        spectral = np.abs(np.linalg.eigvalsh(delta)).max()
         raised = bound + spectral * np.sqrt(self.sq[side])
         over = np.flatnonzero(raised > self.tol)
         F = self.factors(side)
@@ -387,6 +387,25 @@ class _Reconverger:
             if self.progress is not None:
                 self.progress.update(1)
         return sweeps, measures
+
+
+def gram_change_norm(old, new, delta):
+    """Spectral norm of ``delta = new^T new - old^T old``, the Gram change of
+    rows moving from ``old`` to ``new`` (float64).
+
+    One row (a forgotten user's) has the closed form of the rank-2 case:
+    with ``a = |n|^2, d = |o|^2, c = n.o`` the nonzero eigenvalues are
+    ``((a - d) +- sqrt((a - d)^2 + 4 (a d - c^2))) / 2``, written in the step
+    ``m = n - o`` (``a - d = 2 o.m + |m|^2``, ``a d - c^2 = d |m|^2 - (o.m)^2``)
+    so that a short step does not cancel.  More rows use ``eigvalsh``.
+    """
+    if len(old) != 1:
+        return float(np.abs(np.linalg.eigvalsh(delta)).max())
+    o = old[0]
+    m = new[0] - o
+    om, mm, d = o @ m, m @ m, o @ o
+    diff = 2 * om + mm
+    return float((abs(diff) + np.sqrt(diff * diff + 4 * max(d * mm - om * om, 0.0))) / 2)
 
 
 def _roll_back(model, undo):

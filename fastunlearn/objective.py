@@ -114,8 +114,9 @@ def solve_measured(objective, data, X, Y, side, rows, *, num_threads, base=None,
     after it (the norm :func:`gradient_norms` measures, plus what float
     rounding can hide) and its data term after it.  All three come from the
     normal equations the solve builds anyway, not from passes over the
-    entries.  Rows on which rounding could hide more than ``exact_above`` (the longest
-    ones) are measured exactly instead, by a pass over their entries.
+    entries.  Rows on which rounding could hide more than ``exact_above``
+    (the longest ones) are measured exactly instead, by a pass over their
+    entries.
     """
     target, other = _factors(side, X, Y)
     indptr, indices, values = data.side(side).arrays()

@@ -414,3 +414,15 @@ def test_receipt_verifies_with_its_key_only(tmp_path):
     assert report.receipt_key.encode() not in open(path, "rb").read()
     loaded = fu.load(path)
     assert [h["digest"] for h in loaded.metadata["history"]] == [report.digest, other.digest]
+
+
+@pytest.mark.parametrize("rows", [1, 3])
+def test_gram_change_norm_is_the_spectral_norm(rows):
+    rng = np.random.default_rng(rows)
+    for scale in (1.0, 1e-3, 0.0):  # far, near and not moving at all
+        old = rng.standard_normal((rows, 6))
+        new = old + scale * rng.standard_normal((rows, 6))
+        delta = new.T @ new - old.T @ old
+        expected = np.linalg.norm(delta, 2)
+        assert forgetting.gram_change_norm(old, new, delta) == pytest.approx(
+            expected, rel=1e-9, abs=1e-12)
