@@ -10,6 +10,8 @@
 #ifndef FU_VEC_H
 #define FU_VEC_H
 
+#include <stddef.h>
+
 #if defined(_OPENMP) || defined(__clang__) || defined(__GNUC__)
 #define FU_SIMD _Pragma("omp simd")
 #define FU_SIMD_SUM_S _Pragma("omp simd reduction(+:s)") /* sums into `s` */
@@ -50,5 +52,18 @@ static inline int fu_openmp_enabled(void)
 
 FU_DEFINE_VEC(float, f)
 FU_DEFINE_VEC(double, d)
+
+/* Ask for the cache lines of a row that will be read soon (no-op where the
+ * compiler has no prefetch builtin). */
+static inline void fu_prefetch_row(const void *row, size_t nbytes)
+{
+#if defined(__GNUC__) || defined(__clang__)
+    for (size_t off = 0; off < nbytes; off += 64)
+        __builtin_prefetch((const char *)row + off);
+#else
+    (void)row;
+    (void)nbytes;
+#endif
+}
 
 #endif /* FU_VEC_H */

@@ -41,6 +41,7 @@ cdef extern from "fu_vec.h" nogil:
     void fu_axpy_d(int n, double a, const double *x, double *y)
     void fu_scale_copy_f(int n, float a, const float *x, float *y)
     void fu_scale_copy_d(int n, double a, const double *x, double *y)
+    void fu_prefetch_row(const void *row, size_t nbytes)
 
 # Rows gathered per syrk call (bounds the scratch; large enough for BLAS-3 speed)
 DEF GATHER = 64
@@ -628,16 +629,6 @@ cdef void _gradient_block(int k, int64_t j0, int nb, const int64_t *rows,
                                     losses + j0 + j if losses != NULL else NULL)
 
 
-cdef extern from *:
-    void __builtin_prefetch(const void *addr) nogil
-
-
-cdef inline void _prefetch_row(const void *row, size_t nbytes) noexcept nogil:
-    cdef size_t off
-    for off in range(0, nbytes, 64):
-        __builtin_prefetch(<const char *> row + off)
-
-
 cdef double _row_gradient(int k, int64_t start, int64_t end, const index_t *indices,
                           const floating *data, const floating *Y, const floating *x,
                           bint implicit, double alpha, double *g,
@@ -657,7 +648,7 @@ cdef double _row_gradient(int k, int64_t start, int64_t end, const index_t *indi
         m = <int> min(4, end - first)
         for j in range(4, 8):
             if first + j < end:
-                _prefetch_row(Y + <int64_t> indices[first + j] * k, k * sizeof(floating))
+                fu_prefetch_row(Y + <int64_t> indices[first + j] * k, k * sizeof(floating))
         for j in range(m):
             ys[j] = Y + <int64_t> indices[first + j] * k
             dots[j] = _dot(k, ys[j], x)
