@@ -50,6 +50,9 @@ DEF CG_BLOCK = 32
 # Up to this k the small-matrix Cholesky of csrc/fu_chol.h beats LAPACK
 # (about 2x at k=64 with portable flags; LAPACK wins again near k=250)
 DEF SMALL_CHOLESKY = 192
+# Forgetting measures a solved row by passes over its entries up to this many
+# entries per factor, from its normal equations past it
+DEF MEASURE_BY_ENTRIES = 2
 # CG stops early on a row once its squared residual is below this (as implicit)
 DEF CG_EPS = 1e-20
 
@@ -265,13 +268,15 @@ def solve_cholesky(const index_t[::1] indptr, const index_t[::1] indices,
     the row is left unchanged).
 
     Forgetting measures what it solves.  Given ``measures`` (one row of three
-    per solved row), ``measures[j]`` receives the row's data term before the solve, an upper bound of its
-    gradient norm after it and its data term after it, from the A and b just
-    built, at O(k^2) a row instead of a pass over its entries (see
-    ``_measure_row``).  The bound adds what float rounding of A and b can
-    hide, which grows with the row's entries; where that exceeds
-    ``exact_above``, the row's gradient is measured exactly instead (one
-    pass over its entries, as ``gradient_norms``).
+    per solved row), ``measures[j]`` receives the row's data term before the
+    solve, an upper bound of its gradient norm after it and its data term
+    after it.  Rows of up to MEASURE_BY_ENTRIES * k entries are measured
+    exactly, by passes over their entries (as ``row_losses`` and
+    ``gradient_norms``); longer ones from the A and b just built, at O(k^2)
+    a row whatever their length (see ``_measure_row``), the bound adding
+    what float rounding of A and b can hide.  That slack grows with the
+    row's entries; where it exceeds ``exact_above``, the row is measured
+    exactly after all.
     """
     cdef int k = X.shape[1]
     cdef int64_t nrows = rows.shape[0], j
@@ -318,6 +323,10 @@ cdef int _cholesky_row(int k, int64_t r, const index_t *indptr, const index_t *i
     cdef int64_t e, start = indptr[r], end = indptr[r + 1]
     cdef int npos = 0, nneg = 0, d, info = 0, one = 1
     cdef double a, bc, yy, lam = 0, constant = 0, sum_a = 0, sum_b2 = 0, sum_yy = 0, slack
+    cdef double before = 0
+    # short rows are measured by passes over their entries (about 3k flops
+    # each), long ones from A and b (about 6k^2 flops, whatever their length)
+    cdef bint by_entries = end - start <= MEASURE_BY_ENTRIES * k
     cdef char uplo = b'U'
 
     if not implicit and end == start:
@@ -333,7 +342,9 @@ cdef int _cholesky_row(int k, int64_t r, const index_t *indptr, const index_t *i
     for e in range(start, end):
         _entry(data[e], implicit, alpha, &a, &bc)
         y = &Y[indices[e], 0]
-        if out != NULL:  # y is in cache now
+        if out != NULL and by_entries:
+            before += _entry_loss(data[e], _dot(k, y, x), implicit, a)
+        elif out != NULL:  # y is in cache now
             constant += _entry_loss(data[e], 0.0, implicit, a)
             yy = _dot(k, y, y)
             sum_a += fabs(a) * yy
@@ -361,7 +372,7 @@ cdef int _cholesky_row(int k, int64_t r, const index_t *indptr, const index_t *i
     if lam != 0:
         for d in range(k):
             A[d * k + d] += <floating> lam
-    if out != NULL:
+    if out != NULL and not by_entries:
         memcpy(A0, A, k * k * sizeof(floating))
         memcpy(b0, b, k * sizeof(floating))
         out[0] = _measure_row(k, A0, b0, x, base, implicit, lam, constant, dwork, NULL)
@@ -386,7 +397,12 @@ cdef int _cholesky_row(int k, int64_t r, const index_t *indptr, const index_t *i
             lapack.dpotrs(&uplo, &k, &one, A, &k, b, &k, &info)
     if info == 0:
         memcpy(x, b, k * sizeof(floating))
-    if out != NULL:
+    if out != NULL and by_entries:
+        out[0] = before
+        _dense_times(k, base, implicit, lam, x, dwork)
+        out[1] = _row_gradient(k, start, end, indices, data, &Y[0, 0], x, implicit, alpha,
+                               dwork, &out[2])
+    elif out != NULL:
         out[2] = _measure_row(k, A0, b0, x, base, implicit, lam, constant, dwork, &out[1])
         # |A x - b| was computed from A and b as rounded while being built;
         # the exact ones differ by at most (Higham, section 3.1, with n + 5
