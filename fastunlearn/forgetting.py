@@ -212,9 +212,9 @@ class _Reconverger:
     (a) the entries f shares with R: by at most
     ``|dr| (|a| |f| (|r| + |r'|) + |b|)`` per entry, for r moving to r'; and
     (b) in implicit mode the Gram matrix: by ``|dG f| <= |dG|_2 |f|``.
-    A solved row's own bound is its residual in the normal equations the
-    solve built, plus what float rounding of them can hide
-    (:func:`objective.solve_measured`).
+    A solved row's own bound comes from the solve: measured (short rows), or
+    its residual in the normal equations plus what float rounding of them
+    can hide (:func:`objective.solve_measured`).
     Works on copies of the kept :class:`objective.Measures` and logs the
     previous value of every row it solves in ``undo``, so that the caller
     can put everything back on failure.

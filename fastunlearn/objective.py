@@ -110,13 +110,13 @@ def solve_measured(objective, data, X, Y, side, rows, *, num_threads, base=None,
     """Solve ``rows`` exactly in place, measuring them on the way.
 
     Returns float64 arrays, one slot per row: each row's data term before
-    the solve (as :func:`data_loss`), an upper bound of its gradient norm
-    after it (the norm :func:`gradient_norms` measures, plus what float
-    rounding can hide) and its data term after it.  All three come from the
-    normal equations the solve builds anyway, not from passes over the
-    entries.  Rows on which rounding could hide more than ``exact_above``
-    (the longest ones) are measured exactly instead, by a pass over their
-    entries.
+    the solve (as :func:`data_loss`), its gradient norm after it (as
+    :func:`gradient_norms`, or an upper bound of it) and its data term after
+    it.  Short rows are measured by passes over their entries; long ones
+    from the normal equations the solve builds anyway, at O(k^2) a row, the
+    norm then bounded by the residual plus what float rounding can hide.
+    Rows on which that could exceed ``exact_above`` (the longest ones) are
+    measured by passes after all (``_als.solve_cholesky``).
     """
     target, other = _factors(side, X, Y)
     indptr, indices, values = data.side(side).arrays()
