@@ -1,4 +1,5 @@
-"""Compiled ALS kernels: row solves (Cholesky, CG), row gradients, loss, Gram.
+"""Compiled ALS kernels: row solves (Cholesky, CG), row gradients, loss, Gram,
+and for forgetting the bound updates and the state checksum.
 
 Every kernel works on one *side* at a time: the rows of ``X`` being solved or
 measured, their interactions in CSR (``indptr``, ``indices``, ``data``) and the
@@ -284,9 +285,14 @@ def solve_cholesky(const index_t[::1] indptr, const index_t[::1] indices,
     cdef double *out = NULL
     cdef double base_norm = 0
     cdef double unit = 2.0 ** -24 if floating is float else 2.0 ** -53
-    scratch_arr = np.empty((nt, 2 * k * k + 2 * k + 2 * GATHER * k), dtype=np.asarray(X).dtype)
+    # A, b and the gathered rows; measuring also keeps A and b as built.
+    # In 64 bits: k * k alone is near the int range at MAX_FACTORS.
+    cdef int64_t work = <int64_t> k * k + k + 2 * GATHER * k
+    if measures is not None:
+        work += <int64_t> k * k + k
+    scratch_arr = np.empty((nt, work), dtype=np.asarray(X).dtype)
     cdef floating[:, ::1] scratch = scratch_arr
-    dscratch_arr = np.empty((nt, 3 * k), dtype=np.float64)
+    dscratch_arr = np.empty((nt, 2 * k), dtype=np.float64)
     cdef double[:, ::1] dscratch = dscratch_arr
     if measures is not None:
         if measures.shape[0] != nrows or measures.shape[1] != 3:
@@ -322,7 +328,7 @@ cdef int _cholesky_row(int k, int64_t r, const index_t *indptr, const index_t *i
     cdef const floating *y
     cdef int64_t e, start = indptr[r], end = indptr[r + 1]
     cdef int npos = 0, nneg = 0, d, info = 0, one = 1
-    cdef double a, bc, yy, lam = 0, constant = 0, sum_a = 0, sum_b2 = 0, sum_yy = 0, slack
+    cdef double a, bc, yy, lam = 0, constant = 0, sum_a = 0, sum_b2 = 0, sum_yy = 0, slack, xn
     cdef double before = 0
     # short rows are measured by passes over their entries (about 3k flops
     # each), long ones from A and b (about 6k^2 flops, whatever their length)
@@ -403,18 +409,19 @@ cdef int _cholesky_row(int k, int64_t r, const index_t *indptr, const index_t *i
         out[1] = _row_gradient(k, start, end, indices, data, &Y[0, 0], x, implicit, alpha,
                                dwork, &out[2])
     elif out != NULL:
-        out[2] = _measure_row(k, A0, b0, x, base, implicit, lam, constant, dwork, &out[1])
-        # |A x - b| was computed from A and b as rounded while being built;
+        # |A x - b| is computed from A and b as rounded while being built;
         # the exact ones differ by at most (Higham, section 3.1, with n + 5
         # roundings along any path of the sums; sum_e |b_e| |y_e| by
         # Cauchy-Schwarz), plus the double arithmetic of the residual itself;
         # 1.01 covers the rounding of these sums themselves.
+        xn = _norm(k, x)
         slack = _gamma(end - start + 5, unit) * (
-            (base_norm + sum_a + lam) * _norm(k, x) + sqrt(sum_b2 * sum_yy))
+            (base_norm + sum_a + lam) * xn + sqrt(sum_b2 * sum_yy))
         slack += _gamma(k + 2, 2.0 ** -53) * (
-            (base_norm + sum_a + lam * sqrt(<double> k)) * _norm(k, x) + _norm(k, b0))
+            (base_norm + sum_a + lam * sqrt(<double> k)) * xn + _norm(k, b0))
         slack *= 1.01
         if slack <= exact_above:
+            out[2] = _measure_row(k, A0, b0, x, base, implicit, lam, constant, dwork, &out[1])
             out[1] += slack
         else:  # a row so long that the bound says little: measure it
             _dense_times(k, base, implicit, lam, x, dwork)

@@ -1,6 +1,7 @@
 """Threading and build configuration: how many threads the kernels use, and
 keeping BLAS single-threaded inside them."""
 import contextlib
+import functools
 import os
 import sys
 
@@ -58,9 +59,8 @@ def effective_n_threads(num_threads=0):
 
 
 @contextlib.contextmanager
-def single_threaded_blas(n_threads):
-    """Keep BLAS to one thread while the kernels (``n_threads`` OpenMP
-    threads) call it.
+def single_threaded_blas():
+    """Keep BLAS to one thread while the kernels (OpenMP threads) call it.
 
     Each kernel thread calls BLAS on small blocks; a multi-threaded BLAS
     would start its own pool inside every call and oversubscribe the cores
@@ -73,17 +73,13 @@ def single_threaded_blas(n_threads):
         yield
 
 
-_CONTROLLER = []
-
-
+@functools.cache
 def _blas_controller():
     """One controller for the process: finding the loaded libraries scans
     the process's memory map (about 0.6 ms a call, a tenth of forgetting
     one user on MovieLens 100K).  Created on first use, when the BLAS the
     kernels call (SciPy's, loaded with ``_als``) is already loaded."""
-    if not _CONTROLLER:
-        _CONTROLLER.append(ThreadpoolController())
-    return _CONTROLLER[0]
+    return ThreadpoolController()
 
 
 def show_config(file=None):

@@ -10,10 +10,11 @@ current factors, only rows far from stationary are re-solved:
 3. Masked sweeps: each row carries an upper bound of its gradient norm.  A
    row whose bound exceeds the tolerance has its gradient recomputed, and
    is solved exactly when the gradient really exceeds it.  Exact row solves
-   never increase the loss (block coordinate descent).  In implicit mode a
-   changed row of one side moves the Gram matrix G seen by every row of the
-   other side; the move adds at most ``|dG|_F |x|`` to a row's gradient, so
-   rows whose bound stays below tolerance are not touched at all.
+   never increase the loss (block coordinate descent).  A solved row raises
+   the bounds of the rows that share an entry with it, and in implicit mode
+   (through the Gram matrix G every row of the other side sees) every row's
+   by at most ``|dG x|``; rows whose bound stays below tolerance are not
+   touched at all.  ``washout=N`` first runs N over-relaxed full sweeps.
 4. The bounds are then a proven upper bound of the certificate after the
    request (``Certificate.exact`` is False): no pass over the data is needed
    to certify the result.  It is measured exactly instead when asked
@@ -32,7 +33,7 @@ import hashlib
 import hmac
 import secrets
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import scipy.sparse as sp
@@ -53,6 +54,7 @@ WASHOUT_RELAXATION = 1.7
 # exactly instead, or the bounds that later solves add would soon push it
 # over the tolerance and cost a re-check anyway.
 EXACT_SLACK = 0.25
+PHASES = ("local", "washout", "sweeps")
 
 
 @dataclass(frozen=True)
@@ -139,8 +141,8 @@ def digest_pairs(users, items, key):
     every (user, item) combination.
     """
     users, items = np.asarray(users, np.int64), np.asarray(items, np.int64)
-    order = np.lexsort((items, users))
-    pairs = np.unique(np.stack([users[order], items[order]], axis=1), axis=0).astype("<i8")
+    # np.unique over rows sorts them (by user, then item) and drops repeats
+    pairs = np.unique(np.stack([users, items], axis=1), axis=0).astype("<i8")
     return hmac.new(key, pairs.tobytes(), hashlib.sha256).hexdigest()
 
 
@@ -230,7 +232,8 @@ class _Reconverger:
         self.progress = progress
         self.undo = undo
         self.load(measures)
-        self.rows_solved = {"local": 0, "washout": 0, "sweeps": 0}
+        self.rows_solved = dict.fromkeys(PHASES, 0)
+        self.saved_all = False  # full copies of both factor matrices in undo
 
     def load(self, measures):
         """Start from (copies of) ``measures`` of the current factors."""
@@ -250,9 +253,11 @@ class _Reconverger:
     def threads_for(self, side, rows):
         """One thread for little work: waking a team costs more than a few
         thousand entries, and much more when other processes hold the cores."""
+        if len(rows) >= 64:
+            return self.threads
         indptr = self.data.side(side).arrays()[0]
-        entries = int(np.sum(indptr[rows + 1] - indptr[rows])) if len(rows) < 4096 else None
-        return 1 if entries is not None and entries + 64 * len(rows) < 4096 else self.threads
+        entries = int(np.sum(indptr[rows + 1] - indptr[rows]))
+        return 1 if entries + 64 * len(rows) < 4096 else self.threads
 
     def base(self, side):
         """Dense part of A for rows of ``side`` from the maintained Gram."""
@@ -276,8 +281,8 @@ class _Reconverger:
         self.data_loss += self.data_terms("users", users, self.X[users]) - old_terms
 
     def solve(self, side, rows, phase):
-        """Solve ``rows`` exactly and bring every bound and the loss up to date."""
-        rows = np.unique(rows)
+        """Solve ``rows`` (sorted, distinct) exactly and bring every bound and
+        the loss up to date."""
         if not len(rows):
             return
         other = self.other(side)
@@ -293,9 +298,9 @@ class _Reconverger:
         self.rows_solved[phase] += len(rows)
         new = F[rows]
         old64, new64 = old.astype(np.float64), new.astype(np.float64)
-        old_norm = np.sqrt(self.sq[side][rows])
-        self.sq[side][rows] = obj.squared_norms(new64)
-        new_norm = np.sqrt(self.sq[side][rows])
+        new_sq = obj.squared_norms(new64)
+        old_norm, new_norm = np.sqrt(self.sq[side][rows]), np.sqrt(new_sq)
+        self.sq[side][rows] = new_sq
         step = np.sqrt(obj.squared_norms(new64 - old64))
         # (a) rows of the other side sharing an entry with the moved rows
         obj.raise_partner_bounds(self.objective, self.data, side, rows, step,
@@ -325,20 +330,29 @@ class _Reconverger:
                                                         axis=1)
         bound[...] = raised
 
+    def save_all(self):
+        """Put full copies of both factor matrices in ``undo``, once."""
+        if not self.saved_all:
+            for side in ("users", "items"):
+                F = self.factors(side)
+                self.undo.append((side, obj.all_rows(F.shape[0]), F.copy()))
+            self.saved_all = True
+
     def washout(self, sweeps):
         """``sweeps`` over-relaxed full sweeps (:func:`objective.relaxed_sweep`),
-        then every measure afresh, since every row moved."""
+        then every measure afresh, since every row moved.  Returns those
+        exact measures (None without sweeps)."""
         if not sweeps:
-            return
-        for side in ("users", "items"):
-            F = self.factors(side)
-            self.undo.append((side, obj.all_rows(F.shape[0]), F.copy()))
+            return None
+        self.save_all()
         for _ in range(sweeps):
             obj.relaxed_sweep(self.objective, self.data, self.X, self.Y, WASHOUT_RELAXATION,
                               use_cg=False, cg_steps=0, num_threads=self.threads)
             self.rows_solved["washout"] += self.X.shape[0] + self.Y.shape[0]
-        self.load(obj.measure(self.objective, self.data, self.X, self.Y,
-                              num_threads=self.threads))
+        measures = obj.measure(self.objective, self.data, self.X, self.Y,
+                               num_threads=self.threads)
+        self.load(measures)
+        return measures
 
     def run(self):
         """Masked sweeps: recompute rows whose bound exceeds the tolerance,
@@ -370,17 +384,18 @@ class _Reconverger:
         return obj.Measures(self.bounds["users"], self.bounds["items"], self.data_loss,
                             *grams, self.sq["users"], self.sq["items"], exact=False)
 
-    def run_full(self):
+    def run_full(self, measures=None):
         """Plain Unlearn-ALS: full exact sweeps until the certificate is in
-        tolerance.  Returns (sweeps, exact measures at the end)."""
+        tolerance, from exact ``measures`` of the current factors (taken
+        here if None).  Returns (sweeps, exact measures at the end)."""
         sweeps = 0
-        measures = obj.measure(self.objective, self.data, self.X, self.Y,
-                               num_threads=self.threads)
+        if measures is None:
+            measures = obj.measure(self.objective, self.data, self.X, self.Y,
+                                   num_threads=self.threads)
         while sweeps < self.max_sweeps and measures.certificate().max_row > self.tol:
+            self.save_all()
             for side in ("users", "items"):
                 rows = obj.all_rows(self.factors(side).shape[0])
-                if not sweeps:  # the state before the request, once
-                    self.undo.append((side, rows, self.factors(side).copy()))
                 obj.solve_rows(self.objective, self.data, self.X, self.Y, side, rows,
                                use_cg=False, cg_steps=0, num_threads=self.threads)
                 self.rows_solved["sweeps"] += len(rows)
@@ -462,17 +477,17 @@ def forget_pairs(model, users, items, *, tolerance=None, max_sweeps=50, strategy
     digest, key = _receipt(users, items)
 
     threads = model._threads()
-    with single_threaded_blas(threads):
+    with single_threaded_blas():
         before = model._measures(threads)
         loss_before, cert_before = before.loss(model.objective, data), before.certificate()
         tol = cert_before.max_row if tolerance is None else tolerance
         if len(users) == 0:  # nothing to do: a report, no change
-            return ForgetReport(0, 0, 0, 0, {"local": 0, "washout": 0, "sweeps": 0}, 0,
+            return ForgetReport(0, 0, 0, 0, dict.fromkeys(PHASES, 0), 0,
                                 time.perf_counter() - start, loss_before, loss_before,
                                 cert_before, cert_before, tol, cert_before.max_row <= tol,
                                 strategy, digest, key)
         undo, undo_u, undo_i = [], None, None
-        old_terms = _user_terms(model, np.unique(users))
+        old_terms = _user_terms(model, np.unique(users), threads, strategy)
         try:
             undo_u = data.by_user.remove(np.sort(pos_u))
             undo_i = data.by_item.remove(np.sort(pos_i))
@@ -504,11 +519,13 @@ def forget_pairs(model, users, items, *, tolerance=None, max_sweeps=50, strategy
     return result
 
 
-def _user_terms(model, users):
-    """Data term of the loss over the stored entries of ``users``, now."""
+def _user_terms(model, users, threads, strategy):
+    """Data term of the loss over the stored entries of ``users``, now: the
+    masked engine updates the loss from it (the full strategy measures)."""
+    if strategy == "full":
+        return None
     return obj.data_loss(model.objective, model._data, "users", users,
-                         model.user_factors[users], model.item_factors,
-                         num_threads=model._threads())
+                         model.user_factors[users], model.item_factors, num_threads=threads)
 
 
 def _reconverge(model, before, users, items, old_terms, tol, max_sweeps, strategy, washout,
@@ -525,8 +542,8 @@ def _reconverge(model, before, users, items, old_terms, tol, max_sweeps, strateg
         engine = _Reconverger(model, before, threads, tol, max_sweeps, progress, undo)
         affected_users = np.unique(users)
         if strategy == "full":
-            engine.washout(washout)
-            sweeps, after = engine.run_full()
+            sweeps, after = engine.run_full(engine.washout(washout))
+            cert = after.certificate()
         else:
             engine.data_changed(affected_users, old_terms)
             engine.solve("users", affected_users, "local")
@@ -534,12 +551,13 @@ def _reconverge(model, before, users, items, old_terms, tol, max_sweeps, strateg
             engine.washout(washout)
             sweeps = engine.run()
             after = engine.result()
-            if exact_certificate or after.certificate().max_row > tol:
+            cert = after.certificate()
+            if exact_certificate or cert.max_row > tol:
                 after = obj.measure(model.objective, model._data, model.user_factors,
                                     model.item_factors, num_threads=threads)
+                cert = after.certificate()
     model._remember(after)
-    return (engine.rows_solved, sweeps, after.certificate(),
-            after.loss(model.objective, model._data))
+    return engine.rows_solved, sweeps, cert, after.loss(model.objective, model._data)
 
 
 def add_interactions(model, delta, *, tolerance=None, max_sweeps=50, strategy="masked",
@@ -556,7 +574,7 @@ def add_interactions(model, delta, *, tolerance=None, max_sweeps=50, strategy="m
     (n_users, n_items), k = old_data.shape, model.factors
     shape = (max(n_users, delta.shape[0]), max(n_items, delta.shape[1]))
     threads = model._threads()
-    with single_threaded_blas(threads):
+    with single_threaded_blas():
         before = model._measures(threads)
         loss_before, cert_before = before.loss(model.objective, old_data), before.certificate()
         tol = cert_before.max_row if tolerance is None else tolerance
@@ -575,12 +593,12 @@ def add_interactions(model, delta, *, tolerance=None, max_sweeps=50, strategy="m
         def pad(values, n):  # new rows: zero factors (their entries make them affected)
             return np.concatenate([values, np.zeros(n - len(values))])
 
-        grown_before = obj.Measures(
-            pad(before.user_norms, shape[0]), pad(before.item_norms, shape[1]),
-            before.data_loss, before.gram_users, before.gram_items,
-            pad(before.sq_users, shape[0]), pad(before.sq_items, shape[1]), before.exact)
+        grown_before = replace(
+            before, user_norms=pad(before.user_norms, shape[0]),
+            item_norms=pad(before.item_norms, shape[1]),
+            sq_users=pad(before.sq_users, shape[0]), sq_items=pad(before.sq_items, shape[1]))
         affected = np.unique(coo.row)
-        old_terms = _user_terms(model, affected[affected < n_users])
+        old_terms = _user_terms(model, affected[affected < n_users], threads, strategy)
         undo, measured = [], model._measured
         try:
             model._set_state(X, Y, merged)

@@ -257,7 +257,7 @@ class MatrixFactorization:
     def _run_sweeps(self, iterations, show_progress, callback):
         threads = self._threads()
         failed = 0
-        with single_threaded_blas(threads), tqdm(
+        with single_threaded_blas(), tqdm(
             total=iterations, disable=not show_progress, desc=type(self).__name__
         ) as progress:
             for iteration in range(iterations):
@@ -329,7 +329,7 @@ class MatrixFactorization:
         """
         self._check_fitted()
         threads = self._threads()
-        with single_threaded_blas(threads):
+        with single_threaded_blas():
             return self._measures(threads, exact=True).certificate()
 
     # ------------------------------------------------------------ serving
@@ -388,7 +388,7 @@ class MatrixFactorization:
         if filter_already_liked_items:
             skip = rows if item_ids is None else _restrict_columns(rows, item_ids, n_items)
         threads = self._ranking_threads(len(queries))
-        with single_threaded_blas(threads):
+        with single_threaded_blas():
             ids, scores = top_n(queries, candidates, N, skip=skip, excluded=excluded,
                                 num_threads=threads)
         if item_ids is not None:
@@ -441,7 +441,7 @@ class MatrixFactorization:
         candidates, cand_ids, excluded = self._candidates(
             factors, subset, filter_ids, subset_name, filter_name)
         threads = self._ranking_threads(len(queries))
-        with single_threaded_blas(threads):
+        with single_threaded_blas():
             ids, scores = top_n(normalized(queries), normalized(candidates), N,
                                 excluded=excluded, num_threads=threads)
         if cand_ids is not None:
@@ -490,7 +490,7 @@ class MatrixFactorization:
         else:  # rows are items x users: they become the item-major side
             query_data, X, Y = TrainingData(rows.T.tocsr()), self.user_factors, fresh
         threads = self._threads()
-        with single_threaded_blas(threads):
+        with single_threaded_blas():
             obj.solve_rows(self.objective, query_data, X, Y, side, obj.all_rows(len(fresh)),
                            use_cg=False, cg_steps=0, num_threads=threads)
         return fresh
@@ -509,8 +509,9 @@ class MatrixFactorization:
             scipy.sparse matrix (model-shaped) whose stored entries are them.
         tolerance : float, optional
             Target for the certificate's ``max_row``.  Default: the model's
-            ``certificate().max_row`` before the removal, so forgetting never
-            leaves the model less converged than it was.
+            certificate before the removal (after an earlier request, the
+            proven bound it left), so forgetting never leaves the model less
+            converged than it was.
         max_sweeps : int
             Most masked (or full) sweeps after the local phase.
         strategy : {"masked", "full"}
@@ -519,7 +520,8 @@ class MatrixFactorization:
         missing : {"raise", "ignore"}
             What to do with pairs that are not stored.
         washout : int
-            Over-relaxed full sweeps to run after the local phase (0: none).
+            Over-relaxed full sweeps to run after the local phase (first,
+            with ``strategy="full"``; 0: none).
             The certificate bounds the gradient, not the distance to the
             retrain's minimum: along directions where ALS converges slowly a
             removal's trace can outlive it, and membership inference then
@@ -527,11 +529,13 @@ class MatrixFactorization:
             costs about one fit iteration with the Cholesky solver; two to
             four bring membership inference to a retrain's level on
             MovieLens 100K and synthetic data (``bench/audit.py``).  The
-            masked sweeps certify afterwards.
+            masked (or full) sweeps certify afterwards.
         exact_certificate : bool
             Measure ``certificate_after`` exactly (a pass over the data per
-            side).  By default it is the engine's proven upper bound
-            (``certificate_after.exact`` is False), which costs nothing.
+            side).  By default the masked strategy reports the engine's
+            proven upper bound (``certificate_after.exact`` is False), which
+            costs nothing, and measures only when that bound misses the
+            tolerance; the full strategy always measures.
         show_progress : bool
 
         Returns

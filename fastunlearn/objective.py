@@ -163,7 +163,7 @@ def gradient_norms(objective, data, X, Y, side, rows=None, *, num_threads, base=
     """Norm of each row's gradient ``A x - b`` (all rows of ``side`` by default).
 
     ``losses`` (float64, one slot per row), if given, receives each row's data
-    term of the loss (as :func:`row_losses`) from the same pass.
+    term of the loss (as ``_als.row_losses``) from the same pass.
     """
     target, other = _factors(side, X, Y)
     rows = all_rows(target.shape[0]) if rows is None else np.ascontiguousarray(rows, np.int64)
@@ -210,7 +210,8 @@ def raise_partner_bounds(objective, data, side, rows, step, norm_sum, sq_other, 
 
 def gram64(F):
     """``F^T F`` accumulated in float64 (kept up to date by forgetting)."""
-    return F.T.astype(np.float64) @ F
+    F64 = F.astype(np.float64, copy=False)
+    return F64.T @ F64
 
 
 def squared_norms(F):
@@ -253,11 +254,13 @@ class Measures:
 
 def measure(objective, data, X, Y, *, num_threads):
     """Exact :class:`Measures` of (X, Y) on ``data``: one pass per side."""
+    grams = (gram64(X), gram64(Y)) if objective.implicit else (None, None)
     user_losses = np.zeros(X.shape[0], dtype=np.float64)
     user_norms = gradient_norms(objective, data, X, Y, "users", num_threads=num_threads,
-                                losses=user_losses)
-    item_norms = gradient_norms(objective, data, X, Y, "items", num_threads=num_threads)
-    grams = (gram64(X), gram64(Y)) if objective.implicit else (None, None)
+                                losses=user_losses,
+                                base=dense_part(objective, Y, num_threads, gram=grams[1]))
+    item_norms = gradient_norms(objective, data, X, Y, "items", num_threads=num_threads,
+                                base=dense_part(objective, X, num_threads, gram=grams[0]))
     return Measures(user_norms, item_norms, float(user_losses.sum()), *grams,
                     squared_norms(X), squared_norms(Y))
 
