@@ -34,13 +34,12 @@ AUC            over the whole catalogue (not only the top k): the
                item get NaN and are left out of the mean
 =============  ==============================================================
 """
-import numbers
-
 import numpy as np
 import scipy.sparse as sp
 
 from .ranking import count_below
-from .validation import NotFittedError, check_ids, check_positive_int, check_sparse
+from .validation import (NotFittedError, check_fraction, check_ids, check_positive_int,
+                         check_sparse)
 
 __all__ = [
     "auc",
@@ -55,8 +54,9 @@ __all__ = [
     "train_test_split",
 ]
 
-# Entries of one dense users x items score block scored and sorted for AUC.
-_AUC_BLOCK_ENTRIES = 1 << 22
+# Entries of one dense users x items score block, scored and sorted in place
+# (AUC here, rank percentiles in audit): 32 MiB in float64.
+_SCORE_BLOCK_ENTRIES = 1 << 22
 # Stored test entries predicted per chunk by rmse/mae.
 _PREDICT_CHUNK = 1 << 20
 
@@ -91,24 +91,19 @@ def train_test_split(user_items, test_fraction=0.2, *, min_interactions=5, seed=
         Shape, dtype and values of the input, canonical (sorted indices, no
         duplicates), disjoint, with ``train + test`` equal to the input.
     """
-    check_sparse(user_items, "user_items")
-    if isinstance(test_fraction, (bool, np.bool_)) or not isinstance(test_fraction, numbers.Real) \
-            or not 0.0 < float(test_fraction) < 1.0:
-        raise ValueError(f"test_fraction must be a number in (0, 1), got {test_fraction!r}")
+    csr = _canonical(user_items, "user_items")
+    test_fraction = check_fraction(test_fraction, "test_fraction")
     min_interactions = check_positive_int(min_interactions, "min_interactions", minimum=2)
     rng = np.random.default_rng(seed)
 
-    csr = sp.csr_matrix(user_items, copy=True)
-    csr.sum_duplicates()  # also sorts the indices
-    n_users = csr.shape[0]
     counts = np.diff(csr.indptr).astype(np.int64)
-    n_test = np.floor(float(test_fraction) * counts + 0.5).astype(np.int64)
+    n_test = np.floor(test_fraction * counts + 0.5).astype(np.int64)
     n_test = np.clip(n_test, 1, np.maximum(counts - 1, 1))
     n_test[counts < min_interactions] = 0
 
     # A random key per entry; the rank of the key within the row picks the
     # n_test[u] entries of row u that go to test.
-    row = np.repeat(np.arange(n_users, dtype=np.int64), counts)
+    row = _row_of(csr)
     key = rng.random(csr.nnz)
     order = np.lexsort((key, row))  # by row, then key
     rank = np.arange(csr.nnz, dtype=np.int64) - csr.indptr[row[order]]
@@ -119,8 +114,7 @@ def train_test_split(user_items, test_fraction=0.2, *, min_interactions=5, seed=
 
 def _select(csr, keep):
     """The stored entries of canonical ``csr`` where ``keep``, as canonical CSR."""
-    row_counts = np.bincount(np.repeat(np.arange(csr.shape[0]), np.diff(csr.indptr))[keep],
-                             minlength=csr.shape[0])
+    row_counts = np.bincount(_row_of(csr)[keep], minlength=csr.shape[0])
     indptr = np.zeros(csr.shape[0] + 1, dtype=csr.indptr.dtype)
     np.cumsum(row_counts, out=indptr[1:])
     out = sp.csr_matrix((csr.data[keep], csr.indices[keep], indptr), shape=csr.shape)
@@ -237,36 +231,48 @@ def _summarise(per_user):
     return out
 
 
-def _check_model(model):
+def _check_model(model, name=None):
+    """(n_users, n_items) of a fitted model; ``name`` names it in the error."""
     if not getattr(model, "is_fitted", False):
-        raise NotFittedError(
-            f"this {type(model).__name__} is not fitted yet: call fit() or from_factors() first"
-        )
+        what = f"this {type(model).__name__}" if name is None else \
+            f"{name} ({type(model).__name__})"
+        raise NotFittedError(f"{what} is not fitted yet: call fit() or from_factors() first")
     return model.user_factors.shape[0], model.item_factors.shape[0]
+
+
+def _canonical(matrix, name):
+    """Canonical CSR copy (sorted indices, duplicates summed) of a sparse ``matrix``."""
+    check_sparse(matrix, name)
+    csr = sp.csr_matrix(matrix, copy=True)
+    csr.sum_duplicates()  # also sorts the indices
+    return csr
 
 
 def _check_matrix(matrix, name, shape):
     """Canonical CSR copy of ``matrix``, whose shape must be ``shape``."""
-    if not sp.issparse(matrix):
-        raise TypeError(
-            f"{name} must be a scipy.sparse matrix (users x items), got {type(matrix).__name__}"
-        )
-    if matrix.ndim != 2 or matrix.shape != shape:
-        raise ValueError(
-            f"{name} has shape {matrix.shape} but the model has {shape[0]} users x "
-            f"{shape[1]} items"
-        )
-    if matrix.dtype.kind not in "biuf":
-        raise TypeError(f"{name} must hold real numbers, got dtype {matrix.dtype}")
-    csr = sp.csr_matrix(matrix, copy=True)
-    csr.sum_duplicates()
+    csr = _canonical(matrix, name)
+    if csr.shape != shape:
+        raise ValueError(f"{name} has shape {csr.shape} but the model has {shape[0]} users x "
+                         f"{shape[1]} items")
     return csr
+
+
+def _row_of(csr):
+    """Row number (int64) of every stored entry of ``csr``."""
+    return np.repeat(np.arange(csr.shape[0], dtype=np.int64), np.diff(csr.indptr))
 
 
 def _keys(csr):
     """Sorted int64 keys ``user * n_items + item`` of the stored entries of canonical ``csr``."""
-    rows = np.repeat(np.arange(csr.shape[0], dtype=np.int64), np.diff(csr.indptr))
-    return rows * csr.shape[1] + csr.indices.astype(np.int64)
+    return _row_of(csr) * csr.shape[1] + csr.indices.astype(np.int64)
+
+
+def _is_stored(sorted_keys, keys):
+    """Whether each of ``keys`` (any shape) is in the ascending ``sorted_keys``."""
+    if not len(sorted_keys):
+        return np.zeros(np.shape(keys), dtype=bool)
+    pos = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
+    return sorted_keys[pos] == keys
 
 
 def _evaluate(model, train, test, k, users, batch_size, *, topn, with_auc):
@@ -311,18 +317,18 @@ def _evaluate(model, train, test, k, users, batch_size, *, topn, with_auc):
             ids, _ = model.recommend(batch, train[batch], N=k, filter_already_liked_items=True)
             ids = np.asarray(ids, dtype=np.int64).reshape(len(batch), -1)
             rec_keys = batch[:, None] * n_items + np.maximum(ids, 0)
-            pos = np.minimum(np.searchsorted(test_keys, rec_keys), len(test_keys) - 1)
-            hits = (test_keys[pos] == rec_keys) & (ids >= 0)
+            hits = _is_stored(test_keys, rec_keys) & (ids >= 0)
             n_hits = hits.sum(axis=1)
             n_rel = result["n_test"][start:start + batch_size]
             sl = slice(start, start + len(batch))
             result["precision"][sl] = n_hits / k
             result["recall"][sl] = n_hits / np.minimum(k, n_rel)
-            result["ndcg"][sl] = (hits @ discounts[:hits.shape[1]]) / ideal[np.minimum(k, n_rel) - 1]
+            result["ndcg"][sl] = ((hits @ discounts[:hits.shape[1]])
+                                  / ideal[np.minimum(k, n_rel) - 1])
             result["hit_rate"][sl] = (n_hits > 0).astype(np.float64)
 
     if with_auc:
-        block = max(1, min(batch_size, _AUC_BLOCK_ENTRIES // max(n_items, 1)))
+        block = min(batch_size, _score_block_rows(n_items))
         for start in range(0, n_eval, block):
             batch = users[start:start + block]
             result["auc"][start:start + len(batch)] = _auc_block(
@@ -330,15 +336,33 @@ def _evaluate(model, train, test, k, users, batch_size, *, topn, with_auc):
     return result
 
 
+def _score_block_rows(n_items):
+    """Users per dense score block (at least 1), read at call time (tests patch it)."""
+    return max(1, _SCORE_BLOCK_ENTRIES // max(n_items, 1))
+
+
+def _sorted_scores(model, batch, train, rows, items):
+    """Sorted score rows of the users ``batch``, their ``train`` items at +inf.
+
+    Returns ``(scores, values)``: ``scores[r]`` is user ``batch[r]``'s score
+    of every item, ascending, and ``values`` the scores of the pairs
+    ``(batch[rows], items)``, read before the masking (a queried train item
+    keeps its true score).  Train items get +inf: above every finite score,
+    they are never counted below a queried value, so a rank among the other
+    items is a rank among the items outside train.
+    """
+    scores = model.user_factors[batch] @ model.item_factors.T  # one gemm
+    values = scores[rows, items]
+    tr = train[batch]
+    scores[np.repeat(np.arange(len(batch)), np.diff(tr.indptr)), tr.indices] = np.inf
+    scores.sort(axis=1)
+    return scores, values
+
+
 def _auc_block(model, batch, train, test_keys, n_items):
     """Per-user AUC for the users of ``batch`` (Mann-Whitney with mid-ranks)."""
     b = len(batch)
-    scores = model.user_factors[batch] @ model.item_factors.T  # one gemm
-    # Train items get +inf: above every (finite) candidate score, they leave
-    # the rank of a candidate among the candidates unchanged.
-    tr = train[batch]
-    scores[np.repeat(np.arange(b), np.diff(tr.indptr)), tr.indices] = np.inf
-    n_candidates = n_items - np.diff(tr.indptr)
+    n_candidates = n_items - np.diff(train.indptr)[batch]
 
     # Relevant (positive) items of the block: ``batch`` is ascending, so they
     # are one run of the sorted ``test_keys``.
@@ -349,7 +373,7 @@ def _auc_block(model, batch, train, test_keys, n_items):
     where = np.minimum(np.searchsorted(batch, run_users), b - 1)
     mine = batch[where] == run_users
     pos_rows, pos_items = where[mine], run[mine] - run_users[mine] * n_items
-    pos_scores = scores[pos_rows, pos_items]
+    scores, pos_scores = _sorted_scores(model, batch, train, pos_rows, pos_items)
     n_pos = np.bincount(pos_rows, minlength=b)
     # The candidates are the relevant items (the test items outside train)
     # and the negatives (items in neither train nor test).
@@ -357,7 +381,6 @@ def _auc_block(model, batch, train, test_keys, n_items):
 
     # 1-based mid-rank of each relevant item among its user's candidates:
     # (#scores below) + (#scores equal, itself included + 1) / 2.
-    scores.sort(axis=1)
     below = count_below(scores, pos_rows, pos_scores, strict=True)
     upto = count_below(scores, pos_rows, pos_scores, strict=False)
     midrank = below + (upto - below + 1) / 2.0
@@ -385,21 +408,33 @@ def rmse(model, test):
     -------
     float
     """
-    errors = _errors(model, test)
-    return float(np.sqrt(np.mean(errors * errors)))
+    return _rmse_of(_errors(model, test))
 
 
 def mae(model, test):
     """Mean absolute error of ``model.predict`` over the stored entries of ``test``."""
-    return float(np.mean(np.abs(_errors(model, test))))
+    return _mae_of(_errors(model, test))
+
+
+def _rmse_of(errors):
+    return float(np.sqrt(np.mean(errors * errors)))
+
+
+def _mae_of(errors):
+    return float(np.mean(np.abs(errors)))
 
 
 def _errors(model, test):
-    n_users, n_items = _check_model(model)
-    test = _check_matrix(test, "test", (n_users, n_items))
+    """Validated :func:`_predict_errors`; raises when ``test`` stores nothing."""
+    test = _check_matrix(test, "test", _check_model(model))
     if test.nnz == 0:
         raise ValueError("test has no stored entries: the error is undefined")
-    rows = np.repeat(np.arange(n_users, dtype=np.int64), np.diff(test.indptr))
+    return _predict_errors(model, test)
+
+
+def _predict_errors(model, test):
+    """Prediction minus rating (float64) at every stored entry of canonical ``test``."""
+    rows = _row_of(test)
     cols = test.indices.astype(np.int64)
     errors = np.empty(test.nnz, dtype=np.float64)
     for s in range(0, test.nnz, _PREDICT_CHUNK):

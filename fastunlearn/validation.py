@@ -61,6 +61,14 @@ def check_nonnegative_float(value, name, strictly_positive=False):
     return value
 
 
+def check_fraction(value, name="fraction"):
+    """Return ``value`` as a float strictly between 0 and 1."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) \
+            or not 0.0 < float(value) < 1.0:  # NaN fails the comparison too
+        raise ValueError(f"{name} must be a number in (0, 1), got {value!r}")
+    return float(value)
+
+
 def index_dtype(shape, nnz):
     """int32 indices where every index and offset fits, int64 otherwise.
 

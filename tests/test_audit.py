@@ -1,4 +1,5 @@
 """Tests for fastunlearn/audit.py against brute-force NumPy computations."""
+import dataclasses
 import math
 
 import numpy as np
@@ -7,7 +8,8 @@ import scipy.sparse as sp
 
 import fastunlearn as fu
 from fastunlearn import audit
-from fastunlearn.evaluation import per_user_metrics, train_test_split
+from fastunlearn import evaluation as ev
+from fastunlearn.evaluation import mae, per_user_metrics, ranking_metrics, rmse, train_test_split
 from fastunlearn.synthetic import make_implicit
 
 
@@ -194,6 +196,18 @@ def test_rank_percentiles_of_history_items_and_ties():
         assert p == pytest.approx(brute_percentile(model, u, i))
 
 
+def test_rank_percentiles_do_not_depend_on_the_block_size(monkeypatch):
+    model = random_model(8, n_users=15, n_items=10)
+    users = np.repeat(np.arange(15), 4)
+    items = np.random.default_rng(0).integers(0, 10, len(users))
+    want = audit.rank_percentiles(model, users, items)
+    monkeypatch.setattr(ev, "_SCORE_BLOCK_ENTRIES", 2 * 10)  # two users per block
+    got = audit.rank_percentiles(model, users, items)
+    np.testing.assert_array_equal(got, want)
+    for p, u, i in list(zip(got, users, items))[:12]:
+        assert p == pytest.approx(brute_percentile(model, u, i), nan_ok=True)
+
+
 def test_membership_inference_detects_memorised_pairs():
     R = make_implicit(300, 200, 4000, seed=1, activity_sigma=0.5)
     params = dict(factors=16, iterations=12, regularization=0.05, random_state=0,
@@ -218,6 +232,20 @@ def test_membership_inference_default_unseen_avoids_known_pairs():
     a = audit.membership_inference(model, forgotten, seed=4)
     b = audit.membership_inference(model, forgotten, seed=4)
     assert a == b and a.n_unseen == a.n_forgotten
+    # after a forget the forgotten pairs are no longer in the model's history:
+    # the default draw must still avoid them, as well as the retained pairs
+    R = model.user_items
+    kept = R.tolil()
+    kept[forgotten] = 0
+    kept = kept.tocsr()
+    kept.eliminate_zeros()
+    forgot = fu.ImplicitALS.from_factors(model.user_factors, model.item_factors, kept,
+                                         dtype=np.float64)
+    # the draw the default makes: same users, same seed, same set to avoid
+    unseen = audit.sample_unseen(R, forgotten[0], seed=4)
+    assert not set(zip(*(x.tolist() for x in unseen))) & stored_set(R)
+    assert audit.membership_inference(forgot, forgotten, seed=4) == \
+        audit.membership_inference(forgot, forgotten, unseen)
 
 
 def test_membership_inference_rejects_bad_input():
@@ -286,6 +314,20 @@ def test_compare_explicit_models():
     result = audit.compare(a, a, test)
     assert set(result.utility_a) == {"rmse", "mae", "n_ratings"}
     assert result.delta == {"rmse": 0.0, "mae": 0.0}
+    # two different models: each side is the model's own rmse and mae
+    b = random_model(3, cls=fu.ExplicitALS, R=train)
+    result = audit.compare(a, b, test)
+    assert result.utility_a["rmse"] == rmse(a, test)
+    assert result.utility_a["mae"] == mae(a, test)
+    assert result.utility_b["rmse"] == rmse(b, test)
+    assert result.utility_a["n_ratings"] == test.nnz
+    assert result.delta["rmse"] == pytest.approx(rmse(a, test) - rmse(b, test))
+    assert result.delta["mae"] == pytest.approx(mae(a, test) - mae(b, test))
+    assert result.delta["rmse"] != 0
+    assert result.loss_ratio == pytest.approx(a.loss() / b.loss())
+    # no rating to measure: the error is undefined
+    with pytest.raises(ValueError, match="no stored entries"):
+        audit.compare(a, b, sp.csr_matrix(test.shape))
 
 
 def test_compare_rejects_different_data_and_models():
@@ -335,6 +377,13 @@ def test_fairness_gap_with_given_activity():
     reverse = audit.fairness_gap(model, test, activity=-np.diff(model.user_items.indptr))
     users = per_user_metrics(model, model.user_items, test)["users"]
     assert reverse.n_active == max(1, math.floor(0.2 * len(users) + 0.5))
+    # reversed activity: the "active" group is the least active users (ties by id)
+    ndcg = per_user_metrics(model, model.user_items, test)["ndcg"]
+    counts = np.diff(model.user_items.indptr)[users]
+    order = sorted(range(len(users)), key=lambda j: (counts[j], users[j]))
+    least = order[:reverse.n_active]
+    assert reverse.active == pytest.approx(ndcg[least].mean())
+    assert reverse.inactive == pytest.approx(ndcg[order[reverse.n_active:]].mean())
     flat = audit.fairness_gap(model, test, activity=np.zeros(n))  # ties: by user id
     per_user = per_user_metrics(model, model.user_items, test)
     na = flat.n_active
@@ -370,6 +419,9 @@ def test_fairness_gap_needs_two_users():
     test = sp.csr_matrix(model.user_items.shape)
     gap = audit.fairness_gap(model, test)
     assert math.isnan(gap.gap) and gap.n_active == gap.n_inactive == 0
+    explicit = random_model(7, n_users=4, cls=fu.ExplicitALS)
+    gap = audit.fairness_gap(explicit, test)
+    assert math.isnan(gap.gap) and gap.n_active == 0 and gap.metric == "rmse"
 
 
 # ----------------------------------------------------------------------------
@@ -403,6 +455,45 @@ def test_report_small_end_to_end():
     assert spread["gap"][0] == pytest.approx(result.fairness["retrain"]["gap"], nan_ok=True)
     assert "forget" in str(result)
     assert result.to_dict()["setting"]["how"] == "core"
+    assert "top 20% active" in table
+    other = dataclasses.replace(result, setting={**result.setting, "top": 0.25})
+    assert "top 25% active" in other.to_markdown()
+    assert set(e) == {"forget_seconds", "retrain_seconds", "ratio", "forget_runs",
+                      "retrain_runs", "rows_solved", "rows_total_retrain", "sweeps",
+                      "converged", "tolerance", "certificate", "loss_ratio", "overlap"}
+
+
+def test_report_measures_are_those_of_the_public_functions():
+    # report's shortcuts (each model ranked once, no full compare) give what
+    # the public functions give on the same, deterministically rebuilt models
+    R = make_implicit(300, 100, 3000, seed=0)
+    seed, k, top = 2, 5, 0.3
+    result = audit.report(R, fraction=0.05, how="random", seed=seed, k=k, top=top, factors=6,
+                          iterations=4, num_threads=1)
+    train, test = train_test_split(R, 0.2, seed=seed)
+    params = dict(factors=6, iterations=4, regularization=0.05, alpha=1.0, use_cg=True,
+                  num_threads=1, random_state=seed)
+    original = fu.ImplicitALS(**params).fit(train, show_progress=False)
+    forgotten = audit.unlearning_set(train, 0.05, "random", seed)
+    unseen = audit.sample_unseen(train + test, forgotten[0], seed=seed)
+    forgot = fu.ImplicitALS.from_factors(original.user_factors, original.item_factors,
+                                         original.user_items, **params)
+    forgot.forget(*forgotten)
+    retrained = fu.ImplicitALS(**params).fit(forgot.user_items, show_progress=False)
+    activity = np.diff(original.user_items.indptr)
+    for stage, model in zip(("original", "forget", "retrain"), (original, forgot, retrained)):
+        assert result.completeness[stage] == \
+            audit.membership_inference(model, forgotten, unseen).to_dict()
+        metrics = ranking_metrics(model, model.user_items, test, k, with_auc=False)
+        assert result.utility[stage] == {key: metrics[key] for key in
+                                         ("precision", "recall", "ndcg", "hit_rate", "n_users")}
+        assert result.fairness[stage] == \
+            audit.fairness_gap(model, test, k, top, activity=activity).to_dict()
+        # measured as report does: the kept certificate also serves loss()
+        assert result.efficiency["certificate"][stage] == model.certificate().max_row
+    versus = audit.compare(forgot, retrained, test, k)
+    assert result.efficiency["loss_ratio"] == versus.loss_ratio
+    assert result.efficiency["overlap"] == versus.overlap
 
 
 def test_report_rejects_bad_input():

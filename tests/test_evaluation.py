@@ -143,7 +143,7 @@ def test_metrics_match_brute_force(fitted, k):
 def test_batching_does_not_change_results(fitted, batch_size, monkeypatch):
     model, train, test = fitted
     want = ev.per_user_metrics(model, train, test, 5)
-    monkeypatch.setattr(ev, "_AUC_BLOCK_ENTRIES", 2 * train.shape[1])  # AUC in blocks of 2
+    monkeypatch.setattr(ev, "_SCORE_BLOCK_ENTRIES", 2 * train.shape[1])  # AUC in blocks of 2
     got = ev.per_user_metrics(model, train, test, 5, batch_size=batch_size)
     assert_per_user_equal(got, want)
 
@@ -275,10 +275,10 @@ def _check_split(R, train, test, fraction, min_interactions):
             assert np.all(np.diff(row) > 0)
     # exact partition of the stored entries, values preserved
     assert train.nnz + test.nnz == R.nnz
+    rows = [np.repeat(np.arange(R.shape[0]), np.diff(m.indptr)) for m in (train, test)]
     both = sp.csr_matrix((np.concatenate([train.data, test.data]),
-                          (np.concatenate([np.repeat(np.arange(R.shape[0]), np.diff(train.indptr)),
-                                           np.repeat(np.arange(R.shape[0]), np.diff(test.indptr))]),
-                           np.concatenate([train.indices, test.indices]))), shape=R.shape)
+                          (np.concatenate(rows), np.concatenate([train.indices, test.indices]))),
+                         shape=R.shape)
     assert both.nnz == R.nnz  # no pair stored twice before summing
     both.sum_duplicates()
     assert both.nnz == R.nnz  # disjoint
