@@ -118,8 +118,8 @@ _FORGOTTEN = "\x1fforgotten:{}"
 def _tombstoned(ids, rows):
     """The id map with the external ids of ``rows`` replaced: a forgotten
     user's own id is a trace of them, even without their interactions."""
-    ids = np.asarray(ids).astype(str)
-    ids = ids.astype(f"<U{max(ids.dtype.itemsize // 4, 32)}")
+    ids = np.asarray(ids).astype(str)  # a copy: the model's own map is left as it is
+    ids = ids.astype(f"<U{max(ids.dtype.itemsize // 4, 32)}")  # room for a tombstone
     for row in np.atleast_1d(rows):
         ids[row] = _FORGOTTEN.format(int(row))
     return ids
@@ -224,14 +224,14 @@ def cmd_forget(args):
         else:
             pairs = _read(args.pairs, args.format)
             coo = pairs.matrix.tocoo()
-            ext_users, ext_items = pairs.user_ids[coo.row], pairs.item_ids[coo.col]
             if args.missing == "ignore":  # unknown ids (e.g. forgotten users): not stored
-                keep = np.isin(ext_users.astype(str), user_ids.astype(str)) & \
-                    np.isin(ext_items.astype(str), item_ids.astype(str))
-                ext_users, ext_items = ext_users[keep], ext_items[keep]
-            ext_users, ext_items = ext_users.tolist(), ext_items.tolist()
-            rows = _internal(ext_users, user_ids, "user") if ext_users else np.zeros(0, np.int64)
-            cols = _internal(ext_items, item_ids, "item") if ext_items else np.zeros(0, np.int64)
+                rows = _lookup(pairs.user_ids, user_ids)[coo.row]
+                cols = _lookup(pairs.item_ids, item_ids)[coo.col]
+                keep = (rows >= 0) & (cols >= 0)
+                rows, cols = rows[keep], cols[keep]
+            else:
+                rows = _internal(pairs.user_ids[coo.row].tolist(), user_ids, "user")
+                cols = _internal(pairs.item_ids[coo.col].tolist(), item_ids, "item")
             report = model.forget(rows, cols, missing=args.missing, **options)
     except CLIError:
         raise
@@ -335,7 +335,7 @@ def cmd_info(args):
         "history": [
             {k: r.get(k) for k in ("digest", "n_removed", "users_affected", "items_affected",
                                    "certificate_after", "tolerance", "converged", "time")}
-            for r in history if isinstance(r, dict)
+            for r in history
         ],
     }
     info = _jsonable(info)
@@ -367,27 +367,16 @@ def cmd_info(args):
 
 def _lookup(ids, id_array):
     """Row numbers of external ``ids`` in ``id_array``, -1 where unknown."""
-    from .data import UnknownIdError, to_internal
+    from .data import _lookup_ids
 
-    ids = list(ids)
-    if not ids:
-        return np.zeros(0, np.int64)
-    try:
-        return to_internal(ids, id_array)
-    except UnknownIdError as exc:
-        unknown = set(exc.unknown)
-    known = np.array([q not in unknown for q in ids], dtype=bool)
-    out = np.full(len(ids), -1, dtype=np.int64)
-    if known.any():
-        out[known] = to_internal([q for q, k in zip(ids, known) if k], id_array)
-    return out
+    return _lookup_ids(list(ids), id_array)
 
 
 def cmd_audit(args):
     import scipy.sparse as sp
 
-    from .audit import _keys, fairness_gap
-    from .evaluation import mae, ranking_metrics, rmse
+    from .audit import fairness_gap
+    from .evaluation import _keys, mae, ranking_metrics, rmse
 
     if args.k < 1:
         raise CLIError("--k must be at least 1")
@@ -404,7 +393,6 @@ def cmd_audit(args):
                        "item known to the model")
     shape = (model.user_factors.shape[0], model.item_factors.shape[0])
     test = sp.csr_matrix((coo.data[keep], (r[keep], c[keep])), shape=shape)
-    test.sum_duplicates()  # sorted indices (the id maps are one-to-one: nothing is summed)
     counts = {"interactions": int(coo.nnz), "used": int(keep.sum()),
               "skipped": int((~keep).sum()), "unknown_users": int((rows < 0).sum()),
               "unknown_items": int((cols < 0).sum())}
@@ -534,7 +522,8 @@ def cmd_demo(args):
     for label, rep in (("forget user", rep_user), ("forget 1% of pairs", rep_pairs)):
         line(f"  {label:<20} before {rep.certificate_before.max_row:.3e}  "
              f"after {rep.certificate_after.max_row:.3e}"
-             f"{'' if rep.certificate_after.exact else ' (bound)'}  tolerance {rep.tolerance:.3e}  "
+             f"{'' if rep.certificate_after.exact else ' (bound)'}  "
+             f"tolerance {rep.tolerance:.3e}  "
              f"converged {'yes' if rep.converged else 'no'}  "
              f"({rep.rows_solved} row solves, {rep.sweeps} sweeps)")
     line(f"  {'fitted model':<20} {cert0.max_row:.3e}")
@@ -563,6 +552,7 @@ def cmd_demo(args):
 
 def build_parser():
     from . import __version__
+    from .data import FORMATS
 
     parser = _Parser(prog=PROG, description=(
         "ALS recommenders that can forget training data. Run 'fastunlearn demo' for a "
@@ -575,7 +565,7 @@ def build_parser():
                        description="Fit ImplicitALS on seeded synthetic data (or MovieLens), "
                                    "forget one user and a random 1% of the interactions, "
                                    "retrain from scratch and compare time, certificate, nDCG@10 "
-                                   "and a membership-inference AUC.")
+                                   "and membership-inference AUCs.")
     p.add_argument("--movielens", metavar="PATH", help="MovieLens 100K u.data instead of "
                                                        "synthetic data")
     p.add_argument("--users", type=int, default=20_000, help="synthetic users (default 20000)")
@@ -604,8 +594,7 @@ def build_parser():
                    help="row solver for fitting (default cg)")
     p.add_argument("--threads", type=int, default=0, help="threads, 0 = all cores (default 0)")
     p.add_argument("--seed", type=int, default=None, help="random seed for the initial factors")
-    p.add_argument("--format", default="auto",
-                   choices=("auto", "csv", "tsv", "movielens", "movielens-dat", "npz"),
+    p.add_argument("--format", default="auto", choices=FORMATS,
                    help="input format (default: by file name)")
     p.add_argument("--quiet", action="store_true", help="print nothing")
     p.set_defaults(func=cmd_fit)
@@ -635,8 +624,7 @@ def build_parser():
     p.add_argument("--missing", choices=("raise", "ignore"), default="raise",
                    help="pairs not stored in the model, or with ids it does not know: "
                         "error (default) or skip")
-    p.add_argument("--format", default="auto",
-                   choices=("auto", "csv", "tsv", "movielens", "movielens-dat", "npz"),
+    p.add_argument("--format", default="auto", choices=FORMATS,
                    help="format of the --pairs file")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--quiet", action="store_true", help="print nothing")
@@ -672,8 +660,7 @@ def build_parser():
     p.add_argument("--test", required=True, metavar="FILE",
                    help="held-out interactions: user,item[,value[,timestamp]]")
     p.add_argument("--k", type=int, default=10, help="cut-off of the top-k metrics (default 10)")
-    p.add_argument("--format", default="auto",
-                   choices=("auto", "csv", "tsv", "movielens", "movielens-dat", "npz"),
+    p.add_argument("--format", default="auto", choices=FORMATS,
                    help="format of the test file (default: by file name)")
     p.add_argument("--json", action="store_true", help="JSON output")
     p.set_defaults(func=cmd_audit)

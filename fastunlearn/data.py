@@ -329,6 +329,16 @@ def to_internal(ids: Any, id_array: np.ndarray) -> Any:
     """
     scalar = _is_scalar_id(ids)
     queries = [ids] if scalar else list(ids)
+    result = _lookup_ids(queries, id_array)
+    missing = np.flatnonzero(result < 0)
+    if missing.size:
+        raise UnknownIdError([queries[i] for i in missing])
+    return int(result[0]) if scalar else result
+
+
+def _lookup_ids(queries: list, id_array: np.ndarray) -> np.ndarray:
+    """Row numbers of `queries` in `id_array` (as :func:`to_internal` matches
+    them), -1 for ids that are not there; int64 array in query order."""
     id_array = np.asarray(id_array)
     integer = np.issubdtype(id_array.dtype, np.integer)
     keys = [(_int_key if integer else _str_key)(q) for q in queries]
@@ -347,10 +357,7 @@ def to_internal(ids: Any, id_array: np.ndarray) -> Any:
         candidate = order[pos]
         hit = hay[candidate] == wanted
         result[asked[hit]] = candidate[hit]
-    missing = np.flatnonzero(result < 0)
-    if missing.size:
-        raise UnknownIdError([queries[i] for i in missing])
-    return int(result[0]) if scalar else result
+    return result
 
 
 def to_external(rows: Any, id_array: np.ndarray) -> Any:

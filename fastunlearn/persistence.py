@@ -18,7 +18,7 @@ import zipfile
 import numpy as np
 import scipy.sparse as sp
 
-from .validation import MAX_FACTORS, MAX_THREADS, check_dtype, index_dtype
+from .validation import check_dtype, index_dtype
 
 try:  # advisory locks mark a temporary file as in use by a live save (POSIX)
     import fcntl
@@ -198,8 +198,8 @@ def _read_arrays(path):
         with archive:
             infos = archive.infolist()
             keys = _check_members(infos, path)
-            headers = [_header(archive, info, path) for info in infos]
-            _check_declared_memory(headers, path)
+            sizes = [_header(archive, info, path) for info in infos]
+            _check_declared_memory(sizes, path)
             arrays = {}
             for key, info in zip(keys, infos):
                 with archive.open(info) as fh:
@@ -240,7 +240,7 @@ def _check_members(infos, path):
 
 
 def _header(archive, info, path):
-    """(dtype, bytes of data) of one member, from its .npy header only."""
+    """Bytes of data one member declares, checked against its .npy header only."""
     name = info.filename
     with archive.open(info) as fh:
         version = np.lib.format.read_magic(fh)
@@ -277,8 +277,9 @@ def _scalar(arrays, key, kind, path):
     return arr.item()
 
 
-# Hyperparameters the constructors do not check themselves (they are only
-# used later, by fit), with what a file may hold for them.
+# The constructors check the numeric hyperparameters (a bad one becomes "invalid
+# hyperparameters" in _build) but take these flags and random_state unchecked,
+# as only fit uses them.
 _FLAGS = ("use_cg", "calculate_training_loss", "weighted_regularization")
 
 
@@ -291,11 +292,6 @@ def _check_params(params, path):
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
         raise ModelFileError(f"{path}: hyperparameter random_state must be null or an "
                              f"integer >= 0, got {seed!r}")
-    for name, most in (("factors", MAX_FACTORS), ("num_threads", MAX_THREADS)):
-        value = params.get(name)
-        if isinstance(value, int) and not isinstance(value, bool) and value > most:
-            raise ModelFileError(f"{path}: hyperparameter {name}={value} is above the "
-                                 f"largest supported value {most}")
 
 
 def _build(arrays, path):

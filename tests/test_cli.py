@@ -246,7 +246,8 @@ def test_forget_exact_certificate_matches_loaded_model(workdir):
                                                         rel=1e-9)
     bound = json.loads(ok(run(d, "forget", "model.npz", "--users", "u5", "-o", "bound.npz",
                               "--json")).stdout)["certificate_after"]
-    assert not bound["exact"] and bound["max_row"] >= r["certificate_after"]["max_row"] * (1 - 1e-9)
+    assert not bound["exact"]
+    assert bound["max_row"] >= r["certificate_after"]["max_row"] * (1 - 1e-9)
 
 
 def test_forget_washout_matches_api(workdir):
@@ -280,3 +281,33 @@ def test_forget_users_drops_their_external_id(workdir):
         assert to_internal(uid, model.metadata["user_ids"]) == \
             to_internal(uid, before.metadata["user_ids"])
     assert "u4" in one_line_error(run(d, "recommend", "no-u4.npz", "--user", "u4"))
+
+
+def test_forget_pairs_ignore_matches_ids_as_raise_does(tmp_path):
+    """--missing ignore skips unknown ids but matches known ones exactly as the
+    default does: "007" is the integer user 7, as everywhere in the CLI."""
+    rows = [(u, i) for u in range(1, 13) for i in range(1, 9) if (u + i) % 3]
+    (tmp_path / "data.csv").write_text("user,item\n" + "".join(f"{u},{i}\n" for u, i in rows))
+    ok(run(tmp_path, "fit", "data.csv", "-o", "model.npz", "--factors", "4",
+           "--iterations", "3", "--seed", "0", "--quiet"))
+    assert fastunlearn.load(tmp_path / "model.npz").metadata["user_ids"].dtype.kind == "i"
+    (tmp_path / "one.csv").write_text("user,item\n007,3\n")
+    (tmp_path / "with-unknown.csv").write_text("user,item\n007,3\n999,3\n7,99\n")
+    raised = json.loads(ok(run(tmp_path, "forget", "model.npz", "--pairs", "one.csv",
+                               "-o", "raise.npz", "--json")).stdout)
+    ignored = json.loads(ok(run(tmp_path, "forget", "model.npz", "--pairs", "with-unknown.csv",
+                                "--missing", "ignore", "-o", "ignore.npz", "--json")).stdout)
+    assert raised["n_removed"] == ignored["n_removed"] == 1
+    a, b = fastunlearn.load(tmp_path / "raise.npz"), fastunlearn.load(tmp_path / "ignore.npz")
+    row, col = (to_internal(x, a.metadata[key]) for x, key in ((7, "user_ids"), (3, "item_ids")))
+    assert a.user_items[row, col] == 0 and b.user_items[row, col] == 0
+    assert (a.user_items != b.user_items).nnz == 0
+    np.testing.assert_array_equal(a.user_factors, b.user_factors)
+    line = one_line_error(run(tmp_path, "forget", "model.npz", "--pairs", "with-unknown.csv",
+                              "-o", "x.npz"))
+    assert "999" in line and not (tmp_path / "x.npz").exists()
+
+    # forgetting a user of an integer id map replaces its id as for string ids
+    ok(run(tmp_path, "forget", "model.npz", "--users", "007", "-o", "no-7.npz", "--quiet"))
+    ids = fastunlearn.load(tmp_path / "no-7.npz").metadata["user_ids"].tolist()
+    assert "7" not in ids and "8" in ids and len(ids) == 12

@@ -248,8 +248,10 @@ def test_wrong_or_future_format_version(good, tmp_path, version, match):
     ('{"factors": 3, "dtype": "float64", "use_cg": "no"}', "use_cg must be true or false"),
     ('{"factors": 3, "dtype": "float64", "random_state": "x"}', "random_state must be null"),
     ('{"factors": 3, "dtype": "float64", "num_threads": %d}' % (MAX_THREADS + 1),
-     "num_threads=1025 is above"),
-    ('{"factors": %d, "dtype": "float64"}' % (MAX_FACTORS + 1), "factors=46341 is above"),
+     rf"invalid hyperparameters \(num_threads must be an integer in \[0, {MAX_THREADS}\], "
+     rf"got {MAX_THREADS + 1}\)"),
+    ('{"factors": %d, "dtype": "float64"}' % (MAX_FACTORS + 1),
+     rf"invalid hyperparameters \(factors must be <= {MAX_FACTORS}, got {MAX_FACTORS + 1}\)"),
 ])
 def test_bad_hyperparameters(good, tmp_path, params, match):
     assert_refused(variant(tmp_path, good[1], hyperparameters=np.array(params)), match)

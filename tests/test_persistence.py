@@ -2,6 +2,7 @@
 of erased data in memory, saved files, reports or CLI output."""
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -171,11 +172,20 @@ def test_no_trace_of_erased_pairs(tmp_path, kind, request_kind):
     for name, record in (("report", report.to_dict()), ("receipt", report.receipt()),
                          ("history", history[-1])):
         leaves = dict(_flat_leaves(record, name))
-        assert json.loads(json.dumps(leaves, default=float)) is not None
-        text = json.dumps(leaves, default=str)
-        for u, i in removed:
-            assert f"({u}, {i})" not in text and f"[{u}, {i}]" not in text
+        # JSON scalars only (numbers, flags, a few strings): nothing that can hold pairs
+        odd = {k: v for k, v in leaves.items()
+               if v is not None and type(v) not in (bool, int, float, str)}
+        assert not odd, f"{name} has non-JSON values: {odd}"
+        # the strings are a digest or key (hex), a UTC time or a one-word name
+        plain = r"[0-9a-f]{64}|\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ|[a-z]+"
+        words = {k: v for k, v in leaves.items()
+                 if isinstance(v, str) and not re.fullmatch(plain, v)}
+        assert not words, f"{name} has free-text strings: {words}"
     assert history[-1]["digest"] == report.digest
+    # the digest is that of exactly the removed pairs, checkable with the key
+    users, items = map(list, zip(*sorted(removed)))
+    assert fu.verify_receipt(users, items, report.receipt_key, report.digest)
+    assert not fu.verify_receipt(users[1:], items[1:], report.receipt_key, report.digest)
 
 
 def test_cli_output_file_holds_no_erased_pairs(tmp_path):

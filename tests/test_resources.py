@@ -50,7 +50,8 @@ def test_estimate_counts_each_part():
     e = estimate_fit_memory(**base)
     # each stored entry: an index and a value in each orientation
     assert estimate_fit_memory(**{**base, "nnz": 10_001}) - e == 2 * (4 + 4)
-    # a user: its row pointer (twice: the item-major copy has none), factors, per-row lists
+    # a user: one row pointer (the item-major copy has none), its factors, a row-list
+    # entry and solve status (users are the larger side here) and its loss
     assert estimate_fit_memory(**{**base, "n_users": 1001}) - e == 4 + 16 * 4 + 8 + 4 + 8
     # int64 indices: every index and row pointer doubles
     wide = estimate_fit_memory(**{**base, "index_dtype": np.int64})
@@ -110,7 +111,7 @@ def test_bad_limit_variable_is_named(monkeypatch):
         check_memory(10)
 
 
-def test_available_memory_sources(monkeypatch, tmp_path):
+def test_available_memory_sources(monkeypatch):
     monkeypatch.delenv(ENV_LIMIT, raising=False)
     # unknown everywhere: nothing is checked
     monkeypatch.setattr(resources, "_meminfo_available", lambda: None)
