@@ -57,13 +57,12 @@ def datasets(quick):
     from fastunlearn.synthetic import make_implicit
 
     if quick:
-        yield "synthetic-20k", make_implicit(2_000, 1_000, 20_000, seed=0), \
-            dict(factors=16, iterations=5)
+        yield "synthetic-20k", make_implicit(2_000, 1_000, 20_000, seed=0)
         return
     R = movielens()
     if R is not None:
-        yield "movielens-100k", R, {}
-    yield "synthetic-400k", make_implicit(20_000, 5_000, 400_000, seed=0), {}
+        yield "movielens-100k", R
+    yield "synthetic-400k", make_implicit(20_000, 5_000, 400_000, seed=0)
 
 
 def targets(r):
@@ -103,7 +102,7 @@ HEADER = ["data", "set", "washout", "removed", "users", "nDCG@10 forget", "nDCG@
           "targets met"]
 
 
-def curves(name, R, params, seed=0, retrain_iterations=None, quick=False):
+def curves(name, R, params, seed=0, quick=False):
     """Measures along a retrain and along forgets of increasing effort."""
     train, test = train_test_split(R, 0.2, seed=seed)
     params = {**params, "random_state": seed}
@@ -140,7 +139,7 @@ def curves(name, R, params, seed=0, retrain_iterations=None, quick=False):
                                            train, **params)
     retained.forget(*forgotten)
     retained = retained.user_items.copy()
-    n_iter = retrain_iterations or (2 if quick else 4) * params["iterations"]
+    n_iter = (2 if quick else 4) * params["iterations"]
     model = fu.ImplicitALS(**{**params, "iterations": n_iter})
     series, elapsed = [], [0.0]
 
@@ -155,10 +154,10 @@ def curves(name, R, params, seed=0, retrain_iterations=None, quick=False):
                        "forget (full sweeps)": full, "forget (washout)": washed}}
 
 
-def run(quick=False, repeats=3):
+def run(quick=False, repeats=5):
     rows, results, curve = [], [], None
-    for name, R, overrides in datasets(quick):
-        params = {**PARAMS, **overrides}
+    params = {**PARAMS, **(dict(factors=16, iterations=5) if quick else {})}
+    for name, R in datasets(quick):
         for (how, fraction), washout in itertools.product(SETS, WASHOUTS):
             start = time.perf_counter()
             r = audit.report(R, fraction=fraction, how=how, seed=0, repeats=repeats,
@@ -189,7 +188,7 @@ def run(quick=False, repeats=3):
     notes = NOTES.format(repeats=repeats, last_seed=repeats - 1, met=sum(met),
                          total=len(met), met_by_washout=by_washout)
     name = "audit-quick" if quick else "audit"
-    payload = write(name, {"params": PARAMS, "sets": SETS, "repeats": repeats,
-                           "results": results, "curves": curve}, rows, HEADER, sections, notes)
+    payload = write(name, {"sets": SETS, "repeats": repeats, "results": results,
+                           "curves": curve}, rows, HEADER, sections, notes, params=params)
     plots.audit_curves(payload, name)
     return payload

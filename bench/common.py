@@ -1,8 +1,9 @@
-"""Helpers shared by the benchmarks: machine description, medians, output."""
+"""Helpers shared by the benchmarks: machine description, data, medians, output."""
 import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import threading
 import time
@@ -25,13 +26,30 @@ def results_dir():
 
 
 def movielens():
-    """MovieLens 100K ratings as a users x items CSR (None when the file is absent)."""
+    """MovieLens 100K ratings as a users x items float32 CSR (None when the file is absent).
+
+    Read with ``fastunlearn.data.load_movielens``; in ML-100K every user id
+    1..943 and item id 1..1682 occurs, so row ``u - 1`` is user ``u`` and
+    column ``i - 1`` item ``i``.
+    """
     if not MOVIELENS.exists():
         return None
-    import scipy.sparse as sp
+    from fastunlearn.data import load_movielens
 
-    raw = np.loadtxt(MOVIELENS, dtype=np.int64)
-    return sp.csr_matrix((raw[:, 2].astype(np.float32), (raw[:, 0] - 1, raw[:, 1] - 1)))
+    return load_movielens(MOVIELENS).matrix
+
+
+def median_user(user_items, kind=None):
+    """The user at the middle of the users with entries, ordered by entry count.
+
+    Many users share the median count, so which of them is chosen depends on
+    the sort: bench/forget.py uses NumPy's default ``kind`` (quicksort, not
+    stable), bench/scaling.py ``"stable"``; each is the rule its committed
+    results were measured with (they choose different users of the same count).
+    """
+    counts = np.diff(user_items.indptr)
+    active = np.flatnonzero(counts)
+    return int(active[np.argsort(counts[active], kind=kind)[len(active) // 2]])
 
 
 def machine():
@@ -51,7 +69,27 @@ def machine():
         info["implicit"] = implicit.__version__
     except ImportError:
         info["implicit"] = None
+    try:
+        from threadpoolctl import threadpool_info
+
+        info["blas"] = [{"internal_api": lib.get("internal_api"), "version": lib.get("version")}
+                        for lib in threadpool_info() if lib.get("user_api") == "blas"]
+    except ImportError:
+        info["blas"] = None
     return info
+
+
+def commit():
+    """``git describe --always --dirty`` of the checkout bench/ is in (None without git)."""
+    try:
+        out = subprocess.run(["git", "describe", "--always", "--dirty"],
+                             cwd=Path(__file__).resolve().parent, capture_output=True,
+                             text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    return out.stdout.strip() or None
 
 
 def median(values):
@@ -94,15 +132,18 @@ def table(header, rows):
     return "\n".join(lines) + "\n"
 
 
-def write(name, payload, table_rows, header, sections=(), notes=""):
+def write(name, payload, table_rows, header, sections=(), notes="", *, params):
     """Write results/NAME.json and results/NAME.md (a Markdown table).
 
-    ``sections`` are further ``(title, header, rows)`` tables appended to the
-    Markdown under a ``### title`` heading each, then ``notes`` (Markdown).
+    The JSON holds the machine (with its BLAS), the date, the git commit
+    (``None`` outside a git checkout), ``params`` (the benchmark's
+    hyperparameters) and then ``payload``.  ``sections`` are further
+    ``(title, header, rows)`` tables appended to the Markdown under a
+    ``### title`` heading each, then ``notes`` (Markdown).
     """
     RESULTS.mkdir(parents=True, exist_ok=True)
     payload = {"machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-               **payload}
+               "commit": commit(), "params": params, **payload}
     (RESULTS / f"{name}.json").write_text(json.dumps(payload, indent=2, default=float))
     text = table(header, table_rows)
     for title, sub_header, rows in sections:

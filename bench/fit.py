@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from common import MOVIELENS, PeakRSS, median, timed, write
+from common import PeakRSS, median, movielens, timed, write
 
 SETTINGS = dict(regularization=0.01, alpha=1.0)
 
@@ -57,10 +57,9 @@ def datasets(quick):
         yield "synthetic-20k", make_implicit(4_000, 1_000, 20_000, seed=0)
         return
     yield "synthetic-2M", make_implicit(100_000, 20_000, 2_000_000, seed=0)
-    if MOVIELENS.exists():
-        raw = np.loadtxt(MOVIELENS, dtype=np.int64)
-        yield "movielens-100k", sp.csr_matrix(
-            (raw[:, 2].astype(np.float32), (raw[:, 0] - 1, raw[:, 1] - 1)))
+    R = movielens()
+    if R is not None:
+        yield "movielens-100k", R
 
 
 def run(quick=False, repeats=3, factors=64, iterations=10, threads=2):
@@ -85,14 +84,16 @@ def run(quick=False, repeats=3, factors=64, iterations=10, threads=2):
                     runs = [_measure(library, solver, path, iterations, factors, threads)
                             for _ in range(repeats)]
                     per_lib[library] = {
-                        "seconds_per_iteration": median([r["seconds_per_iteration"] for r in runs]),
+                        "seconds_per_iteration":
+                            median([r["seconds_per_iteration"] for r in runs]),
                         "runs": runs,
                         "peak_extra_bytes": median([r["peak_extra_bytes"] for r in runs]),
                         "loss": runs[0]["loss"],
                     }
                 ours = per_lib["fastunlearn"]
                 peer = per_lib.get("implicit")
-                ratio = ours["seconds_per_iteration"] / peer["seconds_per_iteration"] if peer else None
+                ratio = (ours["seconds_per_iteration"] / peer["seconds_per_iteration"]
+                         if peer else None)
                 loss_gap = ours["loss"] / peer["loss"] - 1 if peer else None
                 results.append({"data": name, "shape": list(R.shape), "nnz": int(R.nnz),
                                 "solver": solver, "factors": factors, "iterations": iterations,
@@ -110,4 +111,7 @@ def run(quick=False, repeats=3, factors=64, iterations=10, threads=2):
     header = ["data", "nnz", "solver", "implicit s/iter", "fastunlearn s/iter",
               "time ratio", "loss vs implicit", "fastunlearn peak MiB", "implicit peak MiB",
               "CSR+T+factors MiB"]
-    return write("fit-quick" if quick else "fit", {"results": results}, rows, header)
+    params = {**SETTINGS, "factors": factors, "iterations": iterations, "num_threads": threads,
+              "random_state": 0}
+    return write("fit-quick" if quick else "fit", {"repeats": repeats, "results": results},
+                 rows, header, params=params)

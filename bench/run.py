@@ -3,9 +3,10 @@
 
 Each sub-benchmark prints a Markdown table and writes JSON and Markdown (and,
 with matplotlib, PNG plots) under bench/results/, or under ``--out DIR``.
-Timings are medians of several runs, measured against the peer in the same
-run on the same machine.  ``--quick`` runs small data once (``all --quick``
-takes under 30 s on 2 cores) and names its outputs ``*-quick*`` (gitignored).
+Timings are medians of several runs (``--repeats``: 3, or 5 for audit),
+measured against the peer in the same run on the same machine.  ``--quick``
+runs small data once (``all --quick`` takes about 15 s on 2 cores) and names
+its outputs ``*-quick*`` (gitignored).
 ``plots`` redraws the PNGs from the saved JSON.
 """
 import argparse
@@ -19,6 +20,7 @@ except ImportError:  # a source checkout built with `setup.py build_ext --inplac
     sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
 
 BENCHMARKS = ("fit", "forget", "audit", "scaling")
+REPEATS = {"fit": 3, "forget": 3, "audit": 5, "scaling": 3}  # defaults of --repeats
 
 
 def main(argv=None):
@@ -31,7 +33,9 @@ def main(argv=None):
                                                     "bench/results")
         if name != "plots":
             p.add_argument("--quick", action="store_true", help="small data, one repeat")
-            p.add_argument("--repeats", type=int, default=3)
+            p.add_argument("--repeats", type=int, default=None,
+                           help="runs per measurement (default 3; audit 5, which are also "
+                                "its retrain seeds 0-4)")
     child = sub.add_parser("fit-child")  # one measurement in a fresh process
     child.add_argument("--library", required=True)
     child.add_argument("--solver", required=True)
@@ -56,9 +60,9 @@ def main(argv=None):
 
         plots.redraw()
         return 0
-    repeats = 1 if args.quick else args.repeats
     for name in BENCHMARKS if args.bench == "all" else (args.bench,):
         module = __import__(name)
+        repeats = 1 if args.quick else args.repeats or REPEATS[name]
         module.run(quick=args.quick, repeats=repeats)
     return 0
 

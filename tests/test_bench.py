@@ -22,36 +22,52 @@ def quick_results(tmp_path_factory):
         pytest.skip("bench/ is not part of this installation")
     out = tmp_path_factory.mktemp("bench")
     results = ROOT / "bench" / "results"
-    before = sorted(p.name for p in results.iterdir()) if results.exists() else []
+    before = _snapshot(results)
     env = {**os.environ, "PYTHONPATH": PKG_ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
            "OMP_NUM_THREADS": "2"}
     proc = subprocess.run([sys.executable, str(RUN), "all", "--quick", "--out", str(out)],
                           cwd=out, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    after = sorted(p.name for p in results.iterdir()) if results.exists() else []
-    assert after == before, "a quick run wrote into bench/results"
+    assert _snapshot(results) == before, "a quick run wrote into bench/results"
     return out
+
+
+def _snapshot(folder):
+    """(name, size, mtime_ns) of every file under ``folder``: catches rewrites too."""
+    if not folder.exists():
+        return []
+    return sorted((str(p.relative_to(folder)), p.stat().st_size, p.stat().st_mtime_ns)
+                  for p in folder.rglob("*") if p.is_file())
 
 
 def load(out, name):
     payload = json.loads((out / f"{name}-quick.json").read_text())
-    assert {"machine", "date"} <= set(payload)
-    assert {"python", "numpy", "scipy", "fastunlearn", "cpus"} <= set(payload["machine"])
+    assert {"machine", "date", "commit", "params"} <= set(payload)
+    assert payload["commit"] is None or isinstance(payload["commit"], str)
+    assert isinstance(payload["params"], dict) and payload["params"]
+    assert {"python", "numpy", "scipy", "fastunlearn", "cpus", "blas"} <= set(payload["machine"])
+    for lib in payload["machine"]["blas"] or []:
+        assert {"internal_api", "version"} <= set(lib)
     assert (out / f"{name}-quick.md").read_text().startswith("| ")
     return payload
 
 
 def test_fit_and_forget_quick(quick_results):
     fit = load(quick_results, "fit")
+    assert fit["results"]
     assert {r["solver"] for r in fit["results"]} == {"cg", "cholesky"}
     assert all(r["fastunlearn"]["seconds_per_iteration"] > 0 for r in fit["results"])
     forget = load(quick_results, "forget")
+    assert forget["results"]
     for record in forget["results"]:
-        assert {"masked", "full", "retrain"} <= set(record)
+        assert {"masked", "cold", "full", "retrain"} <= set(record)
+        for method in ("masked", "cold", "full", "retrain"):
+            assert record[method]["runs"] and record[method]["seconds"] > 0
 
 
 def test_audit_quick(quick_results):
     audit = load(quick_results, "audit")
+    assert audit["results"]
     sets = {(r["setting"]["how"], r["setting"]["fraction"], r["setting"]["washout"])
             for r in audit["results"]}
     assert sets == {(how, f, w) for how in ("random", "core", "edge") for f in (0.01, 0.05)
@@ -63,6 +79,7 @@ def test_audit_quick(quick_results):
         assert "ndcg" in r["utility"]["retrain"] and "gap" in r["fairness"]["original"]
         assert {"forget_seconds", "retrain_seconds", "ratio", "rows_solved"} <= \
             set(r["efficiency"])
+        assert r["efficiency"]["forget_runs"] and r["efficiency"]["retrain_runs"]
     series = audit["curves"]["series"]
     assert set(series) == {"retrain", "forget (masked, tolerance sweep)",
                            "forget (full sweeps)", "forget (washout)"}
@@ -76,9 +93,13 @@ def test_scaling_quick(quick_results):
     scaling = load(quick_results, "scaling")
     assert [r["nnz"] for r in scaling["nnz"]] == sorted(r["nnz"] for r in scaling["nnz"])
     assert len(scaling["nnz"]) >= 2 and len(scaling["factors"]) >= 2
+    # where the sweeps meet (20k entries, factors 8) the factors sweep reuses the point
+    assert scaling["factors"][0] == scaling["nnz"][0]
     for r in scaling["nnz"] + scaling["factors"]:
         for key in ("fit_per_iteration", "forget_user", "forget_1pct"):
-            assert r[key]["seconds"] > 0
+            assert r[key]["seconds"] > 0 and r[key]["runs"]
+        for key in ("forget_user", "forget_1pct"):
+            assert r[key]["cold_seconds"] > 0 and r[key]["cold_runs"]
         assert r["forget_1pct"]["removed"] == max(1, math.floor(0.01 * r["nnz"] + 0.5))
 
 
