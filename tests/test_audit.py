@@ -32,6 +32,17 @@ def random_model(seed, n_users=12, n_items=9, k=3, cls=fu.ImplicitALS, R=None):
                             R, dtype=np.float64, num_threads=1)
 
 
+def without_history_of(model, pairs):
+    """The model's factors with ``pairs`` gone from its history, as after a
+    forget."""
+    kept = model.user_items.tolil()
+    kept[pairs] = 0
+    kept = kept.tocsr()
+    kept.eliminate_zeros()
+    return fu.ImplicitALS.from_factors(model.user_factors, model.item_factors, kept,
+                                       dtype=np.float64)
+
+
 def stored_set(m):
     coo = sp.coo_matrix(m)
     return set(zip(coo.row.tolist(), coo.col.tolist()))
@@ -158,13 +169,7 @@ def test_membership_inference_equals_brute_force(seed):
     coo = R.tocoo()
     pick = rng.choice(R.nnz, 8, replace=False)
     forgotten = (coo.row[pick].astype(np.int64), coo.col[pick].astype(np.int64))
-    # the forgotten pairs leave the model's history, as after a forget
-    kept = R.tolil()
-    kept[forgotten] = 0
-    kept = kept.tocsr()
-    kept.eliminate_zeros()
-    model = fu.ImplicitALS.from_factors(model.user_factors, model.item_factors, kept,
-                                        dtype=np.float64)
+    model = without_history_of(model, forgotten)
     unseen = audit.sample_unseen(R, forgotten[0], seed=seed)
     result = audit.membership_inference(model, forgotten, unseen)
 
@@ -235,12 +240,7 @@ def test_membership_inference_default_unseen_avoids_known_pairs():
     # after a forget the forgotten pairs are no longer in the model's history:
     # the default draw must still avoid them, as well as the retained pairs
     R = model.user_items
-    kept = R.tolil()
-    kept[forgotten] = 0
-    kept = kept.tocsr()
-    kept.eliminate_zeros()
-    forgot = fu.ImplicitALS.from_factors(model.user_factors, model.item_factors, kept,
-                                         dtype=np.float64)
+    forgot = without_history_of(model, forgotten)
     # the draw the default makes: same users, same seed, same set to avoid
     unseen = audit.sample_unseen(R, forgotten[0], seed=4)
     assert not set(zip(*(x.tolist() for x in unseen))) & stored_set(R)
