@@ -41,6 +41,7 @@ from tqdm.auto import tqdm
 
 from . import objective as obj
 from .config import single_threaded_blas
+from .models import advance_checksum
 from .validation import check_ids, check_positive_int, check_user_items
 
 STRATEGIES = ("masked", "full")
@@ -234,6 +235,9 @@ class _Reconverger:
         self.load(measures)
         self.rows_solved = dict.fromkeys(PHASES, 0)
         self.saved_all = False  # full copies of both factor matrices in undo
+        # factor checksums kept current through the solves, so that the
+        # state left is keyed without another read of all factors
+        self.checksums = dict(zip(("users", "items"), model._kept_checksums()))
 
     def load(self, measures):
         """Start from (copies of) ``measures`` of the current factors."""
@@ -296,6 +300,7 @@ class _Reconverger:
             num_threads=self.threads_for(side, rows), base=self.base(side),
             exact_above=EXACT_SLACK * self.tol)
         self.rows_solved[phase] += len(rows)
+        self.checksums[side] = advance_checksum(self.checksums[side], F, rows, old)
         new = F[rows]
         old64, new64 = old.astype(np.float64), new.astype(np.float64)
         new_sq = obj.squared_norms(new64)
@@ -336,6 +341,7 @@ class _Reconverger:
             for side in ("users", "items"):
                 F = self.factors(side)
                 self.undo.append((side, obj.all_rows(F.shape[0]), F.copy()))
+                self.checksums[side] = None  # every row moves: read them all after
             self.saved_all = True
 
     def washout(self, sweeps):
@@ -556,7 +562,7 @@ def _reconverge(model, before, users, items, old_terms, tol, max_sweeps, strateg
                 after = obj.measure(model.objective, model._data, model.user_factors,
                                     model.item_factors, num_threads=threads)
                 cert = after.certificate()
-    model._remember(after)
+    model._remember(after, (engine.checksums["users"], engine.checksums["items"]))
     return engine.rows_solved, sweeps, cert, after.loss(model.objective, model._data)
 
 

@@ -45,15 +45,43 @@ def _checksum(F):
     return (*_als.checksum(raw[:cut].view(np.uint64)), raw[cut:].tobytes())
 
 
-def _fingerprint(model):
+def advance_checksum(checksum, F, rows, old):
+    """:func:`_checksum` of ``F`` from ``checksum``, that of ``F`` when
+    ``rows`` held ``old``, reading only those rows (O(len(rows) k)).
+
+    Both Fletcher sums are linear in the words mod 2^64: a word at position
+    j of n that changes by d moves the first by d and the second by (n - j) d.
+    Returns None (so the caller reads the whole array) when ``checksum`` is
+    None or a row does not fill whole 8-byte words (odd k in float32).
+    """
+    row_bytes = F.shape[1] * F.itemsize
+    if checksum is None or row_bytes % 8 or not F.flags.c_contiguous:
+        return None
+    a, b, tail = checksum  # whole words only: the tail is empty and stays so
+    words, n = row_bytes // 8, F.size * F.itemsize // 8
+    rows = np.asarray(rows, dtype=np.uint64)
+    with np.errstate(over="ignore"):  # uint64 arithmetic wraps, as the sums do
+        diff = F[rows.astype(np.int64)].view(np.uint64) - \
+            np.ascontiguousarray(old).view(np.uint64)
+        position = np.uint64(n) - (rows[:, None] * np.uint64(words)
+                                   + np.arange(words, dtype=np.uint64))
+        da, db = int(diff.sum(dtype=np.uint64)), int((position * diff).sum(dtype=np.uint64))
+    return (a + da) % 2**64, (b + db) % 2**64, tail
+
+
+def _fingerprint(model, checksums=None):
     """Cheap identity of the model state: checksums of the factor bits.
 
     Detects any change of factors (including in-place edits by a user) or of
     the retained data size, so cached measures are never used stale.  Costs
-    one read of the factors (about a millisecond for 120k x 64 float32).
+    one read of the factors (a few milliseconds for 120k x 64 float32)
+    unless ``checksums`` (of users, items) are given, as forgetting does for
+    the state it leaves (:func:`advance_checksum`).
     """
+    if checksums is None or None in checksums:
+        checksums = (_checksum(model.user_factors), _checksum(model.item_factors))
     return (model.user_factors.shape, model.item_factors.shape, model._data.nnz,
-            id(model._data), _checksum(model.user_factors), _checksum(model.item_factors))
+            id(model._data), *checksums)
 
 
 class MatrixFactorization:
@@ -297,9 +325,14 @@ class MatrixFactorization:
         self._measured = (key, value)
         return value
 
-    def _remember(self, measures):
-        """Keep ``measures`` as those of the current state."""
-        self._measured = (_fingerprint(self), measures)
+    def _remember(self, measures, checksums=None):
+        """Keep ``measures`` as those of the current state (whose factor
+        checksums the caller may know, see :func:`_fingerprint`)."""
+        self._measured = (_fingerprint(self, checksums), measures)
+
+    def _kept_checksums(self):
+        """(users, items) factor checksums of the kept measures' state."""
+        return self._measured[0][-2:] if self._measured is not None else (None, None)
 
     def loss(self):
         """The objective (DESIGN section 2, unnormalised) on the retained data.

@@ -6,7 +6,7 @@ import scipy.sparse as sp
 import fastunlearn as fu
 import reference as ref
 from conftest import OBJECTIVES, reference_kwargs
-from fastunlearn import forgetting, objective
+from fastunlearn import forgetting, models, objective
 
 
 def fitted(name, seed=0, n_users=50, n_items=35, iterations=8, **kw):
@@ -388,6 +388,37 @@ def test_swapping_factor_rows_invalidates_kept_measures():
     assert model.loss() == pytest.approx(
         ref.loss(model.user_items, model.user_factors, model.item_factors,
                  **reference_kwargs("implicit")), rel=1e-10)
+
+
+@pytest.mark.parametrize("dtype, k", [(np.float32, 8), (np.float64, 3), (np.float32, 3)])
+def test_advanced_checksum_is_a_full_read(dtype, k):
+    rng = np.random.default_rng(0)
+    F = rng.random((40, k)).astype(dtype)
+    before = models._checksum(F)
+    rows = np.array([0, 7, 39])
+    old = F[rows].copy()
+    F[rows] = rng.random((3, k)).astype(dtype)
+    advanced = models.advance_checksum(before, F, rows, old)
+    if F.shape[1] * F.itemsize % 8:  # rows straddle words: the caller reads all
+        assert advanced is None
+    else:
+        assert advanced == models._checksum(F) and advanced != before
+    assert models.advance_checksum(None, F, rows, old) is None
+
+
+@pytest.mark.parametrize("washout", [0, 1])
+def test_forget_keys_the_state_it_leaves_without_a_full_read(monkeypatch, washout):
+    """The kept measures' key equals a fresh fingerprint of the factors, and
+    a masked request reads the factors whole only to check the state before."""
+    model = fitted("implicit", seed=18)
+    model.certificate()
+    full_reads = []
+    real = models._checksum
+    monkeypatch.setattr(models, "_checksum", lambda F: full_reads.append(F.shape) or real(F))
+    model.forget(*random_pairs(model, 6, seed=18), washout=washout)
+    assert len(full_reads) == (2 if washout == 0 else 4)
+    monkeypatch.setattr(models, "_checksum", real)
+    assert model._measured[0] == models._fingerprint(model)
 
 
 def test_movielens_forget_one_percent_matches_retrain_ndcg(movielens):
