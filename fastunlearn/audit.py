@@ -45,6 +45,7 @@ __all__ = [
     "membership_inference",
     "rank_percentiles",
     "report",
+    "reports",
     "sample_unseen",
     "unlearning_set",
 ]
@@ -501,7 +502,7 @@ class FairnessGap:
         return asdict(self)
 
 
-def fairness_gap(model, test, k=10, top=0.2, *, activity=None):
+def fairness_gap(model, test, k=10, top=0.2, *, activity=None, per_user=None):
     """Utility of the ``top`` share of most active users minus the rest's.
 
     The users evaluated are those with a relevant test item (implicit: a
@@ -524,6 +525,10 @@ def fairness_gap(model, test, k=10, top=0.2, *, activity=None):
         Activity of each user; default her number of retained interactions.
         Pass the counts of the original training data to keep the same
         groups when comparing a model before and after forgetting.
+    per_user : dict, optional
+        Implicit models: what ``evaluation.per_user_metrics(model,
+        model.user_items, test, k)`` returned, when the caller has it
+        already, so that the users are not ranked a second time.
 
     Returns
     -------
@@ -541,7 +546,8 @@ def fairness_gap(model, test, k=10, top=0.2, *, activity=None):
         raise ValueError(f"activity must be {n_users} numbers (one per user), got shape "
                          f"{activity.shape} and dtype {activity.dtype}")
     if model._implicit:
-        per_user = _per_user(model, test, k)
+        if per_user is None:
+            per_user = _per_user(model, test, k)
         return _gap(per_user["users"], per_user["ndcg"], activity, top, "ndcg")
     return _gap(*_per_user_rmse(model, test), activity, top, "rmse")
 
@@ -578,7 +584,7 @@ _STAGES = ("original", "forget", "retrain")
 
 @dataclass(frozen=True)
 class AuditReport:
-    """Forget versus retrain on the four CURE4Rec axes (see :func:`report`).
+    """Forget versus retrain on the four CURE4Rec axes (see :func:`reports`).
 
     Attributes
     ----------
@@ -656,22 +662,39 @@ class AuditReport:
         return head + self.to_markdown()
 
 
-def report(user_items, test=None, *, fraction=0.01, how="random", seed=0, k=10, top=0.2,
-           factors=64, iterations=15, regularization=0.05, alpha=1.0, use_cg=True,
-           num_threads=0, tolerance=None, max_sweeps=50, washout=0, repeats=1,
-           print_table=False):
+def report(user_items, test=None, *, washout=0, print_table=False, **options):
     """Forget an unlearning set, retrain without it, and compare on four axes.
+
+    :func:`reports` for one ``washout``; the other keyword arguments are
+    those of :func:`reports`.  ``print_table`` prints the report (a
+    Markdown table) as well.
+
+    Returns
+    -------
+    AuditReport
+    """
+    result = reports(user_items, test, washouts=(washout,), **options)[0]
+    if print_table:
+        print(result)
+    return result
+
+
+def reports(user_items, test=None, *, fraction=0.01, how="random", seed=0, k=10, top=0.2,
+            factors=64, iterations=15, regularization=0.05, alpha=1.0, use_cg=True,
+            num_threads=0, tolerance=None, max_sweeps=50, washouts=(0,), repeats=1):
+    """:func:`report` for several washouts of one unlearning set, sharing the
+    original model and the retrains (each fitted, timed and measured once).
 
     1. Fit an :class:`~fastunlearn.ImplicitALS` on ``user_items`` (the
        original model).
     2. Draw ``unlearning_set(user_items, fraction, how, seed)`` and
        never-seen pairs for the same users (:func:`sample_unseen`, avoiding
        the training and the test data).
-    3. Forget the set from a copy of the original model.
+    3. Forget the set from a copy of the original model, once per washout.
     4. Retrain on the retained data with the same hyperparameters, number
        of iterations and seed (and, for ``repeats > 1``, the next seeds).
     5. Measure membership inference, top-k utility on ``test`` and the
-       fairness gap for all three models, and the cost of forgetting.
+       fairness gap for all models, and the cost of forgetting.
 
     Parameters
     ----------
@@ -687,20 +710,22 @@ def report(user_items, test=None, *, fraction=0.01, how="random", seed=0, k=10, 
         Cut-off of the metrics and active share of :func:`fairness_gap`.
     factors, iterations, regularization, alpha, use_cg, num_threads
         :class:`~fastunlearn.ImplicitALS` hyperparameters.
-    tolerance, max_sweeps, washout
+    tolerance, max_sweeps
         Passed to ``forget`` (default tolerance: the original certificate).
+    washouts : sequence of int >= 0
+        One report per value, its forget run with that ``washout``.
     repeats : int >= 1
-        Forget and retrain are timed this many times (medians reported; the
-        models of the first run are measured).  Retrain ``r`` uses seed
-        ``seed + r``, and its measures go to ``retrain_spread``: a forget
-        can't be asked to match one retrain more closely than retrains with
-        other seeds match each other.
-    print_table : bool
-        Print the report (a Markdown table) as well.
+        Each forget and the retrain are timed this many times, interleaved
+        (medians reported; the models of the first run are measured).
+        Retrain ``r`` uses seed ``seed + r``, and its measures go to
+        ``retrain_spread``: a forget can't be asked to match one retrain
+        more closely than retrains with other seeds match each other.
 
     Returns
     -------
-    AuditReport
+    list of AuditReport
+        One per washout, in order; all share the original's and the
+        retrains' measures and timings.
     """
     from .models import ImplicitALS
 
@@ -710,7 +735,9 @@ def report(user_items, test=None, *, fraction=0.01, how="random", seed=0, k=10, 
     if how not in UNLEARNING_SETS:
         raise ValueError(f"how must be one of {UNLEARNING_SETS}, got {how!r}")
     repeats = check_positive_int(repeats, "repeats")
-    washout = check_positive_int(washout, "washout", minimum=0)
+    washouts = [check_positive_int(w, "washout", minimum=0) for w in np.atleast_1d(washouts).tolist()]
+    if not washouts:
+        raise ValueError("washouts must hold at least one value")
     k = check_positive_int(k, "k")
     top = check_fraction(top, "top")
     if test is None:
@@ -728,25 +755,29 @@ def report(user_items, test=None, *, fraction=0.01, how="random", seed=0, k=10, 
     activity = np.diff(original.user_items.indptr)
 
     def measures(model):
-        """(membership inference, utility, fairness) of one model."""
+        """(membership inference, utility, fairness, certificate) of one model."""
         per_user = _per_user(model, test, k)  # ranked once for utility and fairness
         return (membership_inference(model, forgotten, unseen).to_dict(),
                 _ranking_utility(per_user),
-                _gap(per_user["users"], per_user["ndcg"], activity, top, "ndcg").to_dict())
+                _gap(per_user["users"], per_user["ndcg"], activity, top, "ndcg").to_dict(),
+                float(model.certificate().max_row))
 
     # only the first repeat's models are measured; later ones give timings
     # and the retrain spread
-    forget_runs, retrain_runs, retrain_measures = [], [], []
+    forget_runs = {w: [] for w in washouts}
+    forgot, retrain_runs, retrain_measures = {}, [], []
     for repeat in range(repeats):
-        model = ImplicitALS.from_factors(original.user_factors, original.item_factors,
-                                         original.user_items, **params)
-        start = time.perf_counter()
-        run_receipt = model.forget(f_users, f_items, tolerance=tolerance,
-                                   max_sweeps=max_sweeps, washout=washout)
-        forget_runs.append(time.perf_counter() - start)
+        for w in washouts:
+            model = ImplicitALS.from_factors(original.user_factors, original.item_factors,
+                                             original.user_items, **params)
+            start = time.perf_counter()
+            run_receipt = model.forget(f_users, f_items, tolerance=tolerance,
+                                       max_sweeps=max_sweeps, washout=w)
+            forget_runs[w].append(time.perf_counter() - start)
+            if repeat == 0:
+                forgot[w] = (model, run_receipt)
         if repeat == 0:
-            forgot, receipt = model, run_receipt
-            retained = model.user_items.copy()  # the same for every repeat
+            retained = forgot[washouts[0]][0].user_items.copy()  # the same for every run
         start = time.perf_counter()
         run_retrained = ImplicitALS(**{**params, "random_state": seed + repeat}).fit(
             retained, show_progress=False)
@@ -756,36 +787,34 @@ def report(user_items, test=None, *, fraction=0.01, how="random", seed=0, k=10, 
         retrain_measures.append(measures(run_retrained))
     where = {"score_auc": 0, "rank_auc": 0, "ndcg": 1, "recall": 1, "gap": 2}
     spread = {key: [float(m[axis][key]) for m in retrain_measures] for key, axis in where.items()}
-    models = dict(zip(_STAGES, (original, forgot, retrained)))
-
-    completeness, utility, fairness, certificate = {}, {}, {}, {}
-    for stage, model in models.items():
-        completeness[stage], utility[stage], fairness[stage] = \
-            retrain_measures[0] if stage == "retrain" else measures(model)
-        certificate[stage] = float(model.certificate().max_row)
-    # compare() would rank both models on test a third time for unused deltas
-    loss_ratio = _losses(forgot, retrained)[2]
-    overlap = _mean_overlap(forgot, retrained, k)
-    forget_s = float(np.median(forget_runs))
+    shared = {"original": measures(original), "retrain": retrain_measures[0]}
     retrain_s = float(np.median(retrain_runs))
     n_users, n_items = train.shape
-    efficiency = {
-        "forget_seconds": forget_s, "retrain_seconds": retrain_s,
-        "ratio": forget_s / retrain_s if retrain_s else float("nan"),
-        "forget_runs": forget_runs, "retrain_runs": retrain_runs,
-        "rows_solved": int(receipt.rows_solved),
-        "rows_total_retrain": int(iterations * (n_users + n_items)),
-        "sweeps": int(receipt.sweeps), "converged": bool(receipt.converged),
-        "tolerance": float(receipt.tolerance), "certificate": certificate,
-        "loss_ratio": loss_ratio, "overlap": overlap,
-    }
-    setting = {"n_users": n_users, "n_items": n_items, "nnz": int(train.nnz),
-               "n_test": int(test.nnz), "fraction": float(fraction), "how": how,
-               "n_removed": int(len(f_users)), "users_affected": int(receipt.users_affected),
-               "seed": seed, "k": k, "top": top, "repeats": repeats, "max_sweeps": max_sweeps,
-               "washout": washout,
-               **{key: value for key, value in params.items() if key != "random_state"}}
-    result = AuditReport(completeness, utility, efficiency, fairness, setting, spread)
-    if print_table:
-        print(result)
-    return result
+    results = []
+    for w in washouts:
+        model, receipt = forgot[w]
+        stages = {**shared, "forget": measures(model)}
+        completeness, utility, fairness, certificate = (
+            {stage: stages[stage][axis] for stage in _STAGES} for axis in range(4))
+        # compare() would rank both models on test again for unused deltas
+        loss_ratio = _losses(model, retrained)[2]
+        forget_s = float(np.median(forget_runs[w]))
+        efficiency = {
+            "forget_seconds": forget_s, "retrain_seconds": retrain_s,
+            "ratio": forget_s / retrain_s if retrain_s else float("nan"),
+            "forget_runs": forget_runs[w], "retrain_runs": retrain_runs,
+            "rows_solved": int(receipt.rows_solved),
+            "rows_total_retrain": int(iterations * (n_users + n_items)),
+            "sweeps": int(receipt.sweeps), "converged": bool(receipt.converged),
+            "tolerance": float(receipt.tolerance), "certificate": certificate,
+            "loss_ratio": loss_ratio, "overlap": _mean_overlap(model, retrained, k),
+        }
+        setting = {"n_users": n_users, "n_items": n_items, "nnz": int(train.nnz),
+                   "n_test": int(test.nnz), "fraction": float(fraction), "how": how,
+                   "n_removed": int(len(f_users)),
+                   "users_affected": int(receipt.users_affected), "seed": seed, "k": k,
+                   "top": top, "repeats": repeats, "max_sweeps": max_sweeps, "washout": w,
+                   **{key: value for key, value in params.items() if key != "random_state"}}
+        results.append(AuditReport(completeness, utility, efficiency, fairness, setting,
+                                   spread))
+    return results

@@ -376,7 +376,7 @@ def cmd_audit(args):
     import scipy.sparse as sp
 
     from .audit import fairness_gap
-    from .evaluation import _keys, mae, ranking_metrics, rmse
+    from .evaluation import _keys, _summarise, mae, per_user_metrics, rmse
 
     if args.k < 1:
         raise CLIError("--k must be at least 1")
@@ -397,15 +397,18 @@ def cmd_audit(args):
               "skipped": int((~keep).sum()), "unknown_users": int((rows < 0).sum()),
               "unknown_items": int((cols < 0).sum())}
     k = args.k
+    per_user = None
     if model._implicit:
-        metrics = ranking_metrics(model, model.user_items, test, k=k)
+        # ranked once, for the metrics and the fairness gap
+        per_user = per_user_metrics(model, model.user_items, test, k=k)
+        metrics = _summarise(per_user)
         # the evaluation ignores these: an item already trained on is never ranked
         counts["in_training_data"] = int(np.isin(_keys(test), _keys(model.user_items)).sum())
         counts["users_evaluated"] = metrics.pop("n_users")
     else:
         metrics = {"rmse": rmse(model, test), "mae": mae(model, test)}
         counts["users_evaluated"] = int(np.count_nonzero(np.diff(test.indptr)))
-    gap = fairness_gap(model, test, k=k)
+    gap = fairness_gap(model, test, k=k, per_user=per_user)
     result = _jsonable({"model": _model_file(args.model), "test": args.test,
                         "kind": "implicit" if model._implicit else "explicit", "k": k,
                         **counts, "metrics": metrics, "fairness": gap.to_dict()})

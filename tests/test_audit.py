@@ -369,6 +369,11 @@ def test_fairness_gap_equals_hand_computation():
     assert gap.inactive == pytest.approx(ndcg[rest].mean())
     assert float(gap) == pytest.approx(ndcg[active].mean() - ndcg[rest].mean())
     assert gap.metric == "ndcg"
+    # per-user metrics the caller has already: the same gap, from those values
+    assert audit.fairness_gap(model, test, k=5, top=0.2, per_user=per_user) == gap
+    flipped = {**per_user, "ndcg": 1 - ndcg}
+    assert audit.fairness_gap(model, test, k=5, top=0.2, per_user=flipped).gap == \
+        pytest.approx(-gap.gap)
 
 
 def test_fairness_gap_with_given_activity():
@@ -494,6 +499,27 @@ def test_report_measures_are_those_of_the_public_functions():
     versus = audit.compare(forgot, retrained, test, k)
     assert result.efficiency["loss_ratio"] == versus.loss_ratio
     assert result.efficiency["overlap"] == versus.overlap
+
+
+def test_reports_share_the_original_and_the_retrains_across_washouts():
+    R = make_implicit(300, 100, 3000, seed=0)
+    options = dict(fraction=0.05, how="random", seed=3, factors=6, iterations=4,
+                   num_threads=1, repeats=2)
+    both = audit.reports(R, washouts=(0, 1), **options)
+    assert [r.setting["washout"] for r in both] == [0, 1]
+    for single, shared in zip((audit.report(R, washout=w, **options) for w in (0, 1)), both):
+        for axis in ("completeness", "utility", "fairness"):
+            assert getattr(single, axis) == getattr(shared, axis)  # deterministic models
+        assert single.retrain_spread == shared.retrain_spread
+        assert single.efficiency["certificate"] == shared.efficiency["certificate"]
+        assert len(shared.efficiency["forget_runs"]) == 2
+    # one set of retrains, timed once, serves both
+    assert both[0].efficiency["retrain_runs"] == both[1].efficiency["retrain_runs"]
+    assert both[0].completeness["forget"] != both[1].completeness["forget"]
+    with pytest.raises(ValueError, match="washouts"):
+        audit.reports(R, washouts=(), **options)
+    with pytest.raises(ValueError, match="washout"):
+        audit.reports(R, washouts=(0, -1), **options)
 
 
 def test_report_rejects_bad_input():
