@@ -314,25 +314,26 @@ class _Reconverger:
         if self.objective.implicit:
             delta = new64.T @ new64 - old64.T @ old64
             self.gram[side] += delta
-            self.raise_by_gram(other, delta, gram_change_norm(old64, new64, delta))
+            self.raise_by_gram(other, delta, gram_change_norm(old64, new64, delta),
+                               old64, new64)
         self.bounds[side][rows] = norms
         self.data_loss += new_terms.sum() - old_terms.sum()
 
-    def raise_by_gram(self, side, delta, spectral):
+    def raise_by_gram(self, side, delta, spectral, old, new):
         """Raise the bounds of ``side`` by what the Gram change ``delta``
         (spectral norm ``spectral``) does to their gradients: ``|delta|_2 |f|``
         where that keeps a row within tolerance (no work), the exact
-        ``|delta f|`` where it would not (k^2 per row, less than recomputing a
-        gradient, and much tighter when a few rows moved far, as a forgotten
-        user's does)."""
+        ``|delta f|`` where it would not (less than recomputing a gradient,
+        and much tighter when a few rows moved far, as a forgotten user's
+        does; see :func:`gram_change_times`)."""
         bound = self.bounds[side]
         raised = bound + spectral * np.sqrt(self.sq[side])
         over = np.flatnonzero(raised > self.tol)
         F = self.factors(side)
         for start in range(0, len(over), 8192):
             rows = over[start:start + 8192]
-            raised[rows] = bound[rows] + np.linalg.norm(F[rows].astype(np.float64) @ delta,
-                                                        axis=1)
+            change = gram_change_times(F[rows].astype(np.float64), delta, old, new)
+            raised[rows] = bound[rows] + np.linalg.norm(change, axis=1)
         bound[...] = raised
 
     def save_all(self):
@@ -411,6 +412,15 @@ class _Reconverger:
             if self.progress is not None:
                 self.progress.update(1)
         return sweeps, measures
+
+
+def gram_change_times(f, delta, old, new):
+    """Rows of ``f`` times the Gram change ``delta = new^T new - old^T old``
+    of m rows moving from ``old`` to ``new`` (k columns, float64): as
+    ``new^T (new f) - old^T (old f)``, 4mk a row, when 4m < k, else k^2."""
+    if 4 * len(old) < delta.shape[0]:
+        return (f @ new.T) @ new - (f @ old.T) @ old
+    return f @ delta
 
 
 def gram_change_norm(old, new, delta):

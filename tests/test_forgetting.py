@@ -14,8 +14,9 @@ def fitted(name, seed=0, n_users=50, n_items=35, iterations=8, **kw):
                                  negative=name == "implicit")
     model, params, extra = OBJECTIVES[name]
     cls = fu.ImplicitALS if model == "implicit" else fu.ExplicitALS
-    m = cls(factors=4, iterations=iterations, dtype=np.float64, random_state=seed,
-            use_cg=False, num_threads=2, **params, **extra, **kw)
+    m = cls(**{"factors": 4, "iterations": iterations, "dtype": np.float64,
+               "random_state": seed, "use_cg": False, "num_threads": 2, **params, **extra,
+               **kw})
     return m.fit(R, show_progress=False)
 
 
@@ -388,6 +389,35 @@ def test_swapping_factor_rows_invalidates_kept_measures():
     assert model.loss() == pytest.approx(
         ref.loss(model.user_items, model.user_factors, model.item_factors,
                  **reference_kwargs("implicit")), rel=1e-10)
+
+
+@pytest.mark.parametrize("moved", [1, 3, 5])
+def test_gram_change_times_rows(moved):
+    """Factored (4m < k) or not, the product is ``f @ delta``."""
+    rng = np.random.default_rng(moved)
+    k = 16
+    old, new, f = rng.normal(size=(moved, k)), rng.normal(size=(moved, k)), \
+        rng.normal(size=(7, k))
+    delta = new.T @ new - old.T @ old
+    np.testing.assert_allclose(forgetting.gram_change_times(f, delta, old, new), f @ delta,
+                               rtol=1e-12, atol=1e-12)
+
+
+def test_bounds_hold_when_one_user_moves_many_factors():
+    """The factored Gram product (one forgotten user, k = 16) keeps every
+    kept bound at or above the reference gradient norm, and tight enough
+    that a second request needs no pass over the data to start."""
+    model = fitted("implicit", seed=19, factors=16)
+    model.certificate()
+    users, _ = random_pairs(model, 1, seed=19)
+    report = model.forget_users(users[:1])
+    assert report.converged
+    kept = model._measured[1]
+    for side, bounds in (("users", kept.user_norms), ("items", kept.item_norms)):
+        true = objective.gradient_norms(model.objective, model._data, model.user_factors,
+                                        model.item_factors, side, num_threads=1)
+        assert np.all(bounds >= true * (1 - 1e-9) - 1e-12)
+    assert kept.certificate().max_row <= report.tolerance
 
 
 @pytest.mark.parametrize("dtype, k", [(np.float32, 8), (np.float64, 3), (np.float32, 3)])
