@@ -391,6 +391,24 @@ def test_swapping_factor_rows_invalidates_kept_measures():
                  **reference_kwargs("implicit")), rel=1e-10)
 
 
+def test_unique_pairs_is_numpy_unique_over_rows():
+    rng = np.random.default_rng(4)
+    users, items = rng.integers(0, 5, 40), rng.integers(0, 4, 40)
+    expected = np.unique(np.stack([users, items], axis=1), axis=0)
+    got = forgetting.unique_pairs(users, items)
+    np.testing.assert_array_equal(np.stack(got, axis=1), expected)
+    assert all(a.dtype == np.int64 for a in got)
+    assert [len(a) for a in forgetting.unique_pairs([], [])] == [0, 0]
+
+
+@pytest.mark.parametrize("show_progress", [False, True])
+def test_forget_progress_bar_only_when_asked(capsys, show_progress):
+    model = fitted("implicit", seed=20)
+    report = model.forget(*random_pairs(model, 3, seed=20), show_progress=show_progress)
+    assert report.converged
+    assert ("Forgetting" in capsys.readouterr().err) == show_progress
+
+
 @pytest.mark.parametrize("moved", [1, 3, 5])
 def test_gram_change_times_rows(moved):
     """Factored (4m < k) or not, the product is ``f @ delta``."""
