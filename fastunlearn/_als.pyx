@@ -537,8 +537,12 @@ cdef void _cg_block(int k, int64_t j0, int nb, const int64_t *rows, const index_
 
     for j in range(nb):
         r = brows[j]
-        # Explicit rows without ratings are fixed at zero (DESIGN 2).
-        active[j] = implicit or indptr[r + 1] > indptr[r]
+        # A row without entries has b = 0, so zero minimises its quadratic:
+        # explicit fixes such rows at zero (DESIGN 2), and for implicit CG
+        # would only shrink the old row towards it, leaving residues (1e-11
+        # after a fit from random factors) whose ordering of the items a
+        # membership-inference attacker reads as signal.
+        active[j] = indptr[r + 1] > indptr[r]
         if active[j]:
             memcpy(Xb + j * k, &X[r, 0], k * sizeof(floating))
         else:

@@ -42,6 +42,22 @@ def test_empty_rows_solve_as_reference(objective_name):
     np.testing.assert_allclose(model.user_factors[empty_users], X_ref[empty_users], atol=1e-12)
 
 
+@pytest.mark.parametrize("use_cg", [False, True])
+def test_rows_without_entries_are_exactly_zero_after_fit(objective_name, use_cg):
+    """Zero minimises such a row's quadratic (b = 0); CG must not leave the
+    residue of the random start there, which orders items all the same."""
+    R, _, _ = problem(6, empty_rows=True)
+    X0, Y0 = np.full((R.shape[0], 3), 0.5), np.full((R.shape[1], 3), 0.5)
+    model = make_model(objective_name, X0, Y0, R, use_cg=use_cg, cg_steps=2, iterations=1)
+    model.fit(R, show_progress=False, warm_start=True)
+    empty_users = np.flatnonzero(np.diff(R.indptr) == 0)
+    empty_items = np.flatnonzero(np.diff(R.tocsc().indptr) == 0)
+    assert len(empty_users) and len(empty_items)
+    assert np.all(model.user_factors[empty_users] == 0)
+    assert np.all(model.item_factors[empty_items] == 0)
+    assert np.all(model.user_factors[np.diff(R.indptr) > 0].any(axis=1))
+
+
 @pytest.mark.parametrize("seed", [0, 1])
 def test_loss_and_certificate_equal_numpy_at_arbitrary_factors(objective_name, seed):
     R, X, Y = problem(seed, negative=True, n_users=12, n_items=10, k=4)
