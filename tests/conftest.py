@@ -1,8 +1,11 @@
-"""Shared fixtures: small random problems and the MovieLens 100K path."""
+"""Shared fixtures: small random problems, the MovieLens 100K path and the
+Hypothesis settings of every property and fuzz test."""
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, settings
 
 import reference as ref
 
@@ -14,6 +17,19 @@ OBJECTIVES = {
     "explicit": ("explicit", dict(regularization=0.1), dict(weighted_regularization=False)),
     "weighted": ("explicit", dict(regularization=0.1), dict(weighted_regularization=True)),
 }
+
+
+# The default run is derandomised, so CI reproduces it exactly;
+# HYPOTHESIS_PROFILE=thorough draws twenty times as many fresh examples.
+THOROUGH = os.environ.get("HYPOTHESIS_PROFILE", "default") == "thorough"
+
+
+def examples(n):
+    """Hypothesis settings for a test drawing ``n`` examples by default."""
+    return settings(max_examples=20 * n if THOROUGH else n, deadline=None,
+                    derandomize=not THOROUGH, print_blob=True,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                           HealthCheck.function_scoped_fixture])
 
 
 def reference_kwargs(name):

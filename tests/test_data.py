@@ -11,8 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.sparse
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
+
+from conftest import examples
 
 # Load by path: the package's compiled parts (and so its __init__) may not be
 # built when these tests run.
@@ -471,7 +473,7 @@ _id_text = st.text(alphabet='ab ,"xé\t', min_size=1, max_size=4).filter(
 )
 
 
-@settings(max_examples=60, deadline=None)
+@examples(60)
 @given(
     st.lists(
         st.tuples(
@@ -508,7 +510,7 @@ def test_property_csv_matches_summed_dense(triples):
     np.testing.assert_allclose(inter.matrix.toarray(), dense, rtol=1e-6, atol=1e-3)
 
 
-@settings(max_examples=40, deadline=None)
+@examples(40)
 @given(
     st.lists(
         st.tuples(st.integers(-10**12, 10**12), st.integers(0, 50), st.integers(1, 5)),

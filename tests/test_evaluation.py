@@ -11,10 +11,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 import fastunlearn
+from conftest import examples
 from fastunlearn import evaluation as ev
 from reference import topk
 
@@ -339,7 +340,7 @@ def test_split_keeps_dtype_and_explicit_zeros():
     assert (train + test)[0, 1] == 3
 
 
-@settings(max_examples=40, deadline=None)
+@examples(40)
 @given(n_users=st.integers(1, 12), n_items=st.integers(1, 12),
        density=st.floats(0.0, 1.0), fraction=st.floats(0.01, 0.99),
        min_interactions=st.integers(2, 8), seed=st.integers(0, 2**32 - 1))

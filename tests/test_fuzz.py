@@ -5,23 +5,19 @@
 The default run is short (derandomised, a few seconds); set
 ``HYPOTHESIS_PROFILE=thorough`` for a long run.
 """
-import os
 import zipfile
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 import fastunlearn as fu
+from conftest import examples
 from fastunlearn.data import DataFormatError, Interactions, read_interactions
 
-FUZZ = settings(
-    max_examples=60 if os.environ.get("HYPOTHESIS_PROFILE", "default") == "default" else 5000,
-    deadline=None, derandomize=os.environ.get("HYPOTHESIS_PROFILE", "default") == "default",
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-)
+FUZZ = examples(60)
 
 NAMES = ["x.csv", "x.tsv", "ratings.dat", "u.data", "x.txt", "x.npz"]
 

@@ -20,29 +20,21 @@ Properties
    re-converged, it reaches the lower value).  Warm starts do stop on saddle
    points; the certificate cannot see it (see the test's docstring).
 
-The default profile is small, fast and derandomised (reproducible in CI);
-``HYPOTHESIS_PROFILE=thorough`` runs many more examples.
+The default run is small, fast and derandomised (reproducible in CI);
+``HYPOTHESIS_PROFILE=thorough`` runs many more examples (``conftest.examples``).
 """
 import copy
-import os
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from hypothesis import HealthCheck, event, example, given, settings
+from hypothesis import event, example, given
 from hypothesis import strategies as st
 
 import fastunlearn as fu
 import reference as ref
+from conftest import examples
 
-settings.register_profile(
-    "fastunlearn-default", max_examples=50, deadline=None, derandomize=True,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-    print_blob=True)
-settings.register_profile(
-    "fastunlearn-thorough", max_examples=1000, deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-PROFILE = "fastunlearn-" + os.environ.get("HYPOTHESIS_PROFILE", "default")
 
 ESTIMATORS = {
     "implicit": (fu.ImplicitALS, {}),
@@ -246,7 +238,7 @@ def check_certificate(model, report):
         assert report.sweeps == MAX_SWEEPS and max_row > report.tolerance - slack, report
 
 
-@settings.get_profile(PROFILE)
+@examples(50)
 @given(ops=OPERATIONS, data=st.data())
 def test_random_operation_sequences_stay_within_tolerance(ops, data):
     # stored zeros only where partial_fit does not lose them (see the xfail below)
@@ -356,7 +348,7 @@ def saddle_example():
             np.array([4, 3, 4, 0, 0])), (np.array([0]), np.array([1])))
 
 
-@settings.get_profile(PROFILE)
+@examples(50)
 @given(problem=removal_problems())
 @example(problem=saddle_example())
 def test_forgetting_a_then_b_reaches_the_value_of_forgetting_both(problem):
