@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -248,9 +249,27 @@ def temporaries(directory):
     return [n for n in os.listdir(directory) if n.endswith(".fastunlearn-tmp")]
 
 
-@pytest.mark.parametrize("kill_when", ["first_write", "second_write_half", "after_saved",
-                                       "saving_line"])
+def wait_until(condition, child, seconds=120):
+    """Poll ``condition`` (no sleeping: the moments it waits for are short);
+    fail, rather than hang, if the saving process exits or time runs out."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert child.poll() is None, "the saving process exited"
+        assert time.monotonic() < deadline, "the saving process never got there"
+
+
+def read_lines(child, *prefixes):
+    for prefix in prefixes:
+        line = child.stdout.readline()
+        assert line.startswith(prefix), (prefix, line)
+
+
+@pytest.mark.parametrize("kill_when", ["first_write", "second_write_start",
+                                       "second_write_half", "between_saves"])
 def test_sigkill_during_save_never_leaves_a_partial_target(tmp_path, kill_when):
+    """Killed while the first save writes: no target.  Killed while the
+    second writes (as it starts, half-way) or between saves: the target is
+    one of the two models, whole."""
     target = tmp_path / "model.npz"
     env = {**os.environ, "PYTHONPATH": PKG_ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
     # cwd=tmp_path: "-c" puts the cwd first on sys.path (see test_determinism)
@@ -260,23 +279,24 @@ def test_sigkill_during_save_never_leaves_a_partial_target(tmp_path, kill_when):
         digests = child.stdout.readline().split()[1:]
         assert len(digests) == 2
         if kill_when == "first_write":
-            while not temporaries(tmp_path):  # the first save has started writing
-                pass
+            wait_until(lambda: temporaries(tmp_path), child)
+        elif kill_when == "second_write_start":
+            read_lines(child, "saving 0", "saved 0", "saving 1")
+            wait_until(lambda: temporaries(tmp_path), child)
         elif kill_when == "second_write_half":
-            assert child.stdout.readline().startswith("saving 0")
-            assert child.stdout.readline().startswith("saved 0")
+            read_lines(child, "saving 0", "saved 0")
             size = target.stat().st_size
-            while True:  # the second save is half-way through its temporary file
+
+            def half_written():
                 names = temporaries(tmp_path)
-                if names and (tmp_path / names[0]).exists() and \
-                        (tmp_path / names[0]).stat().st_size > size // 2:
-                    break
-        elif kill_when == "after_saved":
-            for _ in range(3):
-                child.stdout.readline()
+                try:
+                    return bool(names) and (tmp_path / names[0]).stat().st_size > size // 2
+                except FileNotFoundError:  # renamed in between: look again
+                    return False
+
+            wait_until(half_written, child)
         else:
-            for _ in range(4):
-                child.stdout.readline()
+            read_lines(child, "saving 0", "saved 0", "saving 1", "saved 1")
         child.send_signal(signal.SIGKILL)
         child.wait()
     finally:
