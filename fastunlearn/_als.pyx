@@ -176,6 +176,14 @@ cdef inline double _row_lambda(int64_t n, bint implicit, double reg, bint weight
     return reg * n if weighted else reg
 
 
+cdef inline void _prefetch_rows(int k, int64_t lo, int64_t hi, const index_t *indices,
+                                const floating *Y) noexcept nogil:
+    """Ask for the rows of Y that entries lo..hi-1 will read."""
+    cdef int64_t e
+    for e in range(lo, hi):
+        fu_prefetch_row(Y + <int64_t> indices[e] * k, k * sizeof(floating))
+
+
 cdef inline void _add_sparse(int k, int64_t start, int64_t end, const index_t *indices,
                              const floating *data, const floating *Y, bint implicit,
                              double alpha, const floating *v, floating *out) noexcept nogil:
@@ -194,9 +202,7 @@ cdef inline void _add_sparse(int k, int64_t start, int64_t end, const index_t *i
     cdef double b
     for first in range(start, end, 4):
         m = <int> min(4, end - first)
-        for j in range(4, 8):
-            if first + j < end:
-                fu_prefetch_row(Y + <int64_t> indices[first + j] * k, k * sizeof(floating))
+        _prefetch_rows(k, first + 4, min(first + 8, end), indices, Y)
         for j in range(m):
             _entry(data[first + j], implicit, alpha, &coef[j], &b)
             ys[j] = Y + <int64_t> indices[first + j] * k
@@ -697,9 +703,7 @@ cdef double _row_gradient(int k, int64_t start, int64_t end, const index_t *indi
     # reduction; g is still updated in entry order (same rounding)
     for first in range(start, end, 4):
         m = <int> min(4, end - first)
-        for j in range(4, 8):
-            if first + j < end:
-                fu_prefetch_row(Y + <int64_t> indices[first + j] * k, k * sizeof(floating))
+        _prefetch_rows(k, first + 4, min(first + 8, end), indices, Y)
         for j in range(m):
             ys[j] = Y + <int64_t> indices[first + j] * k
             dots[j] = _dot(k, ys[j], x)
