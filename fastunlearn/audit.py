@@ -735,9 +735,10 @@ def reports(user_items, test=None, *, fraction=0.01, how="random", seed=0, k=10,
     if how not in UNLEARNING_SETS:
         raise ValueError(f"how must be one of {UNLEARNING_SETS}, got {how!r}")
     repeats = check_positive_int(repeats, "repeats")
-    washouts = [check_positive_int(w, "washout", minimum=0) for w in np.atleast_1d(washouts).tolist()]
-    if not washouts:
-        raise ValueError("washouts must hold at least one value")
+    washouts = [check_positive_int(w, "washout", minimum=0)
+                for w in np.atleast_1d(washouts).tolist()]
+    if not washouts or len(set(washouts)) != len(washouts):
+        raise ValueError(f"washouts must hold distinct values, at least one, got {washouts}")
     k = check_positive_int(k, "k")
     top = check_fraction(top, "top")
     if test is None:

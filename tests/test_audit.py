@@ -516,8 +516,9 @@ def test_reports_share_the_original_and_the_retrains_across_washouts():
     # one set of retrains, timed once, serves both
     assert both[0].efficiency["retrain_runs"] == both[1].efficiency["retrain_runs"]
     assert both[0].completeness["forget"] != both[1].completeness["forget"]
-    with pytest.raises(ValueError, match="washouts"):
-        audit.reports(R, washouts=(), **options)
+    for bad in ((), (2, 2)):
+        with pytest.raises(ValueError, match="washouts"):
+            audit.reports(R, washouts=bad, **options)
     with pytest.raises(ValueError, match="washout"):
         audit.reports(R, washouts=(0, -1), **options)
 
