@@ -266,13 +266,7 @@ class _Reconverger:
         return "items" if side == "users" else "users"
 
     def threads_for(self, side, rows):
-        """One thread for little work: waking a team costs more than a few
-        thousand entries, and much more when other processes hold the cores."""
-        if len(rows) >= 64:
-            return self.threads
-        indptr = self.data.side(side).arrays()[0]
-        entries = int(np.sum(indptr[rows + 1] - indptr[rows]))
-        return 1 if entries + 64 * len(rows) < 4096 else self.threads
+        return threads_for(self.data, side, rows, self.threads)
 
     def base(self, side):
         """Dense part of A for rows of ``side`` from the maintained Gram."""
@@ -425,6 +419,17 @@ class _Reconverger:
         return sweeps, measures
 
 
+def threads_for(data, side, rows, threads):
+    """One thread for little work on ``rows`` of ``side``: waking a team
+    costs more than a few thousand entries, and much more when other
+    processes hold the cores."""
+    if len(rows) >= 64:
+        return threads
+    indptr = data.side(side).arrays()[0]
+    entries = int(np.sum(indptr[rows + 1] - indptr[rows]))
+    return 1 if entries + 64 * len(rows) < 4096 else threads
+
+
 def gram_change_times(f, delta, old, new):
     """Rows of ``f`` times the Gram change ``delta = new^T new - old^T old``
     of m rows moving from ``old`` to ``new`` (k columns, float64): as
@@ -550,7 +555,8 @@ def _user_terms(model, users, threads, strategy):
     if strategy == "full":
         return None
     return obj.data_loss(model.objective, model._data, "users", users,
-                         model.user_factors[users], model.item_factors, num_threads=threads)
+                         model.user_factors[users], model.item_factors,
+                         num_threads=threads_for(model._data, "users", users, threads))
 
 
 def _reconverge(model, before, users, items, old_terms, tol, max_sweeps, strategy, washout,
