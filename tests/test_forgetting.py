@@ -421,10 +421,10 @@ def test_gram_change_times_rows(moved):
                                rtol=1e-12, atol=1e-12)
 
 
-def test_bounds_hold_when_one_user_moves_many_factors():
-    """The factored Gram product (one forgotten user, k = 16) keeps every
-    kept bound at or above the reference gradient norm, and tight enough
-    that a second request needs no pass over the data to start."""
+def test_bounds_hold_with_the_factored_gram_product():
+    """With the factored Gram product (one forgotten user, k = 16) every
+    kept bound stays at or above the true gradient norm, and the kept
+    certificate within the tolerance."""
     model = fitted("implicit", seed=19, factors=16)
     model.certificate()
     users, _ = random_pairs(model, 1, seed=19)
