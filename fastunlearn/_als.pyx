@@ -527,15 +527,19 @@ def solve_cg(const index_t[::1] indptr, const index_t[::1] indices,
              const floating[::1] data, const int64_t[::1] rows,
              floating[:, ::1] X, const floating[:, ::1] Y,
              const floating[:, ::1] base, bint implicit, double alpha, double reg,
-             bint weighted, int cg_steps, int num_threads):
+             bint weighted, int cg_steps, int num_threads, double rtol=0.0):
     """``cg_steps`` steps of conjugate gradient on each listed row, warm-started
     from the current X.  Rows advance in lock-step blocks of CG_BLOCK so that
-    the dense part of A is applied to a whole block with one gemm."""
+    the dense part of A is applied to a whole block with one gemm.
+
+    ``rtol > 0`` stops a row early once its residual is at most ``rtol``
+    times its initial one (``cg_steps`` is then a cap): ill-conditioned rows
+    take the steps they need, well-conditioned ones stop after a few."""
     cdef int k = X.shape[1]
     cdef int64_t nrows = rows.shape[0], blk
     cdef int64_t nblocks = (nrows + CG_BLOCK - 1) // CG_BLOCK
     cdef int nt = max(num_threads, 1), tid
-    scratch_arr = np.empty((nt, 4 * CG_BLOCK * k + CG_BLOCK), dtype=np.asarray(X).dtype)
+    scratch_arr = np.empty((nt, 4 * CG_BLOCK * k + 2 * CG_BLOCK), dtype=np.asarray(X).dtype)
     cdef floating[:, ::1] scratch = scratch_arr
     active_arr = np.empty((nt, CG_BLOCK), dtype=np.uint8)
     cdef unsigned char[:, ::1] active = active_arr
@@ -546,19 +550,21 @@ def solve_cg(const index_t[::1] indptr, const index_t[::1] indices,
             tid = threadid()
             _cg_block(k, blk * CG_BLOCK, min(CG_BLOCK, nrows - blk * CG_BLOCK), &rows[0],
                       &indptr[0], &indices[0], &data[0], X, Y, &base[0, 0], implicit,
-                      alpha, reg, weighted, cg_steps, &scratch[tid, 0], &active[tid, 0])
+                      alpha, reg, weighted, cg_steps, rtol * rtol, &scratch[tid, 0],
+                      &active[tid, 0])
 
 
 cdef void _cg_block(int k, int64_t j0, int nb, const int64_t *rows, const index_t *indptr,
                     const index_t *indices, const floating *data, floating[:, ::1] X,
                     const floating[:, ::1] Y, const floating *base, bint implicit,
-                    double alpha, double reg, bint weighted, int cg_steps,
+                    double alpha, double reg, bint weighted, int cg_steps, double rtol2,
                     floating *work, unsigned char *active) noexcept nogil:
     cdef floating *Xb = work
     cdef floating *Rb = Xb + CG_BLOCK * k
     cdef floating *Pb = Rb + CG_BLOCK * k
     cdef floating *Tb = Pb + CG_BLOCK * k
     cdef floating *rs = Tb + CG_BLOCK * k
+    cdef floating *stop = rs + CG_BLOCK  # squared residual at which a row is done
     cdef const int64_t *brows = rows + j0
     cdef int j, d, step
     cdef int64_t r
@@ -591,6 +597,7 @@ cdef void _cg_block(int k, int64_t j0, int nb, const int64_t *rows, const index_
                  <floating> 1, Rb + j * k)
         memcpy(Pb + j * k, Rb + j * k, k * sizeof(floating))
         rs[j] = _dot(k, Rb + j * k, Rb + j * k)
+        stop[j] = <floating> (rtol2 * rs[j])
         if rs[j] < CG_EPS:
             active[j] = 0
 
@@ -608,7 +615,7 @@ cdef void _cg_block(int k, int64_t j0, int nb, const int64_t *rows, const index_
             _axpy(k, step_len, Pb + j * k, Xb + j * k)
             _axpy(k, -step_len, Tb + j * k, Rb + j * k)
             rsnew = _dot(k, Rb + j * k, Rb + j * k)
-            if rsnew < CG_EPS:
+            if rsnew < CG_EPS or rsnew <= stop[j]:
                 active[j] = 0
                 continue
             for d in range(k):

@@ -42,6 +42,7 @@ __all__ = [
     "MembershipInference",
     "compare",
     "fairness_gap",
+    "held_out_pairs",
     "membership_inference",
     "rank_percentiles",
     "report",
@@ -51,6 +52,9 @@ __all__ = [
 ]
 
 UNLEARNING_SETS = ("random", "core", "edge")
+# A forget is complete when its held-out AUCs are this close to a retrain's,
+# or as close as retrains with other seeds are to each other, if farther.
+COMPLETENESS_FLOOR = 0.01
 _UTILITY_KEYS = ("precision", "recall", "ndcg", "hit_rate")
 # Rows of top-k lists intersected at once by the overlap (k*k booleans each).
 _OVERLAP_ROWS = 1 << 14
@@ -177,6 +181,36 @@ def sample_unseen(user_items, users, seed=None):
         items[todo] = rng.integers(0, n_items, size=len(todo), dtype=np.int64)
         todo = todo[_is_stored(keys, users[todo] * n_items + items[todo])]
     return users.copy(), items
+
+
+def held_out_pairs(test, users):
+    """Every stored pair of ``test`` whose user is in ``users``.
+
+    The non-members of the completeness test: interactions that really
+    happened, by the same people as the forgotten ones, that no model was
+    trained on.  A model that never saw the forgotten pairs cannot tell
+    them from these any better than a retrain can; a forget that left a
+    trace can.  (Unseen pairs from :func:`sample_unseen` are a weaker test:
+    a retrain already tells real interactions from random pairs well.)
+
+    Parameters
+    ----------
+    test : scipy.sparse matrix (n_users, n_items)
+        Held-out interactions, disjoint from the training data.
+    users : array of int
+
+    Returns
+    -------
+    users, items : ndarray of int64
+        Sorted by user, then item.
+    """
+    csr = _canonical(test, "test")
+    wanted, _ = check_ids(users, csr.shape[0], "users")
+    keep = np.zeros(csr.shape[0], dtype=bool)
+    keep[wanted] = True
+    rows = _row_of(csr)
+    mask = keep[rows]
+    return rows[mask].astype(np.int64), csr.indices[mask].astype(np.int64)
 
 
 # ----------------------------------------------------------------------------
@@ -321,6 +355,14 @@ def membership_inference(model, forgotten, unseen=None, seed=None):
         score_auc=_auc(scores[:n], scores[n:]),
         rank_auc=_auc(percentiles[:n][ok[:n]], percentiles[n:][ok[n:]]),
         n_forgotten=n, n_unseen=len(u_users))
+
+
+def _held_out_inference(model, forgotten, held_out):
+    """:func:`membership_inference` against ``held_out`` pairs as a dict, NaN
+    AUCs when there are none (users without test data, e.g. edge sets)."""
+    if len(held_out[0]):
+        return membership_inference(model, forgotten, held_out).to_dict()
+    return MembershipInference(float("nan"), float("nan"), len(forgotten[0]), 0).to_dict()
 
 
 # ----------------------------------------------------------------------------
@@ -590,8 +632,13 @@ class AuditReport:
     ----------
     completeness : dict
         Per stage (``original``, ``forget``, ``retrain``) the
-        :class:`MembershipInference` as a dict: ``score_auc``, ``rank_auc``,
-        ``n_forgotten`` and ``n_unseen``.
+        :class:`MembershipInference` of the forgotten pairs against held-out
+        test pairs of the same users (:func:`held_out_pairs`), as a dict:
+        ``score_auc``, ``rank_auc``, ``n_forgotten`` and ``n_unseen``.  The
+        forget is complete when both AUCs are as close to the seed-0
+        retrain's as retrains with other seeds are (see ``retrain_spread``).
+    unseen : dict
+        The same against never-seen pairs (:func:`sample_unseen`).
     utility : dict
         Per stage the top-k metrics on the test data.
     efficiency : dict
@@ -608,12 +655,14 @@ class AuditReport:
     setting : dict
         Data size, unlearning set, hyperparameters and seeds.
     retrain_spread : dict
-        Per measure (``score_auc``, ``rank_auc``, ``ndcg``, ``recall``,
-        ``gap``) its value for each retrain, one per repeat with seeds
-        ``seed, seed + 1, ...``: how far retraining alone moves it.
+        Per measure (``score_auc``, ``rank_auc``, the same against unseen
+        pairs as ``unseen_score_auc`` and ``unseen_rank_auc``, ``ndcg``,
+        ``recall``, ``gap``) its value for each retrain, one per repeat with
+        seeds ``seed, seed + 1, ...``: how far retraining alone moves it.
     """
 
     completeness: dict
+    unseen: dict
     utility: dict
     efficiency: dict
     fairness: dict
@@ -623,13 +672,34 @@ class AuditReport:
     def to_dict(self):
         return asdict(self)
 
+    def completeness_gaps(self, floor=COMPLETENESS_FLOOR):
+        """Per attacker (``score_auc``, ``rank_auc``) of the held-out test:
+        ``(forget - retrain, allowed)``, where ``allowed`` is the larger of
+        ``floor`` and the spread (max - min) of the retrains' AUCs."""
+        gaps = {}
+        for key in ("score_auc", "rank_auc"):
+            seeds = np.asarray(self.retrain_spread[key], dtype=np.float64)
+            allowed = max(floor, float(seeds.max() - seeds.min()) if len(seeds) else 0.0)
+            gaps[key] = (float(self.completeness["forget"][key]
+                               - self.completeness["retrain"][key]), allowed)
+        return gaps
+
+    def is_complete(self, floor=COMPLETENESS_FLOOR):
+        """Whether both attackers are within :meth:`completeness_gaps`
+        (False when the forgotten pairs' users have no held-out pairs)."""
+        return all(abs(gap) <= allowed for gap, allowed in self.completeness_gaps(floor).values())
+
     def to_markdown(self):
         """The report as a Markdown table (one row per measure)."""
         k, top = self.setting["k"], self.setting["top"]
-        rows = [("completeness", "MIA AUC, score attacker", "score_auc",
+        rows = [("completeness", "MIA AUC vs held-out, score attacker", "score_auc",
                  *self._stages(self.completeness, "score_auc")),
-                ("completeness", "MIA AUC, rank attacker", "rank_auc",
+                ("completeness", "MIA AUC vs held-out, rank attacker", "rank_auc",
                  *self._stages(self.completeness, "rank_auc")),
+                ("completeness", "MIA AUC vs unseen, score attacker", "unseen_score_auc",
+                 *self._stages(self.unseen, "score_auc")),
+                ("completeness", "MIA AUC vs unseen, rank attacker", "unseen_rank_auc",
+                 *self._stages(self.unseen, "rank_auc")),
                 ("utility", f"nDCG@{k}", "ndcg", *self._stages(self.utility, "ndcg")),
                 ("utility", f"recall@{k}", "recall", *self._stages(self.utility, "recall")),
                 ("fairness", f"nDCG@{k} gap, top {100 * top:.3g}% active - rest", "gap",
@@ -662,7 +732,7 @@ class AuditReport:
         return head + self.to_markdown()
 
 
-def report(user_items, test=None, *, washout=0, print_table=False, **options):
+def report(user_items, test=None, *, washout="auto", print_table=False, **options):
     """Forget an unlearning set, retrain without it, and compare on four axes.
 
     :func:`reports` for one ``washout``; the other keyword arguments are
@@ -681,15 +751,16 @@ def report(user_items, test=None, *, washout=0, print_table=False, **options):
 
 def reports(user_items, test=None, *, fraction=0.01, how="random", seed=0, k=10, top=0.2,
             factors=64, iterations=15, regularization=0.05, alpha=1.0, use_cg=True,
-            num_threads=0, tolerance=None, max_sweeps=50, washouts=(0,), repeats=1):
+            num_threads=0, tolerance=None, max_sweeps=50, washouts=("auto",), repeats=1):
     """:func:`report` for several washouts of one unlearning set, sharing the
     original model and the retrains (each fitted, timed and measured once).
 
     1. Fit an :class:`~fastunlearn.ImplicitALS` on ``user_items`` (the
        original model).
-    2. Draw ``unlearning_set(user_items, fraction, how, seed)`` and
-       never-seen pairs for the same users (:func:`sample_unseen`, avoiding
-       the training and the test data).
+    2. Draw ``unlearning_set(user_items, fraction, how, seed)``, take the
+       held-out test pairs of the same users (:func:`held_out_pairs`) and
+       draw never-seen pairs for them (:func:`sample_unseen`, avoiding the
+       training and the test data).
     3. Forget the set from a copy of the original model, once per washout.
     4. Retrain on the retained data with the same hyperparameters, number
        of iterations and seed (and, for ``repeats > 1``, the next seeds).
@@ -712,8 +783,10 @@ def reports(user_items, test=None, *, fraction=0.01, how="random", seed=0, k=10,
         :class:`~fastunlearn.ImplicitALS` hyperparameters.
     tolerance, max_sweeps
         Passed to ``forget`` (default tolerance: the original certificate).
-    washouts : sequence of int >= 0
-        One report per value, its forget run with that ``washout``.
+    washouts : sequence of "auto" or int >= 0
+        One report per value, its forget run with that ``washout`` (see
+        ``ImplicitALS.forget``; "auto", the default, is what a plain
+        ``forget`` call does, 0 forgets without a washout).
     repeats : int >= 1
         Each forget and the retrain are timed this many times, interleaved
         (medians reported; the models of the first run are measured).
@@ -727,6 +800,7 @@ def reports(user_items, test=None, *, fraction=0.01, how="random", seed=0, k=10,
         One per washout, in order; all share the original's and the
         retrains' measures and timings.
     """
+    from .forgetting import check_washout
     from .models import ImplicitALS
 
     # everything is validated before the (costly) fit
@@ -735,8 +809,8 @@ def reports(user_items, test=None, *, fraction=0.01, how="random", seed=0, k=10,
     if how not in UNLEARNING_SETS:
         raise ValueError(f"how must be one of {UNLEARNING_SETS}, got {how!r}")
     repeats = check_positive_int(repeats, "repeats")
-    washouts = [check_positive_int(w, "washout", minimum=0)
-                for w in np.atleast_1d(washouts).tolist()]
+    washouts = [check_washout(w) for w in
+                (list(washouts) if isinstance(washouts, (list, tuple)) else [washouts])]
     if not washouts or len(set(washouts)) != len(washouts):
         raise ValueError(f"washouts must hold distinct values, at least one, got {washouts}")
     k = check_positive_int(k, "k")
@@ -752,13 +826,16 @@ def reports(user_items, test=None, *, fraction=0.01, how="random", seed=0, k=10,
 
     f_users, f_items = unlearning_set(train, fraction, how, seed)
     forgotten = (f_users, f_items)
+    held_out = held_out_pairs(test, f_users)
     unseen = sample_unseen(train + test, f_users, seed=seed)
     activity = np.diff(original.user_items.indptr)
 
     def measures(model):
-        """(membership inference, utility, fairness, certificate) of one model."""
+        """(membership inference against held-out and unseen pairs, utility,
+        fairness, certificate) of one model."""
         per_user = _per_user(model, test, k)  # ranked once for utility and fairness
-        return (membership_inference(model, forgotten, unseen).to_dict(),
+        return (_held_out_inference(model, forgotten, held_out),
+                membership_inference(model, forgotten, unseen).to_dict(),
                 _ranking_utility(per_user),
                 _gap(per_user["users"], per_user["ndcg"], activity, top, "ndcg").to_dict(),
                 float(model.certificate().max_row))
@@ -786,8 +863,11 @@ def reports(user_items, test=None, *, fraction=0.01, how="random", seed=0, k=10,
         if repeat == 0:
             retrained = run_retrained
         retrain_measures.append(measures(run_retrained))
-    where = {"score_auc": 0, "rank_auc": 0, "ndcg": 1, "recall": 1, "gap": 2}
-    spread = {key: [float(m[axis][key]) for m in retrain_measures] for key, axis in where.items()}
+    where = {"score_auc": (0, "score_auc"), "rank_auc": (0, "rank_auc"),
+             "unseen_score_auc": (1, "score_auc"), "unseen_rank_auc": (1, "rank_auc"),
+             "ndcg": (2, "ndcg"), "recall": (2, "recall"), "gap": (3, "gap")}
+    spread = {key: [float(m[axis][name]) for m in retrain_measures]
+              for key, (axis, name) in where.items()}
     shared = {"original": measures(original), "retrain": retrain_measures[0]}
     retrain_s = float(np.median(retrain_runs))
     n_users, n_items = train.shape
@@ -795,8 +875,8 @@ def reports(user_items, test=None, *, fraction=0.01, how="random", seed=0, k=10,
     for w in washouts:
         model, receipt = forgot[w]
         stages = {**shared, "forget": measures(model)}
-        completeness, utility, fairness, certificate = (
-            {stage: stages[stage][axis] for stage in _STAGES} for axis in range(4))
+        completeness, unseen_mia, utility, fairness, certificate = (
+            {stage: stages[stage][axis] for stage in _STAGES} for axis in range(5))
         # compare() would rank both models on test again for unused deltas
         loss_ratio = _losses(model, retrained)[2]
         forget_s = float(np.median(forget_runs[w]))
@@ -807,6 +887,7 @@ def reports(user_items, test=None, *, fraction=0.01, how="random", seed=0, k=10,
             "rows_solved": int(receipt.rows_solved),
             "rows_total_retrain": int(iterations * (n_users + n_items)),
             "sweeps": int(receipt.sweeps), "converged": bool(receipt.converged),
+            "settled": bool(receipt.settled),
             "tolerance": float(receipt.tolerance), "certificate": certificate,
             "loss_ratio": loss_ratio, "overlap": _mean_overlap(model, retrained, k),
         }
@@ -816,6 +897,6 @@ def reports(user_items, test=None, *, fraction=0.01, how="random", seed=0, k=10,
                    "users_affected": int(receipt.users_affected), "seed": seed, "k": k,
                    "top": top, "repeats": repeats, "max_sweeps": max_sweeps, "washout": w,
                    **{key: value for key, value in params.items() if key != "random_state"}}
-        results.append(AuditReport(completeness, utility, efficiency, fairness, setting,
-                                   spread))
+        results.append(AuditReport(completeness, unseen_mia, utility, efficiency, fairness,
+                                   setting, spread))
     return results

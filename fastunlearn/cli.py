@@ -190,6 +190,27 @@ def cmd_fit(args):
 
 # ---------------------------------------------------------------- forget
 
+def _washout_line(washout, settled):
+    if washout:
+        return "in this request"
+    if settled is None:
+        return "none needed"
+    return (f"deferred, then run before saving ({settled.rows_solved} rows, certificate "
+            f"{settled.certificate_after.max_row:.3e})")
+
+
+def _washout(text):
+    if text == "auto":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or an integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or an integer >= 0, got {value}")
+    return value
+
+
 def cmd_forget(args):
     from .persistence import save
 
@@ -237,10 +258,16 @@ def cmd_forget(args):
         raise
     except ValueError as exc:  # e.g. pairs that are not stored in the model
         raise CLIError(str(exc).splitlines()[0]) from None
+    # a saved model carries no pending washout: what this process leaves is
+    # complete, whatever later requests do
+    settled = None if report.settled else model.settle(
+        tolerance=args.tolerance, exact_certificate=args.exact_certificate,
+        show_progress=_progress(args))
     model.metadata["history"] = _jsonable(model.metadata.get("history", []))
     written = save(model, target, metadata=model.metadata)
 
     result = _jsonable(report.to_dict())
+    result["settle"] = None if settled is None else _jsonable(settled.to_dict())
     if args.json:
         result["output"] = written
         print(json.dumps(result, indent=2))
@@ -263,6 +290,7 @@ def cmd_forget(args):
                                      else " (upper bound)")),
             ("tolerance", f"{result['tolerance']:.3e}"),
             ("converged", "yes" if result["converged"] else "no"),
+            ("washout", _washout_line(result["washout"], settled)),
             ("digest", result["digest"]),
             ("receipt key", result["receipt_key"] + "  (give it to the requester; "
                                                     "it is not saved)"),
@@ -617,10 +645,10 @@ def build_parser():
     p.add_argument("--in-place", action="store_true", help="overwrite MODEL")
     p.add_argument("--tolerance", type=float, default=None,
                    help="target certificate max_row (default: the model's before forgetting)")
-    p.add_argument("--washout", type=int, default=0, metavar="N",
-                   help="over-relaxed full sweeps after the local phase (default 0); 2 to 4 "
-                        "bring membership inference to a retrain's level, each costing about "
-                        "one Cholesky fit iteration")
+    p.add_argument("--washout", type=_washout, default="auto", metavar="auto|N",
+                   help="completeness: 'auto' (default) as the library's forget, else the "
+                        "number of over-relaxed sweeps to run now (0: none in the request); "
+                        "whatever is still pending is washed out before the model is saved")
     p.add_argument("--exact-certificate", action="store_true",
                    help="measure the certificate after exactly (one more pass over the data) "
                         "instead of reporting the engine's proven upper bound")

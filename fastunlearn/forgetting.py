@@ -1,21 +1,34 @@
 """Unlearning: remove interactions and re-converge what the removal disturbs
-(warm-started, gradient-masked ALS; DESIGN section 3).
+(warm-started, gradient-masked ALS with a washout; docs/design.md, section 3).
 
 The target after removing a set D is a stationary point of the objective on
 the retained data, which is what a retrain minimises.  Starting from the
-current factors, only rows far from stationary are re-solved:
+current factors:
 
 1. D leaves both orientations of the stored interactions (in place).
 2. Local phase: the users in D, then the items in D, are solved exactly.
-3. Masked sweeps: each row carries an upper bound of its gradient norm.  A
+3. Washout: two over-relaxed sweeps (``x <- x + w (x* - x)``, ``w = 1.7``,
+   near-exact solves), then one plain sweep with the model's own solver,
+   then an exact measurement.  A stationary point is not enough: ALS
+   creeps along some directions, and the removed entries' influence
+   survives there (membership inference finds it) long after every row
+   gradient is small.  Over-relaxation moves those directions several
+   times as fast as a plain sweep.  Small requests defer
+   their washout: it runs once the removals it has not yet covered reach
+   :data:`PENDING_FRACTION` of the stored entries, in the request that
+   crosses that bound or in :meth:`MatrixFactorization.settle`; every report
+   and receipt says whether the model is settled and what is pending.
+4. Masked sweeps: each row carries an upper bound of its gradient norm.  A
    row whose bound exceeds the tolerance has its gradient recomputed, and
    is solved exactly when the gradient really exceeds it.  Exact row solves
    never increase the loss (block coordinate descent).  A solved row raises
    the bounds of the rows that share an entry with it, and in implicit mode
    (through the Gram matrix G every row of the other side sees) every row's
    by at most ``|dG x|``; rows whose bound stays below tolerance are not
-   touched at all.  ``washout=N`` first runs N over-relaxed full sweeps.
-4. The bounds are then a proven upper bound of the certificate after the
+   touched at all.  Once masked solves add up to a full sweep's rows, the
+   engine switches to full sweeps, so that it never solves more rows than
+   plain sweeps to the same certificate would.
+5. The bounds are then a proven upper bound of the certificate after the
    request (``Certificate.exact`` is False): no pass over the data is needed
    to certify the result.  It is measured exactly instead when asked
    (``exact_certificate=True``) or when the bound misses the tolerance, so
@@ -23,15 +36,15 @@ current factors, only rows far from stationary are re-solved:
 
 The bounds, Gram matrices and per-user loss terms are kept with the model
 (``objective.Measures``) and updated only where a request disturbs them, so a
-request costs what it disturbs, not a pass over the data; only the first
-request on a model that was never measured pays one exact pass.
+request costs what it disturbs, not a pass over the data.
 
-All of it is all-or-nothing: if anything fails or is interrupted, factors and
-interactions are restored exactly as they were.
+All of it is all-or-nothing: if anything fails or is interrupted, factors,
+interactions and the pending count are restored exactly as they were.
 """
 import contextlib
 import hashlib
 import hmac
+import math
 import secrets
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -46,17 +59,108 @@ from .models import advance_checksum
 from .validation import check_ids, check_positive_int, check_user_items
 
 STRATEGIES = ("masked", "full")
-# Over-relaxation of washout sweeps: past about 1.8 the sweeps oscillate on
-# the synthetic sets, below about 1.6 they hardly beat plain ALS on MovieLens
-# 100K (bench/audit.py).  Exact solves: CG steps, over-relaxed, leave more to
-# certify than they save.
-WASHOUT_RELAXATION = 1.7
+# Over-relaxation of the washout sweeps.  For two-block Gauss-Seidel a mode
+# that a plain sweep contracts by 1 - e is contracted by about
+# 1 - e w / (2 - w) once the sweeps settle into their rhythm.  Measured on
+# MovieLens 100K (random, core and edge sets of 1 and 5 %) and a 2M-entry
+# synthetic set: one sweep at 1.9 leaves a trace after core sets, two at
+# 1.9 overshoot after random ones (the forgotten pairs then score below a
+# retrain's), two at 1.7 are within a retrain's spread on all of them.
+RELAXATION = 1.7
+WASHOUT_SWEEPS = 2
+# The relaxed sweeps need (near-)exact row solves: over-relaxing a 3-step CG
+# solve of an ill-conditioned row (implicit with alpha 5) extrapolates a
+# poor direction and leaves a measurable trace.  CG models solve them by CG
+# to 3 % of the initial residual, capped at 16 steps (cheaper than Cholesky
+# at k >= 64 and as complete); Cholesky models solve exactly.
+RELAXED_CG_RTOL = 0.03
+RELAXED_CG_STEPS = 16
+# Removed entries a model may hold without a washout, as a fraction of its
+# stored entries: the request that reaches it washes out everything pending.
+# At 0.1 % the pending pairs are too few to move membership inference over
+# all of a model's forgotten pairs, and on MovieLens 100K 200 requests of 3
+# pairs each pay 7 washouts.
+PENDING_FRACTION = 1e-3
 # A solved row's gradient bound carries a float-rounding slack that grows
 # with its entries; past this fraction of the tolerance the row is measured
 # exactly instead, or the bounds that later solves add would soon push it
 # over the tolerance and cost a re-check anyway.
 EXACT_SLACK = 0.25
 PHASES = ("local", "washout", "sweeps")
+
+
+@dataclass(frozen=True)
+class ForgetOptions:
+    """How a request re-converges (validated once, shared by every entry point).
+
+    Attributes
+    ----------
+    tolerance : float or None
+        Target for the certificate's ``max_row``; None: the certificate
+        before the request.
+    max_sweeps : int
+        Most masked (or full) sweeps after the local phase and the washout.
+    strategy : {"masked", "full"}
+    missing : {"raise", "ignore"}
+    washout : "auto" or int
+        ``"auto"``: wash out when the pending removals (this one included)
+        reach :func:`pending_limit`; an int ``N > 0``: wash out now with
+        ``N`` over-relaxed sweeps; 0: not now (the removal stays pending).
+    exact_certificate : bool
+    show_progress : bool
+    pending_limit : int or None
+        Pending entries that trigger an ``"auto"`` washout; None:
+        :data:`PENDING_FRACTION` of the stored entries.
+    """
+
+    tolerance: float = None
+    max_sweeps: int = 50
+    strategy: str = "masked"
+    missing: str = "raise"
+    washout: object = "auto"
+    exact_certificate: bool = False
+    show_progress: bool = False
+    pending_limit: int = None
+
+    def __post_init__(self):
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
+        if self.missing not in ("raise", "ignore"):
+            raise ValueError(f"missing must be 'raise' or 'ignore', got {self.missing!r}")
+        object.__setattr__(self, "max_sweeps",
+                           check_positive_int(self.max_sweeps, "max_sweeps", minimum=0))
+        object.__setattr__(self, "washout", check_washout(self.washout))
+        if self.pending_limit is not None:
+            object.__setattr__(self, "pending_limit",
+                               check_positive_int(self.pending_limit, "pending_limit"))
+        if self.tolerance is not None:
+            tolerance = float(self.tolerance)
+            if not np.isfinite(tolerance) or tolerance < 0:
+                raise ValueError(f"tolerance must be finite and >= 0, got {tolerance}")
+            object.__setattr__(self, "tolerance", tolerance)
+
+    def relaxed_sweeps(self, pending, nnz):
+        """Over-relaxed sweeps to run now (None: no washout in this request),
+        with ``pending`` removed entries not yet washed out, this request's
+        included, on a model of ``nnz`` stored entries."""
+        if self.washout == "auto":
+            limit = pending_limit(nnz) if self.pending_limit is None else self.pending_limit
+            return WASHOUT_SWEEPS if pending and pending >= limit else None
+        return self.washout or None
+
+
+def check_washout(value):
+    """``"auto"`` or an integer >= 0 (the ``washout`` option)."""
+    if isinstance(value, str):
+        if value == "auto":
+            return value
+        raise TypeError(f"washout must be 'auto' or an integer >= 0, got {value!r}")
+    return check_positive_int(value, "washout", minimum=0)
+
+
+def pending_limit(nnz):
+    """Default number of pending removed entries that triggers a washout."""
+    return max(1, math.ceil(PENDING_FRACTION * nnz))
 
 
 @dataclass(frozen=True)
@@ -100,7 +204,13 @@ class ForgetReport:
     n_added : int
         Entries added (``partial_fit``); 0 for ``forget``.
     washout : int
-        Over-relaxed full sweeps run (the ``washout`` option).
+        Over-relaxed full sweeps run by this call (0: no washout ran).
+    settled : bool
+        Whether every removal so far, this one included, has been washed
+        out (a washout in this call settles the earlier pending ones too).
+    pending_entries, pending_requests : int
+        Removed entries, and the requests they came in, that no washout has
+        covered yet, after this call (0 when ``settled``).
     """
 
     n_removed: int
@@ -121,6 +231,9 @@ class ForgetReport:
     receipt_key: str = field(repr=False)
     n_added: int = 0
     washout: int = 0
+    settled: bool = True
+    pending_entries: int = 0
+    pending_requests: int = 0
 
     def to_dict(self):
         """A JSON-serialisable dict (certificates as nested dicts)."""
@@ -132,7 +245,56 @@ class ForgetReport:
                 "users_affected": self.users_affected, "items_affected": self.items_affected,
                 "certificate_after": self.certificate_after.max_row,
                 "tolerance": self.tolerance, "converged": self.converged,
-                "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+                "settled": self.settled, "pending_entries": self.pending_entries,
+                "time": _now()}
+
+
+def _now():
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+@dataclass(frozen=True)
+class SettleReport:
+    """What :meth:`MatrixFactorization.settle` did.
+
+    Attributes
+    ----------
+    entries, requests : int
+        Pending removed entries and requests the washout covered (0 and 0
+        when nothing was pending and nothing ran).
+    rows_solved : int
+    rows_solved_by_phase : dict
+        ``washout`` and ``sweeps``.
+    sweeps : int
+        Masked (or full) sweeps after the washout.
+    seconds : float
+    loss_before, loss_after : float
+    certificate_before, certificate_after : Certificate
+    tolerance : float
+    converged : bool
+    """
+
+    entries: int
+    requests: int
+    rows_solved: int
+    rows_solved_by_phase: dict
+    sweeps: int
+    seconds: float
+    loss_before: float
+    loss_after: float
+    certificate_before: obj.Certificate
+    certificate_after: obj.Certificate
+    tolerance: float
+    converged: bool
+
+    def to_dict(self):
+        return asdict(self)
+
+    def record(self):
+        """The entry kept in the model's history."""
+        return {"event": "settle", "entries": self.entries, "requests": self.requests,
+                "certificate_after": self.certificate_after.max_row,
+                "tolerance": self.tolerance, "converged": self.converged, "time": _now()}
 
 
 def digest_pairs(users, items, key):
@@ -324,6 +486,21 @@ class _Reconverger:
         self.bounds[side][rows] = norms
         self.data_loss += new_terms.sum() - old_terms.sum()
 
+    def local(self, users, items, measured):
+        """Local phase: the users whose entries changed, then those items,
+        solved exactly.  ``measured=False`` when a washout follows, which
+        measures every row afresh: the solves then skip the bounds and
+        loss bookkeeping (full copies of the factors go to the undo log)."""
+        if measured:
+            self.solve("users", users, "local")
+            self.solve("items", items, "local")
+            return
+        self.save_all()
+        for side, rows in (("users", users), ("items", items)):
+            obj.solve_rows(self.objective, self.data, self.X, self.Y, side, rows, use_cg=False,
+                           cg_steps=0, num_threads=self.threads_for(side, rows))
+            self.rows_solved["local"] += len(rows)
+
     def raise_by_gram(self, side, delta, spectral, old, new):
         """Raise the bounds of ``side`` by what the Gram change ``delta``
         (spectral norm ``spectral``) does to their gradients: ``|delta|_2 |f|``
@@ -350,17 +527,23 @@ class _Reconverger:
                 self.checksums[side] = None  # every row moves: read them all after
             self.saved_all = True
 
-    def washout(self, sweeps):
-        """``sweeps`` over-relaxed full sweeps (:func:`objective.relaxed_sweep`),
-        then every measure afresh, since every row moved.  Returns those
-        exact measures (None without sweeps)."""
-        if not sweeps:
+    def washout(self, relaxed, solver):
+        """``relaxed`` over-relaxed full sweeps, one plain sweep with the
+        model's ``solver`` (``(use_cg, cg_steps)``), then every measure
+        afresh, since every row moved.  Returns those exact measures (None
+        when ``relaxed`` is None: no washout)."""
+        if relaxed is None:
             return None
+        use_cg, cg_steps = solver
         self.save_all()
-        for _ in range(sweeps):
-            obj.relaxed_sweep(self.objective, self.data, self.X, self.Y, WASHOUT_RELAXATION,
-                              use_cg=False, cg_steps=0, num_threads=self.threads)
-            self.rows_solved["washout"] += self.X.shape[0] + self.Y.shape[0]
+        rows = self.X.shape[0] + self.Y.shape[0]
+        for _ in range(relaxed):
+            obj.relaxed_sweep(self.objective, self.data, self.X, self.Y, RELAXATION,
+                              use_cg=use_cg, cg_steps=RELAXED_CG_STEPS, cg_rtol=RELAXED_CG_RTOL,
+                              num_threads=self.threads)
+        obj.sweep(self.objective, self.data, self.X, self.Y, use_cg=use_cg, cg_steps=cg_steps,
+                  num_threads=self.threads)
+        self.rows_solved["washout"] += (relaxed + 1) * rows
         measures = obj.measure(self.objective, self.data, self.X, self.Y,
                                num_threads=self.threads)
         self.load(measures)
@@ -368,9 +551,14 @@ class _Reconverger:
 
     def run(self):
         """Masked sweeps: recompute rows whose bound exceeds the tolerance,
-        solve those whose gradient really does.  Returns the number of sweeps."""
-        sweeps = 0
+        solve those whose gradient really does.  Once the rows they solved
+        add up to a full sweep's, the rest is plain full sweeps
+        (:meth:`run_full`).  Returns (sweeps, exact measures or None)."""
+        sweeps, solved, full_sweep = 0, 0, self.X.shape[0] + self.Y.shape[0]
         while sweeps < self.max_sweeps:
+            if solved >= full_sweep:
+                more, measures = self.run_full(max_sweeps=self.max_sweeps - sweeps)
+                return sweeps + more, measures
             solved_any = False
             for side in ("users", "items"):
                 bound = self.bounds[side]
@@ -381,13 +569,14 @@ class _Reconverger:
                 solve = check[bound[check] > self.tol]
                 if len(solve):
                     solved_any = True
+                    solved += len(solve)
                     self.solve(side, solve, "sweeps")
             sweeps += 1
             if self.progress is not None:
                 self.progress.update(1)
             if not solved_any:
                 break
-        return sweeps
+        return sweeps, None
 
     def result(self):
         """Measures after the run: bounds, not exact norms."""
@@ -396,15 +585,16 @@ class _Reconverger:
         return obj.Measures(self.bounds["users"], self.bounds["items"], self.data_loss,
                             *grams, self.sq["users"], self.sq["items"], exact=False)
 
-    def run_full(self, measures=None):
+    def run_full(self, measures=None, max_sweeps=None):
         """Plain Unlearn-ALS: full exact sweeps until the certificate is in
         tolerance, from exact ``measures`` of the current factors (taken
         here if None).  Returns (sweeps, exact measures at the end)."""
         sweeps = 0
+        max_sweeps = self.max_sweeps if max_sweeps is None else max_sweeps
         if measures is None:
             measures = obj.measure(self.objective, self.data, self.X, self.Y,
                                    num_threads=self.threads)
-        while sweeps < self.max_sweeps and measures.certificate().max_row > self.tol:
+        while sweeps < max_sweeps and measures.certificate().max_row > self.tol:
             self.save_all()
             for side in ("users", "items"):
                 rows = obj.all_rows(self.factors(side).shape[0])
@@ -471,82 +661,151 @@ def _wipe(undo):
     undo.clear()
 
 
-def _check_options(tolerance, max_sweeps, strategy, missing, washout):
-    if strategy not in STRATEGIES:
-        raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
-    if missing not in ("raise", "ignore"):
-        raise ValueError(f"missing must be 'raise' or 'ignore', got {missing!r}")
-    max_sweeps = check_positive_int(max_sweeps, "max_sweeps", minimum=0)
-    washout = check_positive_int(washout, "washout", minimum=0)
-    if tolerance is not None:
-        tolerance = float(tolerance)
-        if not np.isfinite(tolerance) or tolerance < 0:
-            raise ValueError(f"tolerance must be finite and >= 0, got {tolerance}")
-    return tolerance, max_sweeps, washout
+class _Removal:
+    """Stored entries leaving both orientations, in place, with an undo."""
+
+    def __init__(self, data, pos_u, pos_i):
+        self.data, self.pos_u, self.pos_i = data, pos_u, pos_i
+        self.undo_u = self.undo_i = None
+
+    def existing(self, users):
+        return users
+
+    def measures(self, before):
+        return before
+
+    def apply(self, model):
+        self.undo_u = self.data.by_user.remove(np.sort(self.pos_u))
+        self.undo_i = self.data.by_item.remove(np.sort(self.pos_i))
+
+    def revert(self, model):
+        if self.undo_i is not None:
+            self.data.by_item.restore(self.undo_i)
+        if self.undo_u is not None:
+            self.data.by_user.restore(self.undo_u)
+
+    def wipe(self):
+        for record in (self.undo_u, self.undo_i):
+            if record is not None:
+                record.wipe()
 
 
-def forget_pairs(model, users, items, *, tolerance=None, max_sweeps=50, strategy="masked",
-                 missing="raise", washout=0, exact_certificate=False, show_progress=False):
-    """Remove stored (user, item) pairs and re-converge; see ``MatrixFactorization.forget``."""
-    start = time.perf_counter()
-    tolerance, max_sweeps, washout = _check_options(tolerance, max_sweeps, strategy, missing,
-                                                    washout)
-    data = model._data
-    users, items = unique_pairs(users, items)
-    pos_u = data.by_user.positions(users, items)
-    if np.any(pos_u < 0):
-        if missing == "raise":
-            bad = np.flatnonzero(pos_u < 0)
-            raise ValueError(f"{len(bad)} of the {len(users)} pairs to forget are not stored "
-                             f"in the model, e.g. (user, item) "
-                             f"{list(zip(users[bad[:3]].tolist(), items[bad[:3]].tolist()))}; "
-                             "pass missing='ignore' to skip them")
-        keep = pos_u >= 0
-        users, items, pos_u = users[keep], items[keep], pos_u[keep]
-    pos_i = data.by_item.positions(items, users)
-    digest, key = _receipt(users, items)
+class _Addition:
+    """Entries (and new users or items) added: the model gets a grown state."""
 
+    def __init__(self, model, merged, shape):
+        self.old = (model._data, model.user_factors, model.item_factors, model._measured)
+        self.n_users = model._data.shape[0]
+        self.merged, self.shape = merged, shape
+
+    def existing(self, users):
+        return users[users < self.n_users]
+
+    def measures(self, before):
+        """``before`` padded for the new rows (zero factors, zero gradient
+        bounds: their entries make them affected, so they are solved)."""
+        def pad(values, n):
+            return np.concatenate([values, np.zeros(n - len(values))])
+
+        n_users, n_items = self.shape
+        return replace(before, user_norms=pad(before.user_norms, n_users),
+                       item_norms=pad(before.item_norms, n_items),
+                       sq_users=pad(before.sq_users, n_users),
+                       sq_items=pad(before.sq_items, n_items))
+
+    def apply(self, model):
+        _, X_old, Y_old, _ = self.old
+        X = np.zeros((self.shape[0], model.factors), dtype=model.dtype)
+        Y = np.zeros((self.shape[1], model.factors), dtype=model.dtype)
+        X[:len(X_old)], Y[:len(Y_old)] = X_old, Y_old
+        model._set_state(X, Y, self.merged)
+
+    def revert(self, model):
+        model._data, model.user_factors, model.item_factors, model._measured = self.old
+
+    def wipe(self):
+        pass
+
+
+class _NoChange:
+    """:meth:`settle`: the data stays, only the factors move."""
+
+    def existing(self, users):
+        return users
+
+    def measures(self, before):
+        return before
+
+    def apply(self, model):
+        pass
+
+    def revert(self, model):
+        pass
+
+    def wipe(self):
+        pass
+
+
+def _roll_back(model, undo):
+    """Put back every row the engine solved, newest first."""
+    for side, rows, old in reversed(undo):
+        F = model.user_factors if side == "users" else model.item_factors
+        F[rows] = old
+
+
+def _wipe(undo):
+    for _, _, old in undo:
+        old[...] = 0
+    undo.clear()
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """What one run of the engine did (the common part of every report)."""
+
+    rows_solved: dict
+    sweeps: int
+    loss_before: float
+    loss_after: float
+    certificate_before: obj.Certificate
+    certificate_after: obj.Certificate
+    tolerance: float
+
+    @property
+    def converged(self):
+        return self.certificate_after.max_row <= self.tolerance
+
+
+def _run(model, change, users, items, options, relaxed, desc):
+    """Apply ``change`` to the model's data, then re-converge: the local
+    phase on ``users`` and ``items`` (the rows whose entries changed), a
+    washout with ``relaxed`` over-relaxed sweeps unless None, then masked
+    (or full) sweeps.  All or nothing.  Returns an :class:`_Outcome`.
+    """
     threads = model._threads()
     with single_threaded_blas():
         before = model._measures(threads)
-        loss_before, cert_before = before.loss(model.objective, data), before.certificate()
-        tol = cert_before.max_row if tolerance is None else tolerance
-        if len(users) == 0:  # nothing to do: a report, no change
-            return ForgetReport(0, 0, 0, 0, dict.fromkeys(PHASES, 0), 0,
-                                time.perf_counter() - start, loss_before, loss_before,
-                                cert_before, cert_before, tol, cert_before.max_row <= tol,
-                                strategy, digest, key)
-        undo, undo_u, undo_i = [], None, None
-        old_terms = _user_terms(model, np.unique(users), threads, strategy)
+        loss_before, cert_before = before.loss(model.objective, model._data), before.certificate()
+        tol = cert_before.max_row if options.tolerance is None else options.tolerance
+        if change is None:  # nothing to do: a report, no change
+            return _Outcome(dict.fromkeys(PHASES, 0), 0, loss_before, loss_before, cert_before,
+                            cert_before, tol)
+        affected = np.unique(users)
+        old_terms = _user_terms(model, change.existing(affected), threads, options.strategy)
+        undo = []
         try:
-            undo_u = data.by_user.remove(np.sort(pos_u))
-            undo_i = data.by_item.remove(np.sort(pos_i))
-            report = _reconverge(model, before, users, items, old_terms, tol, max_sweeps,
-                                 strategy, washout, threads, exact_certificate, undo,
-                                 show_progress, "Forgetting")
+            change.apply(model)
+            rows_solved, sweeps, cert_after, loss_after = _reconverge(
+                model, change.measures(before), affected, np.unique(items), old_terms, tol,
+                relaxed, options, threads, undo, desc)
         except BaseException:
             _roll_back(model, undo)
-            if undo_i is not None:
-                data.by_item.restore(undo_i)
-            if undo_u is not None:
-                data.by_user.restore(undo_u)
+            change.revert(model)
             raise
         finally:
-            for record in (undo_u, undo_i):
-                if record is not None:
-                    record.wipe()
+            change.wipe()
             _wipe(undo)
-    rows_solved, sweeps, cert_after, loss_after = report
-    result = ForgetReport(
-        n_removed=len(users), users_affected=len(np.unique(users)),
-        items_affected=len(np.unique(items)), rows_solved=sum(rows_solved.values()),
-        rows_solved_by_phase=rows_solved, sweeps=sweeps,
-        seconds=time.perf_counter() - start, loss_before=loss_before, loss_after=loss_after,
-        certificate_before=cert_before, certificate_after=cert_after, tolerance=tol,
-        converged=cert_after.max_row <= tol, strategy=strategy, digest=digest,
-        receipt_key=key, washout=washout)
-    model.metadata.setdefault("history", []).append(result.receipt())
-    return result
+    return _Outcome(rows_solved, sweeps, loss_before, loss_after, cert_before, cert_after, tol)
 
 
 def _user_terms(model, users, threads, strategy):
@@ -559,99 +818,137 @@ def _user_terms(model, users, threads, strategy):
                          num_threads=threads_for(model._data, "users", users, threads))
 
 
-def _reconverge(model, before, users, items, old_terms, tol, max_sweeps, strategy, washout,
-                threads, exact_certificate, undo, show_progress, desc):
+def _reconverge(model, before, users, items, old_terms, tol, relaxed, options, threads, undo,
+                desc):
     """Local phase, washout, then masked (or full) sweeps; returns (rows,
     sweeps, cert, loss).
 
-    ``old_terms`` is the data term of the affected users before their data
-    changed.  The certificate after is the engine's proven upper bound unless
-    ``exact_certificate`` is set or the bound misses the tolerance, in which
-    case it is measured exactly (a pass over the data per side).
+    ``users`` and ``items`` are the distinct rows whose entries changed,
+    ``old_terms`` the data term of those users before the change.  The
+    certificate after is the engine's proven upper bound unless
+    ``exact_certificate`` is set, the bound misses the tolerance, or the
+    run ended with full sweeps, in which case it is measured exactly.
     """
+    solver = (bool(model.use_cg), int(model.cg_steps))
     # no tqdm at all when hidden: even a disabled bar costs ~70 us a request
-    bar = tqdm(total=max_sweeps, desc=desc) if show_progress else contextlib.nullcontext()
+    bar = tqdm(total=options.max_sweeps, desc=desc) if options.show_progress \
+        else contextlib.nullcontext()
     with bar as progress:
-        engine = _Reconverger(model, before, threads, tol, max_sweeps, progress, undo)
-        affected_users = np.unique(users)
-        if strategy == "full":
-            sweeps, after = engine.run_full(engine.washout(washout))
-            cert = after.certificate()
+        engine = _Reconverger(model, before, threads, tol, options.max_sweeps, progress, undo)
+        if options.strategy == "full":
+            sweeps, after = engine.run_full(engine.washout(relaxed, solver))
         else:
-            engine.data_changed(affected_users, old_terms)
-            engine.solve("users", affected_users, "local")
-            engine.solve("items", np.unique(items), "local")
-            engine.washout(washout)
-            sweeps = engine.run()
-            after = engine.result()
-            cert = after.certificate()
-            if exact_certificate or cert.max_row > tol:
-                after = obj.measure(model.objective, model._data, model.user_factors,
-                                    model.item_factors, num_threads=threads)
-                cert = after.certificate()
+            engine.data_changed(users, old_terms)
+            engine.local(users, items, measured=relaxed is None)
+            engine.washout(relaxed, solver)
+            sweeps, after = engine.run()
+            if after is None:
+                after = engine.result()
+                if options.exact_certificate or after.certificate().max_row > tol:
+                    after = obj.measure(model.objective, model._data, model.user_factors,
+                                        model.item_factors, num_threads=threads)
     model._remember(after, (engine.checksums["users"], engine.checksums["items"]))
-    return engine.rows_solved, sweeps, cert, after.loss(model.objective, model._data)
+    return engine.rows_solved, sweeps, after.certificate(), after.loss(model.objective,
+                                                                       model._data)
 
 
-def add_interactions(model, delta, *, tolerance=None, max_sweeps=50, strategy="masked",
-                     washout=0, exact_certificate=False, show_progress=False):
+def forget_pairs(model, users, items, options):
+    """Remove stored (user, item) pairs and re-converge; see ``MatrixFactorization.forget``."""
+    start = time.perf_counter()
+    data = model._data
+    users, items = unique_pairs(users, items)
+    pos_u = data.by_user.positions(users, items)
+    if np.any(pos_u < 0):
+        if options.missing == "raise":
+            bad = np.flatnonzero(pos_u < 0)
+            raise ValueError(f"{len(bad)} of the {len(users)} pairs to forget are not stored "
+                             f"in the model, e.g. (user, item) "
+                             f"{list(zip(users[bad[:3]].tolist(), items[bad[:3]].tolist()))}; "
+                             "pass missing='ignore' to skip them")
+        keep = pos_u >= 0
+        users, items, pos_u = users[keep], items[keep], pos_u[keep]
+    pos_i = data.by_item.positions(items, users)
+    digest, key = _receipt(users, items)
+    entries, requests = model._pending
+    if len(users):
+        entries, requests = entries + len(users), requests + 1
+    relaxed = options.relaxed_sweeps(entries, data.nnz) if len(users) else None
+    change = _Removal(data, pos_u, pos_i) if len(users) else None
+    outcome = _run(model, change, users, items, options, relaxed, "Forgetting")
+    if relaxed is not None:
+        entries = requests = 0
+    result = ForgetReport(
+        n_removed=len(users), users_affected=len(np.unique(users)),
+        items_affected=len(np.unique(items)), rows_solved=sum(outcome.rows_solved.values()),
+        rows_solved_by_phase=outcome.rows_solved, sweeps=outcome.sweeps,
+        seconds=time.perf_counter() - start, loss_before=outcome.loss_before,
+        loss_after=outcome.loss_after, certificate_before=outcome.certificate_before,
+        certificate_after=outcome.certificate_after, tolerance=outcome.tolerance,
+        converged=outcome.converged, strategy=options.strategy, digest=digest,
+        receipt_key=key, washout=relaxed or 0, settled=entries == 0,
+        pending_entries=entries, pending_requests=requests)
+    model._pending = (entries, requests)
+    if len(users):
+        model.metadata.setdefault("history", []).append(result.receipt())
+    return result
+
+
+def settle(model, options):
+    """Wash out every pending removal; see ``MatrixFactorization.settle``."""
+    start = time.perf_counter()
+    entries, requests = model._pending
+    relaxed = change = None
+    if entries:
+        relaxed = options.washout if isinstance(options.washout, int) and options.washout \
+            else WASHOUT_SWEEPS
+        change = _NoChange()
+    outcome = _run(model, change, np.zeros(0, np.int64), np.zeros(0, np.int64), options,
+                   relaxed, "Settling")
+    result = SettleReport(
+        entries=entries, requests=requests, rows_solved=sum(outcome.rows_solved.values()),
+        rows_solved_by_phase={k: outcome.rows_solved[k] for k in ("washout", "sweeps")},
+        sweeps=outcome.sweeps, seconds=time.perf_counter() - start,
+        loss_before=outcome.loss_before, loss_after=outcome.loss_after,
+        certificate_before=outcome.certificate_before,
+        certificate_after=outcome.certificate_after, tolerance=outcome.tolerance,
+        converged=outcome.converged)
+    model._pending = (0, 0)
+    if entries:
+        model.metadata.setdefault("history", []).append(result.record())
+    return result
+
+
+def add_interactions(model, delta, options):
     """Add ``delta`` to the data (growing for new users/items) and re-converge.
 
-    See ``MatrixFactorization.partial_fit``.
+    See ``MatrixFactorization.partial_fit``.  Additions leave the pending
+    removals as they are; ``washout="auto"`` runs none.
     """
     start = time.perf_counter()
-    tolerance, max_sweeps, washout = _check_options(tolerance, max_sweeps, strategy, "raise",
-                                                    washout)
     delta = check_user_items(delta, model.dtype, name="user_items_delta")
-    old_data, X_old, Y_old = model._data, model.user_factors, model.item_factors
-    (n_users, n_items), k = old_data.shape, model.factors
+    (n_users, n_items), k = model._data.shape, model.factors
     shape = (max(n_users, delta.shape[0]), max(n_items, delta.shape[1]))
-    threads = model._threads()
-    with single_threaded_blas():
-        before = model._measures(threads)
-        loss_before, cert_before = before.loss(model.objective, old_data), before.certificate()
-        tol = cert_before.max_row if tolerance is None else tolerance
-
-        # entries concatenated and summed where a pair repeats: sparse "+"
-        # would also drop the stored zeros of rows the delta never touches
-        old, coo = model.user_items.tocoo(), delta.tocoo()
-        merged = check_user_items(sp.csr_matrix(
-            (np.concatenate([old.data, coo.data]),
-             (np.concatenate([old.row, coo.row]), np.concatenate([old.col, coo.col]))),
-            shape=shape), model.dtype)
-        X = np.zeros((shape[0], k), dtype=model.dtype)
-        Y = np.zeros((shape[1], k), dtype=model.dtype)
-        X[:n_users], Y[:n_items] = X_old, Y_old
-
-        def pad(values, n):  # new rows: zero factors (their entries make them affected)
-            return np.concatenate([values, np.zeros(n - len(values))])
-
-        grown_before = replace(
-            before, user_norms=pad(before.user_norms, shape[0]),
-            item_norms=pad(before.item_norms, shape[1]),
-            sq_users=pad(before.sq_users, shape[0]), sq_items=pad(before.sq_items, shape[1]))
-        affected = np.unique(coo.row)
-        old_terms = _user_terms(model, affected[affected < n_users], threads, strategy)
-        undo, measured = [], model._measured
-        try:
-            model._set_state(X, Y, merged)
-            result = _reconverge(model, grown_before, coo.row.astype(np.int64),
-                                 coo.col.astype(np.int64), old_terms, tol, max_sweeps, strategy,
-                                 washout, threads, exact_certificate, undo, show_progress,
-                                 "Adding")
-        except BaseException:
-            model._data, model.user_factors, model.item_factors = old_data, X_old, Y_old
-            model._measured = measured
-            raise
-        finally:
-            _wipe(undo)
-    rows_solved, sweeps, cert_after, loss_after = result
+    # entries concatenated and summed where a pair repeats: sparse "+"
+    # would also drop the stored zeros of rows the delta never touches
+    old, coo = model.user_items.tocoo(), delta.tocoo()
+    merged = check_user_items(sp.csr_matrix(
+        (np.concatenate([old.data, coo.data]),
+         (np.concatenate([old.row, coo.row]), np.concatenate([old.col, coo.col]))),
+        shape=shape), model.dtype)
+    relaxed = options.washout if options.washout != "auto" and options.washout else None
+    outcome = _run(model, _Addition(model, merged, shape), coo.row.astype(np.int64),
+                   coo.col.astype(np.int64), options, relaxed, "Adding")
+    if relaxed is not None:
+        model._pending = (0, 0)
     digest, key = _receipt(coo.row, coo.col)
+    entries, requests = model._pending
     return ForgetReport(
         n_removed=0, users_affected=len(np.unique(coo.row)),
-        items_affected=len(np.unique(coo.col)), rows_solved=sum(rows_solved.values()),
-        rows_solved_by_phase=rows_solved, sweeps=sweeps, seconds=time.perf_counter() - start,
-        loss_before=loss_before, loss_after=loss_after, certificate_before=cert_before,
-        certificate_after=cert_after, tolerance=tol, converged=cert_after.max_row <= tol,
-        strategy=strategy, digest=digest, receipt_key=key, n_added=int(delta.nnz),
-        washout=washout)
+        items_affected=len(np.unique(coo.col)), rows_solved=sum(outcome.rows_solved.values()),
+        rows_solved_by_phase=outcome.rows_solved, sweeps=outcome.sweeps,
+        seconds=time.perf_counter() - start, loss_before=outcome.loss_before,
+        loss_after=outcome.loss_after, certificate_before=outcome.certificate_before,
+        certificate_after=outcome.certificate_after, tolerance=outcome.tolerance,
+        converged=outcome.converged, strategy=options.strategy, digest=digest,
+        receipt_key=key, n_added=int(delta.nnz), washout=relaxed or 0,
+        settled=entries == 0, pending_entries=entries, pending_requests=requests)

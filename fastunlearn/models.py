@@ -90,6 +90,8 @@ class MatrixFactorization:
     _implicit = None  # set by subclasses
     _param_names = ()
     _measured = None  # (fingerprint, objective.Measures)
+    # (entries, requests) removed since the last washout (see forgetting)
+    _pending = (0, 0)
 
     # ------------------------------------------------------------ parameters
 
@@ -196,6 +198,7 @@ class MatrixFactorization:
                 f"{X.shape[0]} users x {Y.shape[0]} items"
             )
         model._set_state(X, Y, csr)
+        model._pending = (0, 0)
         return model
 
     # ------------------------------------------------------------ training
@@ -272,11 +275,12 @@ class MatrixFactorization:
         # (if less converged) model rather than factors of one data set
         # paired with interactions of another.  Installing is several
         # assignments; an interruption between them puts the old state back.
-        previous = (self.user_factors, self.item_factors, self._data)
+        previous = (self.user_factors, self.item_factors, self._data, self._pending)
         try:
             self._set_state(X, Y, csr)
+            self._pending = (0, 0)  # a fit is a retrain: nothing left to wash out
         except BaseException:
-            self.user_factors, self.item_factors, self._data = previous
+            self.user_factors, self.item_factors, self._data, self._pending = previous
             self._measured = None
             raise
         self._run_sweeps(self.iterations, show_progress, callback)
@@ -530,9 +534,7 @@ class MatrixFactorization:
 
     # ------------------------------------------------------------ forgetting
 
-    def forget(self, userids, itemids=None, *, tolerance=None, max_sweeps=50,
-               strategy="masked", missing="raise", washout=0, exact_certificate=False,
-               show_progress=False):
+    def forget(self, userids, itemids=None, **options):
         """Remove stored interactions and re-converge to the retained objective.
 
         Parameters
@@ -545,50 +547,57 @@ class MatrixFactorization:
             certificate before the removal (after an earlier request, the
             proven bound it left), so forgetting never leaves the model less
             converged than it was.
-        max_sweeps : int
+        max_sweeps : int, default 50
             Most masked (or full) sweeps after the local phase.
         strategy : {"masked", "full"}
             "masked" re-solves only rows whose gradient exceeds the tolerance;
             "full" is plain Unlearn-ALS (warm start, full sweeps), the baseline.
         missing : {"raise", "ignore"}
             What to do with pairs that are not stored.
-        washout : int
-            Over-relaxed full sweeps to run after the local phase (first,
-            with ``strategy="full"``; 0: none).
-            The certificate bounds the gradient, not the distance to the
-            retrain's minimum: along directions where ALS converges slowly a
-            removal's trace can outlive it, and membership inference then
-            still tells forgotten pairs from unseen ones.  Each washout sweep
-            costs about one fit iteration with the Cholesky solver; two to
-            four bring membership inference to a retrain's level on
-            MovieLens 100K and synthetic data (``bench/audit.py``).  The
-            masked (or full) sweeps certify afterwards.
+        washout : "auto" (default) or int
+            Completeness.  A stationary point is not enough: along directions
+            in which ALS converges slowly a removal's trace outlives the
+            certificate, and membership inference still tells the forgotten
+            pairs from held-out ones.  A washout removes it: one
+            over-relaxed sweep, one plain sweep with the model's solver and
+            an exact measurement, about three fit iterations' work.
+            ``"auto"`` washes out when the removals not yet washed out, this
+            one included, reach 0.1 % of the stored entries (``pending_limit``
+            overrides the count), and otherwise leaves this removal pending:
+            certified stationary now, washed out by a later request or by
+            :meth:`settle`.  An int ``N > 0`` washes out now with ``N``
+            over-relaxed sweeps; 0 never washes out in this call, which
+            saves that cost and leaves the trace (the removal stays
+            pending).  ``report.settled`` and ``report.pending_entries``
+            say where the model stands.
+        pending_limit : int, optional
         exact_certificate : bool
             Measure ``certificate_after`` exactly (a pass over the data per
             side).  By default the masked strategy reports the engine's
             proven upper bound (``certificate_after.exact`` is False), which
             costs nothing, and measures only when that bound misses the
-            tolerance; the full strategy always measures.
+            tolerance; the full strategy and a washout always measure.
         show_progress : bool
 
         Returns
         -------
         ForgetReport
-            Counts, timings, loss and certificate before and after, and a
-            keyed digest (HMAC-SHA256) of the removed pairs with its key,
-            ``receipt_key``, which is returned here only; never the pairs
-            themselves.
+            Counts, timings, loss and certificate before and after, whether
+            the model is settled, and a keyed digest (HMAC-SHA256) of the
+            removed pairs with its key, ``receipt_key``, which is returned
+            here only; never the pairs themselves.
 
         Notes
         -----
         All-or-nothing: on any error or interruption the model is left
-        exactly as it was.  Row solves are exact (Cholesky) whatever
-        ``use_cg`` says, because the masked sweeps rely on a solved row being
-        stationary.
+        exactly as it was.  Row solves outside the washout are exact
+        (Cholesky) whatever ``use_cg`` says, because the masked sweeps rely
+        on a solved row being stationary.
         """
         from . import forgetting
 
         self._check_fitted()
+        options = forgetting.ForgetOptions(**options)
         if sp.issparse(userids) and itemids is None:
             users, items = forgetting.pairs_from_request(self, userids, None)
         else:
@@ -596,38 +605,63 @@ class MatrixFactorization:
                 raise ValueError("forget needs itemids paired with userids (or one sparse "
                                  "matrix); use forget_users to remove whole users")
             users, items = forgetting.pairs_from_request(self, userids, itemids)
-        return forgetting.forget_pairs(self, users, items, tolerance=tolerance,
-                                       max_sweeps=max_sweeps, strategy=strategy,
-                                       missing=missing, washout=washout,
-                                       exact_certificate=exact_certificate,
-                                       show_progress=show_progress)
+        return forgetting.forget_pairs(self, users, items, options)
 
     def forget_users(self, userids, **options):
         """Remove every interaction of ``userids`` (see :meth:`forget` for options)."""
         from . import forgetting
 
         self._check_fitted()
+        options = forgetting.ForgetOptions(**options)
         users, items = forgetting.entries_of(self, userids, "users")
-        return forgetting.forget_pairs(self, users, items, **options)
+        return forgetting.forget_pairs(self, users, items, options)
 
     def forget_items(self, itemids, **options):
         """Remove every interaction with ``itemids`` (see :meth:`forget` for options)."""
         from . import forgetting
 
         self._check_fitted()
+        options = forgetting.ForgetOptions(**options)
         users, items = forgetting.entries_of(self, itemids, "items")
-        return forgetting.forget_pairs(self, users, items, **options)
+        return forgetting.forget_pairs(self, users, items, options)
 
-    def partial_fit(self, user_items_delta, *, tolerance=None, max_sweeps=50,
-                    strategy="masked", washout=0, exact_certificate=False,
-                    show_progress=False):
+    @property
+    def pending(self):
+        """Removals no washout has covered yet: ``{"entries": n, "requests": m}``.
+
+        Bounded: a default ``forget`` washes out once the entries reach 0.1 %
+        of the stored ones; :meth:`settle` washes them out now.
+        """
+        return {"entries": int(self._pending[0]), "requests": int(self._pending[1])}
+
+    def settle(self, **options):
+        """Wash out every pending removal now (see ``washout`` in :meth:`forget`).
+
+        Does nothing (and costs nothing beyond the certificate) when nothing
+        is pending.  The command line calls it before it saves a model.
+        Options as :meth:`forget` (``tolerance``, ``max_sweeps``,
+        ``strategy``, ``washout`` as the number of over-relaxed sweeps,
+        ``exact_certificate``, ``show_progress``).
+
+        Returns
+        -------
+        SettleReport
+        """
+        from . import forgetting
+
+        self._check_fitted()
+        return forgetting.settle(self, forgetting.ForgetOptions(**options))
+
+    def partial_fit(self, user_items_delta, **options):
         """Add interactions (and new users/items) and re-converge to the
         objective of a retrain on all the data.
 
         ``user_items_delta`` is a sparse matrix whose stored entries are added
         to the retained data (summed where a pair is already stored); it may
         have more rows or columns than the model, which then grows (new rows
-        start at zero and are solved).  Options as :meth:`forget`.
+        start at zero and are solved).  Options as :meth:`forget`, except
+        that ``washout="auto"`` runs none (additions leave no trace to wash
+        out, and pending removals stay pending).
 
         Returns
         -------
@@ -637,11 +671,8 @@ class MatrixFactorization:
         from . import forgetting
 
         self._check_fitted()
-        return forgetting.add_interactions(self, user_items_delta, tolerance=tolerance,
-                                           max_sweeps=max_sweeps, strategy=strategy,
-                                           washout=washout,
-                                           exact_certificate=exact_certificate,
-                                           show_progress=show_progress)
+        return forgetting.add_interactions(self, user_items_delta,
+                                           forgetting.ForgetOptions(**options))
 
     # ------------------------------------------------------------ persistence
 

@@ -84,8 +84,10 @@ def all_rows(n):
 
 
 def solve_rows(objective, data, X, Y, side, rows, *, use_cg, cg_steps, num_threads,
-               base=None):
-    """Re-solve ``rows`` of one side in place (exactly, or ``cg_steps`` of CG).
+               base=None, cg_rtol=0.0):
+    """Re-solve ``rows`` of one side in place (exactly, or ``cg_steps`` of CG;
+    with ``cg_rtol > 0`` CG stops a row once its residual has fallen by that
+    factor, ``cg_steps`` then being a cap).
 
     Returns the number of rows whose system was not positive definite (left
     unchanged); only possible for explicit models with zero regularisation.
@@ -98,7 +100,7 @@ def solve_rows(objective, data, X, Y, side, rows, *, use_cg, cg_steps, num_threa
     args = (indptr, indices, values, rows, target, other, base, objective.implicit,
             objective.alpha, objective.regularization, objective.weighted)
     if use_cg:
-        _als.solve_cg(*args, cg_steps, num_threads)
+        _als.solve_cg(*args, cg_steps, num_threads, cg_rtol)
         return 0
     status = np.zeros(len(rows), dtype=np.int32)
     _als.solve_cholesky(*args, status, num_threads)
@@ -140,9 +142,11 @@ def sweep(objective, data, X, Y, *, use_cg, cg_steps, num_threads):
     return failed
 
 
-def relaxed_sweep(objective, data, X, Y, relaxation, *, use_cg, cg_steps, num_threads):
+def relaxed_sweep(objective, data, X, Y, relaxation, *, use_cg, cg_steps, num_threads,
+                  cg_rtol=0.0):
     """One over-relaxed ALS iteration: each side, users first, moves
-    ``relaxation`` times its ALS step, ``F <- F + w (F* - F)``.
+    ``relaxation`` times its ALS step, ``F <- F + w (F* - F)`` (solver
+    options as :func:`solve_rows`).
 
     With the other side fixed the objective is a convex quadratic in each
     row, and ``F*`` minimises it along the step (exactly, or over CG's Krylov
@@ -154,7 +158,7 @@ def relaxed_sweep(objective, data, X, Y, relaxation, *, use_cg, cg_steps, num_th
     for side, F in (("users", X), ("items", Y)):
         old = F.copy()
         solve_rows(objective, data, X, Y, side, all_rows(F.shape[0]), use_cg=use_cg,
-                   cg_steps=cg_steps, num_threads=num_threads)
+                   cg_steps=cg_steps, num_threads=num_threads, cg_rtol=cg_rtol)
         F += (relaxation - 1) * (F - old)
 
 

@@ -438,24 +438,31 @@ def test_report_small_end_to_end():
                           num_threads=1, repeats=2)
     s = result.setting
     assert s["n_removed"] == max(1, math.floor(0.05 * s["nnz"] + 0.5))
-    for axis in (result.completeness, result.utility, result.fairness):
+    for axis in (result.completeness, result.unseen, result.utility, result.fairness):
         assert set(axis) == {"original", "forget", "retrain"}
-    assert set(result.completeness["forget"]) == {"score_auc", "rank_auc", "n_forgotten",
-                                                   "n_unseen"}
-    # the original model trained on the forgotten pairs and recognises them best
-    assert result.completeness["original"]["score_auc"] > \
-        result.completeness["retrain"]["score_auc"]
+    for mia in (result.completeness, result.unseen):
+        assert set(mia["forget"]) == {"score_auc", "rank_auc", "n_forgotten", "n_unseen"}
+        # the original model trained on the forgotten pairs and recognises them best
+        assert mia["original"]["score_auc"] > mia["retrain"]["score_auc"]
     e = result.efficiency
     assert len(e["forget_runs"]) == len(e["retrain_runs"]) == 2
     assert e["ratio"] == pytest.approx(e["forget_seconds"] / e["retrain_seconds"])
     assert 0 <= e["overlap"] <= 1 and e["loss_ratio"] > 0
     table = result.to_markdown()
-    assert table.count("\n") == 10 and "MIA AUC, rank attacker" in table
+    assert table.count("\n") == 12 and "MIA AUC vs held-out, rank attacker" in table
     # one retrain per repeat, the first being the one compared against
     spread = result.retrain_spread
-    assert set(spread) == {"score_auc", "rank_auc", "ndcg", "recall", "gap"}
+    assert set(spread) == {"score_auc", "rank_auc", "unseen_score_auc", "unseen_rank_auc",
+                           "ndcg", "recall", "gap"}
     assert all(len(values) == 2 for values in spread.values())
     assert spread["score_auc"][0] == result.completeness["retrain"]["score_auc"]
+    assert spread["unseen_rank_auc"][0] == result.unseen["retrain"]["rank_auc"]
+    gaps = result.completeness_gaps()
+    for key in ("score_auc", "rank_auc"):
+        gap, allowed = gaps[key]
+        assert gap == result.completeness["forget"][key] - result.completeness["retrain"][key]
+        assert allowed == max(0.01, abs(spread[key][0] - spread[key][1]))
+    assert result.is_complete() == all(abs(g) <= a for g, a in gaps.values())
     assert spread["ndcg"][0] == result.utility["retrain"]["ndcg"]
     assert spread["gap"][0] == pytest.approx(result.fairness["retrain"]["gap"], nan_ok=True)
     assert "forget" in str(result)
@@ -465,7 +472,8 @@ def test_report_small_end_to_end():
     assert "top 25% active" in other.to_markdown()
     assert set(e) == {"forget_seconds", "retrain_seconds", "ratio", "forget_runs",
                       "retrain_runs", "rows_solved", "rows_total_retrain", "sweeps",
-                      "converged", "tolerance", "certificate", "loss_ratio", "overlap"}
+                      "converged", "settled", "tolerance", "certificate", "loss_ratio",
+                      "overlap"}
 
 
 def test_report_measures_are_those_of_the_public_functions():
@@ -481,6 +489,7 @@ def test_report_measures_are_those_of_the_public_functions():
     original = fu.ImplicitALS(**params).fit(train, show_progress=False)
     forgotten = audit.unlearning_set(train, 0.05, "random", seed)
     unseen = audit.sample_unseen(train + test, forgotten[0], seed=seed)
+    held_out = audit.held_out_pairs(test, forgotten[0])
     forgot = fu.ImplicitALS.from_factors(original.user_factors, original.item_factors,
                                          original.user_items, **params)
     forgot.forget(*forgotten)
@@ -488,6 +497,8 @@ def test_report_measures_are_those_of_the_public_functions():
     activity = np.diff(original.user_items.indptr)
     for stage, model in zip(("original", "forget", "retrain"), (original, forgot, retrained)):
         assert result.completeness[stage] == \
+            audit.membership_inference(model, forgotten, held_out).to_dict()
+        assert result.unseen[stage] == \
             audit.membership_inference(model, forgotten, unseen).to_dict()
         metrics = ranking_metrics(model, model.user_items, test, k, with_auc=False)
         assert result.utility[stage] == {key: metrics[key] for key in
@@ -508,7 +519,7 @@ def test_reports_share_the_original_and_the_retrains_across_washouts():
     both = audit.reports(R, washouts=(0, 1), **options)
     assert [r.setting["washout"] for r in both] == [0, 1]
     for single, shared in zip((audit.report(R, washout=w, **options) for w in (0, 1)), both):
-        for axis in ("completeness", "utility", "fairness"):
+        for axis in ("completeness", "unseen", "utility", "fairness"):
             assert getattr(single, axis) == getattr(shared, axis)  # deterministic models
         assert single.retrain_spread == shared.retrain_spread
         assert single.efficiency["certificate"] == shared.efficiency["certificate"]
@@ -521,6 +532,8 @@ def test_reports_share_the_original_and_the_retrains_across_washouts():
             audit.reports(R, washouts=bad, **options)
     with pytest.raises(ValueError, match="washout"):
         audit.reports(R, washouts=(0, -1), **options)
+    with pytest.raises(TypeError, match="washout"):
+        audit.reports(R, washouts=("soon",), **options)
 
 
 def test_report_rejects_bad_input():
