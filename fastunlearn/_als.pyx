@@ -145,28 +145,41 @@ cdef inline void _entry(double v, bint implicit, double alpha,
 
 
 def raise_partner_bounds(const index_t[::1] indptr, const index_t[::1] indices,
-                         const floating[::1] data, const int64_t[::1] rows,
-                         const double[::1] step, const double[::1] norm_sum,
-                         const double[::1] sq_other, bint implicit, double alpha,
-                         double[::1] bounds):
+                               const floating[::1] data, const int64_t[::1] rows,
+                               const double[:, ::1] old, const double[:, ::1] new,
+                               const floating[:, ::1] partners, bint implicit, double alpha,
+                               double[::1] bounds):
     """Raise the gradient bounds of the rows of the other side that share an
-    entry with ``rows``, after rows[j] moved by ``step[j]`` from a row of norm
-    ``|r|`` to one of norm ``|r'|`` (``norm_sum[j] = |r| + |r'|``).
+    entry with ``rows``, after rows[j] moved from ``old[j]`` to ``new[j]``.
 
-    The entry's term ``a (x.r) r - b r`` of partner x's gradient moves by at
-    most ``step (|a| |x| (|r| + |r'|) + |b|)``.  Serial: partners repeat.
-    """
+    The entry's term ``a (x.r) r - b r`` of partner x's gradient moves by
+    exactly ``|a ((r'.x) r' - (r.x) r) - b (r' - r)|``, which this adds:
+    O(k) an entry (a solve of the row costs O(k^2) an entry), and far below
+    the product bound ``|r' - r| (|a| |x| (|r| + |r'|) + |b|)``, which
+    ignores how the moved row and its partner are aligned and made every
+    small request re-check hundreds of partners.  Serial: partners repeat."""
     cdef int64_t j, e
-    cdef double a, bc
+    cdef int d, k = old.shape[1]
+    cdef double a, bc, so, sn, t, acc
     cdef index_t f
-    if step.shape[0] != rows.shape[0] or norm_sum.shape[0] != rows.shape[0]:
-        raise ValueError("step and norm_sum need one slot per row")
+    if old.shape[0] != rows.shape[0] or new.shape[0] != rows.shape[0] or new.shape[1] != k \
+            or partners.shape[1] != k:
+        raise ValueError("old and new need one row of k values per row")
     with nogil:
         for j in range(rows.shape[0]):
             for e in range(indptr[rows[j]], indptr[rows[j] + 1]):
                 _entry(data[e], implicit, alpha, &a, &bc)
                 f = indices[e]
-                bounds[f] += step[j] * (fabs(a) * sqrt(sq_other[f]) * norm_sum[j] + fabs(bc))
+                so = 0.0
+                sn = 0.0
+                for d in range(k):
+                    so = so + old[j, d] * partners[f, d]
+                    sn = sn + new[j, d] * partners[f, d]
+                acc = 0.0
+                for d in range(k):
+                    t = a * (sn * new[j, d] - so * old[j, d]) - bc * (new[j, d] - old[j, d])
+                    acc = acc + t * t
+                bounds[f] += sqrt(acc)
 
 
 cdef inline double _row_lambda(int64_t n, bint implicit, double reg, bint weighted) noexcept nogil:

@@ -11,8 +11,13 @@ from . import _als
 from ._version import __version__
 
 
+@functools.lru_cache(maxsize=None)
 def _cpu_quota():
-    """CPUs allowed by the container's cgroup quota, or None when unlimited."""
+    """CPUs allowed by the container's cgroup quota, or None when unlimited.
+
+    Read once per process: a container's quota does not change under a
+    running process in practice, and reading it cost each small forget
+    three file opens."""
     try:  # cgroup v2
         with open("/sys/fs/cgroup/cpu.max") as fh:
             quota, period = fh.read().split()[:2]

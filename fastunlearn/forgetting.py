@@ -385,8 +385,8 @@ class _Reconverger:
     Keeps, for every row, an upper bound of its gradient norm, and the loss,
     current through every solve without a pass over the data: a solve of
     rows R moves the gradient of a row f of the other side only through
-    (a) the entries f shares with R: by at most
-    ``|dr| (|a| |f| (|r| + |r'|) + |b|)`` per entry, for r moving to r'; and
+    (a) the entries f shares with R: by ``|a ((r'.f) r' - (r.f) r) - b (r' - r)|``
+    per entry, for r moving to r' (:func:`objective.raise_partner_bounds`); and
     (b) in implicit mode the Gram matrix: by ``|dG f| <= |dG|_2 |f|``.
     A solved row's own bound comes from the solve: measured (short rows), or
     its residual in the normal equations plus what float rounding of them
@@ -470,13 +470,10 @@ class _Reconverger:
         self.checksums[side] = advance_checksum(self.checksums[side], F, rows, old)
         new = F[rows]
         old64, new64 = old.astype(np.float64), new.astype(np.float64)
-        new_sq = obj.squared_norms(new64)
-        old_norm, new_norm = np.sqrt(self.sq[side][rows]), np.sqrt(new_sq)
-        self.sq[side][rows] = new_sq
-        step = np.sqrt(obj.squared_norms(new64 - old64))
+        self.sq[side][rows] = obj.squared_norms(new64)
         # (a) rows of the other side sharing an entry with the moved rows
-        obj.raise_partner_bounds(self.objective, self.data, side, rows, step,
-                                 old_norm + new_norm, self.sq[other], self.bounds[other])
+        obj.raise_partner_bounds(self.objective, self.data, side, rows, old64, new64,
+                                 self.factors(other), self.bounds[other])
         # (b) the Gram matrix every row of the other side sees
         if self.objective.implicit:
             delta = new64.T @ new64 - old64.T @ old64

@@ -201,14 +201,15 @@ def data_loss(objective, data, side, rows, values, other, *, num_threads):
     return float(out.sum())
 
 
-def raise_partner_bounds(objective, data, side, rows, step, norm_sum, sq_other, bounds):
+def raise_partner_bounds(objective, data, side, rows, old, new, partners, bounds):
     """Add to ``bounds`` (of the other side, in place) what moving ``rows``
-    of ``side`` by ``step`` can do to their partners' gradients (see
-    ``_als.raise_partner_bounds``)."""
+    of ``side`` from ``old`` to ``new`` (float64) does to their partners'
+    gradients through the entries they share (see
+    ``_als.raise_partner_bounds``); ``partners`` are the other side's factors."""
     indptr, indices, values = data.side(side).arrays()
     _als.raise_partner_bounds(indptr, indices, values, np.ascontiguousarray(rows, np.int64),
-                              np.ascontiguousarray(step, np.float64),
-                              np.ascontiguousarray(norm_sum, np.float64), sq_other,
+                              np.ascontiguousarray(old, np.float64),
+                              np.ascontiguousarray(new, np.float64), partners,
                               objective.implicit, objective.alpha, bounds)
 
 
