@@ -284,6 +284,10 @@ class MatrixFactorization:
             self._measured = None
             raise
         self._run_sweeps(self.iterations, show_progress, callback)
+        # measured now, while the factors are hot in cache: the first forget
+        # (and a saved file's first forget after load) then starts warm
+        with single_threaded_blas():
+            self._measures(self._threads())
         return self
 
     def _run_sweeps(self, iterations, show_progress, callback):
@@ -334,6 +338,12 @@ class MatrixFactorization:
         checksums the caller may know, see :func:`_fingerprint`)."""
         self._measured = (_fingerprint(self, checksums), measures)
 
+    def _current_measures(self):
+        """The kept measures if they describe the current state, else None."""
+        if self._measured is not None and self._measured[0] == _fingerprint(self):
+            return self._measured[1]
+        return None
+
     def _kept_checksums(self):
         """(users, items) factor checksums of the kept measures' state."""
         return self._measured[0][-2:] if self._measured is not None else (None, None)
@@ -345,8 +355,9 @@ class MatrixFactorization:
         plus the number of unstored entries.
         """
         self._check_fitted()
-        if self._measured is not None and self._measured[0] == _fingerprint(self):
-            return self._measured[1].loss(self.objective, self._data)
+        kept = self._current_measures()
+        if kept is not None:
+            return kept.loss(self.objective, self._data)
         return obj.loss(self.objective, self._data, self.user_factors, self.item_factors,
                         num_threads=self._threads())
 

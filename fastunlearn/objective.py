@@ -213,10 +213,16 @@ def raise_partner_bounds(objective, data, side, rows, old, new, partners, bounds
                               objective.implicit, objective.alpha, bounds)
 
 
-def gram64(F):
-    """``F^T F`` accumulated in float64 (kept up to date by forgetting)."""
-    F64 = F.astype(np.float64, copy=False)
-    return F64.T @ F64
+def gram64(F, block=1024):
+    """``F^T F`` accumulated in float64 (kept up to date by forgetting), a
+    block of rows at a time: a float64 copy of all of a float32 ``F`` would
+    be the largest allocation of a fit's closing measurement."""
+    k = F.shape[1]
+    out = np.zeros((k, k))
+    for start in range(0, F.shape[0], block):
+        part = F[start:start + block].astype(np.float64, copy=False)
+        out += part.T @ part
+    return out
 
 
 def squared_norms(F):

@@ -2,13 +2,19 @@
 
 The file holds the factors, the retained interactions (CSR arrays), the
 hyperparameters (as JSON), the estimator kind, a format version and optional
-metadata (external id maps, forget receipts).  :func:`load` trusts nothing in
+metadata (external id maps, forget receipts), the removals still pending a
+washout, and the measures forgetting keeps (gradient bounds, Gram matrices,
+loss terms), so that the first forget after :func:`load` starts warm.  The
+measures carry a fingerprint of the factors, the interactions and
+themselves; a file in which any of them was edited loads without them (they
+are measured again when needed), never with stale ones.  :func:`load` trusts nothing in
 the file: the archive's members, each array's header and size, and then every
 value are checked before a model is built, so a damaged or hostile file gives
 a :class:`ModelFileError` and never a half-loaded model.  Nothing in a file is
 ever unpickled or executed.
 """
 import contextlib
+import hashlib
 import json
 import math
 import os
@@ -31,7 +37,9 @@ _REQUIRED = ("format_version", "kind", "hyperparameters", "user_factors", "item_
              "indptr", "indices", "data", "shape")
 # JSON metadata the CLI keeps with a model (id maps live in arrays below)
 _META_KEYS = ("user_ids", "item_ids")
-_OPTIONAL = ("history",) + _META_KEYS
+_MEASURES = ("measures_user_norms", "measures_item_norms", "measures_sq_users",
+             "measures_sq_items", "measures_grams", "measures_scalars", "measures_fingerprint")
+_OPTIONAL = ("history", "pending") + _META_KEYS + _MEASURES
 _TMP_SUFFIX = ".fastunlearn-tmp"
 
 
@@ -88,7 +96,9 @@ def save(model, path, metadata=None):
         "data": data,
         "shape": np.array(model._data.shape, dtype=np.int64),
         "history": np.array(json.dumps(metadata.pop("history", []))),
+        "pending": np.array(model._pending, dtype=np.int64),
     }
+    arrays.update(_measure_arrays(model))
     for key in _META_KEYS:
         if metadata.get(key) is not None:
             arrays[key] = np.asarray(metadata[key])
@@ -109,6 +119,73 @@ def save(model, path, metadata=None):
         raise
     _fsync_directory(directory)
     return path
+
+
+def _fingerprint_of(arrays, names):
+    """Hex digest identifying the bytes of ``arrays[name]`` for ``names``
+    (the package's Fletcher checksums, keyed by name, dtype and shape)."""
+    from .models import _checksum
+
+    parts = [(name, str(arrays[name].dtype), arrays[name].shape, _checksum(arrays[name]))
+             for name in names]
+    return hashlib.sha256(repr(parts).encode()).hexdigest()
+
+
+_FINGERPRINTED = ("user_factors", "item_factors", "indptr", "indices", "data") + \
+    _MEASURES[:-1]
+
+
+def _measure_arrays(model):
+    """The members holding the model's kept measures, if they describe its
+    current state (nothing otherwise)."""
+    kept = model._current_measures()
+    if kept is None:
+        return {}
+    arrays = {
+        "measures_user_norms": np.asarray(kept.user_norms, dtype=np.float64),
+        "measures_item_norms": np.asarray(kept.item_norms, dtype=np.float64),
+        "measures_sq_users": np.asarray(kept.sq_users, dtype=np.float64),
+        "measures_sq_items": np.asarray(kept.sq_items, dtype=np.float64),
+        "measures_grams": (np.stack([kept.gram_users, kept.gram_items]).astype(np.float64)
+                           if model._implicit else np.zeros((2, 0, 0))),
+        "measures_scalars": np.array([kept.data_loss, float(kept.exact)]),
+    }
+    indptr, indices, data = model._data.by_user.arrays()
+    named = {"user_factors": model.user_factors, "item_factors": model.item_factors,
+             "indptr": indptr, "indices": indices, "data": data, **arrays}
+    arrays["measures_fingerprint"] = np.array(_fingerprint_of(named, _FINGERPRINTED))
+    return arrays
+
+
+def _loaded_measures(arrays, model, path):
+    """The measures a file holds, if they are intact and belong to its
+    factors and interactions, else None (measured again when needed)."""
+    from .objective import Measures
+
+    if not all(name in arrays for name in _MEASURES):
+        if any(name in arrays for name in _MEASURES):
+            raise ModelFileError(f"{path}: incomplete measures (some of {list(_MEASURES)})")
+        return None
+    fingerprint = arrays["measures_fingerprint"]
+    if fingerprint.shape != () or fingerprint.dtype.kind != "U":
+        raise ModelFileError(f"{path}: 'measures_fingerprint' must be a string")
+    n_users, n_items = model._data.shape
+    k = model.factors
+    grams = (2, k, k) if model._implicit else (2, 0, 0)
+    for name, shape in (("measures_user_norms", (n_users,)), ("measures_item_norms", (n_items,)),
+                        ("measures_sq_users", (n_users,)), ("measures_sq_items", (n_items,)),
+                        ("measures_grams", grams), ("measures_scalars", (2,))):
+        arr = arrays[name]
+        if arr.dtype != np.float64 or arr.shape != shape or not np.all(np.isfinite(arr)):
+            raise ModelFileError(f"{path}: '{name}' must be {shape} finite float64 values")
+    if fingerprint.item() != _fingerprint_of(arrays, _FINGERPRINTED):
+        return None  # edited since it was measured: never trusted stale
+    g = arrays["measures_grams"]
+    data_loss, exact = arrays["measures_scalars"]
+    return Measures(arrays["measures_user_norms"], arrays["measures_item_norms"],
+                    float(data_loss), g[0] if model._implicit else None,
+                    g[1] if model._implicit else None, arrays["measures_sq_users"],
+                    arrays["measures_sq_items"], exact=bool(exact))
 
 
 def _fsync_directory(directory):
@@ -353,9 +430,19 @@ def _build(arrays, path):
             if len(np.unique(ids)) != len(ids):
                 raise ModelFileError(f"{path}: '{key}' repeats ids")
             metadata[key] = ids
+    pending = (0, 0)
+    if "pending" in arrays:
+        arr = arrays["pending"]
+        if arr.shape != (2,) or arr.dtype.kind != "i" or arr.min() < 0:
+            raise ModelFileError(f"{path}: 'pending' must be two non-negative integers")
+        pending = (int(arr[0]), int(arr[1]))
     # only now, with everything checked, does the model get any state
     model._set_state(np.ascontiguousarray(X), np.ascontiguousarray(Y), user_items)
     model.metadata = metadata
+    model._pending = pending
+    measures = _loaded_measures(arrays, model, path)
+    if measures is not None:
+        model._remember(measures)
     return model
 
 

@@ -153,10 +153,15 @@ def test_no_trace_of_erased_pairs(tmp_path, kind, request_kind):
         assert not np.any(side.indices[data.nnz:]) and not np.any(side.data[data.nnz:])
 
     # in the saved file: every member is a known one, and none holds the pairs
+    # (the measures are per-row numbers, Grams and a loss of the state after)
     after_path = model.save(tmp_path / "after.npz")
     arrays = _saved(after_path)
     assert set(arrays) == {"format_version", "kind", "hyperparameters", "user_factors",
-                           "item_factors", "indptr", "indices", "data", "shape", "history"}
+                           "item_factors", "indptr", "indices", "data", "shape", "history",
+                           "pending", "measures_user_norms", "measures_item_norms",
+                           "measures_sq_users", "measures_sq_items", "measures_grams",
+                           "measures_scalars", "measures_fingerprint"}
+    assert arrays["measures_user_norms"].shape == (ui.shape[0],)
     assert not removed & _stored_pairs(arrays["indptr"], arrays["indices"], ui.shape[0])
     assert len(arrays["data"]) == ui.nnz - len(removed)
 
@@ -224,3 +229,115 @@ def test_cli_output_file_holds_no_erased_pairs(tmp_path):
     assert not {(u, i) for u, i in stored if user_ids[u] == "user-c"}
     assert len(stored) == len(rows) - len(gone)
     assert fu.load(tmp_path / "none.npz").user_items.nnz == 0
+
+
+# ------------------------------------------------------------------ measures and pending
+
+def _counting_measure(monkeypatch):
+    from fastunlearn import objective
+
+    calls = {"n": 0}
+    real = objective.measure
+
+    def counted(*args, **kwargs):
+        calls["n"] += 1
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(objective, "measure", counted)
+    return calls
+
+
+def _fitted_model(kind="implicit"):
+    import reference as ref
+
+    R, _, _ = ref.random_problem(81, n_users=60, n_items=40, density=0.2,
+                                 negative=kind == "implicit")
+    cls = fu.ImplicitALS if kind == "implicit" else fu.ExplicitALS
+    return cls(factors=4, iterations=6, dtype=np.float64, random_state=0, num_threads=1,
+               regularization=0.1).fit(R, show_progress=False)
+
+
+@pytest.mark.parametrize("kind", ["implicit", "explicit"])
+def test_fit_ends_measured_and_load_keeps_the_measures(tmp_path, monkeypatch, kind):
+    import reference as ref
+
+    model = _fitted_model(kind)
+    kept = model._current_measures()
+    assert kept is not None and kept.exact  # fit ended with an exact measurement
+    ref_kind = dict(model="implicit", alpha=1.0) if kind == "implicit" else \
+        dict(model="explicit")
+    _, max_row = ref.certificate(model.user_items, model.user_factors, model.item_factors,
+                                 regularization=0.1, **ref_kind)
+    assert kept.certificate().max_row == pytest.approx(max_row, rel=1e-9)
+    loaded = fu.load(model.save(tmp_path / "m.npz"))
+    again = loaded._current_measures()
+    assert again is not None
+    for name in ("user_norms", "item_norms", "sq_users", "sq_items"):
+        assert np.array_equal(getattr(again, name), getattr(kept, name))
+    assert again.data_loss == kept.data_loss and again.exact
+    # the first forget after load measures nothing: it starts from the file's measures
+    calls = _counting_measure(monkeypatch)
+    user = int(np.argmax(np.diff(loaded.user_items.indptr)))
+    report = loaded.forget_users([user], washout=0)
+    assert calls["n"] == 0 and report.converged
+    _, max_row = ref.certificate(loaded.user_items, loaded.user_factors, loaded.item_factors,
+                                 regularization=0.1, **ref_kind)
+    assert max_row <= report.tolerance * (1 + 1e-9)
+
+
+@pytest.mark.parametrize("edit", ["user_factors", "data", "measures_user_norms"])
+def test_edited_file_is_measured_again_not_trusted(tmp_path, monkeypatch, edit):
+    model = _fitted_model()
+    arrays = _saved(model.save(tmp_path / "m.npz"))
+    arrays[edit] = arrays[edit].copy()
+    arrays[edit][0] *= 0.5  # the fingerprint no longer matches
+    np.savez(tmp_path / "edited.npz", **arrays)
+    loaded = fu.load(tmp_path / "edited.npz")
+    assert loaded._current_measures() is None
+    calls = _counting_measure(monkeypatch)
+    cert = loaded.certificate()
+    assert calls["n"] == 1
+    fresh = fu.ImplicitALS.from_factors(loaded.user_factors, loaded.item_factors,
+                                        loaded.user_items, **loaded.get_params())
+    assert cert == fresh.certificate()
+
+
+def test_measures_members_are_checked(tmp_path):
+    model = _fitted_model()
+    arrays = _saved(model.save(tmp_path / "m.npz"))
+    partial = {k: v for k, v in arrays.items() if k != "measures_grams"}
+    np.savez(tmp_path / "partial.npz", **partial)
+    with pytest.raises(fu.ModelFileError, match="incomplete measures"):
+        fu.load(tmp_path / "partial.npz")
+    bad = {**arrays, "measures_item_norms": arrays["measures_item_norms"][:-1]}
+    np.savez(tmp_path / "short.npz", **bad)
+    with pytest.raises(fu.ModelFileError, match="measures_item_norms"):
+        fu.load(tmp_path / "short.npz")
+    nan = {**arrays, "measures_scalars": np.array([np.nan, 1.0])}
+    np.savez(tmp_path / "nan.npz", **nan)
+    with pytest.raises(fu.ModelFileError, match="measures_scalars"):
+        fu.load(tmp_path / "nan.npz")
+    for value in (np.array([1, -1]), np.array([1.0, 2.0]), np.array([3])):
+        np.savez(tmp_path / "pending.npz", **{**arrays, "pending": value})
+        with pytest.raises(fu.ModelFileError, match="pending"):
+            fu.load(tmp_path / "pending.npz")
+    # files written before measures and pending were saved still load
+    old = {k: v for k, v in arrays.items() if not k.startswith("measures_") and k != "pending"}
+    np.savez(tmp_path / "old.npz", **old)
+    loaded = fu.load(tmp_path / "old.npz")
+    assert loaded._current_measures() is None and loaded.pending == {"entries": 0,
+                                                                     "requests": 0}
+
+
+def test_pending_removals_survive_save_and_load(tmp_path):
+    model = _fitted_model()
+    coo = model.user_items.tocoo()
+    report = model.forget(coo.row[:2], coo.col[:2], washout=0)
+    assert not report.settled and report.pending_entries == 2
+    loaded = fu.load(model.save(tmp_path / "m.npz"))
+    assert loaded.pending == {"entries": 2, "requests": 1}
+    settled = loaded.settle()
+    assert settled.entries == 2 and settled.requests == 1 and settled.converged
+    assert loaded.pending == {"entries": 0, "requests": 0}
+    assert loaded.metadata["history"][-1]["event"] == "settle"
+    assert fu.load(loaded.save(tmp_path / "m2.npz")).pending["entries"] == 0
