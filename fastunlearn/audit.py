@@ -41,6 +41,8 @@ __all__ = [
     "FairnessGap",
     "MembershipInference",
     "compare",
+    "Completeness",
+    "completeness",
     "fairness_gap",
     "held_out_pairs",
     "membership_inference",
@@ -365,6 +367,93 @@ def _held_out_inference(model, forgotten, held_out):
     return MembershipInference(float("nan"), float("nan"), len(forgotten[0]), 0).to_dict()
 
 
+@dataclass(frozen=True)
+class Completeness:
+    """The completeness test of a model that forgot some pairs (see
+    :func:`completeness`).
+
+    Attributes
+    ----------
+    forget : dict
+        :class:`MembershipInference` (as a dict) of the model: forgotten
+        pairs against held-out pairs of the same users.
+    retrains : list of dict
+        The same for each retrain, seeds ``seed, seed + 1, ...``.
+    gaps : dict
+        Per attacker (``score_auc``, ``rank_auc``): ``(forget - retrain,
+        allowed)``, against the first retrain; ``allowed`` is the larger of
+        0.01 and the retrains' spread.
+    complete : bool
+        Both attackers within ``allowed``.
+    """
+
+    forget: dict
+    retrains: list
+    gaps: dict
+    complete: bool
+
+    def to_dict(self):
+        return asdict(self)
+
+
+def _gaps(forget, retrains, floor=COMPLETENESS_FLOOR):
+    gaps = {}
+    for key in ("score_auc", "rank_auc"):
+        seeds = np.array([r[key] for r in retrains], dtype=np.float64)
+        allowed = max(floor, float(seeds.max() - seeds.min()) if len(seeds) else 0.0)
+        gaps[key] = (float(forget[key] - retrains[0][key]), allowed)
+    return gaps
+
+
+def completeness(model, forgotten, test, *, repeats=3, seed=0):
+    """Does ``model`` tell the pairs it forgot from held-out ones any better
+    than a retrain does?
+
+    Retrains ``repeats`` models on ``model.user_items`` with the model's own
+    hyperparameters (seeds ``seed, seed + 1, ...``) and measures, for the
+    model and each retrain, how well both attackers of
+    :func:`membership_inference` tell ``forgotten`` from the pairs of
+    ``test`` that belong to the same users (:func:`held_out_pairs`).
+
+    Parameters
+    ----------
+    model : fitted ImplicitALS or ExplicitALS
+        The model after the forget.
+    forgotten : (users, items) or scipy.sparse matrix
+    test : scipy.sparse matrix
+        Held-out interactions, never trained on.
+    repeats : int >= 1
+    seed : int
+
+    Returns
+    -------
+    Completeness
+
+    Raises
+    ------
+    ValueError
+        When no user of ``forgotten`` has a held-out pair.
+    """
+    shape = _check_model(model, "model")
+    pairs = _pairs(forgotten, shape, "forgotten")
+    test = _check_matrix(test, "test", shape)
+    repeats = check_positive_int(repeats, "repeats")
+    held = held_out_pairs(test, pairs[0])
+    if not len(held[0]):
+        raise ValueError("none of the forgotten pairs' users has a pair in test")
+    params = model.get_params()
+    retained = model.user_items.copy()
+    forget = membership_inference(model, pairs, held).to_dict()
+    retrains = []
+    for r in range(repeats):
+        retrain = type(model)(**{**params, "random_state": seed + r}).fit(
+            retained, show_progress=False)
+        retrains.append(membership_inference(retrain, pairs, held).to_dict())
+    gaps = _gaps(forget, retrains)
+    return Completeness(forget, retrains, gaps,
+                        all(abs(g) <= a for g, a in gaps.values()))
+
+
 # ----------------------------------------------------------------------------
 # utility
 # ----------------------------------------------------------------------------
@@ -676,13 +765,9 @@ class AuditReport:
         """Per attacker (``score_auc``, ``rank_auc``) of the held-out test:
         ``(forget - retrain, allowed)``, where ``allowed`` is the larger of
         ``floor`` and the spread (max - min) of the retrains' AUCs."""
-        gaps = {}
-        for key in ("score_auc", "rank_auc"):
-            seeds = np.asarray(self.retrain_spread[key], dtype=np.float64)
-            allowed = max(floor, float(seeds.max() - seeds.min()) if len(seeds) else 0.0)
-            gaps[key] = (float(self.completeness["forget"][key]
-                               - self.completeness["retrain"][key]), allowed)
-        return gaps
+        retrains = [{key: self.retrain_spread[key][r] for key in ("score_auc", "rank_auc")}
+                    for r in range(len(self.retrain_spread["score_auc"]))]
+        return _gaps(self.completeness["forget"], retrains, floor)
 
     def is_complete(self, floor=COMPLETENESS_FLOOR):
         """Whether both attackers are within :meth:`completeness_gaps`

@@ -437,9 +437,27 @@ def cmd_audit(args):
         metrics = {"rmse": rmse(model, test), "mae": mae(model, test)}
         counts["users_evaluated"] = int(np.count_nonzero(np.diff(test.indptr)))
     gap = fairness_gap(model, test, k=k, per_user=per_user)
+    complete = None
+    if args.forgotten is not None:
+        from .audit import completeness
+
+        forgotten = _read(args.forgotten, args.format)
+        pairs = forgotten.matrix.tocoo()
+        fr = _lookup(forgotten.user_ids, user_ids)[pairs.row]
+        fc = _lookup(forgotten.item_ids, item_ids)[pairs.col]
+        known = (fr >= 0) & (fc >= 0)
+        if not known.any():
+            raise CLIError(f"{args.forgotten}: none of its pairs has a user and an item "
+                           "known to the model")
+        try:
+            complete = completeness(model, (fr[known], fc[known]), test).to_dict()
+        except ValueError as exc:
+            raise CLIError(f"{args.forgotten}: {exc}") from None
+        complete["pairs_unknown"] = int((~known).sum())
     result = _jsonable({"model": _model_file(args.model), "test": args.test,
                         "kind": "implicit" if model._implicit else "explicit", "k": k,
-                        **counts, "metrics": metrics, "fairness": gap.to_dict()})
+                        **counts, "metrics": metrics, "fairness": gap.to_dict(),
+                        "completeness": complete})
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
@@ -460,6 +478,15 @@ def cmd_audit(args):
                      f"{_fmt(f['gap'], '+.4f')} = top 20% most active users "
                      f"{_fmt(f['active'], '.4f')} ({f['n_active']}) - rest "
                      f"{_fmt(f['inactive'], '.4f')} ({f['n_inactive']})"))
+    if complete is not None:
+        for attacker, label in (("score_auc", "score"), ("rank_auc", "rank")):
+            seeds = [r[attacker] for r in complete["retrains"]]
+            gap_value, allowed = complete["gaps"][attacker]
+            rows_out.append((f"completeness, {label} attacker",
+                             f"AUC {complete['forget'][attacker]:.4f} vs retrains "
+                             f"{min(seeds):.4f}..{max(seeds):.4f} (gap {gap_value:+.4f}, "
+                             f"allowed {allowed:.4f})"))
+        rows_out.append(("complete", "yes" if complete["complete"] else "NO"))
     _print_kv(rows_out)
     return 0
 
@@ -467,17 +494,9 @@ def cmd_audit(args):
 # ---------------------------------------------------------------- demo
 
 def cmd_demo(args):
-    from . import ImplicitALS, audit
-    from .evaluation import ranking_metrics, train_test_split
+    from . import audit
     from .synthetic import make_implicit
 
-    quiet = args.quiet
-
-    def line(text=""):
-        if not quiet:
-            print(text, flush=True)
-
-    rng = np.random.default_rng(args.seed)
     if args.movielens:
         data = _read(args.movielens, "auto" if not os.path.basename(args.movielens) == "u.data"
                      else "movielens")
@@ -488,94 +507,55 @@ def cmd_demo(args):
                 raise CLIError(f"--{name} must be at least 1")
         matrix = make_implicit(args.users, args.items, args.nnz, seed=args.seed)
         source = f"synthetic (seed {args.seed})"
-    train, test = train_test_split(matrix, 0.2, seed=args.seed)
-    params = dict(factors=32, iterations=15, regularization=0.05, random_state=args.seed)
-    n_users, n_items = matrix.shape
-    line("fastunlearn demo: forget training data, compare with a retrain from scratch")
-    line()
-    line(f"data      {source}: {n_users} users x {n_items} items, {matrix.nnz} interactions")
-    line(f"split     per-user 80/20: train {train.nnz}, test {test.nnz}")
-    line(f"model     ImplicitALS factors=32 iterations=15 regularization=0.05")
-    line()
-
-    model = ImplicitALS(**params)
-    t0 = time.perf_counter()
-    model.fit(train, show_progress=_progress(args))
-    fit_s = time.perf_counter() - t0
-    ndcg_original = ranking_metrics(model, train, test, k=10)["ndcg"]
-    cert0 = model.certificate()
-
-    # request 1: one median-activity user's whole history; request 2: a
-    # random 1% of the other users' interactions
-    counts = np.diff(train.indptr)
-    active = np.flatnonzero(counts > 0)
-    by_count = active[np.argsort(counts[active], kind="stable")]
-    victim = int(by_count[len(by_count) // 2])
-    v_items = train.indices[train.indptr[victim]:train.indptr[victim + 1]].astype(np.int64)
-    v_users = np.full(len(v_items), victim, dtype=np.int64)
-    rest = train.tocoo()
-    others = np.flatnonzero(rest.row != victim)
-    pick = rng.choice(others, size=max(1, int(round(0.01 * len(others)))), replace=False)
-    p_users, p_items = rest.row[pick].astype(np.int64), rest.col[pick].astype(np.int64)
-
-    # membership inference: the forgotten pairs against never-seen pairs of
-    # the same users (in neither train nor test)
-    forgotten = (np.concatenate([v_users, p_users]), np.concatenate([v_items, p_items]))
-    unseen = audit.sample_unseen((train + test).tocsr(), forgotten[0], seed=args.seed)
-    mia_original = audit.membership_inference(model, forgotten, unseen)
-
-    rep_user = model.forget_users([victim], show_progress=_progress(args))
-    rep_pairs = model.forget(p_users, p_items, show_progress=_progress(args))
-
-    retained = model.user_items.copy()
-    retrained = ImplicitALS(**params)
-    t0 = time.perf_counter()
-    retrained.fit(retained, show_progress=_progress(args))
-    retrain_s = time.perf_counter() - t0
-
-    ndcg_forgot = ranking_metrics(model, retained, test, k=10)["ndcg"]
-    ndcg_retrain = ranking_metrics(retrained, retained, test, k=10)["ndcg"]
-    cert_forgot = model.certificate()
-    cert_retrain = retrained.certificate()
-
-    mia_forgot = audit.membership_inference(model, forgotten, unseen)
-    mia_retrain = audit.membership_inference(retrained, forgotten, unseen)
-
-    line("timings")
-    line(f"  fit on train                      {fit_s:8.3f} s")
-    line(f"  retrain from scratch (retained)   {retrain_s:8.3f} s")
-    for label, rep in ((f"forget user (median, {len(v_items)} rows)", rep_user),
-                       (f"forget 1% of pairs ({len(p_users)})", rep_pairs)):
-        speed = retrain_s / rep.seconds if rep.seconds > 0 else float("inf")
-        line(f"  {label:<33} {rep.seconds:8.3f} s   {speed:7.1f}x faster than retrain")
-    line()
-    line("certificate (max row gradient norm; 0 = exactly stationary)")
-    for label, rep in (("forget user", rep_user), ("forget 1% of pairs", rep_pairs)):
-        line(f"  {label:<20} before {rep.certificate_before.max_row:.3e}  "
-             f"after {rep.certificate_after.max_row:.3e}"
-             f"{'' if rep.certificate_after.exact else ' (bound)'}  "
-             f"tolerance {rep.tolerance:.3e}  "
-             f"converged {'yes' if rep.converged else 'no'}  "
-             f"({rep.rows_solved} row solves, {rep.sweeps} sweeps)")
-    line(f"  {'fitted model':<20} {cert0.max_row:.3e}")
-    line(f"  {'after forgetting':<20} {cert_forgot.max_row:.3e}")
-    line(f"  {'retrained model':<20} {cert_retrain.max_row:.3e}")
-    line()
-    line("accuracy on the test split (nDCG@10)")
-    line(f"  original model      {ndcg_original:.4f}")
-    line(f"  after forgetting    {ndcg_forgot:.4f}")
-    line(f"  retrained model     {ndcg_retrain:.4f}")
-    line()
-    line(f"membership inference AUC ({len(forgotten[0])} forgotten pairs vs as many "
-         "never-seen pairs of the same users; 0.5 = no signal)")
-    line("                      score attacker   rank attacker")
-    for label, mia in (("original model", mia_original), ("after forgetting", mia_forgot),
-                       ("retrained model", mia_retrain)):
-        line(f"  {label:<20} {mia.score_auc:.4f}           {mia.rank_auc:.4f}")
-    line()
-    line("receipts (HMAC-SHA256 of the removed pairs; the keys go to the requester)")
-    line(f"  forget user         {rep_user.digest}")
-    line(f"  forget 1% of pairs  {rep_pairs.digest}")
+    params = dict(factors=32, iterations=15, regularization=0.05, alpha=1.0)
+    # what a Python user would call: the default forget and one without a
+    # washout, against three retrains
+    default, plain = audit.reports(matrix, fraction=0.01, how="random", seed=args.seed,
+                                   repeats=3, washouts=("auto", 0), **params)
+    if args.quiet:
+        return 0
+    s = default.setting
+    print("fastunlearn demo: forget 1% of the training interactions, compare with retraining\n")
+    print(f"data      {source}: {s['n_users']} users x {s['n_items']} items, "
+          f"{s['nnz'] + s['n_test']} interactions (per-user 80/20 split: train {s['nnz']}, "
+          f"test {s['n_test']})")
+    print(f"model     ImplicitALS factors=32 iterations=15 regularization=0.05")
+    print(f"request   forget {s['n_removed']} random training interactions of "
+          f"{s['users_affected']} users\n")
+    e, e0 = default.efficiency, plain.efficiency
+    print("cost (median of 3 runs each)")
+    print(f"  retrain from scratch       {e['retrain_seconds']:8.3f} s")
+    print(f"  forget (default)           {e['forget_seconds']:8.3f} s   "
+          f"{e['ratio']:.3f} of a retrain")
+    print(f"  forget, washout=0          {e0['forget_seconds']:8.3f} s   "
+          f"{e0['ratio']:.3f} of a retrain\n")
+    print("completeness: can an attacker tell the forgotten pairs from held-out test pairs "
+          "of the same users?")
+    print(f"  AUC, {default.completeness['forget']['n_unseen']} held-out pairs; a complete "
+          "forget is as close to the seed-0 retrain as retrains with other seeds are")
+    print("                         score attacker   rank attacker")
+    rows = [("original model", default.completeness["original"]),
+            ("forget (default)", default.completeness["forget"]),
+            ("forget, washout=0", plain.completeness["forget"]),
+            ("retrain, seed 0", default.completeness["retrain"])]
+    for label, mia in rows:
+        print(f"  {label:<22} {mia['score_auc']:.4f}           {mia['rank_auc']:.4f}")
+    spread = default.retrain_spread
+    print(f"  {'retrains, seeds 0-2':<22} {min(spread['score_auc']):.4f}..{max(spread['score_auc']):.4f}"
+          f"     {min(spread['rank_auc']):.4f}..{max(spread['rank_auc']):.4f}")
+    for label, report in (("forget (default)", default), ("forget, washout=0", plain)):
+        gaps = report.completeness_gaps()
+        worst = max(abs(g) / a for g, a in gaps.values())
+        print(f"  {label:<22} {'complete' if report.is_complete() else 'NOT complete'} "
+              f"(largest gap {worst:.2f} of what retrains allow)")
+    print()
+    u = default.utility
+    print(f"accuracy (nDCG@10 on test)  original {u['original']['ndcg']:.4f}  "
+          f"forget {u['forget']['ndcg']:.4f}  retrain {u['retrain']['ndcg']:.4f}")
+    cert = e["certificate"]
+    print(f"certificate (max row gradient; 0 = stationary)  original {cert['original']:.3e}  "
+          f"forget {cert['forget']:.3e}  retrain {cert['retrain']:.3e}  "
+          f"(tolerance {e['tolerance']:.3e}, converged {'yes' if e['converged'] else 'no'})")
     return 0
 
 
@@ -594,9 +574,11 @@ def build_parser():
 
     p = sub.add_parser("demo", help="fit, forget and compare with a retrain (no input needed)",
                        description="Fit ImplicitALS on seeded synthetic data (or MovieLens), "
-                                   "forget one user and a random 1% of the interactions, "
-                                   "retrain from scratch and compare time, certificate, nDCG@10 "
-                                   "and membership-inference AUCs.")
+                                   "forget a random 1% of the interactions (by default, and "
+                                   "without a washout), retrain from scratch with three seeds "
+                                   "and compare time, certificate, nDCG@10 and whether the "
+                                   "forgotten pairs can be told from held-out ones "
+                                   "(audit.reports).")
     p.add_argument("--movielens", metavar="PATH", help="MovieLens 100K u.data instead of "
                                                        "synthetic data")
     p.add_argument("--users", type=int, default=20_000, help="synthetic users (default 20000)")
@@ -691,6 +673,10 @@ def build_parser():
     p.add_argument("--test", required=True, metavar="FILE",
                    help="held-out interactions: user,item[,value[,timestamp]]")
     p.add_argument("--k", type=int, default=10, help="cut-off of the top-k metrics (default 10)")
+    p.add_argument("--forgotten", metavar="FILE",
+                   help="pairs MODEL forgot (user,item): also run the completeness test, "
+                        "forgotten vs held-out pairs of the same users against three "
+                        "retrains on MODEL's data (audit.completeness)")
     p.add_argument("--format", default="auto", choices=FORMATS,
                    help="format of the test file (default: by file name)")
     p.add_argument("--json", action="store_true", help="JSON output")

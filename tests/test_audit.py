@@ -571,3 +571,38 @@ def test_washout_forget_matches_retrain_membership_inference(movielens):
     for attacker in ("score_auc", "rank_auc"):
         assert abs(getattr(auc[2], attacker) - getattr(fresh, attacker)) <= 0.02
         assert getattr(auc[0], attacker) - getattr(fresh, attacker) > 0.04
+
+
+def test_held_out_pairs_are_the_test_pairs_of_those_users():
+    import scipy.sparse as sp
+
+    test = sp.csr_matrix(np.array([[0, 1, 0, 2], [3, 0, 0, 0], [0, 0, 4, 5]], dtype=float))
+    users, items = audit.held_out_pairs(test, [2, 0, 2])
+    assert users.tolist() == [0, 0, 2, 2] and items.tolist() == [1, 3, 2, 3]
+    assert [len(a) for a in audit.held_out_pairs(test, [])] == [0, 0]
+
+
+def test_completeness_retrains_and_compares_as_documented():
+    import scipy.sparse as sp
+
+    R = make_implicit(300, 100, 3000, seed=0)
+    train, test = train_test_split(R, 0.2, seed=0)
+    params = dict(factors=6, iterations=4, regularization=0.05, num_threads=1, random_state=0)
+    model = fu.ImplicitALS(**params).fit(train, show_progress=False)
+    forgotten = audit.unlearning_set(train, 0.05, "random", seed=0)
+    model.forget(*forgotten)
+    result = audit.completeness(model, forgotten, test, repeats=2, seed=5)
+    held = audit.held_out_pairs(test, forgotten[0])
+    assert result.forget == audit.membership_inference(model, forgotten, held).to_dict()
+    for r, got in enumerate(result.retrains):
+        retrain = fu.ImplicitALS(**{**params, "random_state": 5 + r}).fit(
+            model.user_items, show_progress=False)
+        assert got == audit.membership_inference(retrain, forgotten, held).to_dict()
+    for key in ("score_auc", "rank_auc"):
+        gap, allowed = result.gaps[key]
+        seeds = [r[key] for r in result.retrains]
+        assert gap == result.forget[key] - seeds[0]
+        assert allowed == max(0.01, max(seeds) - min(seeds))
+    assert result.complete == all(abs(g) <= a for g, a in result.gaps.values())
+    with pytest.raises(ValueError, match="none of the forgotten"):
+        audit.completeness(model, forgotten, sp.csr_matrix(test.shape))

@@ -153,10 +153,29 @@ def test_usage_error_exits_2(tmp_path):
 
 def test_demo_tiny(tmp_path):
     r = ok(run(tmp_path, "demo", "--users", "300", "--items", "100", "--nnz", "3000"))
-    for section in ("timings", "certificate", "nDCG@10", "membership inference AUC",
-                    "retrain from scratch", "faster than retrain", "converged"):
+    for section in ("cost", "certificate", "nDCG@10", "held-out test pairs",
+                    "retrain from scratch", "of a retrain", "converged", "forget (default)",
+                    "forget, washout=0", "retrains, seeds 0-2"):
         assert section in r.stdout
+    assert "complete (largest gap" in r.stdout
     assert r.stdout.isascii()
+
+
+def test_demo_reports_what_audit_reports_gives(tmp_path):
+    """The demo prints audit.reports' figures for its data, nothing of its own."""
+    from fastunlearn import audit
+    from fastunlearn.synthetic import make_implicit
+
+    r = ok(run(tmp_path, "demo", "--users", "300", "--items", "100", "--nnz", "3000"))
+    default, plain = audit.reports(make_implicit(300, 100, 3000, seed=0), fraction=0.01,
+                                   how="random", seed=0, repeats=3, washouts=("auto", 0),
+                                   factors=32, iterations=15, regularization=0.05, alpha=1.0)
+    for label, report in (("forget (default)", default), ("forget, washout=0", plain)):
+        mia = report.completeness["forget"]
+        assert f"{label:<22} {mia['score_auc']:.4f}           {mia['rank_auc']:.4f}" \
+            in r.stdout
+        verdict = "complete" if report.is_complete() else "NOT complete"
+        assert f"{label:<22} {verdict} (" in r.stdout
 
 
 # ---------------------------------------------------------------- audit
@@ -202,6 +221,38 @@ def test_audit_matches_api(workdir):
     assert "ndcg@5:" in text and "fairness gap" in text
     assert f"{skipped} skipped" in text
     assert f"{expected['ndcg']:.4f}" in text
+
+
+def test_audit_completeness_matches_api(workdir, tmp_path):
+    """forget --pairs, then audit --forgotten: the API's completeness test."""
+    from fastunlearn import audit
+
+    d = workdir
+    model = fastunlearn.load(d / "model.npz")
+    users, items = model.metadata["user_ids"], model.metadata["item_ids"]
+    coo = model.user_items.tocoo()
+    pick = np.random.default_rng(4).choice(coo.nnz, 12, replace=False)
+    forgot = [(users[coo.row[j]], items[coo.col[j]]) for j in pick]
+    (tmp_path / "forget.csv").write_text("user,item\n" + "".join(f"{u},{i}\n" for u, i in forgot))
+    ok(run(d, "forget", "model.npz", "--pairs", str(tmp_path / "forget.csv"), "-o",
+           str(tmp_path / "forgot.npz"), "--quiet"))
+    # held-out pairs: unstored pairs of the forgetting users (a stand-in test split)
+    held = sorted({(users[coo.row[j]], f"i{n}") for j in pick for n in range(1, 21)}
+                  - {(users[r], items[c]) for r, c in zip(coo.row, coo.col)})
+    (tmp_path / "test.csv").write_text("user,item\n" + "".join(f"{u},{i}\n" for u, i in held))
+    got = json.loads(ok(run(d, "audit", str(tmp_path / "forgot.npz"), "--test",
+                            str(tmp_path / "test.csv"), "--forgotten",
+                            str(tmp_path / "forget.csv"), "--json")).stdout)["completeness"]
+    forgotten_model = fastunlearn.load(tmp_path / "forgot.npz")
+    test, _ = _api_test_matrix(forgotten_model, [(u, i, 1.0) for u, i in held])
+    expected = audit.completeness(forgotten_model, (coo.row[pick], coo.col[pick]), test)
+    assert got["pairs_unknown"] == 0
+    assert got["forget"] == pytest.approx(expected.forget)
+    assert got["retrains"] == pytest.approx(expected.retrains)
+    assert got["complete"] == expected.complete
+    text = ok(run(d, "audit", str(tmp_path / "forgot.npz"), "--test",
+                  str(tmp_path / "test.csv"), "--forgotten", str(tmp_path / "forget.csv"))).stdout
+    assert "completeness, rank attacker" in text and "complete:" in text
 
 
 def test_audit_explicit_model_matches_api(workdir, tmp_path):
