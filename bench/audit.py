@@ -3,12 +3,13 @@ inference), utility (nDCG@10), fairness (active - inactive nDCG gap) and
 efficiency (wall time), for random, core and edge unlearning sets.
 
 One ``fastunlearn.audit.reports`` per data set and unlearning set (the
-original model and the retrains shared by its washouts); timings are
-medians over repeats.  Then, for the first data set and a random 1% set,
-the curves behind the plots: certificate, nDCG@10 and MIA AUC against wall
-time for a retrain (per iteration) and for forgetting driven further than
-its default tolerance (masked sweeps to tighter tolerances, and plain full
-sweeps), which shows what completeness costs.
+original model and the retrains shared by the default forget and the forget
+without a washout); timings are medians over repeats.  Then, for the first
+data set and a random 1% set, the curves behind the plots: certificate,
+nDCG@10 and MIA AUC (forgotten vs held-out pairs) against wall time for a
+retrain (per iteration) and for forgetting driven further than its default
+tolerance (masked sweeps to tighter tolerances, plain full sweeps, and
+washouts of 1-4 over-relaxed sweeps), which shows what completeness costs.
 """
 import time
 
@@ -18,11 +19,15 @@ from common import movielens, write
 from fastunlearn import audit
 from fastunlearn.evaluation import ranking_metrics, train_test_split
 
+# MovieLens as the completeness issue measured it (alpha 5 makes the rows
+# ill-conditioned, which CG-3 fits leave far from their row optimum); the
+# synthetic sets as bench/forget.py fits them
 PARAMS = dict(factors=64, regularization=0.05, alpha=1.0, iterations=15, use_cg=True,
               num_threads=2)
+MOVIELENS_PARAMS = {**PARAMS, "factors": 32, "alpha": 5.0}
 SHOWN_ITERATIONS = (1, 2, 5, 10, 15, 20, 30, 40)
 SETS = [(how, fraction) for fraction in (0.01, 0.05) for how in audit.UNLEARNING_SETS]
-WASHOUTS = (0, 2, 4)  # forget as it comes, and with washouts that target completeness
+WASHOUTS = ("auto", 0)  # the default forget, and the same with its washout turned off
 
 
 NOTES = """
@@ -31,59 +36,69 @@ All four targets met in {met} of {total} rows: {met_by_washout}.
 * Unlearning sets: *random* is uniform over the training interactions;
   *core* / *edge* are uniform over the interactions of the most / least
   active users that together hold the set's size (`fastunlearn.audit.unlearning_set`).
-* forget: `model.forget` with its default tolerance (the certificate before
-  the removal), without a washout and with `washout=2` and `4` (over-relaxed
-  full sweeps before the masked sweeps certify); retrain: the same
-  hyperparameters, iterations and seed on the retained data.  Seconds are
-  medians of {repeats} runs.
+* forget: `model.forget` with its default options (washout "auto": here the
+  set is far above the pending limit, so it washes out in the request), and
+  with `washout=0`; retrain: the same hyperparameters, iterations and seed
+  on the retained data.  Seconds are medians of {repeats} runs.
 * "retrain seeds" is the range over {repeats} retrains with seeds 0..{last_seed}:
-  how far retraining alone moves a measure.  The nDCG and MIA targets are
-  checked against the seed-0 retrain, as the issue states them; the seed-0
-  retrain starts from the original model's initial factors.
-* MIA: AUC of telling the forgotten pairs from never-seen pairs of the same
-  users (in neither train nor test); the score attacker ranks by `x_u . y_i`,
-  the rank attacker by the item's percentile in the user's scores over the
-  items not in her history.  A correct forget matches the retrain's AUC.
+  how far retraining alone moves a measure.  The targets are checked against
+  the seed-0 retrain; the seed-0 retrain starts from the original model's
+  initial factors.
+* MIA: AUC of telling the forgotten pairs from held-out test pairs of the
+  same users (`fastunlearn.audit.held_out_pairs`); the score attacker ranks by
+  `x_u . y_i`, the rank attacker by the item's percentile in the user's
+  scores over the items not in her history.  A complete forget matches the
+  retrain's AUC.  (The JSON also holds the AUC against never-seen pairs,
+  `unseen`.)
 * Fairness gap: nDCG@10 of the 20% most active users (by original training
   activity) minus the rest's; it should move no more than retraining moves it.
   "Retraining moves it" is taken over all retrain seeds (the largest
   |gap retrain - gap original| among them): sharing its initial factors with
   the original, the seed-0 retrain alone moves the gap less than a retrain
   does in general.  Against the seed-0 retrain alone: {fair_seed0} of {total}.
-* Targets (issue 4): |delta nDCG@10| <= 0.005, |delta MIA AUC| <= 0.02 for
-  both attackers, fairness gap moved no more than by a retrain.
+* Targets: |delta nDCG@10| <= 0.005; for both attackers |delta MIA AUC| <=
+  max(0.01, spread of the retrain seeds); fairness gap moved no more than by
+  a retrain.
+* MovieLens is fitted as the completeness issue measured it (factors 32,
+  alpha 5), the synthetic sets as bench/forget.py fits them (factors 64,
+  alpha 1); the 2M set is audited on random 1 % only.
 * The second table follows one random 1% set: forgets driven past the default
-  tolerance (masked sweeps to tighter tolerances, plain full sweeps) against
-  a retrain measured after every iteration.
+  tolerance (masked sweeps to tighter tolerances, plain full sweeps, washouts
+  of 1-4 over-relaxed sweeps) against a retrain measured after every iteration.
 """
 
 
 def datasets(quick):
+    """(name, matrix, hyperparameters, unlearning sets) to audit."""
     from fastunlearn.synthetic import make_implicit
 
     if quick:
-        yield "synthetic-20k", make_implicit(2_000, 1_000, 20_000, seed=0)
+        yield ("synthetic-20k", make_implicit(2_000, 1_000, 20_000, seed=0),
+               {**PARAMS, "factors": 16, "iterations": 5}, SETS)
         return
     R = movielens()
     if R is not None:
-        yield "movielens-100k", R
-    yield "synthetic-400k", make_implicit(20_000, 5_000, 400_000, seed=0)
+        yield "movielens-100k", R, MOVIELENS_PARAMS, SETS
+    yield "synthetic-400k", make_implicit(20_000, 5_000, 400_000, seed=0), PARAMS, SETS
+    yield ("synthetic-2M", make_implicit(100_000, 20_000, 2_000_000, seed=0), PARAMS,
+           [("random", 0.01)])
 
 
 def targets(r):
-    """Issue 4's targets for forget against retrain, each True or False."""
-    c, u, f = r.completeness, r.utility, r.fairness
-
-    def delta(table, key):
-        return abs(table["forget"][key] - table["retrain"][key])
-
+    """The targets for forget against retrain, each True or False: nDCG@10
+    within 0.005, both attackers of the held-out test within max(0.01,
+    retrain seeds' spread) of the seed-0 retrain, the fairness gap moved no
+    more than retraining moves it."""
+    u, f = r.utility, r.fairness
     # how far retraining moves the gap: as far as the retrain seeds take it.
     # The seed-0 retrain starts from the original model's initial factors
     # and so stays closer to it than retraining in general does.
     original = f["original"]["gap"]
     moved_by_retrain = max(abs(gap - original) for gap in r.retrain_spread["gap"])
-    return {"ndcg": delta(u, "ndcg") <= 0.005, "mia_score": delta(c, "score_auc") <= 0.02,
-            "mia_rank": delta(c, "rank_auc") <= 0.02,
+    gaps = r.completeness_gaps()
+    return {"ndcg": abs(u["forget"]["ndcg"] - u["retrain"]["ndcg"]) <= 0.005,
+            "mia_score": abs(gaps["score_auc"][0]) <= gaps["score_auc"][1],
+            "mia_rank": abs(gaps["rank_auc"][0]) <= gaps["rank_auc"][1],
             "fairness": abs(f["forget"]["gap"] - original) <= moved_by_retrain}
 
 
@@ -119,10 +134,10 @@ def curves(name, R, params, seed=0, quick=False):
     params = {**params, "random_state": seed}
     original = fu.ImplicitALS(**params).fit(train, show_progress=False)
     forgotten = audit.unlearning_set(train, 0.01, "random", seed)
-    unseen = audit.sample_unseen(train + test, forgotten[0], seed=seed)
+    held_out = audit.held_out_pairs(test, forgotten[0])
 
     def measure(model, seconds, **extra):
-        mia = audit.membership_inference(model, forgotten, unseen)
+        mia = audit.membership_inference(model, forgotten, held_out)
         return {"seconds": seconds, "certificate": model.certificate().max_row,
                 "ndcg": ranking_metrics(model, model.user_items, test, k=10)["ndcg"],
                 "score_auc": mia.score_auc, "rank_auc": mia.rank_auc, **extra}
@@ -136,11 +151,11 @@ def curves(name, R, params, seed=0, quick=False):
 
     tol0 = original.certificate().max_row
     scales = (1.0, 0.5) if quick else (1.0, 0.5, 0.2, 0.1)
-    masked = [forget(f"tolerance {s:g} x default", tolerance=tol0 * s, max_sweeps=50)
+    masked = [forget(f"tolerance {s:g} x default", tolerance=tol0 * s, max_sweeps=50, washout=0)
               for s in scales]
     # plain Unlearn-ALS: a fixed number of full exact sweeps (tolerance 0 never stops early)
     full_sweeps = (1, 2) if quick else (1, 2, 5, 10, 20, 40)
-    full = [forget(f"{n} full sweeps", strategy="full", tolerance=0.0, max_sweeps=n)
+    full = [forget(f"{n} full sweeps", strategy="full", tolerance=0.0, max_sweeps=n, washout=0)
             for n in full_sweeps]
     washed = [forget(f"washout {n}", washout=n) for n in ((1, 2) if quick else (1, 2, 3, 4))]
 
@@ -148,7 +163,7 @@ def curves(name, R, params, seed=0, quick=False):
     # the sweep alone, so measuring does not inflate the time axis
     retained = fu.ImplicitALS.from_factors(original.user_factors, original.item_factors,
                                            train, **params)
-    retained.forget(*forgotten)
+    retained.forget(*forgotten, washout=0)
     retained = retained.user_items.copy()
     n_iter = (2 if quick else 4) * params["iterations"]
     model = fu.ImplicitALS(**{**params, "iterations": n_iter})
@@ -167,9 +182,8 @@ def curves(name, R, params, seed=0, quick=False):
 
 def run(quick=False, repeats=5):
     rows, results, curve = [], [], None
-    params = {**PARAMS, **(dict(factors=16, iterations=5) if quick else {})}
-    for name, R in datasets(quick):
-        for how, fraction in SETS:
+    for name, R, params, sets in datasets(quick):
+        for how, fraction in sets:
             start = time.perf_counter()
             for r in audit.reports(R, fraction=fraction, how=how, seed=0, repeats=repeats,
                                    washouts=WASHOUTS, **params):
@@ -203,6 +217,7 @@ def run(quick=False, repeats=5):
                          total=len(met), met_by_washout=by_washout, fair_seed0=fair_seed0)
     name = "audit-quick" if quick else "audit"
     payload = write(name, {"sets": SETS, "repeats": repeats, "results": results,
-                           "curves": curve}, rows, HEADER, sections, notes, params=params)
+                           "curves": curve}, rows, HEADER, sections, notes,
+                    params={"movielens": MOVIELENS_PARAMS, "synthetic": PARAMS})
     plots.audit_curves(payload, name)
     return payload

@@ -59,10 +59,20 @@ def test_fit_and_forget_quick(quick_results):
     assert all(r["fastunlearn"]["seconds_per_iteration"] > 0 for r in fit["results"])
     forget = load(quick_results, "forget")
     assert forget["results"]
-    for record in forget["results"]:
-        assert {"masked", "cold", "full", "retrain"} <= set(record)
-        for method in ("masked", "cold", "full", "retrain"):
+    methods = ("forget", "cold", "no_washout", "full", "retrain")
+    requests = [r for r in forget["results"] if r["scenario"] not in
+                ("sequential", "load + forget user")]
+    assert len(requests) == 5
+    for record in requests:
+        for method in methods:
             assert record[method]["runs"] and record[method]["seconds"] > 0
+        assert record["no_washout"]["settled"] is False and record["retrain"]["settled"] is None
+    (seq,) = [r for r in forget["results"] if r["scenario"] == "sequential"]
+    assert seq["requests"] == 200 and len(seq["runs"]) == 1 and seq["seconds"] > 0
+    assert 0 <= seq["pending_entries"] and seq["washouts"] > 0
+    (loaded,) = [r for r in forget["results"] if r["scenario"] == "load + forget user"]
+    assert loaded["seconds"] == pytest.approx(loaded["load_seconds"] + loaded["forget_seconds"])
+    assert "Sequential requests" in (quick_results / "forget-quick.md").read_text()
 
 
 def test_audit_quick(quick_results):
@@ -71,7 +81,7 @@ def test_audit_quick(quick_results):
     sets = {(r["setting"]["how"], r["setting"]["fraction"], r["setting"]["washout"])
             for r in audit["results"]}
     assert sets == {(how, f, w) for how in ("random", "core", "edge") for f in (0.01, 0.05)
-                    for w in (0, 2, 4)}
+                    for w in ("auto", 0)}
     for r in audit["results"]:
         for axis in ("completeness", "utility", "fairness"):
             assert set(r[axis]) == {"original", "forget", "retrain"}
