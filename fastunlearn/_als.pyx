@@ -377,7 +377,7 @@ cdef int _cholesky_row(int k, int64_t r, const index_t *indptr, const index_t *i
     cdef char uplo = b'U'
 
     if not implicit and end == start:
-        memset(x, 0, k * sizeof(floating))  # no ratings: the zero row (DESIGN 2)
+        memset(x, 0, k * sizeof(floating))  # no ratings: the zero row (docs/design.md, section 2)
         if out != NULL:
             out[0] = out[1] = out[2] = 0
         return 0
@@ -587,7 +587,7 @@ cdef void _cg_block(int k, int64_t j0, int nb, const int64_t *rows, const index_
     for j in range(nb):
         r = brows[j]
         # A row without entries has b = 0, so zero minimises its quadratic:
-        # explicit fixes such rows at zero (DESIGN 2), and for implicit CG
+        # explicit fixes such rows at zero (docs/design.md, section 2), and for implicit CG
         # would only shrink the old row towards it, leaving residues (1e-11
         # after a fit from random factors) whose ordering of the items a
         # membership-inference attacker reads as signal.

@@ -2,7 +2,7 @@
 
 The four axes of the CURE4Rec benchmark (Chen et al., NeurIPS 2024), measured
 for a model that forgot a set of interactions against a model retrained from
-scratch on the retained data (DESIGN section 4):
+scratch on the retained data (docs/design.md, section 7):
 
 * **completeness** -- :func:`membership_inference`: how well an attacker
   holding the model tells the forgotten interactions from pairs the model

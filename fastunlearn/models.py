@@ -349,7 +349,7 @@ class MatrixFactorization:
         return self._measured[0][-2:] if self._measured is not None else (None, None)
 
     def loss(self):
-        """The objective (DESIGN section 2, unnormalised) on the retained data.
+        """The objective (docs/design.md, section 2, unnormalised) on the retained data.
 
         implicit reports the same quantity divided by the total confidence
         plus the number of unstored entries.

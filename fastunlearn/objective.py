@@ -16,7 +16,7 @@ from . import _als
 
 @dataclass(frozen=True)
 class Objective:
-    """Which objective the factors minimise (DESIGN section 2).
+    """Which objective the factors minimise (docs/design.md, section 2).
 
     Attributes
     ----------
@@ -277,7 +277,7 @@ def measure(objective, data, X, Y, *, num_threads):
 
 
 def loss(objective, data, X, Y, *, num_threads):
-    """Value of the objective (unnormalised; DESIGN section 2) on ``data``.
+    """Value of the objective (unnormalised; docs/design.md, section 2) on ``data``.
 
     Implicit: the sum over all entries of ``(x_u . y_i)^2`` is
     ``<X^T X, Y^T Y>``; the stored entries then swap that term for their own.
