@@ -271,6 +271,22 @@ cdef void _apply_block(int k, int nb, const int64_t *rows, const index_t *indptr
 
 # -------------------------------------------------------------------- kernels
 
+def relax(floating[:, ::1] F, const floating[:, ::1] old, double w, int num_threads):
+    """``F <- F + (w - 1) (F - old)`` in place, in one pass (elementwise, so
+    the same for any ``num_threads``; exactly F at w = 1): NumPy would make
+    two temporaries the size of the factors, which cost as much as the CG
+    sweep before it."""
+    cdef int64_t i, n = F.shape[0]
+    cdef int j, k = F.shape[1]
+    cdef floating ww = <floating> (w - 1.0)
+    if old.shape[0] != n or old.shape[1] != k:
+        raise ValueError("old must have the shape of F")
+    with nogil:
+        for i in prange(n, num_threads=max(num_threads, 1), schedule='static'):
+            for j in range(k):
+                F[i, j] = F[i, j] + ww * (F[i, j] - old[i, j])
+
+
 def gram(const floating[:, ::1] Y, int num_threads):
     """Y^T Y, reduced over a fixed partition of the rows.
 

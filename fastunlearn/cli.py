@@ -360,9 +360,11 @@ def cmd_info(args):
         "certificate": _cert_dict(cert),
         "loss": float(model.loss()),
         "external_ids": "user_ids" in model.metadata,
+        "pending": model.pending,
         "history": [
-            {k: r.get(k) for k in ("digest", "n_removed", "users_affected", "items_affected",
-                                   "certificate_after", "tolerance", "converged", "time")}
+            {k: r.get(k) for k in ("event", "digest", "n_removed", "users_affected",
+                                   "items_affected", "entries", "requests", "certificate_after",
+                                   "tolerance", "converged", "settled", "time")}
             for r in history
         ],
     }
@@ -382,12 +384,20 @@ def cmd_info(args):
         ("certificate", f"max_row={info['certificate']['max_row']:.3e} "
                         f"frobenius={info['certificate']['frobenius']:.3e}"),
         ("loss", f"{info['loss']:.6g}"),
+        ("pending washout", f"{info['pending']['entries']} entries of "
+                            f"{info['pending']['requests']} requests"),
         ("forget receipts", len(info["history"])),
     ])
     for n, r in enumerate(info["history"], 1):
+        if r.get("event") == "settle":
+            print(f"  {n:>3}. {r.get('time')}  washout of {r.get('entries')} pending entries "
+                  f"({r.get('requests')} requests)  "
+                  f"converged={'yes' if r.get('converged') else 'no'}")
+            continue
+        washed = "" if r.get("settled") in (None, True) else "  (washout pending)"
         print(f"  {n:>3}. {r.get('time')}  removed={r.get('n_removed')} "
               f"users={r.get('users_affected')} items={r.get('items_affected')} "
-              f"converged={'yes' if r.get('converged') else 'no'}  {r.get('digest')}")
+              f"converged={'yes' if r.get('converged') else 'no'}  {r.get('digest')}{washed}")
     return 0
 
 

@@ -483,19 +483,23 @@ class _Reconverger:
         self.bounds[side][rows] = norms
         self.data_loss += new_terms.sum() - old_terms.sum()
 
-    def local(self, users, items, measured):
+    def local(self, users, items, solver=None):
         """Local phase: the users whose entries changed, then those items,
-        solved exactly.  ``measured=False`` when a washout follows, which
-        measures every row afresh: the solves then skip the bounds and
-        loss bookkeeping (full copies of the factors go to the undo log)."""
-        if measured:
+        solved exactly.  With a ``solver`` (``(use_cg, cg_steps)``) when a
+        washout follows, which re-solves and measures every row afresh, they
+        are solved by the model's own solver instead, without the bounds and
+        loss bookkeeping (full copies of the factors go to the undo log):
+        the exact solves of a 1 % request's popular items cost more than a
+        CG sweep of everything."""
+        if solver is None:
             self.solve("users", users, "local")
             self.solve("items", items, "local")
             return
         self.save_all()
+        use_cg, cg_steps = solver
         for side, rows in (("users", users), ("items", items)):
-            obj.solve_rows(self.objective, self.data, self.X, self.Y, side, rows, use_cg=False,
-                           cg_steps=0, num_threads=self.threads_for(side, rows))
+            obj.solve_rows(self.objective, self.data, self.X, self.Y, side, rows, use_cg=use_cg,
+                           cg_steps=cg_steps, num_threads=self.threads_for(side, rows))
             self.rows_solved["local"] += len(rows)
 
     def raise_by_gram(self, side, delta, spectral, old, new):
@@ -534,10 +538,13 @@ class _Reconverger:
         use_cg, cg_steps = solver
         self.save_all()
         rows = self.X.shape[0] + self.Y.shape[0]
+        work = {"users": np.empty_like(self.X), "items": np.empty_like(self.Y)}
         for _ in range(relaxed):
             obj.relaxed_sweep(self.objective, self.data, self.X, self.Y, RELAXATION,
                               use_cg=use_cg, cg_steps=RELAXED_CG_STEPS, cg_rtol=RELAXED_CG_RTOL,
-                              num_threads=self.threads)
+                              num_threads=self.threads, work=work)
+        for buffer in work.values():  # rows of the model before the sweeps: wiped
+            buffer[...] = 0
         obj.sweep(self.objective, self.data, self.X, self.Y, use_cg=use_cg, cg_steps=cg_steps,
                   num_threads=self.threads)
         self.rows_solved["washout"] += (relaxed + 1) * rows
@@ -836,7 +843,7 @@ def _reconverge(model, before, users, items, old_terms, tol, relaxed, options, t
             sweeps, after = engine.run_full(engine.washout(relaxed, solver))
         else:
             engine.data_changed(users, old_terms)
-            engine.local(users, items, measured=relaxed is None)
+            engine.local(users, items, None if relaxed is None else solver)
             engine.washout(relaxed, solver)
             sweeps, after = engine.run()
             if after is None:

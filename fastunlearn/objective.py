@@ -143,10 +143,12 @@ def sweep(objective, data, X, Y, *, use_cg, cg_steps, num_threads):
 
 
 def relaxed_sweep(objective, data, X, Y, relaxation, *, use_cg, cg_steps, num_threads,
-                  cg_rtol=0.0):
+                  cg_rtol=0.0, work=None):
     """One over-relaxed ALS iteration: each side, users first, moves
     ``relaxation`` times its ALS step, ``F <- F + w (F* - F)`` (solver
-    options as :func:`solve_rows`).
+    options as :func:`solve_rows`).  ``work`` (``{"users": array like X,
+    "items": array like Y}``), if given, holds the rows before the step, so
+    that repeated sweeps allocate nothing.
 
     With the other side fixed the objective is a convex quadratic in each
     row, and ``F*`` minimises it along the step (exactly, or over CG's Krylov
@@ -156,10 +158,12 @@ def relaxed_sweep(objective, data, X, Y, relaxation, *, use_cg, cg_steps, num_th
     plain ALS creeps (successive over-relaxation of block Gauss-Seidel).
     """
     for side, F in (("users", X), ("items", Y)):
-        old = F.copy()
+        old = F.copy() if work is None else work[side]
+        if work is not None:
+            np.copyto(old, F)
         solve_rows(objective, data, X, Y, side, all_rows(F.shape[0]), use_cg=use_cg,
                    cg_steps=cg_steps, num_threads=num_threads, cg_rtol=cg_rtol)
-        F += (relaxation - 1) * (F - old)
+        _als.relax(F, old, relaxation, num_threads)
 
 
 def gradient_norms(objective, data, X, Y, side, rows=None, *, num_threads, base=None,

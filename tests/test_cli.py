@@ -119,6 +119,17 @@ def test_info_json_lists_receipts(workdir):
     assert set(info["certificate"]) == {"max_row", "frobenius"}
     text = ok(run(d, "info", "m_items.npz")).stdout
     assert digest in text and "certificate:" in text
+    # forget saves a settled model; a washout deferred in the request is a
+    # settle record after its receipt
+    assert info["pending"] == {"entries": 0, "requests": 0}
+    r = json.loads(ok(run(d, "forget", "m_items.npz", "--users", "u3", "-o", "m_u3.npz",
+                          "--washout", "0", "--json")).stdout)
+    assert r["washout"] == 0 and r["settle"]["entries"] == r["n_removed"]
+    info = json.loads(ok(run(d, "info", "m_u3.npz", "--json")).stdout)
+    assert info["pending"]["entries"] == 0
+    assert [h["event"] for h in info["history"][-2:]] == [None, "settle"]
+    assert info["history"][-2]["settled"] is False
+    assert "washout of" in ok(run(d, "info", "m_u3.npz")).stdout
 
 
 def test_malformed_file_exits_2(workdir, tmp_path):

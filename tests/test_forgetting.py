@@ -525,3 +525,29 @@ def test_gram_change_norm_is_the_spectral_norm(rows):
         expected = np.linalg.norm(delta, 2)
         assert forgetting.gram_change_norm(old, new, delta) == pytest.approx(
             expected, rel=1e-9, abs=1e-12)
+
+
+def test_masked_sweeps_switch_to_full_sweeps_past_a_sweeps_rows(monkeypatch):
+    """Once masked solves add up to a full sweep's rows the engine runs full
+    sweeps: to a tight tolerance it then solves at most two sweeps' rows
+    more than plain full sweeps do, and certifies where they do."""
+    from fastunlearn import forgetting
+
+    a, b = fitted("implicit", seed=25), fitted("implicit", seed=25)
+    users, items = random_pairs(a, 10, seed=25)
+    tight = dict(tolerance=1e-5, max_sweeps=2000, washout=0)
+    switched = []
+    real = forgetting._Reconverger.run_full
+
+    def run_full(self, *args, **kwargs):
+        switched.append(self.rows_solved["sweeps"])
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(forgetting._Reconverger, "run_full", run_full)
+    masked = a.forget(users, items, **tight)
+    one_sweep = sum(a.user_items.shape)
+    assert len(switched) == 1 and one_sweep <= switched[0] < 2 * one_sweep
+    full = b.forget(users, items, strategy="full", **tight)
+    assert masked.converged and full.converged
+    assert masked.rows_solved <= full.rows_solved + 2 * one_sweep
+    assert reference_certificate(a, "implicit")[1] <= 1e-5 * (1 + 1e-6)
