@@ -529,7 +529,7 @@ def cmd_demo(args):
     print(f"data      {source}: {s['n_users']} users x {s['n_items']} items, "
           f"{s['nnz'] + s['n_test']} interactions (per-user 80/20 split: train {s['nnz']}, "
           f"test {s['n_test']})")
-    print(f"model     ImplicitALS factors=32 iterations=15 regularization=0.05")
+    print("model     ImplicitALS factors=32 iterations=15 regularization=0.05")
     print(f"request   forget {s['n_removed']} random training interactions of "
           f"{s['users_affected']} users\n")
     e, e0 = default.efficiency, plain.efficiency

@@ -750,19 +750,6 @@ class _NoChange:
         pass
 
 
-def _roll_back(model, undo):
-    """Put back every row the engine solved, newest first."""
-    for side, rows, old in reversed(undo):
-        F = model.user_factors if side == "users" else model.item_factors
-        F[rows] = old
-
-
-def _wipe(undo):
-    for _, _, old in undo:
-        old[...] = 0
-    undo.clear()
-
-
 @dataclass(frozen=True)
 class _Outcome:
     """What one run of the engine did (the common part of every report)."""
@@ -930,7 +917,7 @@ def add_interactions(model, delta, options):
     """
     start = time.perf_counter()
     delta = check_user_items(delta, model.dtype, name="user_items_delta")
-    (n_users, n_items), k = model._data.shape, model.factors
+    n_users, n_items = model._data.shape
     shape = (max(n_users, delta.shape[0]), max(n_items, delta.shape[1]))
     # entries concatenated and summed where a pair repeats: sparse "+"
     # would also drop the stored zeros of rows the delta never touches
