@@ -97,6 +97,10 @@ def test_audit_quick(quick_results):
         assert points and {"seconds", "certificate", "ndcg", "score_auc", "rank_auc"} <= \
             set(points[0])
     assert "Completeness against cost" in (quick_results / "audit-quick.md").read_text()
+    seq = audit["sequential"]
+    assert seq["requests"] == 200 and len(seq["retrains"]) == 1 and seq["seconds"] > 0
+    assert set(seq["gaps"]) == {"score_auc", "rank_auc"} and isinstance(seq["complete"], bool)
+    assert "Sequential requests" in (quick_results / "audit-quick.md").read_text()
 
 
 def test_scaling_quick(quick_results):
