@@ -782,7 +782,10 @@ def _run(model, change, users, items, options, relaxed, desc):
             return _Outcome(dict.fromkeys(PHASES, 0), 0, loss_before, loss_before, cert_before,
                             cert_before, tol)
         affected = np.unique(users)
-        old_terms = _user_terms(model, change.existing(affected), threads, options.strategy)
+        # the masked engine updates the loss from the affected users' old
+        # terms; a washout measures everything afresh and needs none
+        old_terms = None if relaxed is not None else \
+            _user_terms(model, change.existing(affected), threads, options.strategy)
         undo = []
         try:
             change.apply(model)
@@ -829,7 +832,8 @@ def _reconverge(model, before, users, items, old_terms, tol, relaxed, options, t
         if options.strategy == "full":
             sweeps, after = engine.run_full(engine.washout(relaxed, solver))
         else:
-            engine.data_changed(users, old_terms)
+            if relaxed is None:
+                engine.data_changed(users, old_terms)
             engine.local(users, items, None if relaxed is None else solver)
             engine.washout(relaxed, solver)
             sweeps, after = engine.run()
