@@ -1,0 +1,322 @@
+"""Row blocks of a distributed model and the work done on them by workers
+(docs/design.md, section 7).
+
+A :class:`Block` holds a contiguous range of rows of one side (users or
+items): their factors, their gradient bounds and their stored entries, with
+columns renumbered to the block's *needed* rows of the other side, and, as
+an owner, which of its rows each block of the other side needs (its
+routes).  Every function here is pure: it takes blocks and small arrays and
+returns new blocks, never editing its input, because a task may run twice
+(a retry after a lost worker) and the request that failed must leave the
+committed blocks as they were.  They import nothing from dask: the driver
+in :mod:`fastunlearn.dask` schedules them, and they run on the workers with
+the same compiled kernels as a local model.
+"""
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from . import objective as obj
+
+
+class _Rows:
+    """The stored-entries view the objective functions expect, for one block
+    (or a few of its rows): ``side(s).arrays()`` gives the CSR arrays."""
+
+    def __init__(self, indptr, indices, values):
+        self.indptr, self.indices, self.values = indptr, indices, values
+
+    def side(self, side):
+        return self
+
+    def arrays(self):
+        return self.indptr, self.indices, self.values
+
+    def counts(self, side):
+        return np.diff(self.indptr)
+
+
+@dataclass(frozen=True)
+class Block:
+    """Rows ``start .. start + len(F)`` of one side.
+
+    Attributes
+    ----------
+    side : {"users", "items"}
+    start : int
+        Global id of the first row.
+    indptr, indices, values : arrays
+        The rows' stored entries; ``indices`` are positions in ``needed``.
+    needed : int64 array
+        Sorted global ids of the other side's rows these entries touch.
+    F : array (n, k)
+        The rows' factors.
+    bounds : float64 array (n,)
+        Upper bounds of the rows' gradient norms (exact after a measure).
+    routes : dict
+        Block number of the other side -> this block's local rows that
+        block needs (Spark's out-blocks).
+    """
+
+    side: str
+    start: int
+    indptr: np.ndarray
+    indices: np.ndarray
+    values: np.ndarray
+    needed: np.ndarray
+    F: np.ndarray
+    bounds: np.ndarray
+    routes: dict
+
+    @property
+    def n(self):
+        return self.F.shape[0]
+
+    def rows(self):
+        return _Rows(self.indptr, self.indices, self.values)
+
+    def summary(self):
+        """(max bound, max row norm, sum of squared bounds, sum of squared
+        row norms): all the driver keeps of a block's rows."""
+        norms = obj.squared_norms(self.F)
+        if not self.n:
+            return (0.0, 0.0, 0.0, 0.0)
+        return (float(self.bounds.max()), float(np.sqrt(norms.max())),
+                float(self.bounds @ self.bounds), float(norms.sum()))
+
+
+def make_block(side, start, csr_rows, F, routes):
+    """A block from its rows of a global CSR (columns = global ids)."""
+    needed = np.unique(csr_rows.indices).astype(np.int64)
+    local = np.searchsorted(needed, csr_rows.indices).astype(csr_rows.indices.dtype)
+    return Block(side, int(start), csr_rows.indptr.copy(), local, csr_rows.data.copy(), needed,
+                 np.ascontiguousarray(F).copy(), np.full(F.shape[0], np.inf), routes)
+
+
+def _xy(side, mine, other):
+    return (mine, other) if side == "users" else (other, mine)
+
+
+def take_route(block, target):
+    """The rows of ``block`` the other side's block ``target`` needs."""
+    return block.F[block.routes[target]]
+
+
+def take_ids(block, ids):
+    """The rows of ``block`` with global ids ``ids``."""
+    return block.F[np.asarray(ids, np.int64) - block.start]
+
+
+def gather_pieces(pieces):
+    """One array of the other side's rows from the owners' pieces, in order."""
+    return np.concatenate(pieces, axis=0) if len(pieces) > 1 else pieces[0]
+
+
+def gram(block):
+    """``F^T F`` (float64) of the block's rows."""
+    return obj.gram64(block.F)
+
+
+def sweep(block, pieces, gram_other, objective, solver, threads, relaxation=None):
+    """Solve every row of ``block`` against the other side's ``needed`` rows
+    (given as pieces); over-relaxed by ``relaxation`` if given.  The bounds
+    are stale afterwards (infinite) until :func:`measure`."""
+    other = gather_pieces(pieces)
+    F = block.F.copy()
+    X, Y = _xy(block.side, F, other)
+    use_cg, cg_steps, cg_rtol = solver
+    obj.solve_rows(objective, block.rows(), X, Y, block.side, obj.all_rows(block.n),
+                   use_cg=use_cg, cg_steps=cg_steps, num_threads=threads, cg_rtol=cg_rtol,
+                   base=obj.dense_part(objective, other, threads, gram=gram_other))
+    if relaxation is not None:
+        F = block.F + relaxation * (F - block.F)
+    return replace(block, F=F, bounds=np.full(block.n, np.inf))
+
+
+def measure(block, pieces, gram_other, objective, threads):
+    """Exact gradient norms of every row: (new block, data term of the
+    block's entries)."""
+    other = gather_pieces(pieces)
+    X, Y = _xy(block.side, block.F, other)
+    losses = np.zeros(block.n)
+    norms = obj.gradient_norms(objective, block.rows(), X, Y, block.side, num_threads=threads,
+                               base=obj.dense_part(objective, other, threads, gram=gram_other),
+                               losses=losses)
+    return replace(block, bounds=norms), float(losses.sum())
+
+
+def entries_of(block, local_rows):
+    """Global ids of the other side in the stored entries of ``local_rows``."""
+    local_rows = np.asarray(local_rows, np.int64)
+    if not len(local_rows):
+        return np.zeros(0, np.int64)
+    parts = [block.indices[block.indptr[r]:block.indptr[r + 1]] for r in local_rows]
+    return block.needed[np.unique(np.concatenate(parts))]
+
+
+def _sub(block, local_rows, ids):
+    """The entries of ``local_rows`` as their own CSR, with columns renumbered
+    to positions in the sorted global ``ids`` (which must hold them all)."""
+    starts, ends = block.indptr[local_rows], block.indptr[local_rows + 1]
+    counts = (ends - starts).astype(np.int64)
+    flat = np.concatenate([np.arange(s, e) for s, e in zip(starts, ends)]) if len(local_rows) \
+        else np.zeros(0, np.int64)
+    flat = flat.astype(np.int64)
+    cols = np.searchsorted(ids, block.needed[block.indices[flat]])
+    indptr = np.concatenate([[0], np.cumsum(counts)]).astype(block.indptr.dtype)
+    return _Rows(indptr, cols.astype(block.indices.dtype), block.values[flat])
+
+
+def remove(block, local_rows, other_ids):
+    """``block`` without the entries (local_rows[j], other_ids[j]) (global
+    ids of the other side; all stored)."""
+    keep = np.ones(len(block.indices), dtype=bool)
+    for r, c in zip(np.asarray(local_rows, np.int64), np.asarray(other_ids, np.int64)):
+        lo, hi = block.indptr[r], block.indptr[r + 1]
+        hit = lo + np.flatnonzero(block.needed[block.indices[lo:hi]] == c)
+        if len(hit) != 1:
+            raise ValueError("an entry to remove is not stored in its block")
+        keep[hit] = False
+    counts = np.add.reduceat(keep, block.indptr[:-1]) if len(keep) else np.zeros(block.n, int)
+    counts[np.diff(block.indptr) == 0] = 0
+    indptr = np.concatenate([[0], np.cumsum(counts)]).astype(block.indptr.dtype)
+    return replace(block, indptr=indptr, indices=block.indices[keep], values=block.values[keep])
+
+
+def check(block, drift, tol):
+    """Apply the Gram change ``drift`` (k x k, or None) the block's rows have
+    not yet seen to their bounds (a row's gradient moves by exactly
+    ``drift f`` through it) and list the rows whose bound now exceeds
+    ``tol``: (new block, local rows)."""
+    bounds = block.bounds
+    if drift is not None:
+        change = block.F.astype(np.float64) @ drift
+        bounds = bounds + np.sqrt(obj.squared_norms(change))
+    rows = np.flatnonzero(bounds > tol)
+    return replace(block, bounds=bounds), rows
+
+
+def solve(block, local_rows, ids, pieces, gram_other, objective, threads, tol,
+          removed_terms=None, recheck=False):
+    """Re-solve ``local_rows`` exactly, against the other side's rows ``ids``
+    (the pieces, in order), and say what that did to everything else.
+
+    With ``recheck`` the rows' gradients are measured first and only those
+    above ``tol`` are solved (the others get their exact norm as bound).
+    ``removed_terms`` (users only) asks for the data term of the rows as
+    the block held them before (``removed_terms`` is that older block), so
+    that the loss change of a removal is counted once.
+
+    Returns (new block, info) with info a dict: ``solved`` (count),
+    ``raise_ids`` / ``raise_by`` (the other side's rows whose gradient
+    bounds rise, and by how much, through shared entries), ``delta`` (the
+    change of ``F^T F``), ``spectral`` (its spectral norm), ``dloss`` (the
+    change of the data term) and ``summary``.
+    """
+    from .forgetting import gram_change_norm  # the same bound as the local engine
+
+    local_rows = np.asarray(local_rows, np.int64)
+    ids = np.asarray(ids, np.int64)
+    other = gather_pieces(pieces) if len(pieces) else np.zeros((0, block.F.shape[1]),
+                                                                 block.F.dtype)
+    base = obj.dense_part(objective, other, threads, gram=gram_other)
+    bounds = block.bounds.copy()
+    info = {"solved": 0, "raise_ids": np.zeros(0, np.int64), "raise_by": np.zeros(0),
+            "delta": None, "spectral": 0.0, "dloss": 0.0}
+    dloss = 0.0
+    if removed_terms is not None:
+        # the data term of these rows with their entries before the removal,
+        # at the current factors: the removal's share of the loss change
+        before = _sub(removed_terms, local_rows, ids)
+        rows_x = block.F[local_rows]
+        dloss -= obj.data_loss(objective, before, block.side, obj.all_rows(len(local_rows)),
+                               rows_x, other, num_threads=threads)
+        now = _sub(block, local_rows, ids)
+        dloss += obj.data_loss(objective, now, block.side, obj.all_rows(len(local_rows)),
+                               rows_x, other, num_threads=threads)
+    if recheck and len(local_rows):
+        sub = _sub(block, local_rows, ids)
+        X, Y = _xy(block.side, block.F[local_rows], other)
+        norms = obj.gradient_norms(objective, sub, X, Y, block.side, num_threads=threads,
+                                   base=base)
+        bounds[local_rows] = norms
+        local_rows = local_rows[norms > tol]  # ``ids`` still holds their entries
+    F = block.F
+    if len(local_rows):
+        sub = _sub(block, local_rows, ids)
+        mine = F[local_rows].copy()
+        old = mine.copy()
+        X, Y = _xy(block.side, mine, other)
+        old_terms, norms, new_terms = obj.solve_measured(
+            objective, sub, X, Y, block.side, obj.all_rows(len(local_rows)),
+            num_threads=threads, base=base)
+        F = F.copy()
+        F[local_rows] = mine
+        bounds[local_rows] = norms
+        dloss += float(new_terms.sum() - old_terms.sum())
+        old64, new64 = old.astype(np.float64), mine.astype(np.float64)
+        raises = np.zeros(len(ids))
+        obj.raise_partner_bounds(objective, sub, block.side, obj.all_rows(len(local_rows)),
+                                 old64, new64, other, raises)
+        hit = np.flatnonzero(raises)
+        info["raise_ids"], info["raise_by"] = ids[hit], raises[hit]
+        if objective.implicit:
+            delta = new64.T @ new64 - old64.T @ old64
+            info["delta"] = delta
+            info["spectral"] = gram_change_norm(old64, new64, delta)
+        info["solved"] = len(local_rows)
+    new = replace(block, F=F, bounds=bounds)
+    info["dloss"] = dloss
+    info["summary"] = new.summary()
+    return new, info
+
+
+def solve_plain(block, local_rows, ids, pieces, gram_other, objective, solver, threads):
+    """Re-solve ``local_rows`` with the model's own ``solver`` and no
+    bookkeeping: the local phase before a washout, which measures
+    everything afresh (as the local engine does)."""
+    local_rows = np.asarray(local_rows, np.int64)
+    if not len(local_rows):
+        return block
+    other = gather_pieces(pieces) if len(pieces) else np.zeros((0, block.F.shape[1]),
+                                                                 block.F.dtype)
+    sub = _sub(block, local_rows, np.asarray(ids, np.int64))
+    mine = block.F[local_rows].copy()
+    X, Y = _xy(block.side, mine, other)
+    use_cg, cg_steps, cg_rtol = solver
+    obj.solve_rows(objective, sub, X, Y, block.side, obj.all_rows(len(local_rows)),
+                   use_cg=use_cg, cg_steps=cg_steps, num_threads=threads, cg_rtol=cg_rtol,
+                   base=obj.dense_part(objective, other, threads, gram=gram_other))
+    F = block.F.copy()
+    F[local_rows] = mine
+    return replace(block, F=F, bounds=np.full(block.n, np.inf))
+
+
+def raise_bounds(block, ids, amounts):
+    """``block`` with the bounds of rows ``ids`` (global) raised by ``amounts``."""
+    bounds = block.bounds.copy()
+    np.add.at(bounds, np.asarray(ids, np.int64) - block.start, amounts)
+    new = replace(block, bounds=bounds)
+    return new, new.summary()
+
+
+def to_csr_part(block):
+    """(indptr, global indices, values) of the block's entries."""
+    return block.indptr, block.needed[block.indices], block.values
+
+
+def top_n(block, queries, liked, N, filter_ids):
+    """Best ``N`` rows of ``block`` for each query vector, without each
+    query's ``liked`` ids and ``filter_ids`` (global): (ids, scores)."""
+    scores = queries @ block.F.T
+    ids = np.arange(block.start, block.start + block.n)
+    if filter_ids is not None and len(filter_ids):
+        scores[:, np.isin(ids, filter_ids)] = -np.inf
+    for q, own in enumerate(liked):
+        inside = own[(own >= block.start) & (own < block.start + block.n)]
+        scores[q, inside - block.start] = -np.inf
+    n = min(N, block.n)
+    if not n:
+        return np.zeros((len(queries), 0), np.int64), np.zeros((len(queries), 0), scores.dtype)
+    part = np.argpartition(-scores, n - 1, axis=1)[:, :n]
+    return ids[part], np.take_along_axis(scores, part, axis=1)

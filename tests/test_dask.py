@@ -1,0 +1,269 @@
+"""The Dask estimators against the local ones, on a LocalCluster of two
+worker processes with one thread each (docs/design.md, section 6)."""
+import logging
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+import fastunlearn as fu
+from fastunlearn.synthetic import make_implicit
+
+distributed = pytest.importorskip("distributed")
+fud = pytest.importorskip("fastunlearn.dask")
+
+PARAMS = dict(factors=8, regularization=0.1, alpha=2.0, iterations=4, random_state=0,
+              num_threads=1, dtype=np.float64)
+
+
+@pytest.fixture(scope="module")
+def client():
+    logging.getLogger("distributed").setLevel(logging.ERROR)
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                       memory_limit=0, dashboard_address=":0")
+    with distributed.Client(cluster) as c:
+        yield c
+    cluster.close()
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_implicit(600, 150, 6000, seed=3)
+
+
+@pytest.fixture(scope="module")
+def fitted(client, data):
+    """(distributed, local) fits of the same data and seed."""
+    local = fu.ImplicitALS(**PARAMS).fit(data, show_progress=False)
+    return fud.DaskImplicitALS(client, blocks=3, **PARAMS).fit(data), local
+
+
+def twin(client, local, **kw):
+    return fud.DaskImplicitALS.from_local(client, local, blocks=3, **kw)
+
+
+def test_fit_equals_the_local_fit(fitted):
+    dist, local = fitted
+    # the same start and sweeps; only the Gram sums are added in another order
+    np.testing.assert_allclose(dist.user_factors, local.user_factors, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(dist.item_factors, local.item_factors, rtol=0, atol=1e-9)
+    assert dist.loss() == pytest.approx(local.loss(), rel=1e-10)
+    cert, expected = dist.certificate(), local.certificate()
+    assert cert.exact
+    assert cert.max_row == pytest.approx(expected.max_row, rel=1e-6)
+    assert (dist.user_items != local.user_items).nnz == 0
+
+
+def test_factors_do_not_depend_on_the_number_of_workers(fitted, data):
+    dist, _ = fitted
+    with distributed.Client(distributed.LocalCluster(n_workers=1, threads_per_worker=1,
+                                                     processes=False, memory_limit=0,
+                                                     dashboard_address=":0")) as one:
+        alone = fud.DaskImplicitALS(one, blocks=3, **PARAMS).fit(data)
+        np.testing.assert_array_equal(alone.user_factors, dist.user_factors)
+        np.testing.assert_array_equal(alone.item_factors, dist.item_factors)
+
+
+def test_float32_fit_matches_in_loss(client, data):
+    # float32 ALS amplifies rounding into rotations of the latent space (a
+    # local float32 and float64 fit of this data differ by a third of the
+    # factors' scale), so at float32 the fits agree in objective, not entry
+    # by entry; float64 above shows the computation is the same
+    params = {**PARAMS, "dtype": np.float32}
+    local = fu.ImplicitALS(**params).fit(data, show_progress=False)
+    dist = fud.DaskImplicitALS(client, blocks=2, **params).fit(data)
+    assert dist.user_factors.dtype == np.float32
+    assert dist.loss() == pytest.approx(local.loss(), rel=1e-3)
+
+
+def test_recommend_equals_local(fitted, data):
+    dist, local = fitted
+    users = [0, 5, 17, 599]
+    ids, scores = dist.recommend(users, N=7)
+    lids, lscores = local.recommend(users, data[users], N=7)
+    np.testing.assert_allclose(scores, lscores, rtol=1e-9)
+    np.testing.assert_array_equal(ids, lids)
+    one_ids, one_scores = dist.recommend(5, N=4, filter_items=[int(lids[1, 0])])
+    l_ids, l_scores = local.recommend(5, data[5], N=4, filter_items=[int(lids[1, 0])])
+    np.testing.assert_array_equal(one_ids, l_ids)
+    np.testing.assert_allclose(one_scores, l_scores, rtol=1e-9)
+
+
+def retained(R, users, items):
+    R = R.tolil(copy=True)
+    R[users, items] = 0
+    R = R.tocsr()
+    R.eliminate_zeros()
+    return R
+
+
+def check_consistent(dist, report, expected_data):
+    """The distributed state is what it says: its data, its loss, a
+    certificate bounding the exact one, a receipt that verifies."""
+    local = dist.to_local()
+    assert (local.user_items != expected_data).nnz == 0
+    assert dist.loss() == pytest.approx(local.loss(), rel=1e-9)
+    exact = local.certificate()  # measured afresh: from_factors keeps no measures
+    assert exact.max_row <= report.certificate_after.max_row * (1 + 1e-9) + 1e-12
+    assert report.converged
+    assert exact.max_row <= report.tolerance * (1 + 1e-9)
+
+
+def test_forget_user_is_certified_and_touches_only_what_it_disturbs(client, fitted, data):
+    dist = twin(client, fitted[1])
+    user = 11
+    items = data[user].indices
+    report = dist.forget_users([user], pending_limit=10 ** 6)  # no washout due
+    assert report.n_removed == len(items)
+    check_consistent(dist, report, retained(data, [user] * len(items), items))
+    assert not dist.user_items[user].nnz
+    assert report.rows_solved < data.shape[0] + data.shape[1]  # not a full sweep
+    assert report.washout == 0 and report.pending_entries == len(items)
+    assert fu.verify_receipt([user] * len(items), items, report.receipt_key, report.digest)
+    assert dist.metadata["history"][-1]["digest"] == report.digest
+
+
+def test_forget_pairs_with_washout_matches_a_local_forget(client, fitted, data):
+    dist, local = twin(client, fitted[1]), fu.ImplicitALS.from_factors(
+        fitted[1].user_factors, fitted[1].item_factors, data, **PARAMS)
+    coo = data.tocoo()
+    pick = np.random.default_rng(0).choice(data.nnz, 60, replace=False)
+    users, items = coo.row[pick], coo.col[pick]
+    report = dist.forget(users, items)
+    expected = local.forget(users, items)
+    assert report.washout == expected.washout > 0 and report.settled
+    check_consistent(dist, report, retained(data, users, items))
+    # the same washout from the same factors: the same model to rounding
+    np.testing.assert_allclose(dist.user_factors, local.user_factors, atol=1e-6)
+    assert report.loss_after == pytest.approx(expected.loss_after, rel=1e-6)
+
+
+def test_forget_items(client, fitted, data):
+    dist = twin(client, fitted[1])
+    item = int(np.argmax(np.diff(data.tocsc().indptr)))
+    users = data.tocsc()[:, item].indices
+    report = dist.forget_items([item])
+    check_consistent(dist, report, retained(data, users, [item] * len(users)))
+    assert dist.user_items[:, item].nnz == 0
+
+
+def test_sequential_forgets_stay_consistent(client, fitted, data):
+    dist = twin(client, fitted[1])
+    coo = data.tocoo()
+    pick = np.random.default_rng(1).choice(data.nnz, 12, replace=False)
+    expected = data
+    for r in range(4):
+        u, i = coo.row[pick[3 * r:3 * r + 3]], coo.col[pick[3 * r:3 * r + 3]]
+        report = dist.forget(u, i)
+        expected = retained(expected, u, i)
+        check_consistent(dist, report, expected)
+
+
+def test_missing_pair_changes_nothing(client, fitted, data):
+    dist = twin(client, fitted[1])
+    X, Y = dist.user_factors, dist.item_factors
+    empty = np.flatnonzero(data[3].toarray().ravel() == 0)[0]
+    with pytest.raises(ValueError, match="not stored"):
+        dist.forget([3, 4], [int(empty), int(data[4].indices[0])])
+    np.testing.assert_array_equal(dist.user_factors, X)
+    np.testing.assert_array_equal(dist.item_factors, Y)
+    assert (dist.user_items != data).nnz == 0
+    assert "history" not in dist.metadata
+    report = dist.forget([3, 4], [int(empty), int(data[4].indices[0])], missing="ignore")
+    assert report.n_removed == 1
+
+
+def test_a_lost_worker_leaves_the_model_whole(client, fitted, data, monkeypatch):
+    """A worker dies in the middle of a forget: the request either fails and
+    leaves the model exactly as it was, or completes on the survivor; in
+    both cases the model is consistent and usable."""
+    dist = twin(client, fitted[1], replicas=2)
+    X, Y = dist.user_factors, dist.item_factors
+    victim = dist._state["homes"]["items"][0]
+    real = fud._DaskALS._solve_blocks
+    calls = []
+
+    def dying(self, *args, **kwargs):
+        if not calls:
+            calls.append(1)
+            client.run(lambda: __import__("os")._exit(1), workers=[victim], wait=False)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(fud._DaskALS, "_solve_blocks", dying)
+    user = 20
+    items = data[user].indices
+    try:
+        report = dist.forget_users([user], pending_limit=10 ** 6)
+    except RuntimeError as error:
+        assert "unchanged" in str(error)
+        np.testing.assert_array_equal(dist.user_factors, X)
+        np.testing.assert_array_equal(dist.item_factors, Y)
+        assert (dist.user_items != data).nnz == 0
+        monkeypatch.setattr(fud._DaskALS, "_solve_blocks", real)
+        client.wait_for_workers(2, timeout=60)
+        report = dist.forget_users([user], pending_limit=10 ** 6)
+    check_consistent(dist, report, retained(data, [user] * len(items), items))
+    assert calls
+    client.wait_for_workers(2, timeout=60)
+
+
+def test_no_removed_pair_in_task_keys(client, fitted, data):
+    dist = twin(client, fitted[1])
+    user = 33
+    dist.forget_users([user])
+    keys = client.run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.tasks))
+    assert all(str(user) not in key.split("-", 1)[0] for key in map(str, keys))
+
+
+def test_spilling_workers_are_refused():
+    with distributed.Client(distributed.LocalCluster(n_workers=1, threads_per_worker=1,
+                                                     processes=False, memory_limit="2GiB",
+                                                     dashboard_address=":0")) as spilling:
+        with pytest.raises(ValueError, match="spill"):
+            fud.DaskImplicitALS(spilling, **PARAMS)
+
+
+def test_to_local_save_and_from_local_round_trip(client, fitted, tmp_path):
+    dist, _ = fitted
+    model = dist.to_local()
+    np.testing.assert_array_equal(model.user_factors, dist.user_factors)
+    back = fud.DaskImplicitALS.from_local(client, model, blocks=2)
+    np.testing.assert_array_equal(back.item_factors, model.item_factors)
+    assert back.certificate().max_row == pytest.approx(model.certificate().max_row, rel=1e-9)
+    path = dist.save(tmp_path / "model.npz")
+    loaded = fu.load(path)
+    np.testing.assert_array_equal(loaded.user_factors, dist.user_factors)
+
+
+def test_parquet_input_is_read_by_the_workers(client, data, tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    coo = data.tocoo()
+    half = coo.nnz // 2
+    for n, part in enumerate((slice(0, half), slice(half, None))):
+        table = pa.table({"user": coo.row[part], "item": coo.col[part],
+                          "value": coo.data[part]})
+        pq.write_table(table, tmp_path / f"part{n}.parquet")
+    dist = fud.DaskImplicitALS(client, blocks=2, **PARAMS).fit(str(tmp_path))
+    assert (dist.user_items != data).nnz == 0
+
+
+def test_explicit_counterpart(client):
+    R = sp.random(200, 80, density=0.05, random_state=0, format="csr") * 5
+    params = dict(factors=6, regularization=0.1, iterations=3, random_state=0, num_threads=1,
+                  dtype=np.float64)
+    local = fu.ExplicitALS(**params).fit(R, show_progress=False)
+    dist = fud.DaskExplicitALS(client, blocks=2, **params).fit(R)
+    np.testing.assert_allclose(dist.user_factors, local.user_factors, atol=1e-9)
+    coo = R.tocoo()
+    report = dist.forget(coo.row[:5], coo.col[:5])
+    check_consistent(dist, report, retained(R, coo.row[:5], coo.col[:5]))
+
+
+def test_bad_arguments(client):
+    with pytest.raises(TypeError):
+        fud.DaskImplicitALS("tcp://127.0.0.1:1")
+    with pytest.raises(ValueError, match="blocks"):
+        fud.DaskImplicitALS(client, blocks=0)
+    with pytest.raises(fu.NotFittedError):
+        fud.DaskImplicitALS(client).certificate()
