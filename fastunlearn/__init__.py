@@ -11,6 +11,7 @@ from .forgetting import ForgetReport, verify_receipt
 from .models import AlternatingLeastSquares, ExplicitALS, ImplicitALS
 from .objective import Certificate
 from .persistence import ModelFileError, load, save
+from .spark import from_spark
 from .validation import IdOutOfRangeError, NotFittedError
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "ModelFileError",
     "NotFittedError",
     "__version__",
+    "from_spark",
     "load",
     "save",
     "show_config",
