@@ -11,7 +11,12 @@ from .forgetting import ForgetReport, verify_receipt
 from .models import AlternatingLeastSquares, ExplicitALS, ImplicitALS
 from .objective import Certificate
 from .persistence import ModelFileError, load, save
-from .validation import IdOutOfRangeError, NotFittedError
+from .validation import (
+    IdOutOfRangeError,
+    ModelFitError,
+    NotFittedError,
+    ParameterWarning,
+)
 
 __all__ = [
     "AlternatingLeastSquares",
@@ -21,7 +26,9 @@ __all__ = [
     "IdOutOfRangeError",
     "ImplicitALS",
     "ModelFileError",
+    "ModelFitError",
     "NotFittedError",
+    "ParameterWarning",
     "__version__",
     "load",
     "save",

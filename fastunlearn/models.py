@@ -16,12 +16,15 @@ from tqdm.auto import tqdm
 from . import _als
 from . import objective as obj
 from .config import effective_n_threads, single_threaded_blas
-from .ranking import normalized, top_n
+from .ranking import PAD_SCORE, normalized, top_n
 from .storage import TrainingData
 from .validation import (
+    ANY_ID,
     MAX_FACTORS,
     MAX_THREADS,
+    ModelFitError,
     NotFittedError,
+    ParameterWarning,
     check_dtype,
     check_factors,
     check_ids,
@@ -108,8 +111,13 @@ class MatrixFactorization:
         self.dtype = check_dtype(self.dtype)
 
     def get_params(self):
-        """Constructor arguments of this model, as a dict."""
+        """Hyperparameters of this model (what a file keeps), as a dict."""
         return {name: getattr(self, name) for name in self._param_names}
+
+    @classmethod
+    def _from_params(cls, **params):
+        """A model with hyperparameters ``params`` (as :meth:`get_params` gives)."""
+        return cls(**params)
 
     @property
     def objective(self):
@@ -146,10 +154,24 @@ class MatrixFactorization:
 
     @property
     def is_fitted(self):
+        """Whether the model holds factors and the interactions they were trained on."""
         return getattr(self, "user_factors", None) is not None and self._data is not None
 
     def _check_fitted(self):
-        if not self.is_fitted:
+        """Require factors and training data (loss, certificate, forget, ...)."""
+        self._check_factors()
+        if self._data is None:
+            raise NotFittedError(
+                f"this {type(self).__name__} has factors but not the interactions they were "
+                "trained on (loaded from an implicit file, or factors set by hand), so it can "
+                "serve but not forget: take it over with ImplicitALS.from_implicit(model, "
+                "user_items), or fit it"
+            )
+
+    def _check_factors(self):
+        """Require factors (enough to serve), as implicit does."""
+        if getattr(self, "user_factors", None) is None or \
+                getattr(self, "item_factors", None) is None:
             raise NotFittedError(
                 f"this {type(self).__name__} is not fitted yet: call fit() or from_factors() first"
             )
@@ -186,7 +208,7 @@ class MatrixFactorization:
         if "dtype" not in hyperparameters:
             dt = np.result_type(user_factors, np.asarray(item_factors))
             hyperparameters["dtype"] = dt if dt in (np.float32, np.float64) else np.float64
-        model = cls(**hyperparameters)
+        model = cls._from_params(**hyperparameters)
         model._check_params()
         k = model.factors
         X = check_factors(user_factors, "user_factors", model.dtype, k)
@@ -218,7 +240,8 @@ class MatrixFactorization:
             ``calculate_training_loss`` is set, else None.
         warm_start : bool
             Continue from the current factors (which must match the shape of
-            ``user_items``) instead of a fresh random start.
+            ``user_items``; they may have been set by hand) instead of a
+            fresh random start.
 
         Returns
         -------
@@ -230,6 +253,9 @@ class MatrixFactorization:
             Before allocating anything, when the estimated peak memory
             (:func:`fastunlearn.resources.estimate_fit_memory`) exceeds what
             is available.
+        ModelFitError
+            When the factors became NaN or infinite (confidences that
+            overflow the dtype); the model is left as it was before the call.
 
         Notes
         -----
@@ -254,7 +280,7 @@ class MatrixFactorization:
         csr = check_user_items(user_items, self.dtype)
         n_users, n_items = csr.shape
         k = self.factors
-        if warm_start and self.is_fitted:
+        if warm_start and self.user_factors is not None and self.item_factors is not None:
             if self.user_factors.shape != (n_users, k) or self.item_factors.shape != (n_items, k):
                 raise ValueError(
                     f"warm_start needs factors of shape ({n_users}, {k}) and ({n_items}, {k}), "
@@ -284,6 +310,14 @@ class MatrixFactorization:
             self._measured = None
             raise
         self._run_sweeps(self.iterations, show_progress, callback)
+        if not (np.isfinite(self.user_factors).all() and np.isfinite(self.item_factors).all()):
+            # NaN factors cannot serve or forget: keep the model as it was
+            self.user_factors, self.item_factors, self._data, self._pending = previous
+            self._measured = None
+            raise ModelFitError(
+                "NaN encountered in factors: the confidences alpha * |value| overflow "
+                f"{self.dtype}, or the problem is singular; scale the data or alpha down, or "
+                "use regularization > 0")
         # measured now, while the factors are hot in cache: the first forget
         # (and a saved file's first forget after load) then starts warm
         with single_threaded_blas():
@@ -302,7 +336,7 @@ class MatrixFactorization:
                     self.objective, self._data, self.user_factors, self.item_factors,
                     use_cg=self.use_cg, cg_steps=self.cg_steps, num_threads=threads,
                 )
-                loss = self.loss() if self.calculate_training_loss else None
+                loss = self._training_loss() if self.calculate_training_loss else None
                 if loss is not None:
                     progress.set_postfix(loss=f"{loss:.5g}")
                 progress.update(1)
@@ -313,6 +347,10 @@ class MatrixFactorization:
                 f"{failed} row solves had a singular system and kept their previous "
                 "value; use regularization > 0", RuntimeWarning, stacklevel=3,
             )
+
+    def _training_loss(self):
+        """The loss ``fit`` shows and passes to its callback."""
+        return self.loss()
 
     # ------------------------------------------------------------ measures
 
@@ -384,7 +422,7 @@ class MatrixFactorization:
 
     def predict(self, userids, itemids):
         """Scores ``x_u . y_i`` for paired arrays of user and item ids."""
-        self._check_fitted()
+        self._check_factors()
         u, _ = check_ids(userids, self.user_factors.shape[0], "userids")
         i, _ = check_ids(itemids, self.item_factors.shape[0], "itemids")
         if u.shape != i.shape:
@@ -408,7 +446,8 @@ class MatrixFactorization:
             Items nobody gets.
         recalculate_user : bool
             Solve the user's factors from ``user_items`` (exactly) instead of
-            using the stored ones.
+            using the stored ones; ``userid`` may then be any id, also one
+            the model has never seen.
         items : array of int, optional
             Rank only these items (not combinable with ``filter_items``).
 
@@ -419,9 +458,10 @@ class MatrixFactorization:
             ``min(N, candidates)`` columns, best first; lists cut short by
             the filters end with id -1 and score ``-finfo(float32).max``.
         """
-        self._check_fitted()
+        self._check_factors()
         n_users, n_items = self.user_factors.shape[0], self.item_factors.shape[0]
-        users, scalar = check_ids(userid, n_users, "userid")
+        # a recalculated user is solved from its row: its id indexes nothing
+        users, scalar = check_ids(userid, ANY_ID if recalculate_user else n_users, "userid")
         N = check_positive_int(N, "N", minimum=0)
         rows = None
         if filter_already_liked_items or recalculate_user:
@@ -444,18 +484,23 @@ class MatrixFactorization:
         return (ids[0], scores[0]) if scalar else (ids, scores)
 
     def recalculate_user(self, userid, user_items):
-        """Factors solved exactly from ``user_items`` rows (not stored)."""
-        self._check_fitted()
-        users, scalar = check_ids(userid, self.user_factors.shape[0], "userid")
+        """Factors solved exactly from ``user_items`` rows, not stored.
+
+        ``userid`` (an id or an array of them, one per row) only sets the
+        shape of the result, so new users work too.
+        """
+        self._check_factors()
+        users, scalar = check_ids(userid, ANY_ID, "userid")
         rows = self._query_rows(user_items, len(users), self.item_factors.shape[0])
         out = self._recalculate("users", rows)
         return out[0] if scalar else out
 
     def recalculate_item(self, itemid, item_users):
-        """Factors solved exactly from ``item_users`` rows (not stored)."""
-        self._check_fitted()
-        items, scalar = check_ids(itemid, self.item_factors.shape[0], "itemid")
-        rows = self._query_rows(item_users, len(items), self.user_factors.shape[0])
+        """Factors solved exactly from ``item_users`` rows (items x users), not stored."""
+        self._check_factors()
+        items, scalar = check_ids(itemid, ANY_ID, "itemid")
+        rows = self._query_rows(item_users, len(items), self.user_factors.shape[0],
+                                name="item_users")
         out = self._recalculate("items", rows)
         return out[0] if scalar else out
 
@@ -464,12 +509,16 @@ class MatrixFactorization:
         """Items most similar to ``itemid`` by cosine of their factors.
 
         Returns ``(ids, scores)`` shaped like :meth:`recommend`'s; the item
-        itself is included (score 1), as in implicit.
+        itself is included (score 1), as in implicit.  With
+        ``recalculate_item`` the query items are solved from ``item_users``
+        and ``itemid`` may be any id.
         """
-        self._check_fitted()
-        ids, scalar = check_ids(itemid, self.item_factors.shape[0], "itemid")
+        self._check_factors()
+        ids, scalar = check_ids(itemid, ANY_ID if recalculate_item else self.item_factors.shape[0],
+                                "itemid")
         if recalculate_item:
-            rows = self._query_rows(item_users, len(ids), self.user_factors.shape[0])
+            rows = self._query_rows(item_users, len(ids), self.user_factors.shape[0],
+                                    name="item_users")
             queries = self._recalculate("items", rows)
         else:
             queries = self.item_factors[ids]
@@ -478,7 +527,7 @@ class MatrixFactorization:
 
     def similar_users(self, userid, N=10, filter_users=None, users=None):
         """Users most similar to ``userid`` by cosine of their factors."""
-        self._check_fitted()
+        self._check_factors()
         ids, scalar = check_ids(userid, self.user_factors.shape[0], "userid")
         return self._similar(self.user_factors[ids], self.user_factors, N, filter_users,
                              users, scalar, "users", "filter_users")
@@ -512,22 +561,22 @@ class MatrixFactorization:
         return factors, None, excluded
 
     @staticmethod
-    def _query_rows(matrix, n_rows, n_cols):
+    def _query_rows(matrix, n_rows, n_cols, name="user_items"):
         if matrix is None:
             raise ValueError(
-                "user_items is required when filter_already_liked_items or recalculate_user "
+                f"{name} is required when filter_already_liked_items or recalculate_user "
                 "is set: pass the rows of the requested users, e.g. model.user_items[userids]"
             )
         if not sp.issparse(matrix):
-            raise ValueError(f"user_items needs to be a scipy.sparse matrix, got {type(matrix).__name__}")
+            raise ValueError(f"{name} needs to be a scipy.sparse matrix, got {type(matrix).__name__}")
         if matrix.shape[0] != n_rows:
             raise ValueError(
-                f"user_items must contain 1 row for every requested id: {n_rows} ids, "
+                f"{name} must contain 1 row for every requested id: {n_rows} ids, "
                 f"{matrix.shape[0]} rows"
             )
         if matrix.shape[1] != n_cols:
-            raise ValueError(f"user_items has {matrix.shape[1]} columns, the model has {n_cols}")
-        return check_user_items(matrix, np.float64, name="user_items")
+            raise ValueError(f"{name} has {matrix.shape[1]} columns, the model has {n_cols}")
+        return check_user_items(matrix, np.float64, name=name)
 
     def _recalculate(self, side, rows):
         """Solve fresh factors for query rows against the fixed other side."""
