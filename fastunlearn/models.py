@@ -179,6 +179,7 @@ class MatrixFactorization:
     def _set_state(self, user_factors, item_factors, user_items):
         """Install validated factors and canonical interactions."""
         self._measured = None
+        self._factors_changed()
         self._data = TrainingData(user_items)
         self.user_factors = user_factors
         self.item_factors = item_factors
@@ -592,6 +593,63 @@ class MatrixFactorization:
                            use_cg=False, cg_steps=0, num_threads=threads)
         return fresh
 
+    def _norms(self, side):
+        """Row norms of one side's factors, zeros replaced by 1e-10 (as implicit).
+
+        Kept until the factors are replaced, or changed by a method of this
+        model; like implicit's, not after in-place edits by the caller.
+        """
+        self._check_factors()
+        F = self.user_factors if side == "users" else self.item_factors
+        kept = self.__dict__.setdefault("_norms_kept", {}).get(side)
+        if kept is None or kept[0] is not F or kept[1] != F.shape:
+            norms = np.linalg.norm(F, axis=-1)
+            norms[norms == 0] = 1e-10
+            kept = self._norms_kept[side] = (F, F.shape, norms)
+        return kept[2]
+
+    def _factors_changed(self):
+        self.__dict__.pop("_norms_kept", None)
+
+    def __getstate__(self):
+        # the norms are a cache (holding the factors they belong to): never pickled
+        state = self.__dict__.copy()
+        state.pop("_norms_kept", None)
+        return state
+
+    @property
+    def user_norms(self):
+        """Norm of every user's factors (1e-10 for zero rows), as implicit's."""
+        return self._norms("users")
+
+    @property
+    def item_norms(self):
+        """Norm of every item's factors (1e-10 for zero rows), as implicit's."""
+        return self._norms("items")
+
+    @property
+    def YtY(self):
+        """Gram matrix ``Y^T Y`` of the item factors, in their dtype."""
+        self._check_factors()
+        return self.item_factors.T.dot(self.item_factors)
+
+    @property
+    def XtX(self):
+        """Gram matrix ``X^T X`` of the user factors, in their dtype."""
+        self._check_factors()
+        return self.user_factors.T.dot(self.user_factors)
+
+    def to_gpu(self):
+        """Raises ValueError: this build has no GPU support (as implicit without CUDA)."""
+        raise ValueError(f"fastunlearn has no GPU support: {type(self).__name__} runs on the "
+                         "CPU only (use_gpu=False)")
+
+    def to_cpu(self):
+        """An independent copy of this model (it already runs on the CPU)."""
+        import copy
+
+        return copy.deepcopy(self)
+
     # ------------------------------------------------------------ forgetting
 
     def forget(self, userids, itemids=None, **options):
@@ -665,6 +723,7 @@ class MatrixFactorization:
                 raise ValueError("forget needs itemids paired with userids (or one sparse "
                                  "matrix); use forget_users to remove whole users")
             users, items = forgetting.pairs_from_request(self, userids, itemids)
+        self._factors_changed()
         return forgetting.forget_pairs(self, users, items, options)
 
     def forget_users(self, userids, **options):
@@ -674,6 +733,7 @@ class MatrixFactorization:
         self._check_fitted()
         options = forgetting.ForgetOptions(**options)
         users, items = forgetting.entries_of(self, userids, "users")
+        self._factors_changed()
         return forgetting.forget_pairs(self, users, items, options)
 
     def forget_items(self, itemids, **options):
@@ -683,6 +743,7 @@ class MatrixFactorization:
         self._check_fitted()
         options = forgetting.ForgetOptions(**options)
         users, items = forgetting.entries_of(self, itemids, "items")
+        self._factors_changed()
         return forgetting.forget_pairs(self, users, items, options)
 
     @property
@@ -710,6 +771,7 @@ class MatrixFactorization:
         from . import forgetting
 
         self._check_fitted()
+        self._factors_changed()
         return forgetting.settle(self, forgetting.ForgetOptions(**options))
 
     def partial_fit(self, user_items_delta, **options):
@@ -731,16 +793,130 @@ class MatrixFactorization:
         from . import forgetting
 
         self._check_fitted()
+        self._factors_changed()
         return forgetting.add_interactions(self, user_items_delta,
                                            forgetting.ForgetOptions(**options))
 
+    def partial_fit_users(self, userids, user_items):
+        """Replace the interactions of ``userids`` and re-converge (implicit's signature).
+
+        implicit re-solves only these users' rows against fixed item
+        factors.  Here the rows replace the users' stored interactions and
+        the whole model re-converges, with :meth:`forget` (entries the rows
+        no longer hold, or hold with another value) and :meth:`partial_fit`
+        (the new ones), to what a retrain on the new data minimises.  Ids
+        beyond the model add users (any in between get empty rows), columns
+        beyond it add items.
+
+        Parameters
+        ----------
+        userids : array of int
+        user_items : scipy.sparse matrix (len(userids), n_items)
+            Each user's whole history, one row per id; the last row of a
+            repeated id wins.
+
+        Returns
+        -------
+        removal, addition : ForgetReport or None
+            The two requests, None where one had nothing to do (the removal
+            carries the receipt key of what left).  A model without its
+            training data (loaded from an implicit file) re-solves only
+            these rows, as implicit does, and returns ``(None, None)``.
+        """
+        return self._partial_fit_rows("users", userids, user_items)
+
+    def partial_fit_items(self, itemids, item_users):
+        """Replace the interactions of ``itemids`` (rows of ``item_users``,
+        items x users) and re-converge; see :meth:`partial_fit_users`."""
+        return self._partial_fit_rows("items", itemids, item_users)
+
+    def _partial_fit_rows(self, side, ids, rows):
+        from .validation import check_sparse
+
+        name, id_name = ("user_items", "userids") if side == "users" else ("item_users", "itemids")
+        self._check_factors()
+        ids, _ = check_ids(ids, ANY_ID, id_name)
+        check_sparse(rows, name)
+        if rows.shape[0] != len(ids):
+            raise ValueError(f"{name} must contain 1 row for every id in {id_name}: "
+                             f"{len(ids)} ids, {rows.shape[0]} rows")
+        rows = check_user_items(rows, self.dtype, name=name)
+        if not len(ids):
+            return None, None
+        # the last row of a repeated id wins, as implicit's assignment does
+        ids, last = np.unique(ids[::-1], return_index=True)
+        rows = rows[rows.shape[0] - 1 - last]
+        if self._data is None:
+            self._update_rows(side, ids, rows)
+            return None, None
+        n_rows, n_cols = self._data.shape if side == "users" else self._data.shape[::-1]
+        width = max(n_cols, rows.shape[1])
+        new = rows.tocoo()
+        new_r, new_c, new_v = ids[new.row], new.col.astype(np.int64), new.data
+        existing = ids[ids < n_rows]
+        old = self._data.side(side).matrix()[existing].tocoo()
+        old_r, old_c, old_v = existing[old.row], old.col.astype(np.int64), old.data
+        # entries stored with the same value before and after stay untouched
+        _, at_old, at_new = np.intersect1d(old_r * width + old_c, new_r * width + new_c,
+                                           assume_unique=True, return_indices=True)
+        same = old_v[at_old] == new_v[at_new]
+        leave = np.ones(len(old_r), bool)
+        leave[at_old[same]] = False
+        arrive = np.ones(len(new_r), bool)
+        arrive[at_new[same]] = False
+        shape = (max(n_rows, int(ids[-1]) + 1), width)
+        removal = addition = None
+        if leave.any():
+            pairs = (old_r[leave], old_c[leave])
+            removal = self.forget(*(pairs if side == "users" else pairs[::-1]))
+        if arrive.any() or shape != (n_rows, n_cols):
+            r, c = new_r[arrive], new_c[arrive]
+            if side == "items":
+                r, c, shape = c, r, shape[::-1]
+            addition = self.partial_fit(sp.csr_matrix((new_v[arrive], (r, c)), shape=shape))
+        return removal, addition
+
+    def _update_rows(self, side, ids, rows):
+        """implicit's partial fit, for a model without training data: solve
+        these rows against the fixed other side, growing with zero rows."""
+        from .validation import IdOutOfRangeError
+
+        n_other = (self.item_factors if side == "users" else self.user_factors).shape[0]
+        if rows.nnz and rows.indices.max() >= n_other:
+            raise IdOutOfRangeError(
+                f"the rows hold ids beyond the model's {n_other} columns; a model without "
+                "training data cannot grow there (take it over with from_implicit first)")
+        rows = sp.csr_matrix((rows.data, rows.indices, rows.indptr), shape=(len(ids), n_other))
+        fresh = self._recalculate(side, rows.astype(np.float64))
+        name = "user_factors" if side == "users" else "item_factors"
+        F = getattr(self, name)
+        if ids[-1] >= F.shape[0]:
+            F = np.concatenate([F, np.zeros((ids[-1] + 1 - F.shape[0], F.shape[1]), F.dtype)])
+        F[ids] = fresh
+        setattr(self, name, F)
+        self._factors_changed()
+
     # ------------------------------------------------------------ persistence
 
-    def save(self, path):
-        """Write the model to one ``.npz`` file atomically (see :func:`fastunlearn.save`)."""
+    def save(self, fileobj_or_path):
+        """Write the model to one ``.npz`` file (see :func:`fastunlearn.save`).
+
+        ``fileobj_or_path`` is a path (".npz" appended when missing; written
+        atomically) or a writable binary file object.
+        """
         from .persistence import save
 
-        return save(self, path)
+        return save(self, fileobj_or_path)
+
+    @classmethod
+    def load(cls, fileobj_or_path):
+        """Load a model saved by fastunlearn, or by implicit 0.7 (factors only).
+
+        See :func:`fastunlearn.load`; returns an instance of this class.
+        """
+        from .persistence import load_as
+
+        return load_as(cls, fileobj_or_path)
 
 
 def _restrict_columns(rows, keep, n_cols):
@@ -795,8 +971,9 @@ class ImplicitALS(MatrixFactorization):
     """
 
     _implicit = True
-    _param_names = ("factors", "regularization", "alpha", "dtype", "use_cg", "iterations",
-                    "calculate_training_loss", "num_threads", "random_state", "cg_steps")
+    _param_names = ("factors", "regularization", "alpha", "dtype", "use_native", "use_cg",
+                    "iterations", "calculate_training_loss", "num_threads", "random_state",
+                    "cg_steps")
 
     def __init__(self, factors=100, regularization=0.01, alpha=1.0, dtype=np.float32,
                  use_native=True, use_cg=True, iterations=15, calculate_training_loss=False,
@@ -824,24 +1001,105 @@ class ImplicitALS(MatrixFactorization):
 
         Parameters
         ----------
-        model : implicit.als.AlternatingLeastSquares
+        model : implicit.als.AlternatingLeastSquares, path or file object
             Any object with ``user_factors``, ``item_factors`` and implicit's
-            hyperparameter attributes; GPU models are moved with ``to_cpu()``.
+            hyperparameter attributes (GPU models are moved with
+            ``to_cpu()``), or a file written by its ``save`` (or by
+            fastunlearn's).
         user_items : scipy.sparse matrix
             The matrix the model was fitted on.
         **overrides
             Constructor arguments to use instead of the model's.
+
+        Returns
+        -------
+        model : cls
+            Fitted, holding ``user_items``; as :meth:`from_factors`, the
+            first request pays one exact measurement.
         """
+        import os
+
+        if isinstance(model, (str, os.PathLike)) or hasattr(model, "read"):
+            from .persistence import load_as
+
+            model = load_as(MatrixFactorization, model)
+            if not model._implicit:
+                raise ValueError("from_implicit needs an implicit-feedback model, the file "
+                                 "holds an ExplicitALS")
         if hasattr(model, "to_cpu") and not isinstance(getattr(model, "user_factors", None),
                                                         np.ndarray):
             model = model.to_cpu()
         params = {name: getattr(model, name) for name in
-                  ("factors", "regularization", "alpha", "dtype", "use_cg", "iterations",
-                   "calculate_training_loss", "num_threads", "random_state")
+                  ("factors", "regularization", "alpha", "dtype", "use_native", "use_cg",
+                   "iterations", "calculate_training_loss", "num_threads", "random_state")
                   if hasattr(model, name)}
         params["cg_steps"] = getattr(model, "cg_steps", 3)
         params.update(overrides)
         return cls.from_factors(model.user_factors, model.item_factors, user_items, **params)
+
+
+    def explain(self, userid, user_items, itemid, user_weights=None, N=10):
+        """Split the score of ``itemid`` for a user over the items they liked
+        (implicit's ``explain``, section 5 of Hu, Koren and Volinsky 2008).
+
+        The user's factors solve ``A x = b`` with ``A = Y^T C_u Y + lam I``
+        and ``b = Y^T C_u p_u``, so ``y_i . x`` is the sum over the user's
+        items j with ``c_uj >= 0`` of ``c_uj y_i^T A^-1 y_j``.
+
+        Parameters
+        ----------
+        userid : int
+            The row of ``user_items`` to explain (row 0 if it has only one).
+        user_items : scipy.sparse matrix (users x items)
+            The interactions, or the user's row alone; the user's factors
+            are solved from it, so new users work too.
+        itemid : int
+        user_weights : tuple, optional
+            The Cholesky factor of ``A`` an earlier call returned for this user.
+        N : int
+            How many contributions to return.
+
+        Returns
+        -------
+        total_score : float
+        top_contributions : list of (itemid, score)
+            The ``N`` largest, largest first (ties: larger id first).
+        user_weights : tuple
+            ``scipy.linalg.cho_factor(A)``, for further calls for this user.
+        """
+        from scipy.linalg import cho_factor, cho_solve
+
+        from .validation import IdOutOfRangeError, check_sparse
+
+        self._check_factors()
+        check_sparse(user_items)
+        Y = self.item_factors
+        (item,), _ = check_ids(itemid, Y.shape[0], "itemid")
+        (user,), _ = check_ids(userid, ANY_ID, "userid")
+        N = check_positive_int(N, "N", minimum=0)
+        if user_items.shape[1] != Y.shape[0]:
+            raise ValueError(f"user_items has {user_items.shape[1]} columns, the model has "
+                             f"{Y.shape[0]}")
+        if user_items.shape[0] != 1 and user >= user_items.shape[0]:
+            raise IdOutOfRangeError(f"userid {user} is not a row of user_items "
+                                    f"({user_items.shape[0]} rows)")
+        row = check_user_items(sp.csr_matrix(user_items)[user if user_items.shape[0] > 1 else 0],
+                               np.float64)
+        confidence = float(self.alpha) * row.data
+        if user_weights is None:
+            liked = Y[row.indices].astype(np.float64)
+            A = self.YtY.astype(np.float64)
+            A[np.diag_indices_from(A)] += float(self.regularization)
+            A += (liked * (np.abs(confidence) - 1)[:, None]).T @ liked
+            user_weights = cho_factor(A)
+        weighted_item = cho_solve(user_weights, Y[item].astype(np.float64))
+        # negative values say "not liked": they shape A but add nothing to b
+        keep = confidence >= 0
+        ids = row.indices[keep]
+        scores = (Y[ids].astype(np.float64) @ weighted_item) * confidence[keep]
+        order = np.lexsort((ids, scores))[::-1][:N]
+        top = [(int(ids[j]), float(scores[j])) for j in order]
+        return float(scores.sum()), top, user_weights
 
 
 class ExplicitALS(MatrixFactorization):
