@@ -928,9 +928,10 @@ def _restrict_columns(rows, keep, n_cols):
     position[keep] = np.arange(len(keep))
     mapped = position[rows.indices]
     mask = mapped >= 0
-    counts = np.add.reduceat(mask, rows.indptr[:-1]) if rows.nnz else np.zeros(rows.shape[0], int)
-    counts[np.diff(rows.indptr) == 0] = 0
-    indptr = np.concatenate([[0], np.cumsum(counts)])
+    # kept entries per row from a running count (np.add.reduceat fails on
+    # trailing empty rows, whose offsets equal nnz)
+    kept = np.concatenate([[0], np.cumsum(mask)])
+    indptr = kept[rows.indptr]
     return sp.csr_matrix((rows.data[mask], mapped[mask], indptr), shape=(rows.shape[0], len(keep)))
 
 
