@@ -868,15 +868,23 @@ class MatrixFactorization:
         arrive = np.ones(len(new_r), bool)
         arrive[at_new[same]] = False
         shape = (max(n_rows, int(ids[-1]) + 1), width)
+        if not leave.any() and not arrive.any() and shape == (n_rows, n_cols):
+            return None, None
+        # both steps aim at the certificate the model had before the call:
+        # the second would otherwise take over whatever the first reached
+        with single_threaded_blas():
+            tolerance = self._measures(self._threads()).certificate().max_row
         removal = addition = None
         if leave.any():
             pairs = (old_r[leave], old_c[leave])
-            removal = self.forget(*(pairs if side == "users" else pairs[::-1]))
+            removal = self.forget(*(pairs if side == "users" else pairs[::-1]),
+                                  tolerance=tolerance)
         if arrive.any() or shape != (n_rows, n_cols):
             r, c = new_r[arrive], new_c[arrive]
             if side == "items":
                 r, c, shape = c, r, shape[::-1]
-            addition = self.partial_fit(sp.csr_matrix((new_v[arrive], (r, c)), shape=shape))
+            addition = self.partial_fit(sp.csr_matrix((new_v[arrive], (r, c)), shape=shape),
+                                        tolerance=tolerance)
         return removal, addition
 
     def _update_rows(self, side, ids, rows):

@@ -401,8 +401,13 @@ def _check_members(infos, path):
     encrypted = [n for n, info in zip(names, infos) if info.flag_bits & 0x1]
     if encrypted:
         raise ModelFileError(f"{path}: encrypted members {encrypted[:5]}")
-    if "format_version" not in keys and set(keys) <= set(_IMPLICIT_KEYS) and \
-            {"user_factors", "item_factors", "factors"} & set(keys):
+    implicit_like = {"user_factors", "item_factors"} & set(keys) or \
+        (set(keys) <= set(_IMPLICIT_KEYS) and "factors" in keys)  # implicit's unfitted model
+    if "format_version" not in keys and implicit_like:
+        unknown = sorted(set(keys) - set(_IMPLICIT_KEYS))
+        if unknown:  # implicit's BPR or LMF, say: not an ALS model
+            raise ModelFileError(f"{path}: unknown members {unknown[:5]} for implicit's ALS "
+                                 "format (a file of another model?)")
         return keys, True
     missing = [key for key in _REQUIRED if key not in keys]
     if missing:
