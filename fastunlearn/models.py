@@ -1,7 +1,9 @@
-"""The estimators: :class:`ImplicitALS` (a drop-in for implicit 0.7's
-``AlternatingLeastSquares``) and :class:`ExplicitALS` (ratings).
+"""The estimators: :class:`ImplicitALS` (implicit 0.7's objective and
+conventions), :class:`AlternatingLeastSquares` (its subclass with
+implicit's API and behaviour, the drop-in) and :class:`ExplicitALS`
+(ratings).
 
-Both are thin: they validate input once, hold the factors and the retained
+They are thin: they validate input once, hold the factors and the retained
 interactions, and delegate every computation to :mod:`fastunlearn.objective`
 (solves, loss, certificate), :mod:`fastunlearn.ranking` (top-N) and
 :mod:`fastunlearn.forgetting` (unlearning).
@@ -945,7 +947,8 @@ def _restrict_columns(rows, keep, n_cols):
 
 class ImplicitALS(MatrixFactorization):
     """Implicit-feedback ALS (Hu, Koren and Volinsky 2008), the conventions
-    and constructor of ``implicit.als.AlternatingLeastSquares`` 0.7.
+    and constructor of ``implicit.cpu.als.AlternatingLeastSquares`` 0.7
+    (:class:`AlternatingLeastSquares` follows implicit's factory and API).
 
     Minimises ``sum_{all u,i} c_ui (p_ui - x_u.y_i)^2 + regularization (|X|^2 + |Y|^2)``
     with ``c = alpha |r|``, ``p = [r > 0]`` on stored entries and ``c = 1,
@@ -1064,7 +1067,8 @@ class ImplicitALS(MatrixFactorization):
             The row of ``user_items`` to explain (row 0 if it has only one).
         user_items : scipy.sparse matrix (users x items)
             The interactions, or the user's row alone; the user's factors
-            are solved from it, so new users work too.
+            are solved from it, so new users work too.  Its width need not
+            be the model's, as long as its ids are items of the model.
         itemid : int
         user_weights : tuple, optional
             The Cholesky factor of ``A`` an earlier call returned for this user.
@@ -1089,9 +1093,7 @@ class ImplicitALS(MatrixFactorization):
         (item,), _ = check_ids(itemid, Y.shape[0], "itemid")
         (user,), _ = check_ids(userid, ANY_ID, "userid")
         N = check_positive_int(N, "N", minimum=0)
-        if user_items.shape[1] != Y.shape[0]:
-            raise ValueError(f"user_items has {user_items.shape[1]} columns, the model has "
-                             f"{Y.shape[0]}")
+        user_items = _fit_columns(user_items, Y.shape[0], "user_items")
         if user_items.shape[0] != 1 and user >= user_items.shape[0]:
             raise IdOutOfRangeError(f"userid {user} is not a row of user_items "
                                     f"({user_items.shape[0]} rows)")

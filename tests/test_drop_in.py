@@ -240,3 +240,7 @@ def test_new_ids_for_recalculation_and_narrow_rows():
                         recalculate_user=True)
     with pytest.raises(IndexError):  # without recalculation the id must exist
         model.recommend(1000, row, N=3)
+    # explain solves the user from the row, whatever its id and width
+    total, top, _ = model.explain(1000, row, 2)
+    np.testing.assert_allclose(total, x @ model.item_factors[2], rtol=1e-4)
+    assert sorted(i for i, _ in top) == [1, 3]

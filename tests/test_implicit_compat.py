@@ -34,10 +34,14 @@ K = 5
 PARAMS = dict(regularization=0.1, alpha=2.0)
 
 pytestmark = [
-    # implicit's own warnings: its BLAS threadpool check, and its division of
-    # the -finfo.max scores of filtered candidates by small norms
+    # implicit's own warnings: its BLAS threadpool check; its division of
+    # the -finfo.max scores of filtered candidates by small norms; and, in
+    # the full suite only, its topk's np.dot reporting a floating-point flag
+    # that earlier code in the process left set (its results, checked here
+    # against the reference, are right)
     pytest.mark.filterwarnings("ignore:OpenBLAS is configured:RuntimeWarning"),
     pytest.mark.filterwarnings("ignore:overflow encountered in divide:RuntimeWarning"),
+    pytest.mark.filterwarnings("ignore:invalid value encountered in dot:RuntimeWarning"),
 ]
 
 
