@@ -10,9 +10,9 @@ import warnings
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from conftest import make_model, problem
 
 import fastunlearn as fu
-from conftest import make_model, problem
 from fastunlearn.synthetic import make_implicit
 
 K, REG = 4, 1.0
@@ -131,18 +131,18 @@ def test_serving_model_from_factors_alone(tmp_path):
 
 def test_implicit_files_are_checked_like_fastunlearn_files(tmp_path):
     X, Y = np.ones((4, 3), np.float32), np.ones((5, 3), np.float32)
-    good = dict(user_factors=X, item_factors=Y, factors=np.array(3), dtype=np.array("float32"),
-                regularization=np.array(0.1), alpha=np.array(1.0))
+    good = {"user_factors": X, "item_factors": Y, "factors": np.array(3), "dtype": np.array("float32"),
+                "regularization": np.array(0.1), "alpha": np.array(1.0)}
     cases = [
-        (dict(item_factors=None), "without the other side"),
-        (dict(item_factors=np.ones((5, 2), np.float32)), "factors of 3 and 2 columns"),
-        (dict(factors=np.array(4)), "factors=4"),
-        (dict(user_factors=np.full((4, 3), np.nan, np.float32)), "NaN"),
-        (dict(regularization=np.array("high")), "'regularization' must be a scalar"),
-        (dict(alpha=np.array(-1.0)), "invalid hyperparameters"),
-        (dict(dtype=np.array("int8")), "invalid hyperparameters"),
-        (dict(random_state=np.array(-3)), "random_state must be >= 0"),
-        (dict(learning_rate=np.array(0.1)), "unknown members"),  # another model's file
+        ({"item_factors": None}, "without the other side"),
+        ({"item_factors": np.ones((5, 2), np.float32)}, "factors of 3 and 2 columns"),
+        ({"factors": np.array(4)}, "factors=4"),
+        ({"user_factors": np.full((4, 3), np.nan, np.float32)}, "NaN"),
+        ({"regularization": np.array("high")}, "'regularization' must be a scalar"),
+        ({"alpha": np.array(-1.0)}, "invalid hyperparameters"),
+        ({"dtype": np.array("int8")}, "invalid hyperparameters"),
+        ({"random_state": np.array(-3)}, "random_state must be >= 0"),
+        ({"learning_rate": np.array(0.1)}, "unknown members"),  # another model's file
     ]
     np.savez(tmp_path / "good.npz", **good)
     assert fu.load(tmp_path / "good.npz").user_factors.shape == (4, 3)

@@ -31,7 +31,7 @@ from implicit.recommender_base import ModelFitError as ImplicitModelFitError
 from implicit.utils import ParameterWarning as ImplicitParameterWarning
 
 K = 5
-PARAMS = dict(regularization=0.1, alpha=2.0)
+PARAMS = {"regularization": 0.1, "alpha": 2.0}
 
 pytestmark = [
     # implicit's own warnings: its BLAS threadpool check; its division of
@@ -138,8 +138,8 @@ def problem(request):
 # ------------------------------------------------------------------ comparison
 
 def _tol(scores):
-    return dict(rtol=2e-5, atol=2e-5) if scores.dtype == np.float32 else \
-        dict(rtol=1e-9, atol=1e-9)
+    return {"rtol": 2e-5, "atol": 2e-5} if scores.dtype == np.float32 else \
+        {"rtol": 1e-9, "atol": 1e-9}
 
 
 def assert_lists_agree(ours, theirs, reference, valid):
@@ -195,7 +195,7 @@ def test_recommend(problem, batch, liked, subset, recalculate, N):
     n_items = R.shape[1]
     userids = np.array([0, 3, 5, 7, 8]) if batch else 3
     rows = R[np.atleast_1d(userids)]
-    kwargs = dict(N=N, filter_already_liked_items=liked, recalculate_user=recalculate)
+    kwargs = {"N": N, "filter_already_liked_items": liked, "recalculate_user": recalculate}
     chosen = {"filter_items": np.array([1, 2, 9]), "items": np.array([8, 1, 4, 2, 6, 3])}
     if subset:
         kwargs[subset] = chosen[subset]
@@ -275,7 +275,7 @@ def test_empty_batch(liked):
 def test_similar_items(problem, batch, subset, recalculate, N):
     name, R, theirs, ours = problem
     itemids = np.array([1, 4, 6]) if batch else 4
-    kwargs = dict(N=N)
+    kwargs = {"N": N}
     chosen = {"filter_items": np.array([0, 2, 3]), "items": np.array([7, 1, 4, 2, 5])}
     if subset:
         kwargs[subset] = chosen[subset]
@@ -302,7 +302,7 @@ def test_similar_items(problem, batch, subset, recalculate, N):
 def test_similar_users(problem, batch, subset, N):
     _, R, theirs, ours = problem
     userids = np.array([0, 2, 9]) if batch else 2
-    kwargs = dict(N=N)
+    kwargs = {"N": N}
     chosen = {"filter_users": np.array([1, 3]), "users": np.array([9, 0, 2, 5, 4, 11])}
     if subset:
         kwargs[subset] = chosen[subset]
@@ -321,7 +321,7 @@ def test_recalculate_norms_and_grams(problem):
     users, items = [0, 3, 7], [1, 5]
     rows, cols = R[users], R.T.tocsr()[items]
     their_rows, their_cols = (summed(rows), summed(cols)) if name == "duplicates" else (rows, cols)
-    tol = dict(rtol=1e-4, atol=1e-5) if ours.dtype == np.float32 else dict(rtol=1e-7, atol=1e-9)
+    tol = {"rtol": 1e-4, "atol": 1e-5} if ours.dtype == np.float32 else {"rtol": 1e-7, "atol": 1e-9}
     for got, expected in ((ours.recalculate_user(users, rows),
                            theirs.recalculate_user(users, their_rows)),
                           (ours.recalculate_user(3, R[3]), theirs.recalculate_user(3, their_rows[1])),
@@ -340,7 +340,7 @@ def test_explain(name, userid, N):
     R, theirs, ours = pair(name)
     total, top, weights = ours.explain(userid, R, 2, N=N)
     their_total, their_top, their_weights = theirs.explain(userid, R, 2, N=N)
-    tol = dict(rtol=1e-4, atol=1e-6) if ours.dtype == np.float32 else dict(rtol=1e-9, atol=1e-12)
+    tol = {"rtol": 1e-4, "atol": 1e-6} if ours.dtype == np.float32 else {"rtol": 1e-9, "atol": 1e-12}
     np.testing.assert_allclose(total, their_total, **tol)
     assert len(top) == len(their_top) <= N
     assert [i for i, _ in top] == [int(i) for i, _ in their_top]  # no ties: same order
