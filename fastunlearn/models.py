@@ -1290,7 +1290,8 @@ calculate_training_loss, num_threads, random_state
         confidence = float(self.alpha) * np.abs(values)
         n_users, n_items = self._data.shape
         total = confidence.sum() + n_users * n_items - self._data.nnz
-        return float((self.loss() + confidence[values < 0].sum()) / max(total, np.finfo(float).tiny))
+        loss = self.loss() + confidence[values < 0].sum()
+        return float(loss / max(total, np.finfo(float).tiny))
 
     @property
     def solver(self):

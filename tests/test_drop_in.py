@@ -131,8 +131,9 @@ def test_serving_model_from_factors_alone(tmp_path):
 
 def test_implicit_files_are_checked_like_fastunlearn_files(tmp_path):
     X, Y = np.ones((4, 3), np.float32), np.ones((5, 3), np.float32)
-    good = {"user_factors": X, "item_factors": Y, "factors": np.array(3), "dtype": np.array("float32"),
-                "regularization": np.array(0.1), "alpha": np.array(1.0)}
+    good = {"user_factors": X, "item_factors": Y, "factors": np.array(3),
+            "dtype": np.array("float32"), "regularization": np.array(0.1),
+            "alpha": np.array(1.0)}
     cases = [
         ({"item_factors": None}, "without the other side"),
         ({"item_factors": np.ones((5, 2), np.float32)}, "factors of 3 and 2 columns"),

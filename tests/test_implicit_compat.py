@@ -320,15 +320,16 @@ def test_recalculate_norms_and_grams(problem):
     name, R, theirs, ours = problem
     users, items = [0, 3, 7], [1, 5]
     rows, cols = R[users], R.T.tocsr()[items]
-    their_rows, their_cols = (summed(rows), summed(cols)) if name == "duplicates" else (rows, cols)
-    tol = {"rtol": 1e-4, "atol": 1e-5} if ours.dtype == np.float32 else {"rtol": 1e-7, "atol": 1e-9}
-    for got, expected in ((ours.recalculate_user(users, rows),
-                           theirs.recalculate_user(users, their_rows)),
-                          (ours.recalculate_user(3, R[3]), theirs.recalculate_user(3, their_rows[1])),
-                          (ours.recalculate_item(items, cols),
-                           theirs.recalculate_item(items, their_cols)),
-                          (ours.user_norms, theirs.user_norms), (ours.item_norms, theirs.item_norms),
-                          (ours.YtY, theirs.YtY), (ours.XtX, theirs.XtX)):
+    their_rows, their_cols = (rows, cols) if name != "duplicates" else \
+        (summed(rows), summed(cols))
+    tol = {"rtol": 1e-4, "atol": 1e-5} if ours.dtype == np.float32 else \
+        {"rtol": 1e-7, "atol": 1e-9}
+    pairs = [(ours.recalculate_user(users, rows), theirs.recalculate_user(users, their_rows)),
+             (ours.recalculate_user(3, R[3]), theirs.recalculate_user(3, their_rows[1])),
+             (ours.recalculate_item(items, cols), theirs.recalculate_item(items, their_cols)),
+             (ours.user_norms, theirs.user_norms), (ours.item_norms, theirs.item_norms),
+             (ours.YtY, theirs.YtY), (ours.XtX, theirs.XtX)]
+    for got, expected in pairs:
         assert got.shape == expected.shape and got.dtype == expected.dtype
         np.testing.assert_allclose(got, expected, **tol)
 
@@ -340,7 +341,8 @@ def test_explain(name, userid, N):
     R, theirs, ours = pair(name)
     total, top, weights = ours.explain(userid, R, 2, N=N)
     their_total, their_top, their_weights = theirs.explain(userid, R, 2, N=N)
-    tol = {"rtol": 1e-4, "atol": 1e-6} if ours.dtype == np.float32 else {"rtol": 1e-9, "atol": 1e-12}
+    tol = {"rtol": 1e-4, "atol": 1e-6} if ours.dtype == np.float32 else \
+        {"rtol": 1e-9, "atol": 1e-12}
     np.testing.assert_allclose(total, their_total, **tol)
     assert len(top) == len(their_top) <= N
     assert [i for i, _ in top] == [int(i) for i, _ in their_top]  # no ties: same order
