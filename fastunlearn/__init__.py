@@ -12,7 +12,12 @@ from .models import AlternatingLeastSquares, ExplicitALS, ImplicitALS
 from .objective import Certificate
 from .persistence import ModelFileError, load, save
 from .spark import from_spark
-from .validation import IdOutOfRangeError, NotFittedError
+from .validation import (
+    IdOutOfRangeError,
+    ModelFitError,
+    NotFittedError,
+    ParameterWarning,
+)
 
 __all__ = [
     "AlternatingLeastSquares",
@@ -22,7 +27,9 @@ __all__ = [
     "IdOutOfRangeError",
     "ImplicitALS",
     "ModelFileError",
+    "ModelFitError",
     "NotFittedError",
+    "ParameterWarning",
     "__version__",
     "from_spark",
     "load",

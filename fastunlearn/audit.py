@@ -446,7 +446,7 @@ def completeness(model, forgotten, test, *, repeats=3, seed=0):
     forget = membership_inference(model, pairs, held).to_dict()
     retrains = []
     for r in range(repeats):
-        retrain = type(model)(**{**params, "random_state": seed + r}).fit(
+        retrain = type(model)._from_params(**{**params, "random_state": seed + r}).fit(
             retained, show_progress=False)
         retrains.append(membership_inference(retrain, pairs, held).to_dict())
     gaps = _gaps(forget, retrains)

@@ -81,11 +81,16 @@ def _load(path):
     from .persistence import ModelFileError, load
 
     try:
-        return load(path)
+        model = load(path)
     except FileNotFoundError:
         raise CLIError(f"{path}: no such model file") from None
     except ModelFileError as exc:
         raise CLIError(str(exc)) from None
+    if not model.is_fitted:  # implicit's files hold no interactions (nor id maps)
+        raise CLIError(f"{path}: a model without its interactions (saved by implicit?); "
+                       "take it over in Python with ImplicitALS.from_implicit(path, "
+                       "user_items) and save that")
+    return model
 
 
 def _read(path, fmt="auto"):

@@ -1,11 +1,14 @@
-"""The estimators: :class:`ImplicitALS` (a drop-in for implicit 0.7's
-``AlternatingLeastSquares``) and :class:`ExplicitALS` (ratings).
+"""The estimators: :class:`ImplicitALS` (implicit 0.7's objective and
+conventions), :class:`AlternatingLeastSquares` (its subclass with
+implicit's API and behaviour, the drop-in) and :class:`ExplicitALS`
+(ratings).
 
-Both are thin: they validate input once, hold the factors and the retained
+They are thin: they validate input once, hold the factors and the retained
 interactions, and delegate every computation to :mod:`fastunlearn.objective`
 (solves, loss, certificate), :mod:`fastunlearn.ranking` (top-N) and
 :mod:`fastunlearn.forgetting` (unlearning).
 """
+import logging
 import time
 import warnings
 
@@ -16,12 +19,15 @@ from tqdm.auto import tqdm
 from . import _als
 from . import objective as obj
 from .config import effective_n_threads, single_threaded_blas
-from .ranking import normalized, top_n
+from .ranking import PAD_SCORE, normalized, top_n
 from .storage import TrainingData
 from .validation import (
+    ANY_ID,
     MAX_FACTORS,
     MAX_THREADS,
+    ModelFitError,
     NotFittedError,
+    ParameterWarning,
     check_dtype,
     check_factors,
     check_ids,
@@ -29,6 +35,8 @@ from .validation import (
     check_positive_int,
     check_user_items,
 )
+
+log = logging.getLogger("fastunlearn")
 
 
 def _rng(random_state):
@@ -108,8 +116,13 @@ class MatrixFactorization:
         self.dtype = check_dtype(self.dtype)
 
     def get_params(self):
-        """Constructor arguments of this model, as a dict."""
+        """Hyperparameters of this model (what a file keeps), as a dict."""
         return {name: getattr(self, name) for name in self._param_names}
+
+    @classmethod
+    def _from_params(cls, **params):
+        """A model with hyperparameters ``params`` (as :meth:`get_params` gives)."""
+        return cls(**params)
 
     @property
     def objective(self):
@@ -146,10 +159,24 @@ class MatrixFactorization:
 
     @property
     def is_fitted(self):
+        """Whether the model holds factors and the interactions they were trained on."""
         return getattr(self, "user_factors", None) is not None and self._data is not None
 
     def _check_fitted(self):
-        if not self.is_fitted:
+        """Require factors and training data (loss, certificate, forget, ...)."""
+        self._check_factors()
+        if self._data is None:
+            raise NotFittedError(
+                f"this {type(self).__name__} has factors but not the interactions they were "
+                "trained on (loaded from an implicit file, or factors set by hand), so it can "
+                "serve but not forget: take it over with ImplicitALS.from_implicit(model, "
+                "user_items), or fit it"
+            )
+
+    def _check_factors(self):
+        """Require factors (enough to serve), as implicit does."""
+        if getattr(self, "user_factors", None) is None or \
+                getattr(self, "item_factors", None) is None:
             raise NotFittedError(
                 f"this {type(self).__name__} is not fitted yet: call fit() or from_factors() first"
             )
@@ -157,6 +184,7 @@ class MatrixFactorization:
     def _set_state(self, user_factors, item_factors, user_items):
         """Install validated factors and canonical interactions."""
         self._measured = None
+        self._factors_changed()
         self._data = TrainingData(user_items)
         self.user_factors = user_factors
         self.item_factors = item_factors
@@ -186,7 +214,7 @@ class MatrixFactorization:
         if "dtype" not in hyperparameters:
             dt = np.result_type(user_factors, np.asarray(item_factors))
             hyperparameters["dtype"] = dt if dt in (np.float32, np.float64) else np.float64
-        model = cls(**hyperparameters)
+        model = cls._from_params(**hyperparameters)
         model._check_params()
         k = model.factors
         X = check_factors(user_factors, "user_factors", model.dtype, k)
@@ -218,7 +246,8 @@ class MatrixFactorization:
             ``calculate_training_loss`` is set, else None.
         warm_start : bool
             Continue from the current factors (which must match the shape of
-            ``user_items``) instead of a fresh random start.
+            ``user_items``; they may have been set by hand) instead of a
+            fresh random start.
 
         Returns
         -------
@@ -230,6 +259,9 @@ class MatrixFactorization:
             Before allocating anything, when the estimated peak memory
             (:func:`fastunlearn.resources.estimate_fit_memory`) exceeds what
             is available.
+        ModelFitError
+            When the factors became NaN or infinite (confidences that
+            overflow the dtype); the model is left as it was before the call.
 
         Notes
         -----
@@ -254,7 +286,7 @@ class MatrixFactorization:
         csr = check_user_items(user_items, self.dtype)
         n_users, n_items = csr.shape
         k = self.factors
-        if warm_start and self.is_fitted:
+        if warm_start and self.user_factors is not None and self.item_factors is not None:
             if self.user_factors.shape != (n_users, k) or self.item_factors.shape != (n_items, k):
                 raise ValueError(
                     f"warm_start needs factors of shape ({n_users}, {k}) and ({n_items}, {k}), "
@@ -284,6 +316,14 @@ class MatrixFactorization:
             self._measured = None
             raise
         self._run_sweeps(self.iterations, show_progress, callback)
+        if not (np.isfinite(self.user_factors).all() and np.isfinite(self.item_factors).all()):
+            # NaN factors cannot serve or forget: keep the model as it was
+            self.user_factors, self.item_factors, self._data, self._pending = previous
+            self._measured = None
+            raise ModelFitError(
+                "NaN encountered in factors: the confidences alpha * |value| overflow "
+                f"{self.dtype}, or the problem is singular; scale the data or alpha down, or "
+                "use regularization > 0")
         # measured now, while the factors are hot in cache: the first forget
         # (and a saved file's first forget after load) then starts warm
         with single_threaded_blas():
@@ -302,7 +342,7 @@ class MatrixFactorization:
                     self.objective, self._data, self.user_factors, self.item_factors,
                     use_cg=self.use_cg, cg_steps=self.cg_steps, num_threads=threads,
                 )
-                loss = self.loss() if self.calculate_training_loss else None
+                loss = self._training_loss() if self.calculate_training_loss else None
                 if loss is not None:
                     progress.set_postfix(loss=f"{loss:.5g}")
                 progress.update(1)
@@ -313,6 +353,10 @@ class MatrixFactorization:
                 f"{failed} row solves had a singular system and kept their previous "
                 "value; use regularization > 0", RuntimeWarning, stacklevel=3,
             )
+
+    def _training_loss(self):
+        """The loss ``fit`` shows and passes to its callback."""
+        return self.loss()
 
     # ------------------------------------------------------------ measures
 
@@ -384,7 +428,7 @@ class MatrixFactorization:
 
     def predict(self, userids, itemids):
         """Scores ``x_u . y_i`` for paired arrays of user and item ids."""
-        self._check_fitted()
+        self._check_factors()
         u, _ = check_ids(userids, self.user_factors.shape[0], "userids")
         i, _ = check_ids(itemids, self.item_factors.shape[0], "itemids")
         if u.shape != i.shape:
@@ -408,7 +452,8 @@ class MatrixFactorization:
             Items nobody gets.
         recalculate_user : bool
             Solve the user's factors from ``user_items`` (exactly) instead of
-            using the stored ones.
+            using the stored ones; ``userid`` may then be any id, also one
+            the model has never seen.
         items : array of int, optional
             Rank only these items (not combinable with ``filter_items``).
 
@@ -419,9 +464,10 @@ class MatrixFactorization:
             ``min(N, candidates)`` columns, best first; lists cut short by
             the filters end with id -1 and score ``-finfo(float32).max``.
         """
-        self._check_fitted()
+        self._check_factors()
         n_users, n_items = self.user_factors.shape[0], self.item_factors.shape[0]
-        users, scalar = check_ids(userid, n_users, "userid")
+        # a recalculated user is solved from its row: its id indexes nothing
+        users, scalar = check_ids(userid, ANY_ID if recalculate_user else n_users, "userid")
         N = check_positive_int(N, "N", minimum=0)
         rows = None
         if filter_already_liked_items or recalculate_user:
@@ -444,18 +490,23 @@ class MatrixFactorization:
         return (ids[0], scores[0]) if scalar else (ids, scores)
 
     def recalculate_user(self, userid, user_items):
-        """Factors solved exactly from ``user_items`` rows (not stored)."""
-        self._check_fitted()
-        users, scalar = check_ids(userid, self.user_factors.shape[0], "userid")
+        """Factors solved exactly from ``user_items`` rows, not stored.
+
+        ``userid`` (an id or an array of them, one per row) only sets the
+        shape of the result, so new users work too.
+        """
+        self._check_factors()
+        users, scalar = check_ids(userid, ANY_ID, "userid")
         rows = self._query_rows(user_items, len(users), self.item_factors.shape[0])
         out = self._recalculate("users", rows)
         return out[0] if scalar else out
 
     def recalculate_item(self, itemid, item_users):
-        """Factors solved exactly from ``item_users`` rows (not stored)."""
-        self._check_fitted()
-        items, scalar = check_ids(itemid, self.item_factors.shape[0], "itemid")
-        rows = self._query_rows(item_users, len(items), self.user_factors.shape[0])
+        """Factors solved exactly from ``item_users`` rows (items x users), not stored."""
+        self._check_factors()
+        items, scalar = check_ids(itemid, ANY_ID, "itemid")
+        rows = self._query_rows(item_users, len(items), self.user_factors.shape[0],
+                                name="item_users")
         out = self._recalculate("items", rows)
         return out[0] if scalar else out
 
@@ -464,12 +515,16 @@ class MatrixFactorization:
         """Items most similar to ``itemid`` by cosine of their factors.
 
         Returns ``(ids, scores)`` shaped like :meth:`recommend`'s; the item
-        itself is included (score 1), as in implicit.
+        itself is included (score 1), as in implicit.  With
+        ``recalculate_item`` the query items are solved from ``item_users``
+        and ``itemid`` may be any id.
         """
-        self._check_fitted()
-        ids, scalar = check_ids(itemid, self.item_factors.shape[0], "itemid")
+        self._check_factors()
+        ids, scalar = check_ids(itemid, ANY_ID if recalculate_item else self.item_factors.shape[0],
+                                "itemid")
         if recalculate_item:
-            rows = self._query_rows(item_users, len(ids), self.user_factors.shape[0])
+            rows = self._query_rows(item_users, len(ids), self.user_factors.shape[0],
+                                    name="item_users")
             queries = self._recalculate("items", rows)
         else:
             queries = self.item_factors[ids]
@@ -478,7 +533,7 @@ class MatrixFactorization:
 
     def similar_users(self, userid, N=10, filter_users=None, users=None):
         """Users most similar to ``userid`` by cosine of their factors."""
-        self._check_fitted()
+        self._check_factors()
         ids, scalar = check_ids(userid, self.user_factors.shape[0], "userid")
         return self._similar(self.user_factors[ids], self.user_factors, N, filter_users,
                              users, scalar, "users", "filter_users")
@@ -512,22 +567,22 @@ class MatrixFactorization:
         return factors, None, excluded
 
     @staticmethod
-    def _query_rows(matrix, n_rows, n_cols):
+    def _query_rows(matrix, n_rows, n_cols, name="user_items"):
         if matrix is None:
             raise ValueError(
-                "user_items is required when filter_already_liked_items or recalculate_user "
+                f"{name} is required when filter_already_liked_items or recalculate_user "
                 "is set: pass the rows of the requested users, e.g. model.user_items[userids]"
             )
         if not sp.issparse(matrix):
-            raise ValueError(f"user_items needs to be a scipy.sparse matrix, got {type(matrix).__name__}")
+            raise ValueError(f"{name} needs to be a scipy.sparse matrix, got {type(matrix).__name__}")
         if matrix.shape[0] != n_rows:
             raise ValueError(
-                f"user_items must contain 1 row for every requested id: {n_rows} ids, "
+                f"{name} must contain 1 row for every requested id: {n_rows} ids, "
                 f"{matrix.shape[0]} rows"
             )
         if matrix.shape[1] != n_cols:
-            raise ValueError(f"user_items has {matrix.shape[1]} columns, the model has {n_cols}")
-        return check_user_items(matrix, np.float64, name="user_items")
+            raise ValueError(f"{name} has {matrix.shape[1]} columns, the model has {n_cols}")
+        return check_user_items(matrix, np.float64, name=name)
 
     def _recalculate(self, side, rows):
         """Solve fresh factors for query rows against the fixed other side."""
@@ -542,6 +597,63 @@ class MatrixFactorization:
             obj.solve_rows(self.objective, query_data, X, Y, side, obj.all_rows(len(fresh)),
                            use_cg=False, cg_steps=0, num_threads=threads)
         return fresh
+
+    def _norms(self, side):
+        """Row norms of one side's factors, zeros replaced by 1e-10 (as implicit).
+
+        Kept until the factors are replaced, or changed by a method of this
+        model; like implicit's, not after in-place edits by the caller.
+        """
+        self._check_factors()
+        F = self.user_factors if side == "users" else self.item_factors
+        kept = self.__dict__.setdefault("_norms_kept", {}).get(side)
+        if kept is None or kept[0] is not F or kept[1] != F.shape:
+            norms = np.linalg.norm(F, axis=-1)
+            norms[norms == 0] = 1e-10
+            kept = self._norms_kept[side] = (F, F.shape, norms)
+        return kept[2]
+
+    def _factors_changed(self):
+        self.__dict__.pop("_norms_kept", None)
+
+    def __getstate__(self):
+        # the norms are a cache (holding the factors they belong to): never pickled
+        state = self.__dict__.copy()
+        state.pop("_norms_kept", None)
+        return state
+
+    @property
+    def user_norms(self):
+        """Norm of every user's factors (1e-10 for zero rows), as implicit's."""
+        return self._norms("users")
+
+    @property
+    def item_norms(self):
+        """Norm of every item's factors (1e-10 for zero rows), as implicit's."""
+        return self._norms("items")
+
+    @property
+    def YtY(self):
+        """Gram matrix ``Y^T Y`` of the item factors, in their dtype."""
+        self._check_factors()
+        return self.item_factors.T.dot(self.item_factors)
+
+    @property
+    def XtX(self):
+        """Gram matrix ``X^T X`` of the user factors, in their dtype."""
+        self._check_factors()
+        return self.user_factors.T.dot(self.user_factors)
+
+    def to_gpu(self):
+        """Raises ValueError: this build has no GPU support (as implicit without CUDA)."""
+        raise ValueError(f"fastunlearn has no GPU support: {type(self).__name__} runs on the "
+                         "CPU only (use_gpu=False)")
+
+    def to_cpu(self):
+        """An independent copy of this model (it already runs on the CPU)."""
+        import copy
+
+        return copy.deepcopy(self)
 
     # ------------------------------------------------------------ forgetting
 
@@ -616,6 +728,7 @@ class MatrixFactorization:
                 raise ValueError("forget needs itemids paired with userids (or one sparse "
                                  "matrix); use forget_users to remove whole users")
             users, items = forgetting.pairs_from_request(self, userids, itemids)
+        self._factors_changed()
         return forgetting.forget_pairs(self, users, items, options)
 
     def forget_users(self, userids, **options):
@@ -625,6 +738,7 @@ class MatrixFactorization:
         self._check_fitted()
         options = forgetting.ForgetOptions(**options)
         users, items = forgetting.entries_of(self, userids, "users")
+        self._factors_changed()
         return forgetting.forget_pairs(self, users, items, options)
 
     def forget_items(self, itemids, **options):
@@ -634,6 +748,7 @@ class MatrixFactorization:
         self._check_fitted()
         options = forgetting.ForgetOptions(**options)
         users, items = forgetting.entries_of(self, itemids, "items")
+        self._factors_changed()
         return forgetting.forget_pairs(self, users, items, options)
 
     @property
@@ -661,6 +776,7 @@ class MatrixFactorization:
         from . import forgetting
 
         self._check_fitted()
+        self._factors_changed()
         return forgetting.settle(self, forgetting.ForgetOptions(**options))
 
     def partial_fit(self, user_items_delta, **options):
@@ -682,16 +798,138 @@ class MatrixFactorization:
         from . import forgetting
 
         self._check_fitted()
+        self._factors_changed()
         return forgetting.add_interactions(self, user_items_delta,
                                            forgetting.ForgetOptions(**options))
 
+    def partial_fit_users(self, userids, user_items):
+        """Replace the interactions of ``userids`` and re-converge (implicit's signature).
+
+        implicit re-solves only these users' rows against fixed item
+        factors.  Here the rows replace the users' stored interactions and
+        the whole model re-converges, with :meth:`forget` (entries the rows
+        no longer hold, or hold with another value) and :meth:`partial_fit`
+        (the new ones), to what a retrain on the new data minimises.  Ids
+        beyond the model add users (any in between get empty rows), columns
+        beyond it add items.
+
+        Parameters
+        ----------
+        userids : array of int
+        user_items : scipy.sparse matrix (len(userids), n_items)
+            Each user's whole history, one row per id; the last row of a
+            repeated id wins.
+
+        Returns
+        -------
+        removal, addition : ForgetReport or None
+            The two requests, None where one had nothing to do (the removal
+            carries the receipt key of what left).  A model without its
+            training data (loaded from an implicit file) re-solves only
+            these rows, as implicit does, and returns ``(None, None)``.
+        """
+        return self._partial_fit_rows("users", userids, user_items)
+
+    def partial_fit_items(self, itemids, item_users):
+        """Replace the interactions of ``itemids`` (rows of ``item_users``,
+        items x users) and re-converge; see :meth:`partial_fit_users`."""
+        return self._partial_fit_rows("items", itemids, item_users)
+
+    def _partial_fit_rows(self, side, ids, rows):
+        from .validation import check_sparse
+
+        name, id_name = ("user_items", "userids") if side == "users" else ("item_users", "itemids")
+        self._check_factors()
+        ids, _ = check_ids(ids, ANY_ID, id_name)
+        check_sparse(rows, name)
+        if rows.shape[0] != len(ids):
+            raise ValueError(f"{name} must contain 1 row for every id in {id_name}: "
+                             f"{len(ids)} ids, {rows.shape[0]} rows")
+        rows = check_user_items(rows, self.dtype, name=name)
+        if not len(ids):
+            return None, None
+        # the last row of a repeated id wins, as implicit's assignment does
+        ids, last = np.unique(ids[::-1], return_index=True)
+        rows = rows[rows.shape[0] - 1 - last]
+        if self._data is None:
+            self._update_rows(side, ids, rows)
+            return None, None
+        n_rows, n_cols = self._data.shape if side == "users" else self._data.shape[::-1]
+        width = max(n_cols, rows.shape[1])
+        new = rows.tocoo()
+        new_r, new_c, new_v = ids[new.row], new.col.astype(np.int64), new.data
+        existing = ids[ids < n_rows]
+        old = self._data.side(side).matrix()[existing].tocoo()
+        old_r, old_c, old_v = existing[old.row], old.col.astype(np.int64), old.data
+        # entries stored with the same value before and after stay untouched
+        _, at_old, at_new = np.intersect1d(old_r * width + old_c, new_r * width + new_c,
+                                           assume_unique=True, return_indices=True)
+        same = old_v[at_old] == new_v[at_new]
+        leave = np.ones(len(old_r), bool)
+        leave[at_old[same]] = False
+        arrive = np.ones(len(new_r), bool)
+        arrive[at_new[same]] = False
+        shape = (max(n_rows, int(ids[-1]) + 1), width)
+        if not leave.any() and not arrive.any() and shape == (n_rows, n_cols):
+            return None, None
+        # both steps aim at the certificate the model had before the call:
+        # the second would otherwise take over whatever the first reached
+        with single_threaded_blas():
+            tolerance = self._measures(self._threads()).certificate().max_row
+        removal = addition = None
+        if leave.any():
+            pairs = (old_r[leave], old_c[leave])
+            removal = self.forget(*(pairs if side == "users" else pairs[::-1]),
+                                  tolerance=tolerance)
+        if arrive.any() or shape != (n_rows, n_cols):
+            r, c = new_r[arrive], new_c[arrive]
+            if side == "items":
+                r, c, shape = c, r, shape[::-1]
+            addition = self.partial_fit(sp.csr_matrix((new_v[arrive], (r, c)), shape=shape),
+                                        tolerance=tolerance)
+        return removal, addition
+
+    def _update_rows(self, side, ids, rows):
+        """implicit's partial fit, for a model without training data: solve
+        these rows against the fixed other side, growing with zero rows."""
+        from .validation import IdOutOfRangeError
+
+        n_other = (self.item_factors if side == "users" else self.user_factors).shape[0]
+        if rows.nnz and rows.indices.max() >= n_other:
+            raise IdOutOfRangeError(
+                f"the rows hold ids beyond the model's {n_other} columns; a model without "
+                "training data cannot grow there (take it over with from_implicit first)")
+        rows = sp.csr_matrix((rows.data, rows.indices, rows.indptr), shape=(len(ids), n_other))
+        fresh = self._recalculate(side, rows.astype(np.float64))
+        name = "user_factors" if side == "users" else "item_factors"
+        F = getattr(self, name)
+        if ids[-1] >= F.shape[0]:
+            F = np.concatenate([F, np.zeros((ids[-1] + 1 - F.shape[0], F.shape[1]), F.dtype)])
+        F[ids] = fresh
+        setattr(self, name, F)
+        self._factors_changed()
+
     # ------------------------------------------------------------ persistence
 
-    def save(self, path):
-        """Write the model to one ``.npz`` file atomically (see :func:`fastunlearn.save`)."""
+    def save(self, fileobj_or_path):
+        """Write the model to one ``.npz`` file (see :func:`fastunlearn.save`).
+
+        ``fileobj_or_path`` is a path (".npz" appended when missing; written
+        atomically) or a writable binary file object.
+        """
         from .persistence import save
 
-        return save(self, path)
+        return save(self, fileobj_or_path)
+
+    @classmethod
+    def load(cls, fileobj_or_path):
+        """Load a model saved by fastunlearn, or by implicit 0.7 (factors only).
+
+        See :func:`fastunlearn.load`; returns an instance of this class.
+        """
+        from .persistence import load_as
+
+        return load_as(cls, fileobj_or_path)
 
 
 def _restrict_columns(rows, keep, n_cols):
@@ -700,15 +938,17 @@ def _restrict_columns(rows, keep, n_cols):
     position[keep] = np.arange(len(keep))
     mapped = position[rows.indices]
     mask = mapped >= 0
-    counts = np.add.reduceat(mask, rows.indptr[:-1]) if rows.nnz else np.zeros(rows.shape[0], int)
-    counts[np.diff(rows.indptr) == 0] = 0
-    indptr = np.concatenate([[0], np.cumsum(counts)])
+    # kept entries per row from a running count (np.add.reduceat fails on
+    # trailing empty rows, whose offsets equal nnz)
+    kept = np.concatenate([[0], np.cumsum(mask)])
+    indptr = kept[rows.indptr]
     return sp.csr_matrix((rows.data[mask], mapped[mask], indptr), shape=(rows.shape[0], len(keep)))
 
 
 class ImplicitALS(MatrixFactorization):
     """Implicit-feedback ALS (Hu, Koren and Volinsky 2008), the conventions
-    and constructor of ``implicit.als.AlternatingLeastSquares`` 0.7.
+    and constructor of ``implicit.cpu.als.AlternatingLeastSquares`` 0.7
+    (:class:`AlternatingLeastSquares` follows implicit's factory and API).
 
     Minimises ``sum_{all u,i} c_ui (p_ui - x_u.y_i)^2 + regularization (|X|^2 + |Y|^2)``
     with ``c = alpha |r|``, ``p = [r > 0]`` on stored entries and ``c = 1,
@@ -746,8 +986,9 @@ class ImplicitALS(MatrixFactorization):
     """
 
     _implicit = True
-    _param_names = ("factors", "regularization", "alpha", "dtype", "use_cg", "iterations",
-                    "calculate_training_loss", "num_threads", "random_state", "cg_steps")
+    _param_names = ("factors", "regularization", "alpha", "dtype", "use_native", "use_cg",
+                    "iterations", "calculate_training_loss", "num_threads", "random_state",
+                    "cg_steps")
 
     def __init__(self, factors=100, regularization=0.01, alpha=1.0, dtype=np.float32,
                  use_native=True, use_cg=True, iterations=15, calculate_training_loss=False,
@@ -775,24 +1016,104 @@ class ImplicitALS(MatrixFactorization):
 
         Parameters
         ----------
-        model : implicit.als.AlternatingLeastSquares
+        model : implicit.als.AlternatingLeastSquares, path or file object
             Any object with ``user_factors``, ``item_factors`` and implicit's
-            hyperparameter attributes; GPU models are moved with ``to_cpu()``.
+            hyperparameter attributes (GPU models are moved with
+            ``to_cpu()``), or a file written by its ``save`` (or by
+            fastunlearn's).
         user_items : scipy.sparse matrix
             The matrix the model was fitted on.
         **overrides
             Constructor arguments to use instead of the model's.
+
+        Returns
+        -------
+        model : cls
+            Fitted, holding ``user_items``; as :meth:`from_factors`, the
+            first request pays one exact measurement.
         """
+        import os
+
+        if isinstance(model, (str, os.PathLike)) or hasattr(model, "read"):
+            from .persistence import load_as
+
+            model = load_as(MatrixFactorization, model)
+            if not model._implicit:
+                raise ValueError("from_implicit needs an implicit-feedback model, the file "
+                                 "holds an ExplicitALS")
         if hasattr(model, "to_cpu") and not isinstance(getattr(model, "user_factors", None),
                                                         np.ndarray):
             model = model.to_cpu()
         params = {name: getattr(model, name) for name in
-                  ("factors", "regularization", "alpha", "dtype", "use_cg", "iterations",
-                   "calculate_training_loss", "num_threads", "random_state")
+                  ("factors", "regularization", "alpha", "dtype", "use_native", "use_cg",
+                   "iterations", "calculate_training_loss", "num_threads", "random_state")
                   if hasattr(model, name)}
         params["cg_steps"] = getattr(model, "cg_steps", 3)
         params.update(overrides)
         return cls.from_factors(model.user_factors, model.item_factors, user_items, **params)
+
+
+    def explain(self, userid, user_items, itemid, user_weights=None, N=10):
+        """Split the score of ``itemid`` for a user over the items they liked
+        (implicit's ``explain``, section 5 of Hu, Koren and Volinsky 2008).
+
+        The user's factors solve ``A x = b`` with ``A = Y^T C_u Y + lam I``
+        and ``b = Y^T C_u p_u``, so ``y_i . x`` is the sum over the user's
+        items j with ``c_uj >= 0`` of ``c_uj y_i^T A^-1 y_j``.
+
+        Parameters
+        ----------
+        userid : int
+            The row of ``user_items`` to explain (row 0 if it has only one).
+        user_items : scipy.sparse matrix (users x items)
+            The interactions, or the user's row alone; the user's factors
+            are solved from it, so new users work too.  Its width need not
+            be the model's, as long as its ids are items of the model.
+        itemid : int
+        user_weights : tuple, optional
+            The Cholesky factor of ``A`` an earlier call returned for this user.
+        N : int
+            How many contributions to return.
+
+        Returns
+        -------
+        total_score : float
+        top_contributions : list of (itemid, score)
+            The ``N`` largest, largest first (ties: larger id first).
+        user_weights : tuple
+            ``scipy.linalg.cho_factor(A)``, for further calls for this user.
+        """
+        from scipy.linalg import cho_factor, cho_solve
+
+        from .validation import IdOutOfRangeError, check_sparse
+
+        self._check_factors()
+        check_sparse(user_items)
+        Y = self.item_factors
+        (item,), _ = check_ids(itemid, Y.shape[0], "itemid")
+        (user,), _ = check_ids(userid, ANY_ID, "userid")
+        N = check_positive_int(N, "N", minimum=0)
+        user_items = _fit_columns(user_items, Y.shape[0], "user_items")
+        if user_items.shape[0] != 1 and user >= user_items.shape[0]:
+            raise IdOutOfRangeError(f"userid {user} is not a row of user_items "
+                                    f"({user_items.shape[0]} rows)")
+        row = check_user_items(sp.csr_matrix(user_items)[user if user_items.shape[0] > 1 else 0],
+                               np.float64)
+        confidence = float(self.alpha) * row.data
+        if user_weights is None:
+            liked = Y[row.indices].astype(np.float64)
+            A = self.YtY.astype(np.float64)
+            A[np.diag_indices_from(A)] += float(self.regularization)
+            A += (liked * (np.abs(confidence) - 1)[:, None]).T @ liked
+            user_weights = cho_factor(A)
+        weighted_item = cho_solve(user_weights, Y[item].astype(np.float64))
+        # negative values say "not liked": they shape A but add nothing to b
+        keep = confidence >= 0
+        ids = row.indices[keep]
+        scores = (Y[ids].astype(np.float64) @ weighted_item) * confidence[keep]
+        order = np.lexsort((ids, scores))[::-1][:N]
+        top = [(int(ids[j]), float(scores[j])) for j in order]
+        return float(scores.sum()), top, user_weights
 
 
 class ExplicitALS(MatrixFactorization):
@@ -841,4 +1162,243 @@ class ExplicitALS(MatrixFactorization):
         self._check_params()
 
 
-AlternatingLeastSquares = ImplicitALS
+def _warn_if_not_csr(matrix):
+    if matrix is not None and not isinstance(matrix, sp.csr_matrix):
+        warnings.warn(f"Method expects CSR input, and was passed {type(matrix).__name__} "
+                      "instead; converting it costs a copy", ParameterWarning, stacklevel=3)
+
+
+def _fit_columns(matrix, n_cols, name):
+    """``matrix`` with ``n_cols`` columns: implicit reads rows narrower than
+    the model (their ids are all valid), so this layer does too."""
+    if not sp.issparse(matrix) or matrix.ndim != 2 or matrix.shape[1] == n_cols:
+        return matrix
+    csr = sp.csr_matrix(matrix)
+    if csr.nnz and csr.indices.max() >= n_cols:
+        from .validation import IdOutOfRangeError
+
+        raise IdOutOfRangeError(f"{name} holds ids beyond the model's {n_cols} columns")
+    return sp.csr_matrix((csr.data, csr.indices, csr.indptr), shape=(csr.shape[0], n_cols))
+
+
+def _pad(ids, scores, width):
+    """Lists widened to ``width`` columns with id -1 and score PAD_SCORE."""
+    short = width - ids.shape[-1]
+    if short <= 0:
+        return ids, scores
+    pad = [(0, 0)] * (ids.ndim - 1) + [(0, short)]
+    return (np.pad(ids, pad, constant_values=-1),
+            np.pad(scores, pad, constant_values=scores.dtype.type(PAD_SCORE)))
+
+
+def _in_subset_dtype(ids, subset):
+    """implicit returns ids drawn from ``items=`` / ``users=`` in that array's dtype."""
+    dtype = np.asarray(subset).dtype
+    return ids.astype(dtype) if dtype.kind == "i" else ids
+
+
+class AlternatingLeastSquares(ImplicitALS):
+    """A drop-in for ``implicit.als.AlternatingLeastSquares`` 0.7 on the CPU.
+
+    The factory's signature (positional order included) and everything of
+    implicit's CPU model, on top of :class:`ImplicitALS` (``forget``,
+    ``certificate``, ...).  Where the two differ this class follows
+    implicit:
+
+    * ``fit`` continues from the current factors when their shapes fit
+      ``user_items`` (a second ``fit`` refines, as implicit's does), calls
+      ``fit_callback`` when no ``callback`` is given, and shows and passes
+      implicit's normalised training loss;
+    * ``recommend`` lists are ``N`` wide (``min(N, len(items))`` with
+      ``items``) and ``similar_*`` lists ``N`` wide, padded with id -1 and
+      score ``-finfo(float32).max`` where there are fewer candidates; ids
+      from ``items`` / ``users`` come in that array's integer dtype;
+    * input that is not a ``csr_matrix`` warns (:class:`ParameterWarning`),
+      and query rows narrower than the model are accepted;
+    * the deprecated ``rank_items`` and ``recommend_all`` exist.
+
+    Parameters
+    ----------
+    factors, regularization, alpha, dtype, use_native, use_cg, iterations, \
+calculate_training_loss, num_threads, random_state
+        As :class:`ImplicitALS`, with implicit's defaults.
+    use_gpu : bool
+        Must be False: fastunlearn has no GPU support (implicit's default
+        is whether CUDA is available).
+
+    Attributes
+    ----------
+    cg_steps : int
+        CG steps per row per iteration (3; set it after construction, as
+        with implicit).
+    fit_callback : callable or None
+        ``fit``'s callback when none is passed (implicit's older API).
+    """
+
+    def __init__(self, factors=100, regularization=0.01, alpha=1.0, dtype=np.float32,
+                 use_native=True, use_cg=True, use_gpu=False, iterations=15,
+                 calculate_training_loss=False, num_threads=0, random_state=None):
+        if use_gpu:
+            raise ValueError("fastunlearn has no GPU support: pass use_gpu=False "
+                             "(the model runs on the CPU)")
+        super().__init__(factors, regularization, alpha, dtype, use_native, use_cg, iterations,
+                         calculate_training_loss, num_threads, random_state)
+        self.fit_callback = None
+
+    @classmethod
+    def _from_params(cls, cg_steps=3, **params):
+        model = cls(**params)
+        model.cg_steps = cg_steps
+        return model
+
+    # ------------------------------------------------------------ training
+
+    def fit(self, user_items, show_progress=True, callback=None):
+        """Factorise ``user_items`` (users x items), as implicit's ``fit``.
+
+        Starts from the current factors when they have the shapes
+        ``user_items`` needs (after an earlier ``fit``, or set by hand), from
+        fresh ``uniform[0, 0.01)`` factors otherwise.  ``callback(iteration,
+        seconds, loss)`` (default ``fit_callback``) gets implicit's training
+        loss when ``calculate_training_loss`` is set, else None.  Returns
+        self; raises :class:`ModelFitError` when the factors become NaN.
+        """
+        _warn_if_not_csr(user_items)
+        callback = callback or self.fit_callback
+        shape = getattr(user_items, "shape", ())
+        warm = len(shape) == 2 and np.shape(self.user_factors) == (shape[0], self.factors) \
+            and np.shape(self.item_factors) == (shape[1], self.factors)
+        last = []
+
+        def report(iteration, seconds, loss):
+            last[:] = [loss]
+            if loss is not None and not show_progress:
+                log.info("loss %.4f", loss)
+            if callback:
+                callback(iteration, seconds, loss)
+
+        super().fit(user_items, show_progress, report, warm_start=warm)
+        if last and last[0] is not None:
+            log.info("Final training loss %.4f", last[0])
+        return self
+
+    def _training_loss(self):
+        # implicit's figure: the loss over the total weight of all pairs,
+        # plus (its quirk, kept so numbers compare) the confidence of
+        # negative entries, a constant that a preference of 0 never costs
+        values = self._data.by_user.arrays()[2].astype(np.float64)
+        confidence = float(self.alpha) * np.abs(values)
+        n_users, n_items = self._data.shape
+        total = confidence.sum() + n_users * n_items - self._data.nnz
+        loss = self.loss() + confidence[values < 0].sum()
+        return float(loss / max(total, np.finfo(float).tiny))
+
+    @property
+    def solver(self):
+        """implicit's half-sweep, ``solver(Cui, X, Y, regularization, num_threads=0)``:
+        every row of ``X`` solved in place from ``Cui`` (confidences already
+        scaled by alpha) against the fixed ``Y``, by ``cg_steps`` of CG or
+        exactly (``use_cg``)."""
+        use_cg, cg_steps = bool(self.use_cg), int(self.cg_steps)
+
+        def solve(Cui, X, Y, regularization, num_threads=0):
+            if not (isinstance(X, np.ndarray) and X.flags.c_contiguous and X.flags.writeable
+                    and X.dtype in (np.float32, np.float64)):
+                raise ValueError("X must be a writable C-contiguous float32 or float64 array")
+            data = TrainingData(check_user_items(Cui, X.dtype, name="Cui"))
+            objective = obj.Objective(implicit=True, regularization=float(regularization))
+            with single_threaded_blas():
+                obj.solve_rows(objective, data, X, np.ascontiguousarray(Y, dtype=X.dtype),
+                               "users", obj.all_rows(X.shape[0]), use_cg=use_cg,
+                               cg_steps=cg_steps, num_threads=effective_n_threads(num_threads))
+
+        return solve
+
+    # ------------------------------------------------------------ serving
+
+    def recommend(self, userid, user_items, N=10, filter_already_liked_items=True,
+                  filter_items=None, recalculate_user=False, items=None):
+        self._check_factors()
+        if filter_already_liked_items or recalculate_user:
+            _warn_if_not_csr(user_items)
+            user_items = _fit_columns(user_items, self.item_factors.shape[0], "user_items")
+        ids, scores = super().recommend(userid, user_items, N, filter_already_liked_items,
+                                        filter_items, recalculate_user, items)
+        if items is None:
+            return _pad(ids, scores, N)
+        ids, scores = _pad(ids, scores, min(N, np.size(items)))
+        return _in_subset_dtype(ids, items), scores
+
+    recommend.__doc__ = ImplicitALS.recommend.__doc__.replace(
+        "``min(N, candidates)`` columns", "``N`` columns (``min(N, len(items))``\n"
+        "            with ``items``)")
+
+    def similar_items(self, itemid, N=10, recalculate_item=False, item_users=None,
+                      filter_items=None, items=None):
+        """Items most similar to ``itemid`` by cosine, ``N`` per list (see the class)."""
+        self._check_factors()
+        if recalculate_item:
+            _warn_if_not_csr(item_users)
+            item_users = _fit_columns(item_users, self.user_factors.shape[0], "item_users")
+        ids, scores = _pad(*super().similar_items(itemid, N, recalculate_item, item_users,
+                                                  filter_items, items), N)
+        return (ids if items is None else _in_subset_dtype(ids, items)), scores
+
+    def similar_users(self, userid, N=10, filter_users=None, users=None):
+        """Users most similar to ``userid`` by cosine, ``N`` per list (see the class)."""
+        ids, scores = _pad(*super().similar_users(userid, N, filter_users, users), N)
+        return (ids if users is None else _in_subset_dtype(ids, users)), scores
+
+    def recalculate_user(self, userid, user_items):
+        _warn_if_not_csr(user_items)
+        self._check_factors()
+        return super().recalculate_user(
+            userid, _fit_columns(user_items, self.item_factors.shape[0], "user_items"))
+
+    recalculate_user.__doc__ = ImplicitALS.recalculate_user.__doc__
+
+    def recalculate_item(self, itemid, item_users):
+        _warn_if_not_csr(item_users)
+        self._check_factors()
+        return super().recalculate_item(
+            itemid, _fit_columns(item_users, self.user_factors.shape[0], "item_users"))
+
+    recalculate_item.__doc__ = ImplicitALS.recalculate_item.__doc__
+
+    def explain(self, userid, user_items, itemid, user_weights=None, N=10):
+        _warn_if_not_csr(user_items)
+        return super().explain(userid, user_items, itemid, user_weights, N)
+
+    explain.__doc__ = ImplicitALS.explain.__doc__
+
+    def partial_fit_users(self, userids, user_items):
+        _warn_if_not_csr(user_items)
+        return super().partial_fit_users(userids, user_items)
+
+    partial_fit_users.__doc__ = ImplicitALS.partial_fit_users.__doc__
+
+    def partial_fit_items(self, itemids, item_users):
+        _warn_if_not_csr(item_users)
+        return super().partial_fit_items(itemids, item_users)
+
+    partial_fit_items.__doc__ = ImplicitALS.partial_fit_items.__doc__
+
+    def rank_items(self, userid, user_items, selected_items, recalculate_user=False):
+        """Deprecated in implicit 0.7: ``recommend(..., items=selected_items,
+        filter_already_liked_items=False)``."""
+        warnings.warn("rank_items is deprecated. Use recommend with the 'items' parameter "
+                      "instead", DeprecationWarning, stacklevel=2)
+        return self.recommend(userid, user_items, recalculate_user=recalculate_user,
+                              items=selected_items, filter_already_liked_items=False)
+
+    def recommend_all(self, user_items, N=10, recalculate_user=False,
+                      filter_already_liked_items=True, filter_items=None, users_items_offset=0):
+        """Deprecated in implicit 0.7: the ids of ``recommend`` for users
+        ``users_items_offset + arange(len(user_items))``."""
+        warnings.warn("recommend_all is deprecated. Use recommend with an array of userids "
+                      "instead", DeprecationWarning, stacklevel=2)
+        userids = np.arange(user_items.shape[0]) + users_items_offset
+        ids, _ = self.recommend(userids, user_items, N=N,
+                                filter_already_liked_items=filter_already_liked_items,
+                                filter_items=filter_items, recalculate_user=recalculate_user)
+        return ids

@@ -12,6 +12,14 @@ the file: the archive's members, each array's header and size, and then every
 value are checked before a model is built, so a damaged or hostile file gives
 a :class:`ModelFileError` and never a half-loaded model.  Nothing in a file is
 ever unpickled or executed.
+
+Files travel to and from implicit 0.7: an implicit-feedback file also holds
+implicit's members (``factors``, ``regularization``, ... as scalars), so
+implicit's ``load`` reads it with the right hyperparameters; a file written
+by implicit's ``save`` (factors and hyperparameters, no interactions) loads
+here as a model that serves, and that ``ImplicitALS.from_implicit(path,
+user_items)`` turns into one that can forget.  A model without interactions
+is saved in implicit's format.
 """
 import contextlib
 import hashlib
@@ -39,7 +47,12 @@ _REQUIRED = ("format_version", "kind", "hyperparameters", "user_factors", "item_
 _META_KEYS = ("user_ids", "item_ids")
 _MEASURES = ("measures_user_norms", "measures_item_norms", "measures_sq_users",
              "measures_sq_items", "measures_grams", "measures_scalars", "measures_fingerprint")
-_OPTIONAL = ("history", "pending") + _META_KEYS + _MEASURES
+# implicit 0.7's save: factors and hyperparameters (random_state only when set)
+_IMPLICIT_PARAMS = ("regularization", "factors", "num_threads", "iterations", "use_native",
+                    "use_cg", "cg_steps", "calculate_training_loss", "dtype", "random_state",
+                    "alpha")
+_IMPLICIT_KEYS = ("user_factors", "item_factors") + _IMPLICIT_PARAMS
+_OPTIONAL = ("history", "pending") + _META_KEYS + _MEASURES + _IMPLICIT_PARAMS
 _TMP_SUFFIX = ".fastunlearn-tmp"
 
 
@@ -66,20 +79,26 @@ def save(model, path, metadata=None):
     Parameters
     ----------
     model : ImplicitALS or ExplicitALS
-        A fitted model.
-    path : str or os.PathLike
+        A fitted model, or an implicit-feedback one holding factors only
+        (loaded from implicit's file, or factors set by hand), which is
+        written in implicit's format.
+    path : str, os.PathLike or file object
+        A writable binary file object (e.g. ``io.BytesIO``) is written
+        in place, not atomically.
     metadata : dict, optional
         Extra items: ``user_ids`` / ``item_ids`` (arrays of external ids)
         and ``history`` (a list of JSON-serialisable forget receipts).
 
     Returns
     -------
-    str
-        The path written.
+    str or file object
+        The path written (or the file object).
     """
+    if model._implicit and getattr(model, "_data", None) is None:
+        model._check_factors()
+        return _write(_implicit_members(model, factors_only=True), path)
     model._check_fitted()
     metadata = dict(metadata or getattr(model, "metadata", None) or {})
-    path = _npz_path(path)
     indptr, indices, data = model._data.by_user.arrays()
     params = model.get_params()
     params["dtype"] = np.dtype(params["dtype"]).name
@@ -99,9 +118,38 @@ def save(model, path, metadata=None):
         "pending": np.array(model._pending, dtype=np.int64),
     }
     arrays.update(_measure_arrays(model))
+    if model._implicit:
+        arrays.update(_implicit_members(model))
     for key in _META_KEYS:
         if metadata.get(key) is not None:
             arrays[key] = np.asarray(metadata[key])
+    return _write(arrays, path)
+
+
+def _implicit_members(model, factors_only=False):
+    """The members implicit 0.7's ``save`` writes (what its ``load`` reads)."""
+    members = {"regularization": float(model.regularization), "factors": int(model.factors),
+               "num_threads": int(model.num_threads), "iterations": int(model.iterations),
+               "use_native": bool(getattr(model, "use_native", True)),
+               "use_cg": bool(model.use_cg), "cg_steps": int(model.cg_steps),
+               "calculate_training_loss": bool(model.calculate_training_loss),
+               "dtype": np.dtype(model.dtype).name, "alpha": float(model.alpha)}
+    if isinstance(model.random_state, (int, np.integer)) and \
+            not isinstance(model.random_state, bool):
+        members["random_state"] = int(model.random_state)
+    arrays = {key: np.array(value) for key, value in members.items()}
+    if factors_only:
+        arrays["user_factors"] = np.asarray(model.user_factors)
+        arrays["item_factors"] = np.asarray(model.item_factors)
+    return arrays
+
+
+def _write(arrays, path):
+    """``np.savez`` to a file object, or atomically to ``path`` (".npz" appended)."""
+    if hasattr(path, "write"):
+        np.savez(path, **arrays)
+        return path
+    path = _npz_path(path)
     directory, base = os.path.split(os.path.abspath(path))
     _remove_stale_temporaries(directory, base)
     fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=_TMP_SUFFIX, dir=directory)
@@ -228,32 +276,70 @@ def _remove_stale_temporaries(directory, base):
 
 
 def load(path):
-    """Load a model written by :func:`save`.
+    """Load a model written by :func:`save`, or by implicit 0.7's ``save``.
+
+    Parameters
+    ----------
+    path : str, os.PathLike or file object
+        ``path + ".npz"`` is tried when ``path`` does not exist; a file
+        object must be seekable (as for ``numpy.load``).
+
+    Returns
+    -------
+    ImplicitALS or ExplicitALS
+        From an implicit file: an :class:`ImplicitALS` holding the factors
+        and hyperparameters only, which serves (``recommend``,
+        ``similar_items``, ...); ``ImplicitALS.from_implicit(path,
+        user_items)`` adds the training data it needs to forget.
 
     Raises
     ------
     ModelFileError
-        When the file is not a fastunlearn model, is truncated or corrupt,
-        has another format version, holds object (pickled) arrays, or its
-        arrays disagree with each other.  The message names the file and
-        the problem.
+        When the file is not a fastunlearn (or implicit ALS) model, is
+        truncated or corrupt, has another format version, holds object
+        (pickled) arrays, or its arrays disagree with each other.  The
+        message names the file and the problem.
     FileNotFoundError
         When neither ``path`` nor ``path + ".npz"`` exists.
     MemoryError
         When the arrays the file declares do not fit in the available
         memory (see :func:`fastunlearn.resources.check_memory`).
     """
-    path = os.fspath(path)
-    if not os.path.exists(path) and os.path.exists(path + ".npz"):
-        path = path + ".npz"
-    if not os.path.exists(path):
-        raise FileNotFoundError(path)
-    if not os.path.isfile(path):  # a directory, a FIFO (which would block), a device
-        raise ModelFileError(f"{path}: not a regular file")
-    return _build(_read_arrays(path), path)
+    return load_as(None, path)
 
 
-def _read_arrays(path):
+def load_as(cls, path):
+    """:func:`load`, returning an instance of ``cls`` (None, or a base class:
+    the estimator the file names)."""
+    if hasattr(path, "read"):
+        name = str(getattr(path, "name", None) or f"<{type(path).__name__}>")
+        source = path
+    else:
+        source = name = os.fspath(path)
+        if not os.path.exists(name) and os.path.exists(name + ".npz"):
+            source = name = name + ".npz"
+        if not os.path.exists(name):
+            raise FileNotFoundError(name)
+        if not os.path.isfile(name):  # a directory, a FIFO (which would block), a device
+            raise ModelFileError(f"{name}: not a regular file")
+    arrays, implicit_file = _read_arrays(source, name)
+    if implicit_file:
+        return _build_from_implicit(arrays, name, cls)
+    return _build(arrays, name, cls)
+
+
+def _estimator(cls, kind, path):
+    """The class to build: ``cls`` itself when it is an estimator, else the file's kind."""
+    from .models import ExplicitALS, ImplicitALS, MatrixFactorization
+
+    if cls is None or cls is MatrixFactorization:
+        return ImplicitALS if kind == "implicit" else ExplicitALS
+    if (kind == "implicit") != bool(cls._implicit):
+        raise ModelFileError(f"{path}: holds an {kind} model, not a {cls.__name__}")
+    return cls
+
+
+def _read_arrays(path, name=None):
     """Every array of the ``.npz`` at ``path``, checked member by member.
 
     Only ``.npy`` members with the expected names, each once, are accepted;
@@ -261,37 +347,46 @@ def _read_arrays(path):
     size (exactly what the member holds) are checked before its data is
     allocated or read.  ``np.load`` is not used: it returns raw bytes for
     members without ``.npy``, a bare array for ``.npy`` files, and
-    allocates whatever a header claims.
+    allocates whatever a header claims.  ``path`` may be a file object
+    (``name`` then names it in messages).
+
+    Returns
+    -------
+    arrays : dict
+    implicit_file : bool
+        Whether the members are those of implicit's ``save``.
     """
+    name = path if name is None else name
     try:
         archive = zipfile.ZipFile(path)
     except OSError as exc:
-        raise ModelFileError(f"{path}: unreadable model file ({exc})") from exc
+        raise ModelFileError(f"{name}: unreadable model file ({exc})") from exc
     except Exception as exc:  # noqa: BLE001 - BadZipFile, or worse for mangled archives
         # empty, truncated, a bare .npy, a pickle, any other kind of file
-        raise ModelFileError(f"{path}: not a fastunlearn model file (not a complete .npz "
+        raise ModelFileError(f"{name}: not a fastunlearn model file (not a complete .npz "
                              f"archive: {exc})") from exc
     try:
         with archive:
             infos = archive.infolist()
-            keys = _check_members(infos, path)
-            sizes = [_header(archive, info, path) for info in infos]
-            _check_declared_memory(sizes, path)
+            keys, implicit_file = _check_members(infos, name)
+            sizes = [_header(archive, info, name) for info in infos]
+            _check_declared_memory(sizes, name)
             arrays = {}
             for key, info in zip(keys, infos):
                 with archive.open(info) as fh:
                     arrays[key] = np.lib.format.read_array(fh, allow_pickle=False)
-            return arrays
+            return arrays, implicit_file
     except (ModelFileError, MemoryError):
         raise
     except Exception as exc:  # noqa: BLE001 - anything a damaged archive raises
         # zipfile, zlib, lzma, numpy's header parser and the CRC check raise a
         # dozen exception types between them; every one means "damaged file"
         raise ModelFileError(
-            f"{path}: unreadable model file ({type(exc).__name__}: {exc})") from exc
+            f"{name}: unreadable model file ({type(exc).__name__}: {exc})") from exc
 
 
 def _check_members(infos, path):
+    """(member keys, whether they are implicit's) after checking the names."""
     names = [info.filename for info in infos]
     if not names:
         raise ModelFileError(f"{path}: not a fastunlearn model (an empty archive)")
@@ -303,6 +398,17 @@ def _check_members(infos, path):
     repeated = sorted({k for k in keys if keys.count(k) > 1})
     if repeated:
         raise ModelFileError(f"{path}: damaged model file (members {repeated} appear twice)")
+    encrypted = [n for n, info in zip(names, infos) if info.flag_bits & 0x1]
+    if encrypted:
+        raise ModelFileError(f"{path}: encrypted members {encrypted[:5]}")
+    implicit_like = {"user_factors", "item_factors"} & set(keys) or \
+        (set(keys) <= set(_IMPLICIT_KEYS) and "factors" in keys)  # implicit's unfitted model
+    if "format_version" not in keys and implicit_like:
+        unknown = sorted(set(keys) - set(_IMPLICIT_KEYS))
+        if unknown:  # implicit's BPR or LMF, say: not an ALS model
+            raise ModelFileError(f"{path}: unknown members {unknown[:5]} for implicit's ALS "
+                                 "format (a file of another model?)")
+        return keys, True
     missing = [key for key in _REQUIRED if key not in keys]
     if missing:
         raise ModelFileError(f"{path}: not a fastunlearn model (missing {missing})")
@@ -310,10 +416,7 @@ def _check_members(infos, path):
     if unknown:
         raise ModelFileError(f"{path}: unknown members {unknown[:5]} (written by another "
                              "program or a newer fastunlearn?)")
-    encrypted = [n for n, info in zip(names, infos) if info.flag_bits & 0x1]
-    if encrypted:
-        raise ModelFileError(f"{path}: encrypted members {encrypted[:5]}")
-    return keys
+    return keys, False
 
 
 def _header(archive, info, path):
@@ -357,7 +460,7 @@ def _scalar(arrays, key, kind, path):
 # The constructors check the numeric hyperparameters (a bad one becomes "invalid
 # hyperparameters" in _build) but take these flags and random_state unchecked,
 # as only fit uses them.
-_FLAGS = ("use_cg", "calculate_training_loss", "weighted_regularization")
+_FLAGS = ("use_native", "use_cg", "calculate_training_loss", "weighted_regularization")
 
 
 def _check_params(params, path):
@@ -371,9 +474,7 @@ def _check_params(params, path):
                              f"integer >= 0, got {seed!r}")
 
 
-def _build(arrays, path):
-    from .models import ExplicitALS, ImplicitALS
-
+def _build(arrays, path, cls=None):
     version = _scalar(arrays, "format_version", "i", path)
     if version != FORMAT_VERSION:
         raise ModelFileError(
@@ -394,13 +495,14 @@ def _build(arrays, path):
         raise ModelFileError(f"{path}: damaged hyperparameters (not a JSON object)")
     if not isinstance(history, list) or not all(isinstance(r, dict) for r in history):
         raise ModelFileError(f"{path}: damaged forget history (not a list of receipts)")
-    cls = ImplicitALS if kind == "implicit" else ExplicitALS
+    cls = _estimator(cls, kind, path)
     unknown = set(params) - set(cls._param_names)
     if unknown:
         raise ModelFileError(f"{path}: unknown hyperparameters {sorted(unknown)}")
     _check_params(params, path)
     try:
-        model = cls(**params)
+        model = cls._from_params(**params)
+        model._check_params()
         dtype = check_dtype(model.dtype)
     except (TypeError, ValueError) as exc:
         raise ModelFileError(f"{path}: invalid hyperparameters ({exc})") from exc
@@ -436,6 +538,7 @@ def _build(arrays, path):
         if arr.shape != (2,) or arr.dtype.kind != "i" or arr.min() < 0:
             raise ModelFileError(f"{path}: 'pending' must be two non-negative integers")
         pending = (int(arr[0]), int(arr[1]))
+    _check_implicit_members(arrays, model, path)
     # only now, with everything checked, does the model get any state
     model._set_state(np.ascontiguousarray(X), np.ascontiguousarray(Y), user_items)
     model.metadata = metadata
@@ -443,6 +546,65 @@ def _build(arrays, path):
     measures = _loaded_measures(arrays, model, path)
     if measures is not None:
         model._remember(measures)
+    return model
+
+
+def _implicit_scalars(arrays, path):
+    """implicit's hyperparameter members, type-checked, as Python values."""
+    kinds = {"factors": "iu", "num_threads": "iu", "iterations": "iu", "cg_steps": "iu",
+             "random_state": "iu", "regularization": "iuf", "alpha": "iuf", "use_native": "b",
+             "use_cg": "b", "calculate_training_loss": "b", "dtype": "U"}
+    values = {}
+    for key in _IMPLICIT_PARAMS:
+        if key in arrays:
+            arr = arrays[key]
+            if arr.shape != () or arr.dtype.kind not in kinds[key]:
+                raise ModelFileError(f"{path}: '{key}' must be a scalar of kind "
+                                     f"{kinds[key]!r}, got {arr.dtype} {arr.shape}")
+            values[key] = arr.item()
+    return values
+
+
+def _check_implicit_members(arrays, model, path):
+    """implicit's copies of the hyperparameters must say what the JSON says."""
+    expected = {key: arr.item() for key, arr in _implicit_members(model).items()}
+    for key, value in _implicit_scalars(arrays, path).items():
+        if key not in expected or value != expected[key]:
+            raise ModelFileError(f"{path}: member '{key}' ({value!r}) disagrees with the "
+                                 f"hyperparameters ({expected.get(key)!r})")
+
+
+def _build_from_implicit(arrays, path, cls):
+    """A model serving the factors of a file written by implicit's ``save``."""
+    params = _implicit_scalars(arrays, path)
+    X, Y = arrays.get("user_factors"), arrays.get("item_factors")
+    if (X is None) != (Y is None):
+        raise ModelFileError(f"{path}: holds {'user' if Y is None else 'item'}_factors "
+                             "without the other side's")
+    if X is not None:
+        for name, arr in (("user_factors", X), ("item_factors", Y)):
+            if arr.ndim != 2 or arr.dtype.kind != "f" or arr.shape[1] < 1:
+                raise ModelFileError(f"{path}: '{name}' is {arr.dtype} {arr.shape}, expected "
+                                     "a 2-D float array")
+            if not np.all(np.isfinite(arr)):
+                raise ModelFileError(f"{path}: '{name}' contains NaN or infinite values")
+        if X.shape[1] != Y.shape[1] or params.get("factors", X.shape[1]) != X.shape[1]:
+            raise ModelFileError(f"{path}: factors of {X.shape[1]} and {Y.shape[1]} columns "
+                                 f"for factors={params.get('factors')}")
+        params.setdefault("factors", X.shape[1])
+        params.setdefault("dtype", X.dtype.name)
+    if params.get("random_state") is not None and params["random_state"] < 0:
+        raise ModelFileError(f"{path}: random_state must be >= 0, got {params['random_state']}")
+    cls = _estimator(cls, "implicit", path)
+    try:
+        model = cls._from_params(**params)
+        model._check_params()
+    except (TypeError, ValueError) as exc:
+        raise ModelFileError(f"{path}: invalid hyperparameters ({exc})") from exc
+    if X is not None:
+        # implicit keeps whatever dtype the factors had; the kernels need the model's
+        model.user_factors = np.array(X, dtype=model.dtype, order="C")
+        model.item_factors = np.array(Y, dtype=model.dtype, order="C")
     return model
 
 

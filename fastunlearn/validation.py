@@ -28,6 +28,14 @@ class IdOutOfRangeError(IndexError, ValueError):
     """An id outside the model; an IndexError (as implicit raises) and a ValueError."""
 
 
+class ModelFitError(RuntimeError):
+    """A fit whose factors became NaN or infinite (implicit's ``ModelFitError``)."""
+
+
+class ParameterWarning(UserWarning):
+    """Input that works but costs a conversion (implicit's ``ParameterWarning``)."""
+
+
 def check_dtype(dtype):
     """Return ``dtype`` as a supported factor dtype (float32 or float64)."""
     try:
@@ -133,6 +141,11 @@ def check_ids(ids, n, name):
         bad = arr[(arr < 0) | (arr >= n)][:5]
         raise IdOutOfRangeError(f"{name} out of range [0, {n}): {bad.tolist()}")
     return arr, scalar
+
+
+# ids that only count rows (recalculate_user, partial_fit_users) need not
+# be below any model size
+ANY_ID = np.iinfo(np.int64).max
 
 
 def check_factors(factors, name, dtype, factors_count=None):

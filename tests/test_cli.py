@@ -162,6 +162,16 @@ def test_usage_error_exits_2(tmp_path):
     one_line_error(run(tmp_path, "info", "nope.npz"))
 
 
+def test_model_without_interactions_exits_2(tmp_path):
+    # what implicit's save writes (and fastunlearn reads to serve): factors only
+    np.savez(tmp_path / "implicit.npz", user_factors=np.ones((3, 2), np.float32),
+             item_factors=np.ones((4, 2), np.float32), factors=np.array(2))
+    for args in (("info", "implicit.npz"), ("recommend", "implicit.npz", "--user", "0"),
+                 ("forget", "implicit.npz", "--users", "0", "--in-place")):
+        line = one_line_error(run(tmp_path, *args))
+        assert "implicit.npz" in line and "from_implicit" in line
+
+
 def test_demo_tiny(tmp_path):
     r = ok(run(tmp_path, "demo", "--users", "300", "--items", "100", "--nnz", "3000"))
     for section in ("cost", "certificate", "nDCG@10", "held-out test pairs",

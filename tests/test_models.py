@@ -193,9 +193,15 @@ def test_predict_pairs_scores():
     np.testing.assert_allclose(model.predict(u, i), np.sum(X[u] * Y[i], axis=1))
 
 
-def test_alias_is_the_implicit_estimator():
-    assert fu.AlternatingLeastSquares is fu.ImplicitALS
-    model = fu.AlternatingLeastSquares(64, 0.05, 2.0, np.float64, True, False, 7, False, 1, 3)
+def test_drop_in_is_an_implicit_estimator_with_the_factory_order():
+    assert issubclass(fu.AlternatingLeastSquares, fu.ImplicitALS)
+    # implicit.als.AlternatingLeastSquares: use_gpu comes 7th, before iterations
+    model = fu.AlternatingLeastSquares(64, 0.05, 2.0, np.float64, True, False, False, 7,
+                                       False, 1, 3)
+    assert (model.factors, model.regularization, model.alpha, model.use_cg, model.iterations,
+            model.num_threads, model.random_state) == (64, 0.05, 2.0, False, 7, 1, 3)
+    # ImplicitALS keeps implicit.cpu.als.AlternatingLeastSquares's order
+    model = fu.ImplicitALS(64, 0.05, 2.0, np.float64, True, False, 7, False, 1, 3)
     assert (model.factors, model.regularization, model.alpha, model.use_cg, model.iterations,
             model.num_threads, model.random_state) == (64, 0.05, 2.0, False, 7, 1, 3)
 

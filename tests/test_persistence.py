@@ -156,11 +156,16 @@ def test_no_trace_of_erased_pairs(tmp_path, kind, request_kind):
     # (the measures are per-row numbers, Grams and a loss of the state after)
     after_path = model.save(tmp_path / "after.npz")
     arrays = _saved(after_path)
+    # (implicit models also carry implicit's scalar hyperparameters, for its load)
+    implicit_scalars = {"factors", "regularization", "alpha", "iterations", "use_native",
+                        "use_cg", "cg_steps", "calculate_training_loss", "num_threads",
+                        "dtype", "random_state"} if kind == "implicit" else set()
     assert set(arrays) == {"format_version", "kind", "hyperparameters", "user_factors",
                            "item_factors", "indptr", "indices", "data", "shape", "history",
                            "pending", "measures_user_norms", "measures_item_norms",
                            "measures_sq_users", "measures_sq_items", "measures_grams",
-                           "measures_scalars", "measures_fingerprint"}
+                           "measures_scalars", "measures_fingerprint"} | implicit_scalars
+    assert all(arrays[key].shape == () for key in implicit_scalars)
     assert arrays["measures_user_norms"].shape == (ui.shape[0],)
     assert not removed & _stored_pairs(arrays["indptr"], arrays["indices"], ui.shape[0])
     assert len(arrays["data"]) == ui.nnz - len(removed)

@@ -129,3 +129,19 @@ def test_float32_recommend_matches():
     np.testing.assert_allclose(scores, want_scores, rtol=1e-5)
     got = np.take_along_axis(dense, ids.astype(np.int64), axis=1)
     np.testing.assert_allclose(got, want_scores, rtol=1e-5)  # same items, up to float32 ties
+
+
+def test_recommend_items_with_empty_rows_last(model):
+    # the rows of the last requested users are empty: restricting the liked
+    # items to ``items`` must not index past the stored entries
+    rows = model.user_items[[0, 1, 2]].tolil()
+    rows[1:, :] = 0
+    rows = rows.tocsr()
+    rows.eliminate_zeros()
+    items = np.array([2, 5, 9, 11])
+    ids, scores = model.recommend([0, 1, 2], rows, N=4, items=items)
+    dense = model.user_factors[[0, 1, 2]] @ model.item_factors[items].T
+    exclude = rows[:, items].toarray() != 0
+    want_ids, want_scores = brute(dense, 4, exclude)
+    np.testing.assert_array_equal(ids, np.where(want_ids >= 0, items[want_ids], -1))
+    np.testing.assert_allclose(scores, want_scores, rtol=1e-12)
