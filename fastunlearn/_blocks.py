@@ -1,5 +1,5 @@
 """Row blocks of a distributed model and the work done on them by workers
-(docs/design.md, section 7).
+(docs/design.md, section 9).
 
 A :class:`Block` holds a contiguous range of rows of one side (users or
 items): their factors, their gradient bounds and their stored entries, with

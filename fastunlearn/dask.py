@@ -1,4 +1,4 @@
-"""Fit, serve and forget on a Dask cluster (docs/design.md, section 7).
+"""Fit, serve and forget on a Dask cluster (docs/design.md, section 9).
 
 Both orientations of the interactions are split into contiguous row blocks
 (:mod:`fastunlearn._blocks`) that live on the workers.  A half-sweep ships

@@ -1,4 +1,4 @@
-"""Take over a model trained by Spark MLlib's ALS (docs/design.md, section 6).
+"""Take over a model trained by Spark MLlib's ALS (docs/design.md, section 9).
 
 A saved ``pyspark.ml.recommendation.ALSModel`` is a directory:
 ``metadata/part-*`` (one JSON line: class, uid, ``paramMap`` and ``rank``),

@@ -1,5 +1,5 @@
 """The Dask estimators against the local ones, on a LocalCluster of two
-worker processes with one thread each (docs/design.md, section 6)."""
+worker processes with one thread each (docs/design.md, section 9)."""
 import logging
 
 import numpy as np
