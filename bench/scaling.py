@@ -8,6 +8,13 @@ from the same fitted factors and the median reported, on a measured model
 (steady state: ``certificate()`` ran before the clock) and cold (the first
 request pays one exact pass over the data).  The factors sweep reuses the
 nnz sweep's data and measurement where the two meet (2M entries, factors 64).
+
+Then the Dask estimator on a LocalCluster of this machine (2 worker
+processes, 1 thread each, one block per worker and side): fit seconds per
+iteration against the local fit with the same total threads, and the
+forgets above with their wall time and the bytes the workers sent (to
+each other and to the client; ``transfer_outgoing_bytes_total``), against
+the bytes of one broadcast of the item factors.
 """
 import time
 
@@ -67,6 +74,77 @@ def measure(R, factors, iterations, repeats, threads):
     return record
 
 
+def distributed(R, factors, iterations, repeats):
+    """The Dask section (see the module docstring); None without dask."""
+    try:
+        from distributed import Client, LocalCluster
+
+        from fastunlearn.dask import DaskImplicitALS
+    except ImportError:
+        return None
+    params = dict(PARAMS, factors=factors, iterations=iterations, num_threads=1)
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, memory_limit=0,
+                           dashboard_address=":0")
+    client = Client(cluster)
+
+    def sent():
+        return sum(client.run(lambda dask_worker: dask_worker.transfer_outgoing_bytes_total)
+                   .values())
+
+    try:
+        fits, local_fits = [], []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            model = DaskImplicitALS(client, **params).fit(R)
+            fits.append((time.perf_counter() - start) / iterations)
+            start = time.perf_counter()
+            local = fu.ImplicitALS(**{**params, "num_threads": 2}).fit(R, show_progress=False)
+            local_fits.append((time.perf_counter() - start) / iterations)
+        user = median_user(local.user_items, kind="stable")
+        history = local.user_items[user].indices.astype(np.int64)
+        requests = {
+            "forget_user": (np.full(len(history), user, dtype=np.int64), history),
+            "forget_1pct": audit.unlearning_set(local.user_items, 0.01, "random", seed=0),
+        }
+        record = {"nnz": int(R.nnz), "factors": factors, "workers": 2,
+                  "fit_per_iteration": {"seconds": median(fits), "runs": fits,
+                                        "local_seconds": median(local_fits),
+                                        "local_runs": local_fits},
+                  "item_factors_bytes": int(R.shape[1] * factors * 4)}
+        for key, (users, items) in requests.items():
+            runs, moved, report = [], [], None
+            for _ in range(repeats):
+                twin = DaskImplicitALS.from_local(client, local)
+                before = sent()
+                start = time.perf_counter()
+                report = twin.forget(users, items)
+                runs.append(time.perf_counter() - start)
+                moved.append(sent() - before)
+                del twin
+            record[key] = {"seconds": median(runs), "runs": runs,
+                           "bytes_sent": int(median(moved)), "bytes_runs": moved,
+                           "removed": int(len(users)), "washout": report.washout,
+                           "converged": report.converged}
+        return record
+    finally:
+        client.close()
+        cluster.close()
+
+
+DIST_HEADER = ["nnz", "factors", "fit s/iter (dask)", "fit s/iter (local)",
+               "forget user s", "user entries", "user bytes sent", "forget 1% s",
+               "1% entries", "1% bytes sent", "item factors bytes"]
+
+
+def _dist_row(r):
+    return [f"{r['nnz']:,}", r["factors"], f"{r['fit_per_iteration']['seconds']:.3f}",
+            f"{r['fit_per_iteration']['local_seconds']:.3f}",
+            f"{r['forget_user']['seconds']:.3f}", r["forget_user"]["removed"],
+            f"{r['forget_user']['bytes_sent']:,}", f"{r['forget_1pct']['seconds']:.3f}",
+            f"{r['forget_1pct']['removed']:,}", f"{r['forget_1pct']['bytes_sent']:,}",
+            f"{r['item_factors_bytes']:,}"]
+
+
 def _row(r):
     return [f"{r['nnz']:,}", f"{r['users']:,} x {r['items']:,}", r["factors"],
             f"{r['fit_per_iteration']['seconds']:.3f}",
@@ -109,12 +187,16 @@ def run(quick=False, repeats=3, threads=2):
         start = time.perf_counter()
         by_factors.append(measure(R, k, iterations, repeats, threads))
         print(f"factors {k}: {time.perf_counter() - start:.1f} s", flush=True)
+    dist = distributed(R, nnz_factors, iterations, repeats)
     name = "scaling-quick" if quick else "scaling"
     params = {**PARAMS, "factors": nnz_factors, "iterations": iterations, "num_threads": threads}
+    sections = [(f"Against factors ({factors_nnz:,} entries)", HEADER,
+                 [_row(r) for r in by_factors])]
+    if dist is not None:
+        sections.append(("Dask, LocalCluster of 2 worker processes x 1 thread", DIST_HEADER,
+                         [_dist_row(dist)]))
     payload = write(name, {"threads": threads, "repeats": repeats, "factors_swept": list(factors),
-                           "nnz": by_nnz, "factors": by_factors},
-                    [_row(r) for r in by_nnz], HEADER,
-                    [(f"Against factors ({factors_nnz:,} entries)", HEADER,
-                      [_row(r) for r in by_factors])], params=params)
+                           "nnz": by_nnz, "factors": by_factors, "distributed": dist},
+                    [_row(r) for r in by_nnz], HEADER, sections, params=params)
     plots.scaling(payload, name)
     return payload

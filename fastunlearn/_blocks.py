@@ -177,9 +177,8 @@ def remove(block, local_rows, other_ids):
         if len(hit) != 1:
             raise ValueError("an entry to remove is not stored in its block")
         keep[hit] = False
-    counts = np.add.reduceat(keep, block.indptr[:-1]) if len(keep) else np.zeros(block.n, int)
-    counts[np.diff(block.indptr) == 0] = 0
-    indptr = np.concatenate([[0], np.cumsum(counts)]).astype(block.indptr.dtype)
+    kept_before = np.concatenate([[0], np.cumsum(keep)])  # kept entries before each position
+    indptr = kept_before[block.indptr].astype(block.indptr.dtype)
     return replace(block, indptr=indptr, indices=block.indices[keep], values=block.values[keep])
 
 
