@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from . import objective as obj
+from .forgetting import gram_change_norm  # the local engine's bound
 
 
 class _Rows:
@@ -212,8 +213,6 @@ def solve(block, local_rows, ids, pieces, gram_other, objective, threads, tol,
     change of ``F^T F``), ``spectral`` (its spectral norm), ``dloss`` (the
     change of the data term) and ``summary``.
     """
-    from .forgetting import gram_change_norm  # the same bound as the local engine
-
     local_rows = np.asarray(local_rows, np.int64)
     ids = np.asarray(ids, np.int64)
     other = gather_pieces(pieces) if len(pieces) else np.zeros((0, block.F.shape[1]),

@@ -78,7 +78,8 @@ def _saved_name(path):
 
 
 def _load(path):
-    from .persistence import ModelFileError, load
+    from .models import load
+    from .persistence import ModelFileError
 
     try:
         model = load(path)

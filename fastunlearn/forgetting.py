@@ -55,7 +55,7 @@ from tqdm.auto import tqdm
 
 from . import objective as obj
 from .config import single_threaded_blas
-from .models import advance_checksum
+from .state import advance_checksum
 from .validation import check_ids, check_positive_int, check_user_items
 
 STRATEGIES = ("masked", "full")

@@ -16,10 +16,11 @@ import numpy as np
 import scipy.sparse as sp
 from tqdm.auto import tqdm
 
-from . import _als
+from . import forgetting, persistence
 from . import objective as obj
 from .config import effective_n_threads, single_threaded_blas
 from .ranking import PAD_SCORE, normalized, top_n
+from .state import Measured, fingerprint
 from .storage import TrainingData
 from .validation import (
     ANY_ID,
@@ -46,58 +47,12 @@ def _rng(random_state):
     return np.random.default_rng(random_state)
 
 
-def _checksum(F):
-    """Position-aware checksum of the array's bytes (not cryptographic)."""
-    raw = np.ascontiguousarray(F).reshape(-1).view(np.uint8)
-    cut = raw.size - raw.size % 8
-    return (*_als.checksum(raw[:cut].view(np.uint64)), raw[cut:].tobytes())
-
-
-def advance_checksum(checksum, F, rows, old):
-    """:func:`_checksum` of ``F`` from ``checksum``, that of ``F`` when
-    ``rows`` held ``old``, reading only those rows (O(len(rows) k)).
-
-    Both Fletcher sums are linear in the words mod 2^64: a word at position
-    j of n that changes by d moves the first by d and the second by (n - j) d.
-    Returns None (so the caller reads the whole array) when ``checksum`` is
-    None or a row does not fill whole 8-byte words (odd k in float32).
-    """
-    row_bytes = F.shape[1] * F.itemsize
-    if checksum is None or row_bytes % 8 or not F.flags.c_contiguous:
-        return None
-    a, b, tail = checksum  # whole words only: the tail is empty and stays so
-    words, n = row_bytes // 8, F.size * F.itemsize // 8
-    rows = np.asarray(rows, dtype=np.uint64)
-    with np.errstate(over="ignore"):  # uint64 arithmetic wraps, as the sums do
-        diff = F[rows.astype(np.int64)].view(np.uint64) - \
-            np.ascontiguousarray(old).view(np.uint64)
-        position = np.uint64(n) - (rows[:, None] * np.uint64(words)
-                                   + np.arange(words, dtype=np.uint64))
-        da, db = int(diff.sum(dtype=np.uint64)), int((position * diff).sum(dtype=np.uint64))
-    return (a + da) % 2**64, (b + db) % 2**64, tail
-
-
-def _fingerprint(model, checksums=None):
-    """Cheap identity of the model state: checksums of the factor bits.
-
-    Detects any change of factors (including in-place edits by a user) or of
-    the retained data size, so cached measures are never used stale.  Costs
-    one read of the factors (a few milliseconds for 120k x 64 float32)
-    unless ``checksums`` (of users, items) are given, as forgetting does for
-    the state it leaves (:func:`advance_checksum`).
-    """
-    if checksums is None or None in checksums:
-        checksums = (_checksum(model.user_factors), _checksum(model.item_factors))
-    return (model.user_factors.shape, model.item_factors.shape, model._data.nnz,
-            id(model._data), *checksums)
-
-
 class MatrixFactorization:
     """Shared implementation of both estimators; use a subclass."""
 
     _implicit = None  # set by subclasses
     _param_names = ()
-    _measured = None  # (fingerprint, objective.Measures)
+    _measured = None  # state.Measured
     # (entries, requests) removed since the last washout (see forgetting)
     _pending = (0, 0)
 
@@ -161,6 +116,11 @@ class MatrixFactorization:
     def is_fitted(self):
         """Whether the model holds factors and the interactions they were trained on."""
         return getattr(self, "user_factors", None) is not None and self._data is not None
+
+    @staticmethod
+    def _for_kind(kind):
+        """The estimator of a model file's ``kind`` ("implicit" or "explicit")."""
+        return ImplicitALS if kind == "implicit" else ExplicitALS
 
     def _check_fitted(self):
         """Require factors and training data (loss, certificate, forget, ...)."""
@@ -368,29 +328,27 @@ class MatrixFactorization:
         by a fingerprint of the state, so that consecutive requests do not
         pay passes over the data.  ``exact`` refuses kept upper bounds.
         """
-        key = _fingerprint(self)
-        if self._measured is not None and self._measured[0] == key:
-            if self._measured[1].exact or not exact:
-                return self._measured[1]
+        key = fingerprint(self)
+        if self._measured is not None and self._measured.key == key:
+            if self._measured.measures.exact or not exact:
+                return self._measured.measures
         value = obj.measure(self.objective, self._data, self.user_factors, self.item_factors,
                             num_threads=threads)
-        self._measured = (key, value)
+        self._measured = Measured(key, value)
         return value
 
     def _remember(self, measures, checksums=None):
         """Keep ``measures`` as those of the current state (whose factor
-        checksums the caller may know, see :func:`_fingerprint`)."""
-        self._measured = (_fingerprint(self, checksums), measures)
+        checksums the caller may know, see :func:`state.fingerprint`)."""
+        self._measured = Measured(fingerprint(self, checksums), measures)
 
     def _current_measures(self):
         """The kept measures if they describe the current state, else None."""
-        if self._measured is not None and self._measured[0] == _fingerprint(self):
-            return self._measured[1]
-        return None
+        return None if self._measured is None else self._measured.of(self)
 
     def _kept_checksums(self):
         """(users, items) factor checksums of the kept measures' state."""
-        return self._measured[0][-2:] if self._measured is not None else (None, None)
+        return self._measured.checksums if self._measured is not None else (None, None)
 
     def loss(self):
         """The objective (docs/design.md, section 2, unnormalised) on the retained data.
@@ -717,8 +675,6 @@ class MatrixFactorization:
         (Cholesky) whatever ``use_cg`` says, because the masked sweeps rely
         on a solved row being stationary.
         """
-        from . import forgetting
-
         self._check_fitted()
         options = forgetting.ForgetOptions(**options)
         if sp.issparse(userids) and itemids is None:
@@ -733,8 +689,6 @@ class MatrixFactorization:
 
     def forget_users(self, userids, **options):
         """Remove every interaction of ``userids`` (see :meth:`forget` for options)."""
-        from . import forgetting
-
         self._check_fitted()
         options = forgetting.ForgetOptions(**options)
         users, items = forgetting.entries_of(self, userids, "users")
@@ -743,8 +697,6 @@ class MatrixFactorization:
 
     def forget_items(self, itemids, **options):
         """Remove every interaction with ``itemids`` (see :meth:`forget` for options)."""
-        from . import forgetting
-
         self._check_fitted()
         options = forgetting.ForgetOptions(**options)
         users, items = forgetting.entries_of(self, itemids, "items")
@@ -773,8 +725,6 @@ class MatrixFactorization:
         -------
         SettleReport
         """
-        from . import forgetting
-
         self._check_fitted()
         self._factors_changed()
         return forgetting.settle(self, forgetting.ForgetOptions(**options))
@@ -795,8 +745,6 @@ class MatrixFactorization:
         ForgetReport
             With ``n_added`` set and ``n_removed == 0``.
         """
-        from . import forgetting
-
         self._check_fitted()
         self._factors_changed()
         return forgetting.add_interactions(self, user_items_delta,
@@ -917,9 +865,7 @@ class MatrixFactorization:
         ``fileobj_or_path`` is a path (".npz" appended when missing; written
         atomically) or a writable binary file object.
         """
-        from .persistence import save
-
-        return save(self, fileobj_or_path)
+        return persistence.save(self, fileobj_or_path)
 
     @classmethod
     def load(cls, fileobj_or_path):
@@ -927,9 +873,7 @@ class MatrixFactorization:
 
         See :func:`fastunlearn.load`; returns an instance of this class.
         """
-        from .persistence import load_as
-
-        return load_as(cls, fileobj_or_path)
+        return persistence.load_as(cls, fileobj_or_path)
 
 
 def _restrict_columns(rows, keep, n_cols):
@@ -1035,9 +979,7 @@ class ImplicitALS(MatrixFactorization):
         import os
 
         if isinstance(model, (str, os.PathLike)) or hasattr(model, "read"):
-            from .persistence import load_as
-
-            model = load_as(MatrixFactorization, model)
+            model = persistence.load_as(MatrixFactorization, model)
             if not model._implicit:
                 raise ValueError("from_implicit needs an implicit-feedback model, the file "
                                  "holds an ExplicitALS")
@@ -1402,3 +1344,36 @@ calculate_training_loss, num_threads, random_state
                                 filter_already_liked_items=filter_already_liked_items,
                                 filter_items=filter_items, recalculate_user=recalculate_user)
         return ids
+
+
+def load(path):
+    """Load a model written by :func:`save`, or by implicit 0.7's ``save``.
+
+    Parameters
+    ----------
+    path : str, os.PathLike or file object
+        ``path + ".npz"`` is tried when ``path`` does not exist; a file
+        object must be seekable (as for ``numpy.load``).
+
+    Returns
+    -------
+    ImplicitALS or ExplicitALS
+        From an implicit file: an :class:`ImplicitALS` holding the factors
+        and hyperparameters only, which serves (``recommend``,
+        ``similar_items``, ...); ``ImplicitALS.from_implicit(path,
+        user_items)`` adds the training data it needs to forget.
+
+    Raises
+    ------
+    ModelFileError
+        When the file is not a fastunlearn (or implicit ALS) model, is
+        truncated or corrupt, has another format version, holds object
+        (pickled) arrays, or its arrays disagree with each other.  The
+        message names the file and the problem.
+    FileNotFoundError
+        When neither ``path`` nor ``path + ".npz"`` exists.
+    MemoryError
+        When the arrays the file declares do not fit in the available
+        memory (see :func:`fastunlearn.resources.check_memory`).
+    """
+    return persistence.load_as(MatrixFactorization, path)

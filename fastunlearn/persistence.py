@@ -32,6 +32,7 @@ import zipfile
 import numpy as np
 import scipy.sparse as sp
 
+from .state import checksum
 from .validation import check_dtype, index_dtype
 
 try:  # advisory locks mark a temporary file as in use by a live save (POSIX)
@@ -172,9 +173,7 @@ def _write(arrays, path):
 def _fingerprint_of(arrays, names):
     """Hex digest identifying the bytes of ``arrays[name]`` for ``names``
     (the package's Fletcher checksums, keyed by name, dtype and shape)."""
-    from .models import _checksum
-
-    parts = [(name, str(arrays[name].dtype), arrays[name].shape, _checksum(arrays[name]))
+    parts = [(name, str(arrays[name].dtype), arrays[name].shape, checksum(arrays[name]))
              for name in names]
     return hashlib.sha256(repr(parts).encode()).hexdigest()
 
@@ -275,42 +274,10 @@ def _remove_stale_temporaries(directory, base):
             os.close(fd)
 
 
-def load(path):
-    """Load a model written by :func:`save`, or by implicit 0.7's ``save``.
-
-    Parameters
-    ----------
-    path : str, os.PathLike or file object
-        ``path + ".npz"`` is tried when ``path`` does not exist; a file
-        object must be seekable (as for ``numpy.load``).
-
-    Returns
-    -------
-    ImplicitALS or ExplicitALS
-        From an implicit file: an :class:`ImplicitALS` holding the factors
-        and hyperparameters only, which serves (``recommend``,
-        ``similar_items``, ...); ``ImplicitALS.from_implicit(path,
-        user_items)`` adds the training data it needs to forget.
-
-    Raises
-    ------
-    ModelFileError
-        When the file is not a fastunlearn (or implicit ALS) model, is
-        truncated or corrupt, has another format version, holds object
-        (pickled) arrays, or its arrays disagree with each other.  The
-        message names the file and the problem.
-    FileNotFoundError
-        When neither ``path`` nor ``path + ".npz"`` exists.
-    MemoryError
-        When the arrays the file declares do not fit in the available
-        memory (see :func:`fastunlearn.resources.check_memory`).
-    """
-    return load_as(None, path)
-
-
 def load_as(cls, path):
-    """:func:`load`, returning an instance of ``cls`` (None, or a base class:
-    the estimator the file names)."""
+    """Read the model file at ``path`` (see :func:`fastunlearn.load`) as an
+    instance of ``cls``, or, when ``cls`` is the estimators' base class,
+    of the estimator the file names (``cls._for_kind``)."""
     if hasattr(path, "read"):
         name = str(getattr(path, "name", None) or f"<{type(path).__name__}>")
         source = path
@@ -330,10 +297,8 @@ def load_as(cls, path):
 
 def _estimator(cls, kind, path):
     """The class to build: ``cls`` itself when it is an estimator, else the file's kind."""
-    from .models import ExplicitALS, ImplicitALS, MatrixFactorization
-
-    if cls is None or cls is MatrixFactorization:
-        return ImplicitALS if kind == "implicit" else ExplicitALS
+    if cls._implicit is None:  # the base class: the file decides
+        return cls._for_kind(kind)
     if (kind == "implicit") != bool(cls._implicit):
         raise ModelFileError(f"{path}: holds an {kind} model, not a {cls.__name__}")
     return cls

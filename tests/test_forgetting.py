@@ -6,7 +6,8 @@ import scipy.sparse as sp
 import fastunlearn as fu
 import reference as ref
 from conftest import OBJECTIVES, reference_kwargs
-from fastunlearn import forgetting, models, objective
+from fastunlearn import forgetting, objective
+from fastunlearn import state as kept_state
 
 
 def fitted(name, seed=0, n_users=50, n_items=35, iterations=8, **kw):
@@ -97,7 +98,7 @@ def test_kept_measures_stay_true_over_many_requests(objective_name):
         assert max_row <= report.certificate_after.max_row * (1 + 1e-9)
         assert max_row <= report.tolerance * (1 + 1e-9)
         assert report.loss_after == pytest.approx(ref.loss(R, X, Y, **kw), rel=1e-9)
-        kept = model._measured[1]
+        kept = model._measured.measures
         for grads, bounds in zip(ref.gradients(R, X, Y, **kw), (kept.user_norms,
                                                                  kept.item_norms)):
             assert np.all(np.linalg.norm(grads, axis=1) <= bounds * (1 + 1e-9) + 1e-12)
@@ -431,7 +432,7 @@ def test_bounds_hold_with_the_factored_gram_product():
     users, _ = random_pairs(model, 1, seed=19)
     report = model.forget_users(users[:1])
     assert report.converged
-    kept = model._measured[1]
+    kept = model._measured.measures
     for side, bounds in (("users", kept.user_norms), ("items", kept.item_norms)):
         true = objective.gradient_norms(model.objective, model._data, model.user_factors,
                                         model.item_factors, side, num_threads=1)
@@ -443,16 +444,16 @@ def test_bounds_hold_with_the_factored_gram_product():
 def test_advanced_checksum_is_a_full_read(dtype, k):
     rng = np.random.default_rng(0)
     F = rng.random((40, k)).astype(dtype)
-    before = models._checksum(F)
+    before = kept_state.checksum(F)
     rows = np.array([0, 7, 39])
     old = F[rows].copy()
     F[rows] = rng.random((3, k)).astype(dtype)
-    advanced = models.advance_checksum(before, F, rows, old)
+    advanced = kept_state.advance_checksum(before, F, rows, old)
     if F.shape[1] * F.itemsize % 8:  # rows straddle words: the caller reads all
         assert advanced is None
     else:
-        assert advanced == models._checksum(F) and advanced != before
-    assert models.advance_checksum(None, F, rows, old) is None
+        assert advanced == kept_state.checksum(F) and advanced != before
+    assert kept_state.advance_checksum(None, F, rows, old) is None
 
 
 @pytest.mark.parametrize("washout", [0, 1])
@@ -462,12 +463,12 @@ def test_forget_keys_the_state_it_leaves_without_a_full_read(monkeypatch, washou
     model = fitted("implicit", seed=18)
     model.certificate()
     full_reads = []
-    real = models._checksum
-    monkeypatch.setattr(models, "_checksum", lambda F: full_reads.append(F.shape) or real(F))
+    real = kept_state.checksum
+    monkeypatch.setattr(kept_state, "checksum", lambda F: full_reads.append(F.shape) or real(F))
     model.forget(*random_pairs(model, 6, seed=18), washout=washout)
     assert len(full_reads) == (2 if washout == 0 else 4)
-    monkeypatch.setattr(models, "_checksum", real)
-    assert model._measured[0] == models._fingerprint(model)
+    monkeypatch.setattr(kept_state, "checksum", real)
+    assert model._measured.key == kept_state.fingerprint(model)
 
 
 def test_movielens_forget_one_percent_matches_retrain_ndcg(movielens):
