@@ -546,7 +546,6 @@ class _DaskALS:
         (a copy of the state whose blocks are new futures); returns the
         number of masked sweeps."""
         blocks = work["blocks"]
-        threads = self._threads()
         # 1. the entries leave both orientations; the users' blocks keep the
         #    old block to count the removal's share of the loss change
         older = {}

@@ -3,7 +3,6 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-import fastunlearn as fu
 import reference as ref
 from conftest import make_model, problem
 
