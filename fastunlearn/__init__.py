@@ -8,7 +8,8 @@ remaining data minimises.
 from ._version import __version__
 from .config import show_config
 from .forgetting import ForgetReport, verify_receipt
-from .models import AlternatingLeastSquares, ExplicitALS, ImplicitALS, load
+from .dropin import AlternatingLeastSquares
+from .models import ExplicitALS, ImplicitALS, load
 from .objective import Certificate
 from .persistence import ModelFileError, save
 from .spark import from_spark

@@ -1,12 +1,13 @@
 """The estimators: :class:`ImplicitALS` (implicit 0.7's objective and
-conventions), :class:`AlternatingLeastSquares` (its subclass with
-implicit's API and behaviour, the drop-in) and :class:`ExplicitALS`
-(ratings).
+conventions) and :class:`ExplicitALS` (ratings); the drop-in
+``AlternatingLeastSquares`` is in :mod:`fastunlearn.dropin`.
 
-They are thin: they validate input once, hold the factors and the retained
-interactions, and delegate every computation to :mod:`fastunlearn.objective`
-(solves, loss, certificate), :mod:`fastunlearn.ranking` (top-N) and
-:mod:`fastunlearn.forgetting` (unlearning).
+They hold parameters, factors, the retained interactions and the kept
+measures (:mod:`fastunlearn.state`), serve through
+:class:`~fastunlearn.serving.FactorModel`, and delegate every computation
+to :mod:`fastunlearn.objective` (solves, loss, certificate),
+:mod:`fastunlearn.forgetting` (unlearning) and
+:mod:`fastunlearn.persistence` (files).
 """
 import logging
 import time
@@ -18,8 +19,8 @@ from tqdm.auto import tqdm
 
 from . import forgetting, persistence
 from . import objective as obj
-from .config import effective_n_threads, single_threaded_blas
-from .ranking import PAD_SCORE, normalized, top_n
+from .config import single_threaded_blas
+from .serving import FactorModel, _fit_columns
 from .state import Measured, fingerprint
 from .storage import TrainingData
 from .validation import (
@@ -28,7 +29,6 @@ from .validation import (
     MAX_THREADS,
     ModelFitError,
     NotFittedError,
-    ParameterWarning,
     check_dtype,
     check_factors,
     check_ids,
@@ -47,7 +47,7 @@ def _rng(random_state):
     return np.random.default_rng(random_state)
 
 
-class MatrixFactorization:
+class MatrixFactorization(FactorModel):
     """Shared implementation of both estimators; use a subclass."""
 
     _implicit = None  # set by subclasses
@@ -89,14 +89,6 @@ class MatrixFactorization:
             weighted=bool(getattr(self, "weighted_regularization", False)),
         )
 
-    def _threads(self):
-        return effective_n_threads(self.num_threads)
-
-    def _ranking_threads(self, n_queries):
-        # a handful of queries is one block of work: threads (and the BLAS
-        # thread-limit switch, ~0.5 ms) would cost more than they save
-        return 1 if n_queries <= 16 else self._threads()
-
     # ------------------------------------------------------------ state
 
     @property
@@ -131,14 +123,6 @@ class MatrixFactorization:
                 "trained on (loaded from an implicit file, or factors set by hand), so it can "
                 "serve but not forget: take it over with ImplicitALS.from_implicit(model, "
                 "user_items), or fit it"
-            )
-
-    def _check_factors(self):
-        """Require factors (enough to serve), as implicit does."""
-        if getattr(self, "user_factors", None) is None or \
-                getattr(self, "item_factors", None) is None:
-            raise NotFittedError(
-                f"this {type(self).__name__} is not fitted yet: call fit() or from_factors() first"
             )
 
     def _set_state(self, user_factors, item_factors, user_items):
@@ -381,237 +365,6 @@ class MatrixFactorization:
         threads = self._threads()
         with single_threaded_blas():
             return self._measures(threads, exact=True).certificate()
-
-    # ------------------------------------------------------------ serving
-
-    def predict(self, userids, itemids):
-        """Scores ``x_u . y_i`` for paired arrays of user and item ids."""
-        self._check_factors()
-        u, _ = check_ids(userids, self.user_factors.shape[0], "userids")
-        i, _ = check_ids(itemids, self.item_factors.shape[0], "itemids")
-        if u.shape != i.shape:
-            raise ValueError(f"userids and itemids must pair up, got {u.size} and {i.size} ids")
-        return np.einsum("ij,ij->i", self.user_factors[u], self.item_factors[i])
-
-    def recommend(self, userid, user_items, N=10, filter_already_liked_items=True,
-                  filter_items=None, recalculate_user=False, items=None):
-        """Top-``N`` items for one user or an array of users, as implicit 0.7.
-
-        Parameters
-        ----------
-        userid : int or array of int
-        user_items : scipy.sparse matrix
-            One row per requested user (the items they interacted with);
-            needed when ``filter_already_liked_items`` or ``recalculate_user``.
-        N : int
-        filter_already_liked_items : bool
-            Leave out the items stored in the user's row of ``user_items``.
-        filter_items : array of int, optional
-            Items nobody gets.
-        recalculate_user : bool
-            Solve the user's factors from ``user_items`` (exactly) instead of
-            using the stored ones; ``userid`` may then be any id, also one
-            the model has never seen.
-        items : array of int, optional
-            Rank only these items (not combinable with ``filter_items``).
-
-        Returns
-        -------
-        ids, scores : ndarray
-            1-D for a scalar ``userid``, else 2-D (one row per user), with
-            ``min(N, candidates)`` columns, best first; lists cut short by
-            the filters end with id -1 and score ``-finfo(float32).max``.
-        """
-        self._check_factors()
-        n_users, n_items = self.user_factors.shape[0], self.item_factors.shape[0]
-        # a recalculated user is solved from its row: its id indexes nothing
-        users, scalar = check_ids(userid, ANY_ID if recalculate_user else n_users, "userid")
-        N = check_positive_int(N, "N", minimum=0)
-        rows = None
-        if filter_already_liked_items or recalculate_user:
-            rows = self._query_rows(user_items, len(users), n_items)
-        if recalculate_user:
-            queries = self._recalculate("users", rows)
-        else:
-            queries = self.user_factors[users]
-        candidates, item_ids, excluded = self._candidates(
-            self.item_factors, items, filter_items, "items", "filter_items")
-        skip = None
-        if filter_already_liked_items:
-            skip = rows if item_ids is None else _restrict_columns(rows, item_ids, n_items)
-        threads = self._ranking_threads(len(queries))
-        with single_threaded_blas():
-            ids, scores = top_n(queries, candidates, N, skip=skip, excluded=excluded,
-                                num_threads=threads)
-        if item_ids is not None:
-            ids = np.where(ids >= 0, item_ids[np.maximum(ids, 0)], -1).astype(np.int32)
-        return (ids[0], scores[0]) if scalar else (ids, scores)
-
-    def recalculate_user(self, userid, user_items):
-        """Factors solved exactly from ``user_items`` rows, not stored.
-
-        ``userid`` (an id or an array of them, one per row) only sets the
-        shape of the result, so new users work too.
-        """
-        self._check_factors()
-        users, scalar = check_ids(userid, ANY_ID, "userid")
-        rows = self._query_rows(user_items, len(users), self.item_factors.shape[0])
-        out = self._recalculate("users", rows)
-        return out[0] if scalar else out
-
-    def recalculate_item(self, itemid, item_users):
-        """Factors solved exactly from ``item_users`` rows (items x users), not stored."""
-        self._check_factors()
-        items, scalar = check_ids(itemid, ANY_ID, "itemid")
-        rows = self._query_rows(item_users, len(items), self.user_factors.shape[0],
-                                name="item_users")
-        out = self._recalculate("items", rows)
-        return out[0] if scalar else out
-
-    def similar_items(self, itemid, N=10, recalculate_item=False, item_users=None,
-                      filter_items=None, items=None):
-        """Items most similar to ``itemid`` by cosine of their factors.
-
-        Returns ``(ids, scores)`` shaped like :meth:`recommend`'s; the item
-        itself is included (score 1), as in implicit.  With
-        ``recalculate_item`` the query items are solved from ``item_users``
-        and ``itemid`` may be any id.
-        """
-        self._check_factors()
-        ids, scalar = check_ids(itemid, ANY_ID if recalculate_item else self.item_factors.shape[0],
-                                "itemid")
-        if recalculate_item:
-            rows = self._query_rows(item_users, len(ids), self.user_factors.shape[0],
-                                    name="item_users")
-            queries = self._recalculate("items", rows)
-        else:
-            queries = self.item_factors[ids]
-        return self._similar(queries, self.item_factors, N, filter_items, items, scalar,
-                             "items", "filter_items")
-
-    def similar_users(self, userid, N=10, filter_users=None, users=None):
-        """Users most similar to ``userid`` by cosine of their factors."""
-        self._check_factors()
-        ids, scalar = check_ids(userid, self.user_factors.shape[0], "userid")
-        return self._similar(self.user_factors[ids], self.user_factors, N, filter_users,
-                             users, scalar, "users", "filter_users")
-
-    def _similar(self, queries, factors, N, filter_ids, subset, scalar, subset_name,
-                 filter_name):
-        N = check_positive_int(N, "N", minimum=0)
-        candidates, cand_ids, excluded = self._candidates(
-            factors, subset, filter_ids, subset_name, filter_name)
-        threads = self._ranking_threads(len(queries))
-        with single_threaded_blas():
-            ids, scores = top_n(normalized(queries), normalized(candidates), N,
-                                excluded=excluded, num_threads=threads)
-        if cand_ids is not None:
-            ids = np.where(ids >= 0, cand_ids[np.maximum(ids, 0)], -1).astype(np.int32)
-        return (ids[0], scores[0]) if scalar else (ids, scores)
-
-    @staticmethod
-    def _candidates(factors, subset, filter_ids, subset_name, filter_name):
-        """(candidate factors, their ids or None, excluded positions or None)."""
-        n = factors.shape[0]
-        if subset is not None:
-            if filter_ids is not None and len(np.atleast_1d(filter_ids)):
-                raise ValueError(f"can't set both {subset_name} and {filter_name}")
-            ids, _ = check_ids(subset, n, subset_name)
-            ids = np.unique(ids)
-            return factors[ids], ids, None
-        excluded = None
-        if filter_ids is not None:
-            excluded, _ = check_ids(filter_ids, n, filter_name)
-        return factors, None, excluded
-
-    @staticmethod
-    def _query_rows(matrix, n_rows, n_cols, name="user_items"):
-        if matrix is None:
-            raise ValueError(
-                f"{name} is required when filter_already_liked_items or recalculate_user "
-                "is set: pass the rows of the requested users, e.g. model.user_items[userids]"
-            )
-        if not sp.issparse(matrix):
-            raise ValueError(f"{name} needs to be a scipy.sparse matrix, got {type(matrix).__name__}")
-        if matrix.shape[0] != n_rows:
-            raise ValueError(
-                f"{name} must contain 1 row for every requested id: {n_rows} ids, "
-                f"{matrix.shape[0]} rows"
-            )
-        if matrix.shape[1] != n_cols:
-            raise ValueError(f"{name} has {matrix.shape[1]} columns, the model has {n_cols}")
-        return check_user_items(matrix, np.float64, name=name)
-
-    def _recalculate(self, side, rows):
-        """Solve fresh factors for query rows against the fixed other side."""
-        fresh = np.zeros((rows.shape[0], self.factors), dtype=self.dtype)
-        rows = rows.astype(self.dtype)
-        if side == "users":
-            query_data, X, Y = TrainingData(rows), fresh, self.item_factors
-        else:  # rows are items x users: they become the item-major side
-            query_data, X, Y = TrainingData(rows.T.tocsr()), self.user_factors, fresh
-        threads = self._threads()
-        with single_threaded_blas():
-            obj.solve_rows(self.objective, query_data, X, Y, side, obj.all_rows(len(fresh)),
-                           use_cg=False, cg_steps=0, num_threads=threads)
-        return fresh
-
-    def _norms(self, side):
-        """Row norms of one side's factors, zeros replaced by 1e-10 (as implicit).
-
-        Kept until the factors are replaced, or changed by a method of this
-        model; like implicit's, not after in-place edits by the caller.
-        """
-        self._check_factors()
-        F = self.user_factors if side == "users" else self.item_factors
-        kept = self.__dict__.setdefault("_norms_kept", {}).get(side)
-        if kept is None or kept[0] is not F or kept[1] != F.shape:
-            norms = np.linalg.norm(F, axis=-1)
-            norms[norms == 0] = 1e-10
-            kept = self._norms_kept[side] = (F, F.shape, norms)
-        return kept[2]
-
-    def _factors_changed(self):
-        self.__dict__.pop("_norms_kept", None)
-
-    def __getstate__(self):
-        # the norms are a cache (holding the factors they belong to): never pickled
-        state = self.__dict__.copy()
-        state.pop("_norms_kept", None)
-        return state
-
-    @property
-    def user_norms(self):
-        """Norm of every user's factors (1e-10 for zero rows), as implicit's."""
-        return self._norms("users")
-
-    @property
-    def item_norms(self):
-        """Norm of every item's factors (1e-10 for zero rows), as implicit's."""
-        return self._norms("items")
-
-    @property
-    def YtY(self):
-        """Gram matrix ``Y^T Y`` of the item factors, in their dtype."""
-        self._check_factors()
-        return self.item_factors.T.dot(self.item_factors)
-
-    @property
-    def XtX(self):
-        """Gram matrix ``X^T X`` of the user factors, in their dtype."""
-        self._check_factors()
-        return self.user_factors.T.dot(self.user_factors)
-
-    def to_gpu(self):
-        """Raises ValueError: this build has no GPU support (as implicit without CUDA)."""
-        raise ValueError(f"fastunlearn has no GPU support: {type(self).__name__} runs on the "
-                         "CPU only (use_gpu=False)")
-
-    def to_cpu(self):
-        """An independent copy of this model (it already runs on the CPU)."""
-        import copy
-
-        return copy.deepcopy(self)
 
     # ------------------------------------------------------------ forgetting
 
@@ -876,19 +629,6 @@ class MatrixFactorization:
         return persistence.load_as(cls, fileobj_or_path)
 
 
-def _restrict_columns(rows, keep, n_cols):
-    """Rows re-indexed to the positions of ``keep`` (other columns dropped)."""
-    position = np.full(n_cols, -1, dtype=np.int64)
-    position[keep] = np.arange(len(keep))
-    mapped = position[rows.indices]
-    mask = mapped >= 0
-    # kept entries per row from a running count (np.add.reduceat fails on
-    # trailing empty rows, whose offsets equal nnz)
-    kept = np.concatenate([[0], np.cumsum(mask)])
-    indptr = kept[rows.indptr]
-    return sp.csr_matrix((rows.data[mask], mapped[mask], indptr), shape=(rows.shape[0], len(keep)))
-
-
 class ImplicitALS(MatrixFactorization):
     """Implicit-feedback ALS (Hu, Koren and Volinsky 2008), the conventions
     and constructor of ``implicit.cpu.als.AlternatingLeastSquares`` 0.7
@@ -1102,248 +842,6 @@ class ExplicitALS(MatrixFactorization):
         self._data = None
         self.metadata = {}  # external id maps and forget receipts (see persistence)
         self._check_params()
-
-
-def _warn_if_not_csr(matrix):
-    if matrix is not None and not isinstance(matrix, sp.csr_matrix):
-        warnings.warn(f"Method expects CSR input, and was passed {type(matrix).__name__} "
-                      "instead; converting it costs a copy", ParameterWarning, stacklevel=3)
-
-
-def _fit_columns(matrix, n_cols, name):
-    """``matrix`` with ``n_cols`` columns: implicit reads rows narrower than
-    the model (their ids are all valid), so this layer does too."""
-    if not sp.issparse(matrix) or matrix.ndim != 2 or matrix.shape[1] == n_cols:
-        return matrix
-    csr = sp.csr_matrix(matrix)
-    if csr.nnz and csr.indices.max() >= n_cols:
-        from .validation import IdOutOfRangeError
-
-        raise IdOutOfRangeError(f"{name} holds ids beyond the model's {n_cols} columns")
-    return sp.csr_matrix((csr.data, csr.indices, csr.indptr), shape=(csr.shape[0], n_cols))
-
-
-def _pad(ids, scores, width):
-    """Lists widened to ``width`` columns with id -1 and score PAD_SCORE."""
-    short = width - ids.shape[-1]
-    if short <= 0:
-        return ids, scores
-    pad = [(0, 0)] * (ids.ndim - 1) + [(0, short)]
-    return (np.pad(ids, pad, constant_values=-1),
-            np.pad(scores, pad, constant_values=scores.dtype.type(PAD_SCORE)))
-
-
-def _in_subset_dtype(ids, subset):
-    """implicit returns ids drawn from ``items=`` / ``users=`` in that array's dtype."""
-    dtype = np.asarray(subset).dtype
-    return ids.astype(dtype) if dtype.kind == "i" else ids
-
-
-class AlternatingLeastSquares(ImplicitALS):
-    """A drop-in for ``implicit.als.AlternatingLeastSquares`` 0.7 on the CPU.
-
-    The factory's signature (positional order included) and everything of
-    implicit's CPU model, on top of :class:`ImplicitALS` (``forget``,
-    ``certificate``, ...).  Where the two differ this class follows
-    implicit:
-
-    * ``fit`` continues from the current factors when their shapes fit
-      ``user_items`` (a second ``fit`` refines, as implicit's does), calls
-      ``fit_callback`` when no ``callback`` is given, and shows and passes
-      implicit's normalised training loss;
-    * ``recommend`` lists are ``N`` wide (``min(N, len(items))`` with
-      ``items``) and ``similar_*`` lists ``N`` wide, padded with id -1 and
-      score ``-finfo(float32).max`` where there are fewer candidates; ids
-      from ``items`` / ``users`` come in that array's integer dtype;
-    * input that is not a ``csr_matrix`` warns (:class:`ParameterWarning`),
-      and query rows narrower than the model are accepted;
-    * the deprecated ``rank_items`` and ``recommend_all`` exist.
-
-    Parameters
-    ----------
-    factors, regularization, alpha, dtype, use_native, use_cg, iterations, \
-calculate_training_loss, num_threads, random_state
-        As :class:`ImplicitALS`, with implicit's defaults.
-    use_gpu : bool
-        Must be False: fastunlearn has no GPU support (implicit's default
-        is whether CUDA is available).
-
-    Attributes
-    ----------
-    cg_steps : int
-        CG steps per row per iteration (3; set it after construction, as
-        with implicit).
-    fit_callback : callable or None
-        ``fit``'s callback when none is passed (implicit's older API).
-    """
-
-    def __init__(self, factors=100, regularization=0.01, alpha=1.0, dtype=np.float32,
-                 use_native=True, use_cg=True, use_gpu=False, iterations=15,
-                 calculate_training_loss=False, num_threads=0, random_state=None):
-        if use_gpu:
-            raise ValueError("fastunlearn has no GPU support: pass use_gpu=False "
-                             "(the model runs on the CPU)")
-        super().__init__(factors, regularization, alpha, dtype, use_native, use_cg, iterations,
-                         calculate_training_loss, num_threads, random_state)
-        self.fit_callback = None
-
-    @classmethod
-    def _from_params(cls, cg_steps=3, **params):
-        model = cls(**params)
-        model.cg_steps = cg_steps
-        return model
-
-    # ------------------------------------------------------------ training
-
-    def fit(self, user_items, show_progress=True, callback=None):
-        """Factorise ``user_items`` (users x items), as implicit's ``fit``.
-
-        Starts from the current factors when they have the shapes
-        ``user_items`` needs (after an earlier ``fit``, or set by hand), from
-        fresh ``uniform[0, 0.01)`` factors otherwise.  ``callback(iteration,
-        seconds, loss)`` (default ``fit_callback``) gets implicit's training
-        loss when ``calculate_training_loss`` is set, else None.  Returns
-        self; raises :class:`ModelFitError` when the factors become NaN.
-        """
-        _warn_if_not_csr(user_items)
-        callback = callback or self.fit_callback
-        shape = getattr(user_items, "shape", ())
-        warm = len(shape) == 2 and np.shape(self.user_factors) == (shape[0], self.factors) \
-            and np.shape(self.item_factors) == (shape[1], self.factors)
-        last = []
-
-        def report(iteration, seconds, loss):
-            last[:] = [loss]
-            if loss is not None and not show_progress:
-                log.info("loss %.4f", loss)
-            if callback:
-                callback(iteration, seconds, loss)
-
-        super().fit(user_items, show_progress, report, warm_start=warm)
-        if last and last[0] is not None:
-            log.info("Final training loss %.4f", last[0])
-        return self
-
-    def _training_loss(self):
-        # implicit's figure: the loss over the total weight of all pairs,
-        # plus (its quirk, kept so numbers compare) the confidence of
-        # negative entries, a constant that a preference of 0 never costs
-        values = self._data.by_user.arrays()[2].astype(np.float64)
-        confidence = float(self.alpha) * np.abs(values)
-        n_users, n_items = self._data.shape
-        total = confidence.sum() + n_users * n_items - self._data.nnz
-        loss = self.loss() + confidence[values < 0].sum()
-        return float(loss / max(total, np.finfo(float).tiny))
-
-    @property
-    def solver(self):
-        """implicit's half-sweep, ``solver(Cui, X, Y, regularization, num_threads=0)``:
-        every row of ``X`` solved in place from ``Cui`` (confidences already
-        scaled by alpha) against the fixed ``Y``, by ``cg_steps`` of CG or
-        exactly (``use_cg``)."""
-        use_cg, cg_steps = bool(self.use_cg), int(self.cg_steps)
-
-        def solve(Cui, X, Y, regularization, num_threads=0):
-            if not (isinstance(X, np.ndarray) and X.flags.c_contiguous and X.flags.writeable
-                    and X.dtype in (np.float32, np.float64)):
-                raise ValueError("X must be a writable C-contiguous float32 or float64 array")
-            data = TrainingData(check_user_items(Cui, X.dtype, name="Cui"))
-            objective = obj.Objective(implicit=True, regularization=float(regularization))
-            with single_threaded_blas():
-                obj.solve_rows(objective, data, X, np.ascontiguousarray(Y, dtype=X.dtype),
-                               "users", obj.all_rows(X.shape[0]), use_cg=use_cg,
-                               cg_steps=cg_steps, num_threads=effective_n_threads(num_threads))
-
-        return solve
-
-    # ------------------------------------------------------------ serving
-
-    def recommend(self, userid, user_items, N=10, filter_already_liked_items=True,
-                  filter_items=None, recalculate_user=False, items=None):
-        self._check_factors()
-        if filter_already_liked_items or recalculate_user:
-            _warn_if_not_csr(user_items)
-            user_items = _fit_columns(user_items, self.item_factors.shape[0], "user_items")
-        ids, scores = super().recommend(userid, user_items, N, filter_already_liked_items,
-                                        filter_items, recalculate_user, items)
-        if items is None:
-            return _pad(ids, scores, N)
-        ids, scores = _pad(ids, scores, min(N, np.size(items)))
-        return _in_subset_dtype(ids, items), scores
-
-    recommend.__doc__ = ImplicitALS.recommend.__doc__.replace(
-        "``min(N, candidates)`` columns", "``N`` columns (``min(N, len(items))``\n"
-        "            with ``items``)")
-
-    def similar_items(self, itemid, N=10, recalculate_item=False, item_users=None,
-                      filter_items=None, items=None):
-        """Items most similar to ``itemid`` by cosine, ``N`` per list (see the class)."""
-        self._check_factors()
-        if recalculate_item:
-            _warn_if_not_csr(item_users)
-            item_users = _fit_columns(item_users, self.user_factors.shape[0], "item_users")
-        ids, scores = _pad(*super().similar_items(itemid, N, recalculate_item, item_users,
-                                                  filter_items, items), N)
-        return (ids if items is None else _in_subset_dtype(ids, items)), scores
-
-    def similar_users(self, userid, N=10, filter_users=None, users=None):
-        """Users most similar to ``userid`` by cosine, ``N`` per list (see the class)."""
-        ids, scores = _pad(*super().similar_users(userid, N, filter_users, users), N)
-        return (ids if users is None else _in_subset_dtype(ids, users)), scores
-
-    def recalculate_user(self, userid, user_items):
-        _warn_if_not_csr(user_items)
-        self._check_factors()
-        return super().recalculate_user(
-            userid, _fit_columns(user_items, self.item_factors.shape[0], "user_items"))
-
-    recalculate_user.__doc__ = ImplicitALS.recalculate_user.__doc__
-
-    def recalculate_item(self, itemid, item_users):
-        _warn_if_not_csr(item_users)
-        self._check_factors()
-        return super().recalculate_item(
-            itemid, _fit_columns(item_users, self.user_factors.shape[0], "item_users"))
-
-    recalculate_item.__doc__ = ImplicitALS.recalculate_item.__doc__
-
-    def explain(self, userid, user_items, itemid, user_weights=None, N=10):
-        _warn_if_not_csr(user_items)
-        return super().explain(userid, user_items, itemid, user_weights, N)
-
-    explain.__doc__ = ImplicitALS.explain.__doc__
-
-    def partial_fit_users(self, userids, user_items):
-        _warn_if_not_csr(user_items)
-        return super().partial_fit_users(userids, user_items)
-
-    partial_fit_users.__doc__ = ImplicitALS.partial_fit_users.__doc__
-
-    def partial_fit_items(self, itemids, item_users):
-        _warn_if_not_csr(item_users)
-        return super().partial_fit_items(itemids, item_users)
-
-    partial_fit_items.__doc__ = ImplicitALS.partial_fit_items.__doc__
-
-    def rank_items(self, userid, user_items, selected_items, recalculate_user=False):
-        """Deprecated in implicit 0.7: ``recommend(..., items=selected_items,
-        filter_already_liked_items=False)``."""
-        warnings.warn("rank_items is deprecated. Use recommend with the 'items' parameter "
-                      "instead", DeprecationWarning, stacklevel=2)
-        return self.recommend(userid, user_items, recalculate_user=recalculate_user,
-                              items=selected_items, filter_already_liked_items=False)
-
-    def recommend_all(self, user_items, N=10, recalculate_user=False,
-                      filter_already_liked_items=True, filter_items=None, users_items_offset=0):
-        """Deprecated in implicit 0.7: the ids of ``recommend`` for users
-        ``users_items_offset + arange(len(user_items))``."""
-        warnings.warn("recommend_all is deprecated. Use recommend with an array of userids "
-                      "instead", DeprecationWarning, stacklevel=2)
-        userids = np.arange(user_items.shape[0]) + users_items_offset
-        ids, _ = self.recommend(userids, user_items, N=N,
-                                filter_already_liked_items=filter_already_liked_items,
-                                filter_items=filter_items, recalculate_user=recalculate_user)
-        return ids
 
 
 def load(path):
