@@ -9,6 +9,7 @@ to :mod:`fastunlearn.objective` (solves, loss, certificate),
 :mod:`fastunlearn.forgetting` (unlearning) and
 :mod:`fastunlearn.persistence` (files).
 """
+import inspect
 import logging
 import time
 import warnings
@@ -40,6 +41,11 @@ from .validation import (
 log = logging.getLogger("fastunlearn")
 
 
+def _parameters(init):
+    """Hyperparameter names: the constructor's arguments, in order (one place)."""
+    return tuple(inspect.signature(init).parameters)[1:]
+
+
 def _rng(random_state):
     """A numpy Generator, accepting what implicit accepts."""
     if isinstance(random_state, np.random.RandomState):
@@ -63,7 +69,6 @@ class MatrixFactorization(FactorModel):
         check_positive_int(self.iterations, "iterations", minimum=0)
         check_positive_int(self.cg_steps, "cg_steps")
         check_nonnegative_float(self.regularization, "regularization")
-        check_nonnegative_float(self.alpha, "alpha", strictly_positive=True)
         if isinstance(self.num_threads, bool) or not isinstance(self.num_threads, (int, np.integer)) \
                 or not 0 <= self.num_threads <= MAX_THREADS:
             raise ValueError(f"num_threads must be an integer in [0, {MAX_THREADS}], "
@@ -79,15 +84,15 @@ class MatrixFactorization(FactorModel):
         """A model with hyperparameters ``params`` (as :meth:`get_params` gives)."""
         return cls(**params)
 
-    @property
-    def objective(self):
-        """The :class:`~fastunlearn.objective.Objective` these factors minimise."""
-        return obj.Objective(
-            implicit=self._implicit,
-            regularization=float(self.regularization),
-            alpha=float(self.alpha),
-            weighted=bool(getattr(self, "weighted_regularization", False)),
-        )
+    def _assign(self, params):
+        """Set the constructor arguments ``params`` and an unfitted state."""
+        for name in self._param_names:
+            setattr(self, name, params[name])
+        self.user_factors = None
+        self.item_factors = None
+        self._data = None
+        self.metadata = {}  # external id maps and forget receipts (see persistence)
+        self._check_params()
 
     # ------------------------------------------------------------ state
 
@@ -670,29 +675,23 @@ class ImplicitALS(MatrixFactorization):
     """
 
     _implicit = True
-    _param_names = ("factors", "regularization", "alpha", "dtype", "use_native", "use_cg",
-                    "iterations", "calculate_training_loss", "num_threads", "random_state",
-                    "cg_steps")
 
     def __init__(self, factors=100, regularization=0.01, alpha=1.0, dtype=np.float32,
                  use_native=True, use_cg=True, iterations=15, calculate_training_loss=False,
                  num_threads=0, random_state=None, *, cg_steps=3):
-        self.factors = factors
-        self.regularization = regularization
-        self.alpha = alpha
-        self.dtype = dtype
-        self.use_native = use_native
-        self.use_cg = use_cg
-        self.iterations = iterations
-        self.calculate_training_loss = calculate_training_loss
-        self.num_threads = num_threads
-        self.random_state = random_state
-        self.cg_steps = cg_steps
-        self.user_factors = None
-        self.item_factors = None
-        self._data = None
-        self.metadata = {}  # external id maps and forget receipts (see persistence)
-        self._check_params()
+        self._assign(locals())
+
+    _param_names = _parameters(__init__)
+
+    def _check_params(self):
+        super()._check_params()
+        check_nonnegative_float(self.alpha, "alpha", strictly_positive=True)
+
+    @property
+    def objective(self):
+        """The :class:`~fastunlearn.objective.Objective` these factors minimise."""
+        return obj.Objective(implicit=True, regularization=float(self.regularization),
+                             alpha=float(self.alpha))
 
     @classmethod
     def from_implicit(cls, model, user_items, **overrides):
@@ -726,11 +725,10 @@ class ImplicitALS(MatrixFactorization):
         if hasattr(model, "to_cpu") and not isinstance(getattr(model, "user_factors", None),
                                                         np.ndarray):
             model = model.to_cpu()
-        params = {name: getattr(model, name) for name in
-                  ("factors", "regularization", "alpha", "dtype", "use_native", "use_cg",
-                   "iterations", "calculate_training_loss", "num_threads", "random_state")
+        # implicit's models have every constructor argument but cg_steps
+        params = {name: getattr(model, name) for name in cls._param_names
                   if hasattr(model, name)}
-        params["cg_steps"] = getattr(model, "cg_steps", 3)
+        params.setdefault("cg_steps", 3)
         params.update(overrides)
         return cls.from_factors(model.user_factors, model.item_factors, user_items, **params)
 
@@ -819,29 +817,19 @@ class ExplicitALS(MatrixFactorization):
     """
 
     _implicit = False
-    _param_names = ("factors", "regularization", "weighted_regularization", "dtype", "use_cg",
-                    "iterations", "calculate_training_loss", "num_threads", "random_state",
-                    "cg_steps")
-    alpha = 1.0  # unused by the explicit objective; keeps one code path
 
     def __init__(self, factors=100, regularization=0.1, weighted_regularization=False,
                  dtype=np.float32, use_cg=False, iterations=15, calculate_training_loss=False,
                  num_threads=0, random_state=None, *, cg_steps=3):
-        self.factors = factors
-        self.regularization = regularization
-        self.weighted_regularization = weighted_regularization
-        self.dtype = dtype
-        self.use_cg = use_cg
-        self.iterations = iterations
-        self.calculate_training_loss = calculate_training_loss
-        self.num_threads = num_threads
-        self.random_state = random_state
-        self.cg_steps = cg_steps
-        self.user_factors = None
-        self.item_factors = None
-        self._data = None
-        self.metadata = {}  # external id maps and forget receipts (see persistence)
-        self._check_params()
+        self._assign(locals())
+
+    _param_names = _parameters(__init__)
+
+    @property
+    def objective(self):
+        """The :class:`~fastunlearn.objective.Objective` these factors minimise."""
+        return obj.Objective(implicit=False, regularization=float(self.regularization),
+                             weighted=bool(self.weighted_regularization))
 
 
 def load(path):

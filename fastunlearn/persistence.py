@@ -532,7 +532,8 @@ def _implicit_scalars(arrays, path):
 
 def _check_implicit_members(arrays, model, path):
     """implicit's copies of the hyperparameters must say what the JSON says."""
-    expected = {key: arr.item() for key, arr in _implicit_members(model).items()}
+    expected = {key: arr.item() for key, arr in _implicit_members(model).items()} \
+        if model._implicit else {}  # an explicit model's file has no such members
     for key, value in _implicit_scalars(arrays, path).items():
         if key not in expected or value != expected[key]:
             raise ModelFileError(f"{path}: member '{key}' ({value!r}) disagrees with the "

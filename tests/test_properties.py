@@ -46,8 +46,8 @@ ESTIMATORS = {
 def objective_kwargs(model):
     """The reference's description of the model's objective."""
     return dict(model="implicit" if model._implicit else "explicit",
-                regularization=model.regularization, alpha=model.alpha,
-                weighted=bool(getattr(model, "weighted_regularization", False)))
+                regularization=model.regularization, alpha=model.objective.alpha,
+                weighted=model.objective.weighted)
 
 
 # ------------------------------------------------------------------ generators
