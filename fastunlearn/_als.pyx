@@ -59,6 +59,11 @@ DEF CG_EPS = 1e-20
 # Entries ahead whose rows single-entry loops prefetch: the other side's rows
 # are scattered, and their loads, not the arithmetic, bound those loops
 DEF PREFETCH_AHEAD = 4
+# Gram matrices are reduced over this many fixed partial sums (see gram)
+DEF GRAM_PARTS = 16
+
+# The constants that size the kernels' scratch, for resources.py's estimates
+SCRATCH_CONSTANTS = {"gather": GATHER, "cg_block": CG_BLOCK, "gram_parts": GRAM_PARTS}
 
 
 def openmp_enabled():
@@ -295,7 +300,7 @@ def gram(const floating[:, ::1] Y, int num_threads):
     """
     cdef int k = Y.shape[1]
     cdef int64_t n = Y.shape[0]
-    cdef int nparts = 16, p, m
+    cdef int nparts = GRAM_PARTS, p, m
     cdef int64_t lo
     parts_arr = np.zeros((nparts, k, k), dtype=np.asarray(Y).dtype)
     cdef floating[:, :, ::1] parts = parts_arr

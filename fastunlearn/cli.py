@@ -57,11 +57,6 @@ def _progress(args):
     return not getattr(args, "quiet", False) and sys.stderr.isatty()
 
 
-def _say(args, text=""):
-    if not getattr(args, "quiet", False):
-        print(text)
-
-
 def _model_file(path):
     """The file ``fastunlearn.load(path)`` would read (or None when missing)."""
     path = os.fspath(path)

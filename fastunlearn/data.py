@@ -6,8 +6,8 @@ ratings file into an :class:`Interactions` (a canonical CSR matrix plus the
 external id of every row and column) and translates ids in both directions
 with :func:`to_internal` and :func:`to_external`.
 
-The module deliberately imports nothing from the rest of the package so that
-it works before the compiled parts are built.
+It depends on :mod:`fastunlearn.validation` only (index widths), never on
+the estimators.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ from typing import Any, Callable
 
 import numpy as np
 import scipy.sparse
+
+from .validation import index_dtype as choose_index_dtype
 
 __all__ = [
     "DataFormatError",
@@ -721,7 +723,7 @@ def _assemble(path, rows, cols, values, shape, duplicates, line_no, user_ids, it
         )
 
     r, c = r[starts], c[starts]
-    index_dtype = np.int32 if max(n_users, n_items, len(starts)) < 2**31 else np.int64
+    index_dtype = choose_index_dtype((n_users, n_items), len(starts))
     indptr = np.zeros(n_users + 1, dtype=index_dtype)
     np.cumsum(np.bincount(r, minlength=n_users), out=indptr[1:])
     matrix = scipy.sparse.csr_matrix(

@@ -21,17 +21,18 @@ import os
 
 import numpy as np
 
+from . import _als
 from .validation import index_dtype as _choose_index_dtype
 
 __all__ = ["available_memory", "check_memory", "estimate_fit_memory"]
 
 ENV_LIMIT = "FASTUNLEARN_MEMORY_LIMIT"
 
-# Kernel constants of _als.pyx (DEF GATHER, DEF CG_BLOCK) that size the scratch.
-_GATHER = 64
-_CG_BLOCK = 32
-# Gram matrices are reduced over this many fixed partial sums (_als.gram).
-_GRAM_PARTS = 16
+# Kernel constants that size the scratch (rows per syrk gather, rows per CG
+# block, the fixed partial sums of _als.gram), from the compiled module itself
+_GATHER = _als.SCRATCH_CONSTANTS["gather"]
+_CG_BLOCK = _als.SCRATCH_CONSTANTS["cg_block"]
+_GRAM_PARTS = _als.SCRATCH_CONSTANTS["gram_parts"]
 # Python-side allocations that do not grow with the problem (progress bar,
 # thread-pool bookkeeping, small temporaries): measured well under 1 MiB.
 _OVERHEAD = 2**20

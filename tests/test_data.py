@@ -1,10 +1,8 @@
 """Tests for fastunlearn/data.py (reading interaction files, id maps)."""
 
 import csv
-import importlib.util
 import io
 import pickle
-import sys
 import tempfile
 from pathlib import Path
 
@@ -15,14 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from conftest import examples
-
-# Load by path: the package's compiled parts (and so its __init__) may not be
-# built when these tests run.
-_DATA_PY = Path(__file__).resolve().parents[1] / "fastunlearn" / "data.py"
-_spec = importlib.util.spec_from_file_location("fastunlearn_data", _DATA_PY)
-data = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = data  # dataclasses look the module up by name
-_spec.loader.exec_module(data)
+from fastunlearn import data
 
 DataFormatError = data.DataFormatError
 read_interactions = data.read_interactions

@@ -1,19 +1,12 @@
 """Tests for fastunlearn/synthetic.py (seeded synthetic data generators)."""
 
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
 from scipy.sparse.linalg import svds
 
-# Loaded by path: the package __init__ may import compiled parts that are not
-# built in every environment, and synthetic.py depends on NumPy/SciPy only.
-_PATH = Path(__file__).resolve().parents[1] / "fastunlearn" / "synthetic.py"
-_spec = importlib.util.spec_from_file_location("fastunlearn_synthetic", _PATH)
-syn = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(syn)
+from fastunlearn import synthetic as syn
 
 SMALL = dict(n_users=2000, n_items=1000, nnz=20_000, rank=8)
 
