@@ -27,11 +27,11 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.stats import rankdata
 
-from .evaluation import (_canonical, _check_matrix, _check_model, _errors, _is_stored, _keys,
-                         _mae_of, _predict_errors, _rmse_of, _row_of, _score_block_rows,
+from .evaluation import (_errors, _mae_of, _predict_errors, _rmse_of, _score_block_rows,
                          _sorted_scores, _summarise, per_user_metrics, train_test_split)
+from .pairs import (canonical, check_matrix, check_model, is_stored, pair_keys, row_of,
+                    two_sample_auc)
 from .ranking import count_below
 from .validation import check_fraction, check_ids, check_positive_int, check_sparse
 
@@ -68,7 +68,7 @@ _OVERLAP_ROWS = 1 << 14
 def _pairs(pairs, shape, name):
     """(users, items) int64 arrays from a tuple of id arrays or a sparse matrix."""
     if sp.issparse(pairs):
-        coo = _check_matrix(pairs, name, shape).tocoo()
+        coo = check_matrix(pairs, name, shape).tocoo()
         return coo.row.astype(np.int64), coo.col.astype(np.int64)
     if not isinstance(pairs, (tuple, list)) or len(pairs) != 2:
         raise TypeError(f"{name} must be a (users, items) pair of id arrays or a sparse "
@@ -119,7 +119,7 @@ def unlearning_set(user_items, fraction, how="random", seed=0):
         For a fraction outside (0, 1), an unknown ``how`` or a matrix without
         stored entries.
     """
-    csr = _canonical(user_items, "user_items")
+    csr = canonical(user_items, "user_items")
     fraction = check_fraction(fraction)
     if how not in UNLEARNING_SETS:
         raise ValueError(f"how must be one of {UNLEARNING_SETS}, got {how!r}")
@@ -127,7 +127,7 @@ def unlearning_set(user_items, fraction, how="random", seed=0):
         raise ValueError("user_items has no stored entries to forget")
     rng = np.random.default_rng(seed)
     n = int(np.clip(math.floor(fraction * csr.nnz + 0.5), 1, csr.nnz))
-    rows = _row_of(csr)
+    rows = row_of(csr)
     if how == "random":
         pool = np.arange(csr.nnz)
     else:
@@ -168,7 +168,7 @@ def sample_unseen(user_items, users, seed=None):
     ValueError
         When one of ``users`` has every item stored.
     """
-    csr = _canonical(user_items, "user_items")
+    csr = canonical(user_items, "user_items")
     n_users, n_items = csr.shape
     users, _ = check_ids(users, n_users, "users")
     full = np.diff(csr.indptr)[users] >= n_items
@@ -176,12 +176,12 @@ def sample_unseen(user_items, users, seed=None):
         raise ValueError(f"user {int(users[full][0])} has every item stored: no unseen pair "
                          "can be drawn for her")
     rng = np.random.default_rng(seed)
-    keys = _keys(csr)
+    keys = pair_keys(csr)
     items = rng.integers(0, n_items, size=len(users), dtype=np.int64)
-    todo = np.flatnonzero(_is_stored(keys, users * n_items + items))
+    todo = np.flatnonzero(is_stored(keys, users * n_items + items))
     while len(todo):  # rejection sampling; each round keeps >= 1/n_items of the rest
         items[todo] = rng.integers(0, n_items, size=len(todo), dtype=np.int64)
-        todo = todo[_is_stored(keys, users[todo] * n_items + items[todo])]
+        todo = todo[is_stored(keys, users[todo] * n_items + items[todo])]
     return users.copy(), items
 
 
@@ -206,11 +206,11 @@ def held_out_pairs(test, users):
     users, items : ndarray of int64
         Sorted by user, then item.
     """
-    csr = _canonical(test, "test")
+    csr = canonical(test, "test")
     wanted, _ = check_ids(users, csr.shape[0], "users")
     keep = np.zeros(csr.shape[0], dtype=bool)
     keep[wanted] = True
-    rows = _row_of(csr)
+    rows = row_of(csr)
     mask = keep[rows]
     return rows[mask].astype(np.int64), csr.indices[mask].astype(np.int64)
 
@@ -246,15 +246,6 @@ class MembershipInference:
         return asdict(self)
 
 
-def _auc(pos, neg):
-    """P(pos > neg) + P(pos == neg) / 2 over all pairs (Mann-Whitney, mid-ranks)."""
-    n_pos, n_neg = len(pos), len(neg)
-    if not n_pos or not n_neg:
-        return float("nan")
-    ranks = rankdata(np.concatenate([pos, neg]).astype(np.float64))
-    return float((ranks[:n_pos].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
-
-
 def rank_percentiles(model, users, items):
     """Rank percentile of each item within its user's score row.
 
@@ -275,12 +266,12 @@ def rank_percentiles(model, users, items):
     ndarray of float64
         NaN where the user's pool holds no other item.
     """
-    shape = _check_model(model, "model")
+    shape = check_model(model, "model")
     users, items = _pairs((users, items), shape, "pairs")
     n_items = shape[1]
     history = model.user_items
     counts = np.diff(history.indptr).astype(np.int64)
-    in_pool = ~_is_stored(_keys(history), users * n_items + items)
+    in_pool = ~is_stored(pair_keys(history), users * n_items + items)
     # pool items other than the queried one
     others = n_items - counts[users] - in_pool.astype(np.int64)
     out = np.full(len(users), np.nan)
@@ -334,7 +325,7 @@ def membership_inference(model, forgotten, unseen=None, seed=None):
     -------
     MembershipInference
     """
-    shape = _check_model(model, "model")
+    shape = check_model(model, "model")
     f_users, f_items = _pairs(forgotten, shape, "forgotten")
     if unseen is None:
         seen = model.user_items + sp.csr_matrix(
@@ -354,8 +345,8 @@ def membership_inference(model, forgotten, unseen=None, seed=None):
     # a user whose every other item is in her history has no percentile: left out
     ok = ~np.isnan(percentiles)
     return MembershipInference(
-        score_auc=_auc(scores[:n], scores[n:]),
-        rank_auc=_auc(percentiles[:n][ok[:n]], percentiles[n:][ok[n:]]),
+        score_auc=two_sample_auc(scores[:n], scores[n:]),
+        rank_auc=two_sample_auc(percentiles[:n][ok[:n]], percentiles[n:][ok[n:]]),
         n_forgotten=n, n_unseen=len(u_users))
 
 
@@ -434,9 +425,9 @@ def completeness(model, forgotten, test, *, repeats=3, seed=0):
     ValueError
         When no user of ``forgotten`` has a held-out pair.
     """
-    shape = _check_model(model, "model")
+    shape = check_model(model, "model")
     pairs = _pairs(forgotten, shape, "forgotten")
-    test = _check_matrix(test, "test", shape)
+    test = check_matrix(test, "test", shape)
     repeats = check_positive_int(repeats, "repeats")
     held = held_out_pairs(test, pairs[0])
     if not len(held[0]):
@@ -580,8 +571,8 @@ def compare(model_a, model_b, test, k=10):
         When the models differ in kind or shape or hold different retained
         data (the loss ratio would compare different objectives).
     """
-    shape = _check_model(model_a, "model_a")
-    shape_b = _check_model(model_b, "model_b")
+    shape = check_model(model_a, "model_a")
+    shape_b = check_model(model_b, "model_b")
     if shape_b != shape:
         raise ValueError(f"model_a has {shape[0]} users x {shape[1]} items but model_b has "
                          f"{shape_b[0]} x {shape_b[1]}")
@@ -592,7 +583,7 @@ def compare(model_a, model_b, test, k=10):
     if not _same_data(train, model_b.user_items):
         raise ValueError("model_a and model_b hold different retained data: their losses "
                          "measure different objectives")
-    test = _check_matrix(test, "test", shape)
+    test = check_matrix(test, "test", shape)
     util_a = _utility(model_a, test, k)
     util_b = _utility(model_b, test, k)
     delta = {key: util_a[key] - util_b[key] for key in util_a if not key.startswith("n_")}
@@ -666,10 +657,10 @@ def fairness_gap(model, test, k=10, top=0.2, *, activity=None, per_user=None):
     FairnessGap
         All NaN (counts 0) when fewer than 2 users are evaluated.
     """
-    n_users, n_items = _check_model(model, "model")
+    n_users, n_items = check_model(model, "model")
     k = check_positive_int(k, "k")
     top = check_fraction(top, "top")
-    test = _check_matrix(test, "test", (n_users, n_items))
+    test = check_matrix(test, "test", (n_users, n_items))
     if activity is None:
         activity = np.diff(model.user_items.indptr)
     activity = np.asarray(activity)
@@ -699,7 +690,7 @@ def _gap(users, values, activity, top, metric):
 
 def _per_user_rmse(model, test):
     """(users with a rating in canonical ``test``, their RMSE); empty for an empty ``test``."""
-    rows = _row_of(test)
+    rows = row_of(test)
     errors = _predict_errors(model, test)
     counts = np.bincount(rows, minlength=test.shape[0])
     sq = np.bincount(rows, weights=errors * errors, minlength=test.shape[0])
@@ -903,8 +894,8 @@ def reports(user_items, test=None, *, fraction=0.01, how="random", seed=0, k=10,
     if test is None:
         train, test = train_test_split(user_items, 0.2, seed=seed)
     else:
-        train = _canonical(user_items, "user_items")
-        test = _check_matrix(test, "test", train.shape)
+        train = canonical(user_items, "user_items")
+        test = check_matrix(test, "test", train.shape)
     params = dict(factors=factors, iterations=iterations, regularization=regularization,
                   alpha=alpha, use_cg=use_cg, num_threads=num_threads, random_state=seed)
     original = ImplicitALS(**params).fit(train, show_progress=False)

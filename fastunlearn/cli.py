@@ -415,7 +415,8 @@ def cmd_audit(args):
     import scipy.sparse as sp
 
     from .audit import fairness_gap
-    from .evaluation import _keys, _summarise, mae, per_user_metrics, rmse
+    from .evaluation import _summarise, mae, per_user_metrics, rmse
+    from .pairs import pair_keys
 
     if args.k < 1:
         raise CLIError("--k must be at least 1")
@@ -442,7 +443,7 @@ def cmd_audit(args):
         per_user = per_user_metrics(model, model.user_items, test, k=k)
         metrics = _summarise(per_user)
         # the evaluation ignores these: an item already trained on is never ranked
-        counts["in_training_data"] = int(np.isin(_keys(test), _keys(model.user_items)).sum())
+        counts["in_training_data"] = int(np.isin(pair_keys(test), pair_keys(model.user_items)).sum())
         counts["users_evaluated"] = metrics.pop("n_users")
     else:
         metrics = {"rmse": rmse(model, test), "mae": mae(model, test)}

@@ -37,9 +37,10 @@ AUC            over the whole catalogue (not only the top k): the
 import numpy as np
 import scipy.sparse as sp
 
+from .pairs import (auc_from_ranks, canonical, check_matrix, check_model, is_stored, pair_keys,
+                    row_of)
 from .ranking import count_below
-from .validation import (NotFittedError, check_fraction, check_ids, check_positive_int,
-                         check_sparse)
+from .validation import check_fraction, check_ids, check_positive_int
 
 __all__ = [
     "auc",
@@ -91,7 +92,7 @@ def train_test_split(user_items, test_fraction=0.2, *, min_interactions=5, seed=
         Shape, dtype and values of the input, canonical (sorted indices, no
         duplicates), disjoint, with ``train + test`` equal to the input.
     """
-    csr = _canonical(user_items, "user_items")
+    csr = canonical(user_items, "user_items")
     test_fraction = check_fraction(test_fraction, "test_fraction")
     min_interactions = check_positive_int(min_interactions, "min_interactions", minimum=2)
     rng = np.random.default_rng(seed)
@@ -103,7 +104,7 @@ def train_test_split(user_items, test_fraction=0.2, *, min_interactions=5, seed=
 
     # A random key per entry; the rank of the key within the row picks the
     # n_test[u] entries of row u that go to test.
-    row = _row_of(csr)
+    row = row_of(csr)
     key = rng.random(csr.nnz)
     order = np.lexsort((key, row))  # by row, then key
     rank = np.arange(csr.nnz, dtype=np.int64) - csr.indptr[row[order]]
@@ -114,7 +115,7 @@ def train_test_split(user_items, test_fraction=0.2, *, min_interactions=5, seed=
 
 def _select(csr, keep):
     """The stored entries of canonical ``csr`` where ``keep``, as canonical CSR."""
-    row_counts = np.bincount(_row_of(csr)[keep], minlength=csr.shape[0])
+    row_counts = np.bincount(row_of(csr)[keep], minlength=csr.shape[0])
     indptr = np.zeros(csr.shape[0] + 1, dtype=csr.indptr.dtype)
     np.cumsum(row_counts, out=indptr[1:])
     out = sp.csr_matrix((csr.data[keep], csr.indices[keep], indptr), shape=csr.shape)
@@ -231,60 +232,16 @@ def _summarise(per_user):
     return out
 
 
-def _check_model(model, name=None):
-    """(n_users, n_items) of a fitted model; ``name`` names it in the error."""
-    if not getattr(model, "is_fitted", False):
-        what = f"this {type(model).__name__}" if name is None else \
-            f"{name} ({type(model).__name__})"
-        raise NotFittedError(f"{what} is not fitted yet: call fit() or from_factors() first")
-    return model.user_factors.shape[0], model.item_factors.shape[0]
-
-
-def _canonical(matrix, name):
-    """Canonical CSR copy (sorted indices, duplicates summed) of a sparse ``matrix``."""
-    check_sparse(matrix, name)
-    csr = sp.csr_matrix(matrix, copy=True)
-    csr.sum_duplicates()  # also sorts the indices
-    return csr
-
-
-def _check_matrix(matrix, name, shape):
-    """Canonical CSR copy of ``matrix``, whose shape must be ``shape``."""
-    csr = _canonical(matrix, name)
-    if csr.shape != shape:
-        raise ValueError(f"{name} has shape {csr.shape} but the model has {shape[0]} users x "
-                         f"{shape[1]} items")
-    return csr
-
-
-def _row_of(csr):
-    """Row number (int64) of every stored entry of ``csr``."""
-    return np.repeat(np.arange(csr.shape[0], dtype=np.int64), np.diff(csr.indptr))
-
-
-def _keys(csr):
-    """Sorted int64 keys ``user * n_items + item`` of the stored entries of canonical ``csr``."""
-    return _row_of(csr) * csr.shape[1] + csr.indices.astype(np.int64)
-
-
-def _is_stored(sorted_keys, keys):
-    """Whether each of ``keys`` (any shape) is in the ascending ``sorted_keys``."""
-    if not len(sorted_keys):
-        return np.zeros(np.shape(keys), dtype=bool)
-    pos = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
-    return sorted_keys[pos] == keys
-
-
 def _evaluate(model, train, test, k, users, batch_size, *, topn, with_auc):
-    n_users, n_items = _check_model(model)
+    n_users, n_items = check_model(model)
     k = check_positive_int(k, "k")
     batch_size = check_positive_int(batch_size, "batch_size")
-    train = _check_matrix(train, "train", (n_users, n_items))
-    test = _check_matrix(test, "test", (n_users, n_items))
+    train = check_matrix(train, "train", (n_users, n_items))
+    test = check_matrix(test, "test", (n_users, n_items))
 
     # Relevant items: test entries not in train (those are never ranked).
-    train_keys = _keys(train)
-    test_keys = _keys(test)
+    train_keys = pair_keys(train)
+    test_keys = pair_keys(test)
     test_keys = test_keys[~np.isin(test_keys, train_keys, assume_unique=True)]
     n_test = np.bincount(test_keys // n_items, minlength=n_users) if n_items else \
         np.zeros(n_users, np.int64)
@@ -317,7 +274,7 @@ def _evaluate(model, train, test, k, users, batch_size, *, topn, with_auc):
             ids, _ = model.recommend(batch, train[batch], N=k, filter_already_liked_items=True)
             ids = np.asarray(ids, dtype=np.int64).reshape(len(batch), -1)
             rec_keys = batch[:, None] * n_items + np.maximum(ids, 0)
-            hits = _is_stored(test_keys, rec_keys) & (ids >= 0)
+            hits = is_stored(test_keys, rec_keys) & (ids >= 0)
             n_hits = hits.sum(axis=1)
             n_rel = result["n_test"][start:start + batch_size]
             sl = slice(start, start + len(batch))
@@ -386,10 +343,7 @@ def _auc_block(model, batch, train, test_keys, n_items):
     midrank = below + (upto - below + 1) / 2.0
     rank_sum = np.bincount(pos_rows, weights=midrank, minlength=b)
 
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out = (rank_sum - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg)
-    out[n_neg <= 0] = np.nan
-    return out
+    return auc_from_ranks(rank_sum, n_pos, n_neg)
 
 
 # ----------------------------------------------------------------------------
@@ -426,7 +380,7 @@ def _mae_of(errors):
 
 def _errors(model, test):
     """Validated :func:`_predict_errors`; raises when ``test`` stores nothing."""
-    test = _check_matrix(test, "test", _check_model(model))
+    test = check_matrix(test, "test", check_model(model))
     if test.nnz == 0:
         raise ValueError("test has no stored entries: the error is undefined")
     return _predict_errors(model, test)
@@ -434,7 +388,7 @@ def _errors(model, test):
 
 def _predict_errors(model, test):
     """Prediction minus rating (float64) at every stored entry of canonical ``test``."""
-    rows = _row_of(test)
+    rows = row_of(test)
     cols = test.indices.astype(np.int64)
     errors = np.empty(test.nnz, dtype=np.float64)
     for s in range(0, test.nnz, _PREDICT_CHUNK):
