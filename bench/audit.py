@@ -209,7 +209,7 @@ def sequential(name, R, params, repeats, seed=0, requests=200, size=3):
             model.user_items, show_progress=False)
         retrain_runs.append(time.perf_counter() - begin)
         retrains.append(audit.membership_inference(retrain, (users, items), held).to_dict())
-    gaps = audit._gaps(served, retrains)
+    gaps = audit.gaps(served, retrains)
     return {"data": name, "requests": requests, "pairs_per_request": size,
             "seconds": seconds, "retrain_seconds": float(np.median(retrain_runs)),
             "washouts": int(washouts), "pending_entries": model.pending["entries"],

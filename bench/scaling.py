@@ -95,7 +95,7 @@ def distributed(R, factors, iterations, repeats):
         fits, local_fits = [], []
         for _ in range(repeats):
             start = time.perf_counter()
-            model = DaskImplicitALS(client, **params).fit(R)
+            DaskImplicitALS(client, **params).fit(R)
             fits.append((time.perf_counter() - start) / iterations)
             start = time.perf_counter()
             local = fu.ImplicitALS(**{**params, "num_threads": 2}).fit(R, show_progress=False)

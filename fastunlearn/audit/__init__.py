@@ -1,0 +1,54 @@
+"""Auditing a forget: did it work, and what did it cost?
+
+The four axes of the CURE4Rec benchmark (Chen et al., NeurIPS 2024), measured
+for a model that forgot a set of interactions against a model retrained from
+scratch on the retained data (docs/design.md, section 7):
+
+* **completeness** -- :func:`membership_inference`: how well an attacker
+  holding the model tells the forgotten interactions from pairs the model
+  never saw.  Correct forgetting leaves exactly the retrained model's AUC;
+  the original model (which trained on them) scores higher.
+* **utility** -- :func:`compare`: top-k metrics of two models, their
+  deltas, the ratio of their losses on the same retained data and the
+  overlap of their recommendation lists.
+* **efficiency** -- wall time of forget versus retrain (:func:`report`).
+* **fairness** -- :func:`fairness_gap`: utility of the most active users
+  minus that of the others.
+
+:func:`unlearning_set` draws the sets CURE4Rec forgets (random, core, edge)
+and :func:`report` runs the whole comparison in one call.
+
+Modules: :mod:`.sets` (the sets audited), :mod:`.membership`
+(completeness), :mod:`.compare` (utility), :mod:`.fairness` and
+:mod:`.report` (the whole audit).
+
+Pairs of ids are passed as a tuple ``(users, items)`` of equal-length integer
+arrays, or as a sparse matrix whose stored entries are the pairs.
+"""
+from .compare import Comparison, compare
+from .fairness import FairnessGap, fairness_gap
+from .membership import (COMPLETENESS_FLOOR, Completeness, MembershipInference, completeness,
+                         gaps, membership_inference, rank_percentiles)
+from .report import AuditReport, report, reports
+from .sets import UNLEARNING_SETS, held_out_pairs, sample_unseen, unlearning_set
+
+__all__ = [
+    "COMPLETENESS_FLOOR",
+    "UNLEARNING_SETS",
+    "AuditReport",
+    "Comparison",
+    "Completeness",
+    "FairnessGap",
+    "MembershipInference",
+    "compare",
+    "completeness",
+    "fairness_gap",
+    "gaps",
+    "held_out_pairs",
+    "membership_inference",
+    "rank_percentiles",
+    "report",
+    "reports",
+    "sample_unseen",
+    "unlearning_set",
+]

@@ -1,0 +1,254 @@
+"""Completeness: membership inference against the forgotten pairs (by raw
+score and by rank) and the held-out completeness test against retrains.
+
+Part of :mod:`fastunlearn.audit` (docs/design.md, section 7).
+"""
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..evaluation import (_score_block_rows,
+                          _sorted_scores)
+from ..pairs import (check_matrix, check_model, is_stored, pair_keys, two_sample_auc)
+from ..ranking import count_below
+from ..validation import check_positive_int
+from .sets import _pairs, held_out_pairs, sample_unseen
+
+# A forget is complete when its held-out AUCs are this close to a retrain's,
+# or as close as retrains with other seeds are to each other, if farther.
+COMPLETENESS_FLOOR = 0.01
+
+
+# ----------------------------------------------------------------------------
+# membership inference (completeness)
+# ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class MembershipInference:
+    """AUC of two attackers telling forgotten pairs from never-seen pairs.
+
+    0.5 means the attacker cannot tell them apart; above 0.5, forgotten pairs
+    look more like training data.  A retrained model usually scores above 0.5
+    too (interactions are predictable from the rest of the data): correct
+    forgetting matches the retrained model's AUC, not 0.5.
+
+    Attributes
+    ----------
+    score_auc : float
+        Attacker ranking all pairs by the raw score ``x_u . y_i``.
+    rank_auc : float
+        Attacker ranking them by the item's rank percentile within its
+        user's score row (calibrated per user, hence stronger).
+    n_forgotten, n_unseen : int
+    """
+
+    score_auc: float
+    rank_auc: float
+    n_forgotten: int
+    n_unseen: int
+
+    def to_dict(self):
+        return asdict(self)
+
+
+def rank_percentiles(model, users, items):
+    """Rank percentile of each item within its user's score row.
+
+    The pool of user ``u`` is every item not in her retained history
+    (``model.user_items``).  The percentile of ``(u, i)`` is the fraction of
+    the other pool items scoring below ``i``, ties counting half: 1 for the
+    top item of the pool, 0 for the bottom one.  ``i`` itself need not be in
+    the pool (it is ranked against it all the same).
+
+    Parameters
+    ----------
+    model : fitted ImplicitALS or ExplicitALS
+    users, items : array of int
+        Paired ids.
+
+    Returns
+    -------
+    ndarray of float64
+        NaN where the user's pool holds no other item.
+    """
+    shape = check_model(model, "model")
+    users, items = _pairs((users, items), shape, "pairs")
+    n_items = shape[1]
+    history = model.user_items
+    counts = np.diff(history.indptr).astype(np.int64)
+    in_pool = ~is_stored(pair_keys(history), users * n_items + items)
+    # pool items other than the queried one
+    others = n_items - counts[users] - in_pool.astype(np.int64)
+    out = np.full(len(users), np.nan)
+
+    order = np.argsort(users, kind="stable")
+    uniq, start = np.unique(users[order], return_index=True)
+    bounds = np.append(start, len(order))
+    block = _score_block_rows(n_items)
+    for b0 in range(0, len(uniq), block):
+        batch = uniq[b0:b0 + block]
+        sel = order[bounds[b0]:bounds[b0 + len(batch)]]
+        rows = np.searchsorted(batch, users[sel])
+        # history at +inf, never counted below; a queried history item keeps its score
+        scores, values = _sorted_scores(model, batch, history, rows, items[sel])
+        below = count_below(scores, rows, values, strict=True)
+        equal = (count_below(scores, rows, values, strict=False) - below
+                 - in_pool[sel].astype(np.int64))  # itself
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out[sel] = (below + 0.5 * equal) / others[sel]
+    return out
+
+
+def membership_inference(model, forgotten, unseen=None, seed=None):
+    """How well the model's scores tell forgotten pairs from never-seen ones.
+
+    Two attackers, each measured by the AUC of separating ``forgotten``
+    (positives) from ``unseen`` (negatives), ties counting half:
+
+    * score attacker: the raw score ``x_u . y_i``;
+    * rank attacker: the rank percentile of item ``i`` within user ``u``'s
+      scores over the items not in her retained history (see
+      :func:`rank_percentiles`).  Calibrating each user's scores removes
+      what separates users rather than pairs, which makes it the stronger
+      attacker.
+
+    Parameters
+    ----------
+    model : fitted ImplicitALS or ExplicitALS
+    forgotten : (users, items) or scipy.sparse matrix
+        The pairs the model was asked to forget (the members).
+    unseen : (users, items) or scipy.sparse matrix, optional
+        Pairs the model never trained on (the non-members), ideally for the
+        same users.  Compare models on the *same* pairs.  By default one pair
+        per forgotten pair is drawn by :func:`sample_unseen` for the same
+        user, avoiding the model's retained data and ``forgotten``; held-out
+        test interactions may then count as unseen.
+    seed : int, numpy Generator or None
+        Seed of that draw (unused when ``unseen`` is given).
+
+    Returns
+    -------
+    MembershipInference
+    """
+    shape = check_model(model, "model")
+    f_users, f_items = _pairs(forgotten, shape, "forgotten")
+    if unseen is None:
+        seen = model.user_items + sp.csr_matrix(
+            (np.ones(len(f_users)), (f_users, f_items)), shape=shape)
+        u_users, u_items = sample_unseen(seen, f_users, seed=seed)
+    else:
+        u_users, u_items = _pairs(unseen, shape, "unseen")
+    if not len(f_users) or not len(u_users):
+        raise ValueError(f"membership inference needs forgotten and unseen pairs, got "
+                         f"{len(f_users)} and {len(u_users)}")
+    users = np.concatenate([f_users, u_users])
+    items = np.concatenate([f_items, u_items])
+    scores = np.einsum("ij,ij->i", model.user_factors[users], model.item_factors[items],
+                       dtype=np.float64)
+    percentiles = rank_percentiles(model, users, items)
+    n = len(f_users)
+    # a user whose every other item is in her history has no percentile: left out
+    ok = ~np.isnan(percentiles)
+    return MembershipInference(
+        score_auc=two_sample_auc(scores[:n], scores[n:]),
+        rank_auc=two_sample_auc(percentiles[:n][ok[:n]], percentiles[n:][ok[n:]]),
+        n_forgotten=n, n_unseen=len(u_users))
+
+
+def _held_out_inference(model, forgotten, held_out):
+    """:func:`membership_inference` against ``held_out`` pairs as a dict, NaN
+    AUCs when there are none (users without test data, e.g. edge sets)."""
+    if len(held_out[0]):
+        return membership_inference(model, forgotten, held_out).to_dict()
+    return MembershipInference(float("nan"), float("nan"), len(forgotten[0]), 0).to_dict()
+
+
+@dataclass(frozen=True)
+class Completeness:
+    """The completeness test of a model that forgot some pairs (see
+    :func:`completeness`).
+
+    Attributes
+    ----------
+    forget : dict
+        :class:`MembershipInference` (as a dict) of the model: forgotten
+        pairs against held-out pairs of the same users.
+    retrains : list of dict
+        The same for each retrain, seeds ``seed, seed + 1, ...``.
+    gaps : dict
+        Per attacker (``score_auc``, ``rank_auc``): ``(forget - retrain,
+        allowed)``, against the first retrain; ``allowed`` is the larger of
+        0.01 and the retrains' spread.
+    complete : bool
+        Both attackers within ``allowed``.
+    """
+
+    forget: dict
+    retrains: list
+    gaps: dict
+    complete: bool
+
+    def to_dict(self):
+        return asdict(self)
+
+
+def gaps(forget, retrains, floor=COMPLETENESS_FLOOR):
+    """{attacker: (forget's AUC minus the seed-0 retrain's, the gap allowed)}
+    for the score and rank attackers; the gap allowed is the larger of
+    ``floor`` and the retrain seeds' spread.  ``forget`` and each of
+    ``retrains`` map attacker names to AUCs."""
+    out = {}
+    for key in ("score_auc", "rank_auc"):
+        seeds = np.array([r[key] for r in retrains], dtype=np.float64)
+        allowed = max(floor, float(seeds.max() - seeds.min()) if len(seeds) else 0.0)
+        out[key] = (float(forget[key] - retrains[0][key]), allowed)
+    return out
+
+
+def completeness(model, forgotten, test, *, repeats=3, seed=0):
+    """Does ``model`` tell the pairs it forgot from held-out ones any better
+    than a retrain does?
+
+    Retrains ``repeats`` models on ``model.user_items`` with the model's own
+    hyperparameters (seeds ``seed, seed + 1, ...``) and measures, for the
+    model and each retrain, how well both attackers of
+    :func:`membership_inference` tell ``forgotten`` from the pairs of
+    ``test`` that belong to the same users (:func:`held_out_pairs`).
+
+    Parameters
+    ----------
+    model : fitted ImplicitALS or ExplicitALS
+        The model after the forget.
+    forgotten : (users, items) or scipy.sparse matrix
+    test : scipy.sparse matrix
+        Held-out interactions, never trained on.
+    repeats : int >= 1
+    seed : int
+
+    Returns
+    -------
+    Completeness
+
+    Raises
+    ------
+    ValueError
+        When no user of ``forgotten`` has a held-out pair.
+    """
+    shape = check_model(model, "model")
+    pairs = _pairs(forgotten, shape, "forgotten")
+    test = check_matrix(test, "test", shape)
+    repeats = check_positive_int(repeats, "repeats")
+    held = held_out_pairs(test, pairs[0])
+    if not len(held[0]):
+        raise ValueError("none of the forgotten pairs' users has a pair in test")
+    params = model.get_params()
+    retained = model.user_items.copy()
+    forget = membership_inference(model, pairs, held).to_dict()
+    retrains = []
+    for r in range(repeats):
+        retrain = type(model)._from_params(**{**params, "random_state": seed + r}).fit(
+            retained, show_progress=False)
+        retrains.append(membership_inference(retrain, pairs, held).to_dict())
+    found = gaps(forget, retrains)
+    return Completeness(forget, retrains, found,
+                        all(abs(g) <= a for g, a in found.values()))

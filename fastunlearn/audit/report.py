@@ -1,0 +1,296 @@
+"""The whole audit in one call: fit, forget, retrain, and the four axes.
+
+Part of :mod:`fastunlearn.audit` (docs/design.md, section 7).
+"""
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from ..evaluation import train_test_split
+from ..forgetting import check_washout
+from ..models import ImplicitALS
+from ..pairs import canonical, check_matrix
+from ..validation import check_fraction, check_positive_int, check_sparse
+from .compare import _losses, _mean_overlap, _per_user, _ranking_utility
+from .fairness import _gap
+from .membership import (
+    COMPLETENESS_FLOOR,
+    _held_out_inference,
+    gaps,
+    membership_inference,
+)
+from .sets import UNLEARNING_SETS, held_out_pairs, sample_unseen, unlearning_set
+
+_STAGES = ("original", "forget", "retrain")
+
+
+@dataclass(frozen=True)
+class AuditReport:
+    """Forget versus retrain on the four CURE4Rec axes (see :func:`reports`).
+
+    Attributes
+    ----------
+    completeness : dict
+        Per stage (``original``, ``forget``, ``retrain``) the
+        :class:`MembershipInference` of the forgotten pairs against held-out
+        test pairs of the same users (:func:`held_out_pairs`), as a dict:
+        ``score_auc``, ``rank_auc``, ``n_forgotten`` and ``n_unseen``.  The
+        forget is complete when both AUCs are as close to the seed-0
+        retrain's as retrains with other seeds are (see ``retrain_spread``).
+    unseen : dict
+        The same against never-seen pairs (:func:`sample_unseen`).
+    utility : dict
+        Per stage the top-k metrics on the test data.
+    efficiency : dict
+        ``forget_seconds``, ``retrain_seconds`` (medians over repeats),
+        ``ratio`` (forget / retrain), ``forget_runs``, ``retrain_runs``
+        (seconds of each repeat), ``rows_solved`` (by the forget),
+        ``rows_total_retrain`` (rows the retrain solves: iterations times
+        users plus items), ``sweeps``, ``converged``, ``tolerance``,
+        ``certificate`` (max_row per stage), ``loss_ratio`` (forget /
+        retrain on the retained data) and ``overlap`` (top-k lists, see
+        :func:`compare`).
+    fairness : dict
+        Per stage the :func:`fairness_gap` (groups from the original data).
+    setting : dict
+        Data size, unlearning set, hyperparameters and seeds.
+    retrain_spread : dict
+        Per measure (``score_auc``, ``rank_auc``, the same against unseen
+        pairs as ``unseen_score_auc`` and ``unseen_rank_auc``, ``ndcg``,
+        ``recall``, ``gap``) its value for each retrain, one per repeat with
+        seeds ``seed, seed + 1, ...``: how far retraining alone moves it.
+    """
+
+    completeness: dict
+    unseen: dict
+    utility: dict
+    efficiency: dict
+    fairness: dict
+    setting: dict
+    retrain_spread: dict
+
+    def to_dict(self):
+        return asdict(self)
+
+    def completeness_gaps(self, floor=COMPLETENESS_FLOOR):
+        """Per attacker (``score_auc``, ``rank_auc``) of the held-out test:
+        ``(forget - retrain, allowed)``, where ``allowed`` is the larger of
+        ``floor`` and the spread (max - min) of the retrains' AUCs."""
+        retrains = [{key: self.retrain_spread[key][r] for key in ("score_auc", "rank_auc")}
+                    for r in range(len(self.retrain_spread["score_auc"]))]
+        return gaps(self.completeness["forget"], retrains, floor)
+
+    def is_complete(self, floor=COMPLETENESS_FLOOR):
+        """Whether both attackers are within :meth:`completeness_gaps`
+        (False when the forgotten pairs' users have no held-out pairs)."""
+        return all(abs(gap) <= allowed for gap, allowed in self.completeness_gaps(floor).values())
+
+    def to_markdown(self):
+        """The report as a Markdown table (one row per measure)."""
+        k, top = self.setting["k"], self.setting["top"]
+        rows = [("completeness", "MIA AUC vs held-out, score attacker", "score_auc",
+                 *self._stages(self.completeness, "score_auc")),
+                ("completeness", "MIA AUC vs held-out, rank attacker", "rank_auc",
+                 *self._stages(self.completeness, "rank_auc")),
+                ("completeness", "MIA AUC vs unseen, score attacker", "unseen_score_auc",
+                 *self._stages(self.unseen, "score_auc")),
+                ("completeness", "MIA AUC vs unseen, rank attacker", "unseen_rank_auc",
+                 *self._stages(self.unseen, "rank_auc")),
+                ("utility", f"nDCG@{k}", "ndcg", *self._stages(self.utility, "ndcg")),
+                ("utility", f"recall@{k}", "recall", *self._stages(self.utility, "recall")),
+                ("fairness", f"nDCG@{k} gap, top {100 * top:.3g}% active - rest", "gap",
+                 *self._stages(self.fairness, "gap"))]
+        e = self.efficiency
+        lines = ["| axis | measure | original | forget | retrain | forget - retrain "
+                 "| retrain over seeds |", "|---|---|---|---|---|---|---|"]
+        for axis, name, key, orig, forg, retr in rows:
+            seeds = self.retrain_spread[key]
+            spread = f"{min(seeds):.4f} .. {max(seeds):.4f}" if len(seeds) > 1 else "-"
+            lines.append(f"| {axis} | {name} | {orig:.4f} | {forg:.4f} | {retr:.4f} | "
+                         f"{forg - retr:+.4f} | {spread} |")
+        cert = e["certificate"]
+        lines.append(f"| efficiency | seconds | - | {e['forget_seconds']:.3f} | "
+                     f"{e['retrain_seconds']:.3f} | ratio {e['ratio']:.3f} | - |")
+        lines.append(f"| efficiency | rows solved | - | {e['rows_solved']} | "
+                     f"{e['rows_total_retrain']} | - | - |")
+        lines.append(f"| efficiency | certificate max_row | {cert['original']:.3g} | "
+                     f"{cert['forget']:.3g} | {cert['retrain']:.3g} | - | - |")
+        return "\n".join(lines) + "\n"
+
+    @staticmethod
+    def _stages(table, key):
+        return tuple(float(table[stage][key]) for stage in _STAGES)
+
+    def __str__(self):
+        s = self.setting
+        head = (f"forget {s['n_removed']} {s['how']} interactions ({s['fraction']:.2%}) of "
+                f"{s['n_users']} users x {s['n_items']} items, {s['nnz']} stored\n\n")
+        return head + self.to_markdown()
+
+
+def report(user_items, test=None, *, washout="auto", print_table=False, **options):
+    """Forget an unlearning set, retrain without it, and compare on four axes.
+
+    :func:`reports` for one ``washout``; the other keyword arguments are
+    those of :func:`reports`.  ``print_table`` prints the report (a
+    Markdown table) as well.
+
+    Returns
+    -------
+    AuditReport
+    """
+    result = reports(user_items, test, washouts=(washout,), **options)[0]
+    if print_table:
+        print(result)
+    return result
+
+
+def reports(user_items, test=None, *, fraction=0.01, how="random", seed=0, k=10, top=0.2,
+            factors=64, iterations=15, regularization=0.05, alpha=1.0, use_cg=True,
+            num_threads=0, tolerance=None, max_sweeps=50, washouts=("auto",), repeats=1):
+    """:func:`report` for several washouts of one unlearning set, sharing the
+    original model and the retrains (each fitted, timed and measured once).
+
+    1. Fit an :class:`~fastunlearn.ImplicitALS` on ``user_items`` (the
+       original model).
+    2. Draw ``unlearning_set(user_items, fraction, how, seed)``, take the
+       held-out test pairs of the same users (:func:`held_out_pairs`) and
+       draw never-seen pairs for them (:func:`sample_unseen`, avoiding the
+       training and the test data).
+    3. Forget the set from a copy of the original model, once per washout.
+    4. Retrain on the retained data with the same hyperparameters, number
+       of iterations and seed (and, for ``repeats > 1``, the next seeds).
+    5. Measure membership inference, top-k utility on ``test`` and the
+       fairness gap for all models, and the cost of forgetting.
+
+    Parameters
+    ----------
+    user_items : scipy.sparse matrix (n_users, n_items)
+        Training interactions.
+    test : scipy.sparse matrix, optional
+        Held-out interactions.  By default ``user_items`` is split with
+        ``train_test_split(user_items, 0.2, seed=seed)`` first.
+    fraction, how, seed
+        The unlearning set (see :func:`unlearning_set`); ``seed`` also seeds
+        the split, the unseen pairs and the models.
+    k, top
+        Cut-off of the metrics and active share of :func:`fairness_gap`.
+    factors, iterations, regularization, alpha, use_cg, num_threads
+        :class:`~fastunlearn.ImplicitALS` hyperparameters.
+    tolerance, max_sweeps
+        Passed to ``forget`` (default tolerance: the original certificate).
+    washouts : sequence of "auto" or int >= 0
+        One report per value, its forget run with that ``washout`` (see
+        ``ImplicitALS.forget``; "auto", the default, is what a plain
+        ``forget`` call does, 0 forgets without a washout).
+    repeats : int >= 1
+        Each forget and the retrain are timed this many times, interleaved
+        (medians reported; the models of the first run are measured).
+        Retrain ``r`` uses seed ``seed + r``, and its measures go to
+        ``retrain_spread``: a forget can't be asked to match one retrain
+        more closely than retrains with other seeds match each other.
+
+    Returns
+    -------
+    list of AuditReport
+        One per washout, in order; all share the original's and the
+        retrains' measures and timings.
+    """
+    # everything is validated before the (costly) fit
+    check_sparse(user_items, "user_items")
+    fraction = check_fraction(fraction)
+    if how not in UNLEARNING_SETS:
+        raise ValueError(f"how must be one of {UNLEARNING_SETS}, got {how!r}")
+    repeats = check_positive_int(repeats, "repeats")
+    washouts = [check_washout(w) for w in
+                (list(washouts) if isinstance(washouts, (list, tuple)) else [washouts])]
+    if not washouts or len(set(washouts)) != len(washouts):
+        raise ValueError(f"washouts must hold distinct values, at least one, got {washouts}")
+    k = check_positive_int(k, "k")
+    top = check_fraction(top, "top")
+    if test is None:
+        train, test = train_test_split(user_items, 0.2, seed=seed)
+    else:
+        train = canonical(user_items, "user_items")
+        test = check_matrix(test, "test", train.shape)
+    params = dict(factors=factors, iterations=iterations, regularization=regularization,
+                  alpha=alpha, use_cg=use_cg, num_threads=num_threads, random_state=seed)
+    original = ImplicitALS(**params).fit(train, show_progress=False)
+
+    f_users, f_items = unlearning_set(train, fraction, how, seed)
+    forgotten = (f_users, f_items)
+    held_out = held_out_pairs(test, f_users)
+    unseen = sample_unseen(train + test, f_users, seed=seed)
+    activity = np.diff(original.user_items.indptr)
+
+    def measures(model):
+        """(membership inference against held-out and unseen pairs, utility,
+        fairness, certificate) of one model."""
+        per_user = _per_user(model, test, k)  # ranked once for utility and fairness
+        return (_held_out_inference(model, forgotten, held_out),
+                membership_inference(model, forgotten, unseen).to_dict(),
+                _ranking_utility(per_user),
+                _gap(per_user["users"], per_user["ndcg"], activity, top, "ndcg").to_dict(),
+                float(model.certificate().max_row))
+
+    # only the first repeat's models are measured; later ones give timings
+    # and the retrain spread
+    forget_runs = {w: [] for w in washouts}
+    forgot, retrain_runs, retrain_measures = {}, [], []
+    for repeat in range(repeats):
+        for w in washouts:
+            model = ImplicitALS.from_factors(original.user_factors, original.item_factors,
+                                             original.user_items, **params)
+            start = time.perf_counter()
+            run_receipt = model.forget(f_users, f_items, tolerance=tolerance,
+                                       max_sweeps=max_sweeps, washout=w)
+            forget_runs[w].append(time.perf_counter() - start)
+            if repeat == 0:
+                forgot[w] = (model, run_receipt)
+        if repeat == 0:
+            retained = forgot[washouts[0]][0].user_items.copy()  # the same for every run
+        start = time.perf_counter()
+        run_retrained = ImplicitALS(**{**params, "random_state": seed + repeat}).fit(
+            retained, show_progress=False)
+        retrain_runs.append(time.perf_counter() - start)
+        if repeat == 0:
+            retrained = run_retrained
+        retrain_measures.append(measures(run_retrained))
+    where = {"score_auc": (0, "score_auc"), "rank_auc": (0, "rank_auc"),
+             "unseen_score_auc": (1, "score_auc"), "unseen_rank_auc": (1, "rank_auc"),
+             "ndcg": (2, "ndcg"), "recall": (2, "recall"), "gap": (3, "gap")}
+    spread = {key: [float(m[axis][name]) for m in retrain_measures]
+              for key, (axis, name) in where.items()}
+    shared = {"original": measures(original), "retrain": retrain_measures[0]}
+    retrain_s = float(np.median(retrain_runs))
+    n_users, n_items = train.shape
+    results = []
+    for w in washouts:
+        model, receipt = forgot[w]
+        stages = {**shared, "forget": measures(model)}
+        completeness, unseen_mia, utility, fairness, certificate = (
+            {stage: stages[stage][axis] for stage in _STAGES} for axis in range(5))
+        # compare() would rank both models on test again for unused deltas
+        loss_ratio = _losses(model, retrained)[2]
+        forget_s = float(np.median(forget_runs[w]))
+        efficiency = {
+            "forget_seconds": forget_s, "retrain_seconds": retrain_s,
+            "ratio": forget_s / retrain_s if retrain_s else float("nan"),
+            "forget_runs": forget_runs[w], "retrain_runs": retrain_runs,
+            "rows_solved": int(receipt.rows_solved),
+            "rows_total_retrain": int(iterations * (n_users + n_items)),
+            "sweeps": int(receipt.sweeps), "converged": bool(receipt.converged),
+            "settled": bool(receipt.settled),
+            "tolerance": float(receipt.tolerance), "certificate": certificate,
+            "loss_ratio": loss_ratio, "overlap": _mean_overlap(model, retrained, k),
+        }
+        setting = {"n_users": n_users, "n_items": n_items, "nnz": int(train.nnz),
+                   "n_test": int(test.nnz), "fraction": float(fraction), "how": how,
+                   "n_removed": int(len(f_users)),
+                   "users_affected": int(receipt.users_affected), "seed": seed, "k": k,
+                   "top": top, "repeats": repeats, "max_sweeps": max_sweeps, "washout": w,
+                   **{key: value for key, value in params.items() if key != "random_state"}}
+        results.append(AuditReport(completeness, unseen_mia, utility, efficiency, fairness,
+                                   setting, spread))
+    return results
