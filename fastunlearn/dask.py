@@ -427,16 +427,8 @@ class _DaskALS:
             raise ValueError(f"userids and itemids must pair up, got {users.size} and "
                              f"{items.size}")
         users, items = fg.unique_pairs(users, items)
-        stored = self._stored(users, items)
-        if not stored.all():
-            if opts.missing == "raise":
-                bad = np.flatnonzero(~stored)
-                raise ValueError(
-                    f"{len(bad)} of the {len(users)} pairs to forget are not stored in the "
-                    f"model, e.g. (user, item) "
-                    f"{list(zip(users[bad[:3]].tolist(), items[bad[:3]].tolist()))}; "
-                    "pass missing='ignore' to skip them")
-            users, items = users[stored], items[stored]
+        keep = fg.check_missing(users, items, self._stored(users, items), opts.missing)
+        users, items = users[keep], items[keep]
         return self._forget_pairs(users, items, opts)
 
     def _stored(self, users, items):
@@ -509,26 +501,14 @@ class _DaskALS:
             self._state = work
             self._replicate(work["blocks"])
             _release(self.client, state, work)
-        if relaxed is not None:
-            entries = requests = 0
         cert_after = self.certificate()
         if opts.exact_certificate and not cert_after.exact or cert_after.max_row > tol:
             self._measure()
             cert_after = self.certificate()
-        report = fg.ForgetReport(
-            n_removed=len(users), users_affected=len(np.unique(users)),
-            items_affected=len(np.unique(items)), rows_solved=sum(rows_solved.values()),
-            rows_solved_by_phase=rows_solved, sweeps=sweeps,
-            seconds=time.perf_counter() - start, loss_before=loss_before,
-            loss_after=self.loss(), certificate_before=cert_before,
-            certificate_after=cert_after, tolerance=tol,
-            converged=cert_after.max_row <= tol, strategy=opts.strategy, digest=digest,
-            receipt_key=key, washout=relaxed or 0, settled=entries == 0,
-            pending_entries=entries, pending_requests=requests)
-        self._pending = (entries, requests)
-        if len(users):
-            self.metadata.setdefault("history", []).append(report.receipt())
-        return report
+        outcome = fg.Outcome(rows_solved, sweeps, loss_before, self.loss(), cert_before,
+                             cert_after, tol)
+        return fg.removal_report(self, users, items, outcome, opts, (digest, key), relaxed,
+                                 (entries, requests), start)
 
     def _lost_blocks(self):
         """Whether any committed block has no worker holding it any more."""

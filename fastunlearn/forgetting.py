@@ -751,7 +751,7 @@ class _NoChange:
 
 
 @dataclass(frozen=True)
-class _Outcome:
+class Outcome:
     """What one run of the engine did (the common part of every report)."""
 
     rows_solved: dict
@@ -771,7 +771,7 @@ def _run(model, change, users, items, options, relaxed, desc):
     """Apply ``change`` to the model's data, then re-converge: the local
     phase on ``users`` and ``items`` (the rows whose entries changed), a
     washout with ``relaxed`` over-relaxed sweeps unless None, then masked
-    (or full) sweeps.  All or nothing.  Returns an :class:`_Outcome`.
+    (or full) sweeps.  All or nothing.  Returns an :class:`Outcome`.
     """
     threads = model._threads()
     with single_threaded_blas():
@@ -779,7 +779,7 @@ def _run(model, change, users, items, options, relaxed, desc):
         loss_before, cert_before = before.loss(model.objective, model._data), before.certificate()
         tol = cert_before.max_row if options.tolerance is None else options.tolerance
         if change is None:  # nothing to do: a report, no change
-            return _Outcome(dict.fromkeys(PHASES, 0), 0, loss_before, loss_before, cert_before,
+            return Outcome(dict.fromkeys(PHASES, 0), 0, loss_before, loss_before, cert_before,
                             cert_before, tol)
         affected = np.unique(users)
         # the masked engine updates the loss from the affected users' old
@@ -799,7 +799,7 @@ def _run(model, change, users, items, options, relaxed, desc):
         finally:
             change.wipe()
             _wipe(undo)
-    return _Outcome(rows_solved, sweeps, loss_before, loss_after, cert_before, cert_after, tol)
+    return Outcome(rows_solved, sweeps, loss_before, loss_after, cert_before, cert_after, tol)
 
 
 def _user_terms(model, users, threads, strategy):
@@ -854,13 +854,7 @@ def forget_pairs(model, users, items, options):
     users, items = unique_pairs(users, items)
     pos_u = data.by_user.positions(users, items)
     if np.any(pos_u < 0):
-        if options.missing == "raise":
-            bad = np.flatnonzero(pos_u < 0)
-            raise ValueError(f"{len(bad)} of the {len(users)} pairs to forget are not stored "
-                             f"in the model, e.g. (user, item) "
-                             f"{list(zip(users[bad[:3]].tolist(), items[bad[:3]].tolist()))}; "
-                             "pass missing='ignore' to skip them")
-        keep = pos_u >= 0
+        keep = check_missing(users, items, pos_u >= 0, options.missing)
         users, items, pos_u = users[keep], items[keep], pos_u[keep]
     pos_i = data.by_item.positions(items, users)
     digest, key = _receipt(users, items)
@@ -870,8 +864,30 @@ def forget_pairs(model, users, items, options):
     relaxed = options.relaxed_sweeps(entries, data.nnz) if len(users) else None
     change = _Removal(data, pos_u, pos_i) if len(users) else None
     outcome = _run(model, change, users, items, options, relaxed, "Forgetting")
-    if relaxed is not None:
-        entries = requests = 0
+    return removal_report(model, users, items, outcome, options, (digest, key), relaxed,
+                          (entries, requests), start)
+
+
+def check_missing(users, items, stored, missing):
+    """``stored`` (which pairs are stored), after raising the error a request
+    with pairs that are not gets unless ``missing == "ignore"``."""
+    if missing == "raise" and not stored.all():
+        bad = np.flatnonzero(~stored)
+        raise ValueError(f"{len(bad)} of the {len(users)} pairs to forget are not stored "
+                         f"in the model, e.g. (user, item) "
+                         f"{list(zip(users[bad[:3]].tolist(), items[bad[:3]].tolist()))}; "
+                         "pass missing='ignore' to skip them")
+    return stored
+
+
+def removal_report(model, users, items, outcome, options, receipt, relaxed, pending, start):
+    """The :class:`ForgetReport` of removing the pairs ``users, items`` (the
+    engine's ``outcome``; ``receipt`` = (digest, key); ``pending`` = entries
+    and requests pending with this one, all settled when a washout ran),
+    with the model's pending count and history brought up to date.  Shared
+    by the local and the distributed engines."""
+    entries, requests = (0, 0) if relaxed is not None else pending
+    digest, key = receipt
     result = ForgetReport(
         n_removed=len(users), users_affected=len(np.unique(users)),
         items_affected=len(np.unique(items)), rows_solved=sum(outcome.rows_solved.values()),
