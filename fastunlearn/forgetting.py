@@ -407,7 +407,6 @@ class _Reconverger:
         self.undo = undo
         self.load(measures)
         self.rows_solved = dict.fromkeys(PHASES, 0)
-        self.saved_all = False  # full copies of both factor matrices in undo
         # factor checksums kept current through the solves, so that the
         # state left is keyed without another read of all factors
         self.checksums = dict(zip(("users", "items"), model._kept_checksums()))
@@ -459,7 +458,7 @@ class _Reconverger:
         other = self.other(side)
         F = self.factors(side)
         old = F[rows]
-        self.undo.append((side, rows, old))
+        self.undo.record(side, rows, old)
         # a solved row is stationary up to rounding: bounded, with its data
         # terms, by the solve itself
         old_terms, norms, new_terms = obj.solve_measured(
@@ -520,13 +519,9 @@ class _Reconverger:
         bound[...] = raised
 
     def save_all(self):
-        """Put full copies of both factor matrices in ``undo``, once."""
-        if not self.saved_all:
-            for side in ("users", "items"):
-                F = self.factors(side)
-                self.undo.append((side, obj.all_rows(F.shape[0]), F.copy()))
-                self.checksums[side] = None  # every row moves: read them all after
-            self.saved_all = True
+        """Log full copies of both factor matrices, once (every row moves)."""
+        if self.undo.record_whole(self.X, self.Y):
+            self.checksums = dict.fromkeys(self.checksums)  # read them all after
 
     def washout(self, relaxed, solver):
         """``relaxed`` over-relaxed full sweeps, one plain sweep with the
@@ -652,17 +647,38 @@ def gram_change_norm(old, new, delta):
     return float((abs(diff) + np.sqrt(diff * diff + 4 * max(d * mm - om * om, 0.0))) / 2)
 
 
-def _roll_back(model, undo):
-    """Put back every row the engine solved, newest first."""
-    for side, rows, old in reversed(undo):
-        F = model.user_factors if side == "users" else model.item_factors
-        F[rows] = old
+class _FactorUndo:
+    """The undo log of a request: the previous value of every factor row the
+    engine moves, newest last, so that a failure puts the model back
+    exactly; wiped once the request ends (it holds the pre-request rows)."""
 
+    def __init__(self):
+        self.records = []
+        self.whole = False  # full copies of both factor matrices logged
 
-def _wipe(undo):
-    for _, _, old in undo:
-        old[...] = 0
-    undo.clear()
+    def record(self, side, rows, old):
+        self.records.append((side, rows, old))
+
+    def record_whole(self, X, Y):
+        """Log full copies of both factor matrices, once; returns whether
+        this call logged them (every row may move from now on)."""
+        if self.whole:
+            return False
+        for side, F in (("users", X), ("items", Y)):
+            self.records.append((side, obj.all_rows(F.shape[0]), F.copy()))
+        self.whole = True
+        return True
+
+    def roll_back(self, model):
+        """Put back every logged row, newest first."""
+        for side, rows, old in reversed(self.records):
+            F = model.user_factors if side == "users" else model.item_factors
+            F[rows] = old
+
+    def wipe(self):
+        for _, _, old in self.records:
+            old[...] = 0
+        self.records.clear()
 
 
 class _Removal:
@@ -786,19 +802,19 @@ def _run(model, change, users, items, options, relaxed, desc):
         # terms; a washout measures everything afresh and needs none
         old_terms = None if relaxed is not None else \
             _user_terms(model, change.existing(affected), threads, options.strategy)
-        undo = []
+        undo = _FactorUndo()
         try:
             change.apply(model)
             rows_solved, sweeps, cert_after, loss_after = _reconverge(
                 model, change.measures(before), affected, np.unique(items), old_terms, tol,
                 relaxed, options, threads, undo, desc)
         except BaseException:
-            _roll_back(model, undo)
+            undo.roll_back(model)
             change.revert(model)
             raise
         finally:
             change.wipe()
-            _wipe(undo)
+            undo.wipe()
     return Outcome(rows_solved, sweeps, loss_before, loss_after, cert_before, cert_after, tol)
 
 
