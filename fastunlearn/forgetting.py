@@ -379,11 +379,78 @@ def entries_of(model, ids, side):
 
 # ------------------------------------------------------------------ engine
 
-class _Reconverger:
-    """Masked re-convergence of a model after its data changed.
+class _Bounds:
+    """What the engine keeps current through every solve instead of passes
+    over the data: an upper bound of each row's gradient norm, the factor
+    Gram matrices (implicit), squared row norms and the loss's data term.
 
-    Keeps, for every row, an upper bound of its gradient norm, and the loss,
-    current through every solve without a pass over the data: a solve of
+    Starts from (copies of) exact or bounded :class:`objective.Measures`; a
+    solve of rows R of one side raises the bounds of the other side's rows
+    (a) through the entries they share with R and (b) in implicit mode
+    through the Gram matrix every row of the other side sees (see
+    :class:`_Reconverger`).
+    """
+
+    def __init__(self, objective, measures, tol):
+        self.objective = objective
+        self.tol = tol
+        self.load(measures)
+
+    def load(self, measures):
+        self.norms = {"users": measures.user_norms.copy(), "items": measures.item_norms.copy()}
+        self.data_loss = measures.data_loss
+        if self.objective.implicit:  # float64, kept current with the changed rows
+            self.gram = {"users": measures.gram_users.copy(),
+                         "items": measures.gram_items.copy()}
+        self.sq = {"users": measures.sq_users.copy(), "items": measures.sq_items.copy()}
+
+    def moved(self, side, rows, old64, new64, norms, partners, data):
+        """Rows ``rows`` of ``side`` moved from ``old64`` to ``new64`` (their
+        gradient norms now bounded by ``norms``); ``partners`` are the other
+        side's factors and ``data`` the stored entries."""
+        other = "items" if side == "users" else "users"
+        self.sq[side][rows] = obj.squared_norms(new64)
+        # (a) rows of the other side sharing an entry with the moved rows
+        obj.raise_partner_bounds(self.objective, data, side, rows, old64, new64, partners,
+                                 self.norms[other])
+        # (b) the Gram matrix every row of the other side sees
+        if self.objective.implicit:
+            delta = new64.T @ new64 - old64.T @ old64
+            self.gram[side] += delta
+            self.raise_by_gram(other, delta, gram_change_norm(old64, new64, delta),
+                               old64, new64, partners)
+        self.norms[side][rows] = norms
+
+    def raise_by_gram(self, side, delta, spectral, old, new, F):
+        """Raise the bounds of ``side`` (factors ``F``) by what the Gram
+        change ``delta`` (spectral norm ``spectral``) does to their
+        gradients: ``|delta|_2 |f|`` where that keeps a row within tolerance
+        (no work), the exact ``|delta f|`` where it would not (less than
+        recomputing a gradient, and much tighter when a few rows moved far,
+        as a forgotten user's does; see :func:`gram_change_times`)."""
+        bound = self.norms[side]
+        raised = bound + spectral * np.sqrt(self.sq[side])
+        over = np.flatnonzero(raised > self.tol)
+        for start in range(0, len(over), 8192):
+            rows = over[start:start + 8192]
+            change = gram_change_times(F[rows].astype(np.float64), delta, old, new)
+            raised[rows] = bound[rows] + np.linalg.norm(change, axis=1)
+        bound[...] = raised
+
+    def measures(self):
+        """The kept values as :class:`objective.Measures` (bounds, not exact norms)."""
+        grams = (self.gram["users"], self.gram["items"]) if self.objective.implicit \
+            else (None, None)
+        return obj.Measures(self.norms["users"], self.norms["items"], self.data_loss,
+                            *grams, self.sq["users"], self.sq["items"], exact=False)
+
+
+class _Reconverger:
+    """Masked re-convergence of a model after its data changed: the phases
+    (local, washout, masked and full sweeps) over :class:`_Bounds`.
+
+    The bounds and the loss stay current through every solve without a
+    pass over the data: a solve of
     rows R moves the gradient of a row f of the other side only through
     (a) the entries f shares with R: by ``|a ((r'.f) r' - (r.f) r) - b (r' - r)|``
     per entry, for r moving to r' (:func:`objective.raise_partner_bounds`); and
@@ -413,12 +480,7 @@ class _Reconverger:
 
     def load(self, measures):
         """Start from (copies of) ``measures`` of the current factors."""
-        self.bounds = {"users": measures.user_norms.copy(), "items": measures.item_norms.copy()}
-        self.data_loss = measures.data_loss
-        if self.objective.implicit:  # float64, kept current with the changed rows
-            self.gram = {"users": measures.gram_users.copy(),
-                         "items": measures.gram_items.copy()}
-        self.sq = {"users": measures.sq_users.copy(), "items": measures.sq_items.copy()}
+        self.kept = _Bounds(self.objective, measures, self.tol)
 
     def factors(self, side):
         return self.X if side == "users" else self.Y
@@ -432,7 +494,7 @@ class _Reconverger:
     def base(self, side):
         """Dense part of A for rows of ``side`` from the maintained Gram."""
         other = self.other(side)
-        gram = self.gram[other] if self.objective.implicit else None
+        gram = self.kept.gram[other] if self.objective.implicit else None
         return obj.dense_part(self.objective, self.factors(other), self.threads, gram=gram)
 
     def norms(self, side, rows):
@@ -448,7 +510,7 @@ class _Reconverger:
     def data_changed(self, users, old_terms):
         """The stored entries of ``users`` changed (at unchanged factors);
         ``old_terms`` is their data term before the change."""
-        self.data_loss += self.data_terms("users", users, self.X[users]) - old_terms
+        self.kept.data_loss += self.data_terms("users", users, self.X[users]) - old_terms
 
     def solve(self, side, rows, phase):
         """Solve ``rows`` (sorted, distinct) exactly and bring every bound and
@@ -468,19 +530,9 @@ class _Reconverger:
         self.rows_solved[phase] += len(rows)
         self.checksums[side] = advance_checksum(self.checksums[side], F, rows, old)
         new = F[rows]
-        old64, new64 = old.astype(np.float64), new.astype(np.float64)
-        self.sq[side][rows] = obj.squared_norms(new64)
-        # (a) rows of the other side sharing an entry with the moved rows
-        obj.raise_partner_bounds(self.objective, self.data, side, rows, old64, new64,
-                                 self.factors(other), self.bounds[other])
-        # (b) the Gram matrix every row of the other side sees
-        if self.objective.implicit:
-            delta = new64.T @ new64 - old64.T @ old64
-            self.gram[side] += delta
-            self.raise_by_gram(other, delta, gram_change_norm(old64, new64, delta),
-                               old64, new64)
-        self.bounds[side][rows] = norms
-        self.data_loss += new_terms.sum() - old_terms.sum()
+        self.kept.moved(side, rows, old.astype(np.float64), new.astype(np.float64), norms,
+                        self.factors(other), self.data)
+        self.kept.data_loss += new_terms.sum() - old_terms.sum()
 
     def local(self, users, items, solver=None):
         """Local phase: the users whose entries changed, then those items,
@@ -500,23 +552,6 @@ class _Reconverger:
             obj.solve_rows(self.objective, self.data, self.X, self.Y, side, rows, use_cg=use_cg,
                            cg_steps=cg_steps, num_threads=self.threads_for(side, rows))
             self.rows_solved["local"] += len(rows)
-
-    def raise_by_gram(self, side, delta, spectral, old, new):
-        """Raise the bounds of ``side`` by what the Gram change ``delta``
-        (spectral norm ``spectral``) does to their gradients: ``|delta|_2 |f|``
-        where that keeps a row within tolerance (no work), the exact
-        ``|delta f|`` where it would not (less than recomputing a gradient,
-        and much tighter when a few rows moved far, as a forgotten user's
-        does; see :func:`gram_change_times`)."""
-        bound = self.bounds[side]
-        raised = bound + spectral * np.sqrt(self.sq[side])
-        over = np.flatnonzero(raised > self.tol)
-        F = self.factors(side)
-        for start in range(0, len(over), 8192):
-            rows = over[start:start + 8192]
-            change = gram_change_times(F[rows].astype(np.float64), delta, old, new)
-            raised[rows] = bound[rows] + np.linalg.norm(change, axis=1)
-        bound[...] = raised
 
     def save_all(self):
         """Log full copies of both factor matrices, once (every row moves)."""
@@ -560,7 +595,7 @@ class _Reconverger:
                 return sweeps + more, measures
             solved_any = False
             for side in ("users", "items"):
-                bound = self.bounds[side]
+                bound = self.kept.norms[side]
                 check = np.flatnonzero(bound > self.tol)
                 if not len(check):
                     continue
@@ -579,10 +614,7 @@ class _Reconverger:
 
     def result(self):
         """Measures after the run: bounds, not exact norms."""
-        grams = (self.gram["users"], self.gram["items"]) if self.objective.implicit \
-            else (None, None)
-        return obj.Measures(self.bounds["users"], self.bounds["items"], self.data_loss,
-                            *grams, self.sq["users"], self.sq["items"], exact=False)
+        return self.kept.measures()
 
     def run_full(self, measures=None, max_sweeps=None):
         """Plain Unlearn-ALS: full exact sweeps until the certificate is in
