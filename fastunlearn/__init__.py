@@ -7,7 +7,7 @@ remaining data minimises.
 """
 from ._version import __version__
 from .config import show_config
-from .forgetting import ForgetReport, verify_receipt
+from .forgetting import ForgetReport, PartialFitReport, verify_receipt
 from .dropin import AlternatingLeastSquares
 from .models import ExplicitALS, ImplicitALS, load
 from .objective import Certificate
@@ -31,6 +31,7 @@ __all__ = [
     "ModelFitError",
     "NotFittedError",
     "ParameterWarning",
+    "PartialFitReport",
     "__version__",
     "from_spark",
     "load",

@@ -167,8 +167,7 @@ def pending_limit(nnz):
 class ForgetReport:
     """What a ``forget`` (or ``partial_fit``) did; never the removed pairs.
 
-    For ``partial_fit`` the counts describe the added entries (``n_added``;
-    ``n_removed`` is 0) and ``digest`` hashes the pairs added.
+    ``partial_fit`` returns its subclass :class:`PartialFitReport`.
 
     Attributes
     ----------
@@ -247,6 +246,13 @@ class ForgetReport:
                 "tolerance": self.tolerance, "converged": self.converged,
                 "settled": self.settled, "pending_entries": self.pending_entries,
                 "time": _now()}
+
+
+@dataclass(frozen=True)
+class PartialFitReport(ForgetReport):
+    """What a ``partial_fit`` did: the fields of :class:`ForgetReport`, with
+    ``n_added`` the entries added (``n_removed`` is 0) and ``digest`` the
+    keyed hash of the pairs added."""
 
 
 def _now():
@@ -1001,7 +1007,7 @@ def add_interactions(model, delta, options):
         model._pending = (0, 0)
     digest, key = _receipt(coo.row, coo.col)
     entries, requests = model._pending
-    return ForgetReport(
+    return PartialFitReport(
         n_removed=0, users_affected=len(np.unique(coo.row)),
         items_affected=len(np.unique(coo.col)), rows_solved=sum(outcome.rows_solved.values()),
         rows_solved_by_phase=outcome.rows_solved, sweeps=outcome.sweeps,

@@ -500,7 +500,7 @@ class MatrixFactorization(FactorModel):
 
         Returns
         -------
-        ForgetReport
+        PartialFitReport
             With ``n_added`` set and ``n_removed == 0``.
         """
         self._check_fitted()

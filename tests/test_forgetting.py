@@ -552,3 +552,13 @@ def test_masked_sweeps_switch_to_full_sweeps_past_a_sweeps_rows(monkeypatch):
     assert masked.converged and full.converged
     assert masked.rows_solved <= full.rows_solved + 2 * one_sweep
     assert reference_certificate(a, "implicit")[1] <= 1e-5 * (1 + 1e-6)
+
+
+def test_partial_fit_returns_its_own_report_type():
+    model = fitted("implicit", seed=21)
+    n_users, n_items = model.user_items.shape
+    delta = sp.csr_matrix(([1.0], ([0], [n_items])), shape=(n_users, n_items + 1))
+    report = model.partial_fit(delta)
+    assert isinstance(report, fu.PartialFitReport) and report.n_added == 1
+    assert report.n_removed == 0 and report.converged
+    assert not isinstance(model.forget([0], [n_items]), fu.PartialFitReport)
