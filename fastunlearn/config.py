@@ -81,8 +81,7 @@ def single_threaded_blas():
 @functools.cache
 def _blas_controller():
     """One controller for the process: finding the loaded libraries scans
-    the process's memory map (about 0.6 ms a call, a tenth of forgetting
-    one user on MovieLens 100K).  Created on first use, when the BLAS the
+    the process's memory map, a noticeable part of a small forget.  Created on first use, when the BLAS the
     kernels call (SciPy's, loaded with ``_als``) is already loaded."""
     return ThreadpoolController()
 

@@ -317,7 +317,7 @@ def digest_pairs(users, items, key):
 def unique_pairs(users, items):
     """(users, items) int64 arrays of the distinct pairs, sorted by user then
     item: what ``np.unique(..., axis=0)`` gives, without its structured-array
-    sort, which costs about 0.2 ms even for a few pairs."""
+    sort, which dominates a small request (bench/forget.py measures requests)."""
     users, items = np.asarray(users, np.int64).ravel(), np.asarray(items, np.int64).ravel()
     order = np.lexsort((items, users))
     users, items = users[order], items[order]

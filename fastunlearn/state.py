@@ -49,8 +49,7 @@ def fingerprint(model, checksums=None):
 
     Detects any change of factors (including in-place edits by a user) or of
     the retained data size, so cached measures are never used stale.  Costs
-    one read of the factors (a few milliseconds for 120k x 64 float32)
-    unless ``checksums`` (of users, items) are given, as forgetting does for
+    one read of the factors unless ``checksums`` (of users, items) are given, as forgetting does for
     the state it leaves (:func:`advance_checksum`).
     """
     if checksums is None or None in checksums:
