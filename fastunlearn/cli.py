@@ -13,6 +13,8 @@ import time
 
 import numpy as np
 
+from .persistence import model_path, saved_path
+
 PROG = "fastunlearn"
 
 
@@ -55,21 +57,6 @@ def _jsonable(obj):
 
 def _progress(args):
     return not getattr(args, "quiet", False) and sys.stderr.isatty()
-
-
-def _model_file(path):
-    """The file ``fastunlearn.load(path)`` would read (or None when missing)."""
-    path = os.fspath(path)
-    if os.path.exists(path):
-        return path
-    if os.path.exists(path + ".npz"):
-        return path + ".npz"
-    return None
-
-
-def _saved_name(path):
-    path = os.fspath(path)
-    return path if path.endswith(".npz") else path + ".npz"
 
 
 def _load(path):
@@ -215,18 +202,18 @@ def _washout(text):
 def cmd_forget(args):
     from .persistence import save
 
-    source = _model_file(args.model)
+    source = model_path(args.model)
     if source is None:
         raise CLIError(f"{args.model}: no such model file")
     if args.in_place:
         if args.output is not None and \
-                os.path.abspath(_saved_name(args.output)) != os.path.abspath(source):
+                os.path.abspath(saved_path(args.output)) != os.path.abspath(source):
             raise CLIError("--in-place writes MODEL itself; do not combine it with a different -o")
         target = source
     else:
         if args.output is None:
             raise CLIError("give -o OUT for the new model, or --in-place to overwrite MODEL")
-        target = _saved_name(args.output)
+        target = saved_path(args.output)
         if os.path.abspath(target) == os.path.abspath(source):
             raise CLIError(f"refusing to overwrite {source}; pass --in-place to do so")
 
@@ -351,7 +338,7 @@ def cmd_info(args):
     cert = model.certificate()
     history = model.metadata.get("history", [])
     info = {
-        "file": _model_file(args.model),
+        "file": model_path(args.model),
         "kind": "implicit" if model._implicit else "explicit",
         "users": int(model.user_factors.shape[0]),
         "items": int(model.item_factors.shape[0]),
@@ -466,7 +453,7 @@ def cmd_audit(args):
         except ValueError as exc:
             raise CLIError(f"{args.forgotten}: {exc}") from None
         complete["pairs_unknown"] = int((~known).sum())
-    result = _jsonable({"model": _model_file(args.model), "test": args.test,
+    result = _jsonable({"model": model_path(args.model), "test": args.test,
                         "kind": "implicit" if model._implicit else "explicit", "k": k,
                         **counts, "metrics": metrics, "fairness": gap.to_dict(),
                         "completeness": complete})

@@ -61,9 +61,21 @@ class ModelFileError(ValueError):
     """A model file that cannot be loaded: damaged, hostile or from the future."""
 
 
-def _npz_path(path):
+def saved_path(path):
+    """The file :func:`save` writes for ``path``: ``.npz`` appended when missing."""
     path = os.fspath(path)
     return path if path.endswith(".npz") else path + ".npz"
+
+
+def model_path(path):
+    """The file :func:`fastunlearn.load` reads for ``path``: ``path`` itself,
+    else ``path + ".npz"``; None when neither exists."""
+    path = os.fspath(path)
+    if os.path.exists(path):
+        return path
+    if os.path.exists(path + ".npz"):
+        return path + ".npz"
+    return None
 
 
 def save(model, path, metadata=None):
@@ -150,7 +162,7 @@ def _write(arrays, path):
     if hasattr(path, "write"):
         np.savez(path, **arrays)
         return path
-    path = _npz_path(path)
+    path = saved_path(path)
     directory, base = os.path.split(os.path.abspath(path))
     _remove_stale_temporaries(directory, base)
     fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=_TMP_SUFFIX, dir=directory)
@@ -282,11 +294,9 @@ def load_as(cls, path):
         name = str(getattr(path, "name", None) or f"<{type(path).__name__}>")
         source = path
     else:
-        source = name = os.fspath(path)
-        if not os.path.exists(name) and os.path.exists(name + ".npz"):
-            source = name = name + ".npz"
-        if not os.path.exists(name):
-            raise FileNotFoundError(name)
+        source = name = model_path(path)
+        if name is None:
+            raise FileNotFoundError(os.fspath(path))
         if not os.path.isfile(name):  # a directory, a FIFO (which would block), a device
             raise ModelFileError(f"{name}: not a regular file")
     arrays, implicit_file = _read_arrays(source, name)
