@@ -164,17 +164,11 @@ def pending_limit(nnz):
 
 
 @dataclass(frozen=True)
-class ForgetReport:
-    """What a ``forget`` (or ``partial_fit``) did; never the removed pairs.
-
-    ``partial_fit`` returns its subclass :class:`PartialFitReport`.
+class RunReport:
+    """What one run of the engine did: the fields every report shares.
 
     Attributes
     ----------
-    n_removed : int
-        Stored interactions removed (added, for ``partial_fit``).
-    users_affected, items_affected : int
-        Distinct users and items those interactions belonged to.
     rows_solved : int
         Row solves in total; ``rows_solved_by_phase`` splits them into
         ``local``, ``washout`` and ``sweeps``.
@@ -189,6 +183,37 @@ class ForgetReport:
         Target for ``certificate_after.max_row``.
     converged : bool
         Whether ``certificate_after.max_row <= tolerance``.
+    """
+
+    rows_solved: int
+    rows_solved_by_phase: dict
+    sweeps: int
+    seconds: float
+    loss_before: float
+    loss_after: float
+    certificate_before: obj.Certificate
+    certificate_after: obj.Certificate
+    tolerance: float
+    converged: bool
+
+    def to_dict(self):
+        """A JSON-serialisable dict (certificates as nested dicts)."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ForgetReport(RunReport):
+    """What a ``forget`` (or ``partial_fit``) did; never the removed pairs.
+
+    ``partial_fit`` returns its subclass :class:`PartialFitReport`.  The
+    fields of :class:`RunReport`, and:
+
+    Attributes
+    ----------
+    n_removed : int
+        Stored interactions removed (added, for ``partial_fit``).
+    users_affected, items_affected : int
+        Distinct users and items those interactions belonged to.
     strategy : str
     digest : str
         HMAC-SHA256, under ``receipt_key``, of the sorted (user, item) index
@@ -215,16 +240,6 @@ class ForgetReport:
     n_removed: int
     users_affected: int
     items_affected: int
-    rows_solved: int
-    rows_solved_by_phase: dict
-    sweeps: int
-    seconds: float
-    loss_before: float
-    loss_after: float
-    certificate_before: obj.Certificate
-    certificate_after: obj.Certificate
-    tolerance: float
-    converged: bool
     strategy: str
     digest: str = field(repr=False)
     receipt_key: str = field(repr=False)
@@ -233,10 +248,6 @@ class ForgetReport:
     settled: bool = True
     pending_entries: int = 0
     pending_requests: int = 0
-
-    def to_dict(self):
-        """A JSON-serialisable dict (certificates as nested dicts)."""
-        return asdict(self)
 
     def receipt(self):
         """The part kept in the model's history: counts, outcome and digest."""
@@ -260,41 +271,20 @@ def _now():
 
 
 @dataclass(frozen=True)
-class SettleReport:
-    """What :meth:`MatrixFactorization.settle` did.
+class SettleReport(RunReport):
+    """What :meth:`MatrixFactorization.settle` did: the fields of
+    :class:`RunReport` (``rows_solved_by_phase`` has ``washout`` and
+    ``sweeps``), and:
 
     Attributes
     ----------
     entries, requests : int
         Pending removed entries and requests the washout covered (0 and 0
         when nothing was pending and nothing ran).
-    rows_solved : int
-    rows_solved_by_phase : dict
-        ``washout`` and ``sweeps``.
-    sweeps : int
-        Masked (or full) sweeps after the washout.
-    seconds : float
-    loss_before, loss_after : float
-    certificate_before, certificate_after : Certificate
-    tolerance : float
-    converged : bool
     """
 
     entries: int
     requests: int
-    rows_solved: int
-    rows_solved_by_phase: dict
-    sweeps: int
-    seconds: float
-    loss_before: float
-    loss_after: float
-    certificate_before: obj.Certificate
-    certificate_after: obj.Certificate
-    tolerance: float
-    converged: bool
-
-    def to_dict(self):
-        return asdict(self)
 
     def record(self):
         """The entry kept in the model's history."""
