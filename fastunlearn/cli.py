@@ -402,7 +402,7 @@ def cmd_audit(args):
     import scipy.sparse as sp
 
     from .audit import fairness_gap
-    from .evaluation import _summarise, mae, per_user_metrics, rmse
+    from .evaluation import mae, per_user_metrics, rmse, summarise
     from .pairs import pair_keys
 
     if args.k < 1:
@@ -428,7 +428,7 @@ def cmd_audit(args):
     if model._implicit:
         # ranked once, for the metrics and the fairness gap
         per_user = per_user_metrics(model, model.user_items, test, k=k)
-        metrics = _summarise(per_user)
+        metrics = summarise(per_user)
         # the evaluation ignores these: an item already trained on is never ranked
         counts["in_training_data"] = int(np.isin(pair_keys(test), pair_keys(model.user_items)).sum())
         counts["users_evaluated"] = metrics.pop("n_users")

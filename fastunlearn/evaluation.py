@@ -52,6 +52,7 @@ __all__ = [
     "ranking_metrics",
     "recall_at_k",
     "rmse",
+    "summarise",
     "train_test_split",
 ]
 
@@ -177,7 +178,7 @@ def ranking_metrics(model, train, test, k=10, *, users=None, batch_size=4096, wi
     """
     per_user = _evaluate(model, train, test, k, users, batch_size, topn=True,
                          with_auc=with_auc)
-    return _summarise(per_user)
+    return summarise(per_user)
 
 
 def precision_at_k(model, train, test, k=10, **kwargs):
@@ -217,10 +218,12 @@ def _single(name, model, train, test, k, kwargs):
     per_user = _evaluate(model, train, test, k, kwargs.get("users"),
                          kwargs.get("batch_size", 4096),
                          topn=name != "auc", with_auc=name == "auc")
-    return _summarise(per_user)[name]
+    return summarise(per_user)[name]
 
 
-def _summarise(per_user):
+def summarise(per_user):
+    """Means over users of :func:`per_user_metrics`' arrays (NaN AUCs of users
+    without negatives left out), with ``n_users``."""
     out = {}
     n = len(per_user["users"])
     for key in _RANKING_KEYS:

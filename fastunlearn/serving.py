@@ -12,7 +12,13 @@ from . import objective as obj
 from .config import effective_n_threads, single_threaded_blas
 from .ranking import normalized, top_n
 from .storage import TrainingData
-from .validation import ANY_ID, NotFittedError, check_ids, check_positive_int, check_user_items
+from .validation import (
+    ANY_ID,
+    NotFittedError,
+    check_ids,
+    check_positive_int,
+    check_user_items,
+)
 
 
 class FactorModel:

@@ -27,8 +27,15 @@ arrays, or as a sparse matrix whose stored entries are the pairs.
 """
 from .compare import Comparison, compare
 from .fairness import FairnessGap, fairness_gap
-from .membership import (COMPLETENESS_FLOOR, Completeness, MembershipInference, completeness,
-                         gaps, membership_inference, rank_percentiles)
+from .membership import (
+                         COMPLETENESS_FLOOR,
+                         Completeness,
+                         MembershipInference,
+                         completeness,
+                         gaps,
+                         membership_inference,
+                         rank_percentiles,
+)
 from .report import AuditReport, report, reports
 from .sets import UNLEARNING_SETS, held_out_pairs, sample_unseen, unlearning_set
 

@@ -7,8 +7,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ..evaluation import (_errors, _mae_of, _rmse_of, _summarise, per_user_metrics)
-from ..pairs import (check_matrix, check_model)
+from ..evaluation import _errors, _mae_of, _rmse_of, per_user_metrics, summarise
+from ..pairs import check_matrix, check_model
 from ..validation import check_positive_int
 
 _UTILITY_KEYS = ("precision", "recall", "ndcg", "hit_rate")
@@ -29,7 +29,7 @@ def _per_user(model, test, k):
 
 def _ranking_utility(per_user):
     """Mean top-k metrics and ``n_users`` from :func:`_per_user`'s values."""
-    summary = _summarise(per_user)
+    summary = summarise(per_user)
     return {key: summary[key] for key in (*_UTILITY_KEYS, "n_users")}
 
 

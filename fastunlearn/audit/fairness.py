@@ -7,8 +7,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ..evaluation import (_predict_errors)
-from ..pairs import (check_matrix, check_model, row_of)
+from ..evaluation import _predict_errors
+from ..pairs import check_matrix, check_model, row_of
 from ..validation import check_fraction, check_positive_int
 from .compare import _per_user
 

@@ -8,9 +8,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from ..evaluation import (_score_block_rows,
-                          _sorted_scores)
-from ..pairs import (check_matrix, check_model, is_stored, pair_keys, two_sample_auc)
+from ..evaluation import _score_block_rows, _sorted_scores
+from ..pairs import check_matrix, check_model, is_stored, pair_keys, two_sample_auc
 from ..ranking import count_below
 from ..validation import check_positive_int
 from .sets import _pairs, held_out_pairs, sample_unseen

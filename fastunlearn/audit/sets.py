@@ -8,7 +8,7 @@ import math
 import numpy as np
 import scipy.sparse as sp
 
-from ..pairs import (canonical, check_matrix, is_stored, pair_keys, row_of)
+from ..pairs import canonical, check_matrix, is_stored, pair_keys, row_of
 from ..validation import check_fraction, check_ids
 
 UNLEARNING_SETS = ("random", "core", "edge")
