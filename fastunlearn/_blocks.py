@@ -15,6 +15,7 @@ the same compiled kernels as a local model.
 from dataclasses import dataclass, replace
 
 import numpy as np
+import scipy.sparse as sp
 
 from . import objective as obj
 from .forgetting import gram_change_norm  # the local engine's bound
@@ -288,6 +289,55 @@ def solve_plain(block, local_rows, ids, pieces, gram_other, objective, solver, t
     F = block.F.copy()
     F[local_rows] = mine
     return replace(block, F=F, bounds=np.full(block.n, np.inf))
+
+
+def partial_gradients(block, ids, X, objective):
+    """The part of the gradients of the other side's rows ``ids`` (global,
+    sorted; factors ``X``) that this block's entries contribute,
+    ``sum_e (a_e (x . f_e) - b_e) f_e`` over the entries e between them and
+    this block's rows f_e (float64, one row per id; zero where none).  A
+    block that re-checks rows gets these sums from the owners of their
+    partners instead of the partners' factors: k numbers per row and
+    owner, however many partners the row has."""
+    ids = np.asarray(ids, np.int64)
+    out = np.zeros((len(ids), block.F.shape[1]))
+    columns = block.needed[block.indices]
+    entries = np.flatnonzero(np.isin(columns, ids))
+    if not len(entries):
+        return out
+    owner = np.repeat(np.arange(block.n), np.diff(block.indptr))[entries]
+    which = np.searchsorted(ids, columns[entries])
+    values = block.values[entries].astype(np.float64)
+    mine = block.F[owner].astype(np.float64)
+    dots = np.einsum("ij,ij->i", mine, np.asarray(X, np.float64)[which])
+    if objective.implicit:  # as the kernels' _entry: a = c - 1, b = c [v > 0]
+        c = objective.alpha * np.abs(values)
+        weights = (c - 1.0) * dots - np.where(values > 0, c, 0.0)
+    else:
+        weights = dots - values
+    spread = sp.csr_matrix((weights, (which, np.arange(len(entries)))),
+                           shape=(len(ids), len(entries)))
+    return np.asarray(spread @ mine)
+
+
+def finish_norms(block, local_rows, partials, gram_other, objective, tol):
+    """Exact gradient norms of ``local_rows`` from the owners' partial sums
+    (:func:`partial_gradients`) and the dense part: (new block with those
+    norms as bounds, the rows whose norm exceeds ``tol``)."""
+    local_rows = np.asarray(local_rows, np.int64)
+    x = block.F[local_rows].astype(np.float64)
+    if objective.implicit:
+        g = x @ gram_other + objective.regularization * x
+    else:
+        counts = np.diff(block.indptr)[local_rows].astype(np.float64)
+        lam = objective.regularization * (counts if objective.weighted else 1.0)
+        g = lam[:, None] * x if np.ndim(lam) else lam * x
+    for part in partials:
+        g = g + part
+    norms = np.sqrt(obj.squared_norms(g))
+    bounds = block.bounds.copy()
+    bounds[local_rows] = norms
+    return replace(block, bounds=bounds), local_rows[norms > tol]
 
 
 def raise_bounds(block, ids, amounts):

@@ -577,7 +577,8 @@ class _DaskALS:
                     else:
                         work["summaries"][side][b] = list(self.client.gather(
                             self._at(side, b, _summary, blocks[side][b])))
-                n = self._solve_blocks(work, side, plan, tol, recheck=True)
+                over = self._recheck(work, side, plan, tol)
+                n = self._solve_blocks(work, side, over, tol, recheck=False)
                 rows_solved["sweeps"] += n
                 solved += n
             sweeps += 1
@@ -586,6 +587,37 @@ class _DaskALS:
         if relaxed is None or rows_solved["sweeps"]:
             work["exact"] = False  # bounds, no longer measured norms
         return sweeps
+
+    def _recheck(self, work, side, plan, tol):
+        """Measure rows ``plan[b]`` (local) of blocks of ``side`` exactly from
+        partial sums the owners of their partners compute (k numbers per
+        row and owner, not the partners' factors); returns the rows whose
+        gradient exceeds ``tol``, by block."""
+        blocks, other = work["blocks"], _other(side)
+        offsets = work["offsets"][side]
+        finished = {}
+        for b, rows in plan.items():
+            source = blocks[side][b]
+            ids = self.client.gather(self._at(side, b, _blocks.entries_of, source, rows))
+            mine = rows + offsets[b]
+            X = self._at(side, b, _blocks.take_ids, source, mine)
+            partials = [self._at(other, j, _blocks.partial_gradients, blocks[other][j], mine, X,
+                                 self.objective)
+                        for j in self._owners_in(work, other, ids)]
+            out = self._at(side, b, _blocks.finish_norms, source, rows, partials,
+                           work["gram"][other] if self.objective.implicit else None,
+                           self.objective, tol)
+            blocks[side][b] = self._at(side, b, _item, out, 0)
+            finished[b] = self._at(side, b, _item, out, 1)
+        over = {}
+        for b, future in finished.items():
+            rows = self.client.gather(future)
+            if len(rows):
+                over[b] = rows
+            else:
+                work["summaries"][side][b] = list(self.client.gather(
+                    self._at(side, b, _summary, blocks[side][b])))
+        return over
 
     def _solve_plain(self, work, side, plan):
         blocks, other = work["blocks"], _other(side)

@@ -284,3 +284,34 @@ def test_empty_rows_and_columns(client):
     items = R[user].indices
     report = dist.forget_users([user], pending_limit=10 ** 6)
     check_consistent(dist, report, retained(R, [user] * len(items), items))
+
+
+@pytest.mark.parametrize("kind", ["implicit", "explicit", "weighted"])
+def test_partial_sums_give_the_exact_gradient_norms(kind):
+    """A block re-checks rows from its partners' owners' partial sums: the
+    norms equal the kernels' exact gradient norms of a local model."""
+    from fastunlearn import _blocks
+    from fastunlearn import objective as obj
+
+    R = make_implicit(90, 40, 700, seed=8)
+    R.data[::5] *= -1  # negative entries: preference 0
+    if kind == "implicit":
+        model = fu.ImplicitALS(**PARAMS).fit(R, show_progress=False)
+    else:
+        model = fu.ExplicitALS(factors=8, regularization=0.1, iterations=3, random_state=0,
+                               num_threads=1, dtype=np.float64,
+                               weighted_regularization=kind == "weighted").fit(
+            R, show_progress=False)
+    X, Y = model.user_factors, model.item_factors
+    items = R.T.tocsr()
+    owners = [_blocks.make_block("items", lo, items[lo:hi], Y[lo:hi], {})
+              for lo, hi in ((0, 15), (15, 40))]
+    users = _blocks.make_block("users", 30, R[30:90], X[30:90], {})
+    rows = np.array([0, 3, 17, 59])  # local rows of the user block
+    ids = rows + 30
+    partials = [_blocks.partial_gradients(b, ids, X[ids], model.objective) for b in owners]
+    gram = obj.gram64(Y) if model.objective.implicit else None
+    block, _ = _blocks.finish_norms(users, rows, partials, gram, model.objective, np.inf)
+    exact = obj.gradient_norms(model.objective, model._data, X, Y, "users", ids,
+                               num_threads=1)
+    np.testing.assert_allclose(block.bounds[rows], exact, rtol=1e-9, atol=1e-12)
