@@ -18,6 +18,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import objective as obj
+from .config import effective_n_threads
 from .forgetting import gram_change_norm  # the local engine's bound
 
 
@@ -123,6 +124,7 @@ def sweep(block, pieces, gram_other, objective, solver, threads, relaxation=None
     """Solve every row of ``block`` against the other side's ``needed`` rows
     (given as pieces); over-relaxed by ``relaxation`` if given.  The bounds
     are stale afterwards (infinite) until :func:`measure`."""
+    threads = effective_n_threads(threads)  # 0: the worker's OMP_NUM_THREADS or CPUs
     other = gather_pieces(pieces)
     F = block.F.copy()
     X, Y = _xy(block.side, F, other)
@@ -138,6 +140,7 @@ def sweep(block, pieces, gram_other, objective, solver, threads, relaxation=None
 def measure(block, pieces, gram_other, objective, threads):
     """Exact gradient norms of every row: (new block, data term of the
     block's entries)."""
+    threads = effective_n_threads(threads)  # 0: the worker's OMP_NUM_THREADS or CPUs
     other = gather_pieces(pieces)
     X, Y = _xy(block.side, block.F, other)
     losses = np.zeros(block.n)
@@ -214,6 +217,7 @@ def solve(block, local_rows, ids, pieces, gram_other, objective, threads, tol,
     change of ``F^T F``), ``spectral`` (its spectral norm), ``dloss`` (the
     change of the data term) and ``summary``.
     """
+    threads = effective_n_threads(threads)  # 0: the worker's OMP_NUM_THREADS or CPUs
     local_rows = np.asarray(local_rows, np.int64)
     ids = np.asarray(ids, np.int64)
     other = gather_pieces(pieces) if len(pieces) else np.zeros((0, block.F.shape[1]),
@@ -274,6 +278,7 @@ def solve_plain(block, local_rows, ids, pieces, gram_other, objective, solver, t
     """Re-solve ``local_rows`` with the model's own ``solver`` and no
     bookkeeping: the local phase before a washout, which measures
     everything afresh (as the local engine does)."""
+    threads = effective_n_threads(threads)  # 0: the worker's OMP_NUM_THREADS or CPUs
     local_rows = np.asarray(local_rows, np.int64)
     if not len(local_rows):
         return block

@@ -12,17 +12,20 @@ and decides from those alone which blocks need work.
 
 Requires ``dask.distributed`` (``pip install "fastunlearn[dask]"``).
 """
+import glob
 import math
+import os
 import time
 
 import numpy as np
+import scipy.sparse as sp
 from distributed import Client
 
 from . import _blocks
 from . import forgetting as fg
 from . import objective as obj
-from .models import ExplicitALS, ImplicitALS, _rng
-from .validation import check_ids, check_user_items
+from .models import ExplicitALS, ImplicitALS, initial_generator
+from .validation import NotFittedError, check_ids, check_user_items
 
 __all__ = ["DaskExplicitALS", "DaskImplicitALS"]
 
@@ -73,8 +76,6 @@ class _DaskALS:
 
     def _check_fitted(self):
         if self._state is None:
-            from .validation import NotFittedError
-
             raise NotFittedError(f"this {type(self).__name__} is not fitted yet: call fit() "
                                  "or from_local() first")
 
@@ -96,8 +97,6 @@ class _DaskALS:
     def user_items(self):
         """The retained interactions (CSR), gathered from the workers."""
         self._check_fitted()
-        import scipy.sparse as sp
-
         parts = self.client.gather([self._at("users", b, _blocks.to_csr_part, block)
                                     for b, block in enumerate(self._state["blocks"]["users"])])
         indptr, indices, data, offset = [np.zeros(1, np.int64)], [], [], 0
@@ -207,7 +206,7 @@ class _DaskALS:
         spec = self._spec
         csr = check_user_items(user_items, spec.dtype)
         n_users, n_items = csr.shape
-        rng = _rng(spec.random_state)  # the local fit's start, draw for draw
+        rng = initial_generator(spec.random_state)  # the local fit's start, draw for draw
         X = rng.random((n_users, spec.factors), dtype=spec.dtype)
         X *= spec.dtype.type(0.01)
         Y = rng.random((n_items, spec.factors), dtype=spec.dtype)
@@ -217,17 +216,13 @@ class _DaskALS:
         for _ in range(spec.iterations):
             self._sweep(solver)
         self._measure()
+        self._replicate(self._state["blocks"])
         self._pending = (0, 0)
         return self
 
     def _read_parquet(self, path):
         """The (user, item, value) Parquet dataset at ``path``, read by the
         workers (one task per file) and assembled as CSR."""
-        import glob
-        import os
-
-        import scipy.sparse as sp
-
         files = sorted(glob.glob(os.path.join(path, "*.parquet"))) if os.path.isdir(path) \
             else [path]
         if not files:
@@ -320,13 +315,10 @@ class _DaskALS:
         state["drift"] = {side: [None] * len(blocks[side]) for side in SIDES}
         state["data_loss"] = data_loss
         state["exact"] = True
-        self._commit_placement(state)
-
-    def _commit_placement(self, state):
-        self._replicate(state["blocks"])
 
     def _threads(self):
-        return int(self._spec.num_threads) or 1
+        # resolved on each worker (0: its OMP_NUM_THREADS, else its CPUs)
+        return int(self._spec.num_threads)
 
     # ------------------------------------------------------------ measures
 
@@ -714,6 +706,7 @@ class _DaskALS:
         twin = cls(client, blocks=blocks, replicas=replicas, **model.get_params())
         twin._install(model._data.user_items(), model.user_factors, model.item_factors)
         twin._measure()
+        twin._replicate(twin._state["blocks"])
         twin._pending = model._pending
         twin.metadata = dict(model.metadata)
         return twin

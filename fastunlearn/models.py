@@ -46,8 +46,9 @@ def _parameters(init):
     return tuple(inspect.signature(init).parameters)[1:]
 
 
-def _rng(random_state):
-    """A numpy Generator, accepting what implicit accepts."""
+def initial_generator(random_state):
+    """The Generator that draws a fit's initial factors, from what implicit accepts
+    as a seed (also used by the distributed fit, draw for draw)."""
     if isinstance(random_state, np.random.RandomState):
         return np.random.default_rng(random_state.randint(2**31))
     return np.random.default_rng(random_state)
@@ -244,7 +245,7 @@ class MatrixFactorization(FactorModel):
             X = np.array(self.user_factors, dtype=self.dtype, order="C")
             Y = np.array(self.item_factors, dtype=self.dtype, order="C")
         else:
-            rng = _rng(self.random_state)
+            rng = initial_generator(self.random_state)
             # scaled in place: no temporary as large as the factors (what
             # resources.estimate_fit_memory counts does not depend on NumPy
             # eliding one), and the same values as ``rng.random(...) * 0.01``
