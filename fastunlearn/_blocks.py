@@ -200,13 +200,11 @@ def check(block, drift, tol):
     return replace(block, bounds=bounds), rows
 
 
-def solve(block, local_rows, ids, pieces, gram_other, objective, threads, tol,
-          removed_terms=None, recheck=False):
+def solve(block, local_rows, ids, pieces, gram_other, objective, threads,
+          removed_terms=None):
     """Re-solve ``local_rows`` exactly, against the other side's rows ``ids``
     (the pieces, in order), and say what that did to everything else.
 
-    With ``recheck`` the rows' gradients are measured first and only those
-    above ``tol`` are solved (the others get their exact norm as bound).
     ``removed_terms`` (users only) asks for the data term of the rows as
     the block held them before (``removed_terms`` is that older block), so
     that the loss change of a removal is counted once.
@@ -237,13 +235,6 @@ def solve(block, local_rows, ids, pieces, gram_other, objective, threads, tol,
         now = _sub(block, local_rows, ids)
         dloss += obj.data_loss(objective, now, block.side, obj.all_rows(len(local_rows)),
                                rows_x, other, num_threads=threads)
-    if recheck and len(local_rows):
-        sub = _sub(block, local_rows, ids)
-        X, Y = _xy(block.side, block.F[local_rows], other)
-        norms = obj.gradient_norms(objective, sub, X, Y, block.side, num_threads=threads,
-                                   base=base)
-        bounds[local_rows] = norms
-        local_rows = local_rows[norms > tol]  # ``ids`` still holds their entries
     F = block.F
     if len(local_rows):
         sub = _sub(block, local_rows, ids)

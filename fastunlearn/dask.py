@@ -536,7 +536,7 @@ class _DaskALS:
                     for b, rows in self._owners(side, ids).items()}
             if relaxed is None:
                 rows_solved["local"] += self._solve_blocks(
-                    work, side, plan, tol, recheck=False,
+                    work, side, plan,
                     older={b: older[side, b] for b in plan} if side == "users" else None)
             else:
                 rows_solved["local"] += self._solve_plain(work, side, plan)
@@ -570,7 +570,7 @@ class _DaskALS:
                         work["summaries"][side][b] = list(self.client.gather(
                             self._at(side, b, _summary, blocks[side][b])))
                 over = self._recheck(work, side, plan, tol)
-                n = self._solve_blocks(work, side, over, tol, recheck=False)
+                n = self._solve_blocks(work, side, over)
                 rows_solved["sweeps"] += n
                 solved += n
             sweeps += 1
@@ -625,7 +625,7 @@ class _DaskALS:
         work["gram"][side] = self._gram(blocks[side], side)
         return sum(len(rows) for rows in plan.values())
 
-    def _solve_blocks(self, work, side, plan, tol, recheck, older=None):
+    def _solve_blocks(self, work, side, plan, older=None):
         """Solve rows ``plan[b]`` (local) of blocks of ``side``, routing only
         the other side's rows they need; apply what that does to the
         other side's bounds and the Gram matrix.  Returns rows solved."""
@@ -641,8 +641,8 @@ class _DaskALS:
             pieces = [self._at(other, j, _blocks.take_ids, blocks[other][j], part)
                       for j, part in self._owners_in(work, other, ids).items()]
             outs[b] = self._at(side, b, _blocks.solve, source, rows, ids, pieces,
-                               work["gram"][other], self.objective, threads, tol,
-                               older[b] if older else None, recheck)
+                               work["gram"][other], self.objective, threads,
+                               older[b] if older else None)
         solved = 0
         raises = {}
         for b, out in outs.items():
