@@ -110,8 +110,11 @@ def take_ids(block, ids):
     return block.F[np.asarray(ids, np.int64) - block.start]
 
 
-def gather_pieces(pieces):
-    """One array of the other side's rows from the owners' pieces, in order."""
+def gather_pieces(pieces, block):
+    """One array of the other side's rows from the owners' pieces, in order
+    (none, for a block without entries)."""
+    if not len(pieces):
+        return np.zeros((0, block.F.shape[1]), block.F.dtype)
     return np.concatenate(pieces, axis=0) if len(pieces) > 1 else pieces[0]
 
 
@@ -125,7 +128,7 @@ def sweep(block, pieces, gram_other, objective, solver, threads, relaxation=None
     (given as pieces); over-relaxed by ``relaxation`` if given.  The bounds
     are stale afterwards (infinite) until :func:`measure`."""
     threads = effective_n_threads(threads)  # 0: the worker's OMP_NUM_THREADS or CPUs
-    other = gather_pieces(pieces)
+    other = gather_pieces(pieces, block)
     F = block.F.copy()
     X, Y = _xy(block.side, F, other)
     use_cg, cg_steps, cg_rtol = solver
@@ -141,7 +144,7 @@ def measure(block, pieces, gram_other, objective, threads):
     """Exact gradient norms of every row: (new block, data term of the
     block's entries)."""
     threads = effective_n_threads(threads)  # 0: the worker's OMP_NUM_THREADS or CPUs
-    other = gather_pieces(pieces)
+    other = gather_pieces(pieces, block)
     X, Y = _xy(block.side, block.F, other)
     losses = np.zeros(block.n)
     norms = obj.gradient_norms(objective, block.rows(), X, Y, block.side, num_threads=threads,
@@ -218,8 +221,7 @@ def solve(block, local_rows, ids, pieces, gram_other, objective, threads,
     threads = effective_n_threads(threads)  # 0: the worker's OMP_NUM_THREADS or CPUs
     local_rows = np.asarray(local_rows, np.int64)
     ids = np.asarray(ids, np.int64)
-    other = gather_pieces(pieces) if len(pieces) else np.zeros((0, block.F.shape[1]),
-                                                                 block.F.dtype)
+    other = gather_pieces(pieces, block)
     base = obj.dense_part(objective, other, threads, gram=gram_other)
     bounds = block.bounds.copy()
     info = {"solved": 0, "raise_ids": np.zeros(0, np.int64), "raise_by": np.zeros(0),
@@ -273,8 +275,7 @@ def solve_plain(block, local_rows, ids, pieces, gram_other, objective, solver, t
     local_rows = np.asarray(local_rows, np.int64)
     if not len(local_rows):
         return block
-    other = gather_pieces(pieces) if len(pieces) else np.zeros((0, block.F.shape[1]),
-                                                                 block.F.dtype)
+    other = gather_pieces(pieces, block)
     sub = _sub(block, local_rows, np.asarray(ids, np.int64))
     mine = block.F[local_rows].copy()
     X, Y = _xy(block.side, mine, other)
