@@ -430,7 +430,8 @@ def cmd_audit(args):
         per_user = per_user_metrics(model, model.user_items, test, k=k)
         metrics = summarise(per_user)
         # the evaluation ignores these: an item already trained on is never ranked
-        counts["in_training_data"] = int(np.isin(pair_keys(test), pair_keys(model.user_items)).sum())
+        trained = pair_keys(model.user_items)
+        counts["in_training_data"] = int(np.isin(pair_keys(test), trained).sum())
         counts["users_evaluated"] = metrics.pop("n_users")
     else:
         metrics = {"rmse": rmse(model, test), "mae": mae(model, test)}

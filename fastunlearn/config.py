@@ -81,8 +81,9 @@ def single_threaded_blas():
 @functools.cache
 def _blas_controller():
     """One controller for the process: finding the loaded libraries scans
-    the process's memory map, a noticeable part of a small forget.  Created on first use, when the BLAS the
-    kernels call (SciPy's, loaded with ``_als``) is already loaded."""
+    the process's memory map, a noticeable part of a small forget.  Created
+    on first use, when the BLAS the kernels call (SciPy's, loaded with
+    ``_als``) is already loaded."""
     return ThreadpoolController()
 
 

@@ -43,7 +43,8 @@ class _DaskALS:
 
     def __init__(self, client, blocks=None, replicas=None, **hyperparameters):
         if not isinstance(client, Client):
-            raise TypeError(f"client must be a dask.distributed.Client, got {type(client).__name__}")
+            raise TypeError("client must be a dask.distributed.Client, got "
+                            f"{type(client).__name__}")
         self.client = client
         self.params = self._local(**hyperparameters).get_params()
         self._spec = self._local(**self.params)  # validated hyperparameters
@@ -465,7 +466,7 @@ class _DaskALS:
         state = self._state
         cert_before, loss_before = self.certificate(), self.loss()
         tol = cert_before.max_row if opts.tolerance is None else opts.tolerance
-        digest, key = fg._receipt(users, items)
+        digest, key = fg.make_receipt(users, items)
         entries, requests = self._pending
         if len(users):
             entries, requests = entries + len(users), requests + 1
@@ -787,7 +788,8 @@ def _copy_state(state):
     (the block futures themselves are immutable values)."""
     return {
         "shape": state["shape"], "offsets": state["offsets"], "nnz": state["nnz"],
-        "k": state["k"], "homes": state["homes"], "blocks": {s: list(state["blocks"][s]) for s in SIDES},
+        "k": state["k"], "homes": state["homes"],
+        "blocks": {s: list(state["blocks"][s]) for s in SIDES},
         "gram": {s: state["gram"][s].copy() for s in SIDES},
         "summaries": {s: [list(x) for x in state["summaries"][s]] for s in SIDES},
         "sigma": {s: list(state["sigma"][s]) for s in SIDES},

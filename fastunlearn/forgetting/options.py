@@ -1,0 +1,112 @@
+"""How a request re-converges: the validated options and the constants
+of the washout and the pending policy (docs/design.md, section 5)."""
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..validation import check_positive_int
+
+STRATEGIES = ("masked", "full")
+# Over-relaxation of the washout sweeps.  For two-block Gauss-Seidel a mode
+# that a plain sweep contracts by 1 - e is contracted by about
+# 1 - e w / (2 - w) once the sweeps settle into their rhythm.  Measured on
+# MovieLens 100K (random, core and edge sets of 1 and 5 %) and a 2M-entry
+# synthetic set: one sweep at 1.9 leaves a trace after core sets, two at
+# 1.9 overshoot after random ones (the forgotten pairs then score below a
+# retrain's), two at 1.7 are within a retrain's spread on all of them.
+RELAXATION = 1.7
+WASHOUT_SWEEPS = 2
+# The relaxed sweeps need (near-)exact row solves: over-relaxing a 3-step CG
+# solve of an ill-conditioned row (implicit with alpha 5) extrapolates a
+# poor direction and leaves a measurable trace.  CG models solve them by CG
+# to 3 % of the initial residual, capped at 16 steps (cheaper than Cholesky
+# at k >= 64 and as complete); Cholesky models solve exactly.
+RELAXED_CG_RTOL = 0.03
+RELAXED_CG_STEPS = 16
+# Removed entries a model may hold without a washout, as a fraction of its
+# stored entries: the request that reaches it washes out everything pending.
+# At 0.1 % the pending pairs are too few to move membership inference over
+# all of a model's forgotten pairs, and on MovieLens 100K 200 requests of 3
+# pairs each pay 7 washouts.
+PENDING_FRACTION = 1e-3
+# A solved row's gradient bound carries a float-rounding slack that grows
+# with its entries; past this fraction of the tolerance the row is measured
+# exactly instead, or the bounds that later solves add would soon push it
+# over the tolerance and cost a re-check anyway.
+EXACT_SLACK = 0.25
+PHASES = ("local", "washout", "sweeps")
+
+
+@dataclass(frozen=True)
+class ForgetOptions:
+    """How a request re-converges (validated once, shared by every entry point).
+
+    Attributes
+    ----------
+    tolerance : float or None
+        Target for the certificate's ``max_row``; None: the certificate
+        before the request.
+    max_sweeps : int
+        Most masked (or full) sweeps after the local phase and the washout.
+    strategy : {"masked", "full"}
+    missing : {"raise", "ignore"}
+    washout : "auto" or int
+        ``"auto"``: wash out when the pending removals (this one included)
+        reach :func:`pending_limit`; an int ``N > 0``: wash out now with
+        ``N`` over-relaxed sweeps; 0: not now (the removal stays pending).
+    exact_certificate : bool
+    show_progress : bool
+    pending_limit : int or None
+        Pending entries that trigger an ``"auto"`` washout; None:
+        :data:`PENDING_FRACTION` of the stored entries.
+    """
+
+    tolerance: float = None
+    max_sweeps: int = 50
+    strategy: str = "masked"
+    missing: str = "raise"
+    washout: object = "auto"
+    exact_certificate: bool = False
+    show_progress: bool = False
+    pending_limit: int = None
+
+    def __post_init__(self):
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
+        if self.missing not in ("raise", "ignore"):
+            raise ValueError(f"missing must be 'raise' or 'ignore', got {self.missing!r}")
+        object.__setattr__(self, "max_sweeps",
+                           check_positive_int(self.max_sweeps, "max_sweeps", minimum=0))
+        object.__setattr__(self, "washout", check_washout(self.washout))
+        if self.pending_limit is not None:
+            object.__setattr__(self, "pending_limit",
+                               check_positive_int(self.pending_limit, "pending_limit"))
+        if self.tolerance is not None:
+            tolerance = float(self.tolerance)
+            if not np.isfinite(tolerance) or tolerance < 0:
+                raise ValueError(f"tolerance must be finite and >= 0, got {tolerance}")
+            object.__setattr__(self, "tolerance", tolerance)
+
+    def relaxed_sweeps(self, pending, nnz):
+        """Over-relaxed sweeps to run now (None: no washout in this request),
+        with ``pending`` removed entries not yet washed out, this request's
+        included, on a model of ``nnz`` stored entries."""
+        if self.washout == "auto":
+            limit = pending_limit(nnz) if self.pending_limit is None else self.pending_limit
+            return WASHOUT_SWEEPS if pending and pending >= limit else None
+        return self.washout or None
+
+
+def check_washout(value):
+    """``"auto"`` or an integer >= 0 (the ``washout`` option)."""
+    if isinstance(value, str):
+        if value == "auto":
+            return value
+        raise TypeError(f"washout must be 'auto' or an integer >= 0, got {value!r}")
+    return check_positive_int(value, "washout", minimum=0)
+
+
+def pending_limit(nnz):
+    """Default number of pending removed entries that triggers a washout."""
+    return max(1, math.ceil(PENDING_FRACTION * nnz))
