@@ -162,6 +162,27 @@ def entries_of(block, local_rows):
     return block.needed[np.unique(np.concatenate(parts))]
 
 
+def owners_of(block, local_rows, offsets_other):
+    """Blocks of the other side (by their row boundaries ``offsets_other``)
+    that hold a partner of ``local_rows``: computed here, so that the
+    partners' ids need not travel."""
+    ids = entries_of(block, local_rows)
+    return np.unique(np.searchsorted(offsets_other, ids, side="right") - 1).tolist()
+
+
+def stored(block, ids, other_ids):
+    """Whether each pair (``ids[j]`` of this block's side, ``other_ids[j]``),
+    global ids, is stored in the block."""
+    out = np.zeros(len(ids), dtype=bool)
+    for j, (r, c) in enumerate(zip(np.asarray(ids, np.int64) - block.start,
+                                   np.asarray(other_ids, np.int64))):
+        lo, hi = block.indptr[r], block.indptr[r + 1]
+        row = block.needed[block.indices[lo:hi]]  # sorted
+        at = np.searchsorted(row, c)
+        out[j] = at < len(row) and row[at] == c
+    return out
+
+
 def _sub(block, local_rows, ids):
     """The entries of ``local_rows`` as their own CSR, with columns renumbered
     to positions in the sorted global ``ids`` (which must hold them all)."""

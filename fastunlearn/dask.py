@@ -430,9 +430,9 @@ class _DaskALS:
         where = np.searchsorted(self._state["offsets"]["users"], users, side="right") - 1
         for b in np.unique(where):
             mask = np.flatnonzero(where == b)
-            lists = self.client.gather(self._at("users", int(b), _liked,
-                                                self._state["blocks"]["users"][b], users[mask]))
-            stored[mask] = [item in own for item, own in zip(items[mask], map(set, lists))]
+            stored[mask] = self.client.gather(self._at(
+                "users", int(b), _blocks.stored, self._state["blocks"]["users"][b],
+                users[mask], items[mask]))
         return stored
 
     def forget_users(self, userids, **options):
@@ -591,12 +591,13 @@ class _DaskALS:
         finished = {}
         for b, rows in plan.items():
             source = blocks[side][b]
-            ids = self.client.gather(self._at(side, b, _blocks.entries_of, source, rows))
+            owners = self.client.gather(self._at(side, b, _blocks.owners_of, source, rows,
+                                                 work["offsets"][other]))
             mine = rows + offsets[b]
             X = self._at(side, b, _blocks.take_ids, source, mine)
             partials = [self._at(other, j, _blocks.partial_gradients, blocks[other][j], mine, X,
                                  self.objective)
-                        for j in self._owners_in(work, other, ids)]
+                        for j in owners]
             out = self._at(side, b, _blocks.finish_norms, source, rows, partials,
                            work["gram"][other] if self.objective.implicit else None,
                            self.objective, tol)
