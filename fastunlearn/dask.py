@@ -312,7 +312,6 @@ class _DaskALS:
             summaries[side] = self.client.gather(
                 [self._at(side, b, _summary, block) for b, block in enumerate(new)])
         state["summaries"] = {side: [list(s) for s in summaries[side]] for side in SIDES}
-        state["sigma"] = {side: [0.0] * len(blocks[side]) for side in SIDES}
         state["drift"] = {side: [None] * len(blocks[side]) for side in SIDES}
         state["data_loss"] = data_loss
         state["exact"] = True
@@ -323,9 +322,15 @@ class _DaskALS:
 
     # ------------------------------------------------------------ measures
 
+    @staticmethod
+    def _drift_norm(state, side, b):
+        """Spectral norm of the Gram change block ``b`` has not yet seen."""
+        D = state["drift"][side][b]
+        return 0.0 if D is None else float(np.abs(np.linalg.eigvalsh(D)).max())
+
     def _upper(self, state, side, b):
         best, norm, _, _ = state["summaries"][side][b]
-        return best + state["sigma"][side][b] * norm
+        return best + self._drift_norm(state, side, b) * norm
 
     def certificate(self):
         """The certificate from the blocks' summaries: exact after ``fit``
@@ -337,11 +342,12 @@ class _DaskALS:
             uppers = [self._upper(state, side, b) for b in range(len(state["summaries"][side]))]
             maxes[side] = max(uppers) if uppers else 0.0
             for b, (_, _, sq_bounds, sq_norms) in enumerate(state["summaries"][side]):
-                sigma = state["sigma"][side][b]
+                sigma = self._drift_norm(state, side, b)
                 # rows of bound b_i + s |f_i|: by the triangle inequality their
                 # norm is at most sqrt(sum b^2) + s sqrt(sum |f|^2)
                 frob += (math.sqrt(sq_bounds) + sigma * math.sqrt(sq_norms)) ** 2
-        exact = state["exact"] and not any(any(s) for s in state["sigma"].values())
+        exact = state["exact"] and all(D is None for side in SIDES
+                                       for D in state["drift"][side])
         return obj.Certificate(math.sqrt(frob), max(maxes.values()), maxes["users"],
                                maxes["items"], exact)
 
@@ -563,7 +569,7 @@ class _DaskALS:
                     out = self._at(side, b, _blocks.check, blocks[side][b],
                                    work["drift"][side][b], tol)
                     blocks[side][b] = self._at(side, b, _item, out, 0)
-                    work["sigma"][side][b], work["drift"][side][b] = 0.0, None
+                    work["drift"][side][b] = None
                     rows = self.client.gather(self._at(side, b, _item, out, 1))
                     if len(rows):
                         plan[b] = rows
@@ -657,11 +663,9 @@ class _DaskALS:
                 work["gram"][side] = work["gram"][side] + info["delta"]
                 # every row f of the other side sees its gradient move by
                 # exactly D f, D the Gram change since its bound was set
-                for j in range(len(work["sigma"][other])):
-                    D = work["drift"][other][j]
-                    D = info["delta"] if D is None else D + info["delta"]
-                    work["drift"][other][j] = D
-                    work["sigma"][other][j] = float(np.abs(np.linalg.eigvalsh(D)).max())
+                drift = work["drift"][other]
+                for j, D in enumerate(drift):
+                    drift[j] = info["delta"] if D is None else D + info["delta"]
             for j, part in self._owners_in(work, other, info["raise_ids"],
                                            values=info["raise_by"]).items():
                 raises.setdefault(j, []).append(part)
@@ -793,7 +797,6 @@ def _copy_state(state):
         "blocks": {s: list(state["blocks"][s]) for s in SIDES},
         "gram": {s: state["gram"][s].copy() for s in SIDES},
         "summaries": {s: [list(x) for x in state["summaries"][s]] for s in SIDES},
-        "sigma": {s: list(state["sigma"][s]) for s in SIDES},
         "drift": {s: list(state["drift"][s]) for s in SIDES},
         "data_loss": state["data_loss"], "exact": state["exact"],
         "route_targets": state.get("route_targets"),
