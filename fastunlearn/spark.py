@@ -79,12 +79,14 @@ def _place(ids, F, positions, n, name):
     spark_ids = np.arange(n) if positions is None else np.asarray(positions, np.int64)
     if len(spark_ids) != n:
         raise ValueError(f"{name} has {len(spark_ids)} ids for {n} rows")
-    order = np.argsort(ids)
-    at = np.searchsorted(ids[order], spark_ids)
-    at = np.minimum(at, max(len(ids) - 1, 0))
-    found = (len(ids) > 0) & (ids[order][at] == spark_ids) if len(ids) else np.zeros(n, bool)
     out = np.zeros((n, F.shape[1]), dtype=np.float32)
-    out[found] = F[order][at[found]]
+    if not len(ids):
+        return out
+    order = np.argsort(ids)
+    sorted_ids, sorted_F = ids[order], F[order]
+    at = np.minimum(np.searchsorted(sorted_ids, spark_ids), len(ids) - 1)
+    found = sorted_ids[at] == spark_ids
+    out[found] = sorted_F[at[found]]
     return out
 
 
