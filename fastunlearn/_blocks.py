@@ -170,17 +170,26 @@ def owners_of(block, local_rows, offsets_other):
     return np.unique(np.searchsorted(offsets_other, ids, side="right") - 1).tolist()
 
 
+def _positions(block, local_rows, other_ids):
+    """Position in the block's entries of each pair (``local_rows[j]``,
+    ``other_ids[j]`` global), -1 where it is not stored: entries sorted by
+    row then column have sorted keys ``row * width + column``."""
+    local_rows = np.asarray(local_rows, np.int64)
+    other_ids = np.asarray(other_ids, np.int64)
+    if not len(block.indices) or not len(local_rows):
+        return np.full(len(local_rows), -1, np.int64)
+    width = int(max(block.needed[-1] if len(block.needed) else 0, other_ids.max())) + 1
+    rows = np.repeat(np.arange(block.n, dtype=np.int64), np.diff(block.indptr))
+    keys = rows * width + block.needed[block.indices]
+    wanted = local_rows * width + other_ids
+    at = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
+    return np.where(keys[at] == wanted, at, -1)
+
+
 def stored(block, ids, other_ids):
     """Whether each pair (``ids[j]`` of this block's side, ``other_ids[j]``),
     global ids, is stored in the block."""
-    out = np.zeros(len(ids), dtype=bool)
-    for j, (r, c) in enumerate(zip(np.asarray(ids, np.int64) - block.start,
-                                   np.asarray(other_ids, np.int64))):
-        lo, hi = block.indptr[r], block.indptr[r + 1]
-        row = block.needed[block.indices[lo:hi]]  # sorted
-        at = np.searchsorted(row, c)
-        out[j] = at < len(row) and row[at] == c
-    return out
+    return _positions(block, np.asarray(ids, np.int64) - block.start, other_ids) >= 0
 
 
 def _sub(block, local_rows, ids):
@@ -199,13 +208,11 @@ def _sub(block, local_rows, ids):
 def remove(block, local_rows, other_ids):
     """``block`` without the entries (local_rows[j], other_ids[j]) (global
     ids of the other side; all stored)."""
+    at = _positions(block, local_rows, other_ids)
+    if np.any(at < 0):
+        raise ValueError("an entry to remove is not stored in its block")
     keep = np.ones(len(block.indices), dtype=bool)
-    for r, c in zip(np.asarray(local_rows, np.int64), np.asarray(other_ids, np.int64)):
-        lo, hi = block.indptr[r], block.indptr[r + 1]
-        hit = lo + np.flatnonzero(block.needed[block.indices[lo:hi]] == c)
-        if len(hit) != 1:
-            raise ValueError("an entry to remove is not stored in its block")
-        keep[hit] = False
+    keep[at] = False
     kept_before = np.concatenate([[0], np.cumsum(keep)])  # kept entries before each position
     indptr = kept_before[block.indptr].astype(block.indptr.dtype)
     return replace(block, indptr=indptr, indices=block.indices[keep], values=block.values[keep])
