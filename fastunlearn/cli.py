@@ -401,9 +401,7 @@ def _lookup(ids, id_array):
 def cmd_audit(args):
     import scipy.sparse as sp
 
-    from .audit import fairness_gap
-    from .evaluation import mae, per_user_metrics, rmse, summarise
-    from .pairs import pair_keys
+    from .audit import model_report
 
     if args.k < 1:
         raise CLIError("--k must be at least 1")
@@ -418,46 +416,35 @@ def cmd_audit(args):
     if not keep.any():
         raise CLIError(f"{args.test}: none of its {coo.nnz} interactions has a user and an "
                        "item known to the model")
-    shape = (model.user_factors.shape[0], model.item_factors.shape[0])
-    test = sp.csr_matrix((coo.data[keep], (r[keep], c[keep])), shape=shape)
+    test = sp.csr_matrix((coo.data[keep], (r[keep], c[keep])), shape=model.user_items.shape)
     counts = {"interactions": int(coo.nnz), "used": int(keep.sum()),
               "skipped": int((~keep).sum()), "unknown_users": int((rows < 0).sum()),
               "unknown_items": int((cols < 0).sum())}
-    k = args.k
-    per_user = None
-    if model._implicit:
-        # ranked once, for the metrics and the fairness gap
-        per_user = per_user_metrics(model, model.user_items, test, k=k)
-        metrics = summarise(per_user)
-        # the evaluation ignores these: an item already trained on is never ranked
-        trained = pair_keys(model.user_items)
-        counts["in_training_data"] = int(np.isin(pair_keys(test), trained).sum())
-        counts["users_evaluated"] = metrics.pop("n_users")
-    else:
-        metrics = {"rmse": rmse(model, test), "mae": mae(model, test)}
-        counts["users_evaluated"] = int(np.count_nonzero(np.diff(test.indptr)))
-    gap = fairness_gap(model, test, k=k, per_user=per_user)
-    complete = None
+    forgotten, unknown_pairs = None, 0
     if args.forgotten is not None:
-        from .audit import completeness
-
-        forgotten = _read(args.forgotten, args.format)
-        pairs = forgotten.matrix.tocoo()
-        fr = _lookup(forgotten.user_ids, user_ids)[pairs.row]
-        fc = _lookup(forgotten.item_ids, item_ids)[pairs.col]
+        pairs = _read(args.forgotten, args.format)
+        coo_f = pairs.matrix.tocoo()
+        fr = _lookup(pairs.user_ids, user_ids)[coo_f.row]
+        fc = _lookup(pairs.item_ids, item_ids)[coo_f.col]
         known = (fr >= 0) & (fc >= 0)
         if not known.any():
             raise CLIError(f"{args.forgotten}: none of its pairs has a user and an item "
                            "known to the model")
-        try:
-            complete = completeness(model, (fr[known], fc[known]), test).to_dict()
-        except ValueError as exc:
-            raise CLIError(f"{args.forgotten}: {exc}") from None
-        complete["pairs_unknown"] = int((~known).sum())
+        forgotten, unknown_pairs = (fr[known], fc[known]), int((~known).sum())
+    try:
+        found = model_report(model, test, k=args.k, forgotten=forgotten).to_dict()
+    except ValueError as exc:
+        raise CLIError(f"{args.forgotten or args.test}: {exc}") from None
+    complete = found["completeness"]
+    if complete is not None:
+        complete["pairs_unknown"] = unknown_pairs
+    counts["users_evaluated"] = found["users_evaluated"]
+    if found["in_training_data"] is not None:
+        counts["in_training_data"] = found["in_training_data"]
+    k, metrics = args.k, found["metrics"]
     result = _jsonable({"model": model_path(args.model), "test": args.test,
-                        "kind": "implicit" if model._implicit else "explicit", "k": k,
-                        **counts, "metrics": metrics, "fairness": gap.to_dict(),
-                        "completeness": complete})
+                        "kind": found["kind"], "k": k, **counts, "metrics": metrics,
+                        "fairness": found["fairness"], "completeness": complete})
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
@@ -465,7 +452,7 @@ def cmd_audit(args):
                                       f"({counts['skipped']} skipped: "
                                       f"{counts['unknown_users']} unknown users, "
                                       f"{counts['unknown_items']} unknown items)")]
-    if model._implicit:
+    if "in_training_data" in counts:
         rows_out.append(("already in training data", f"{counts['in_training_data']} "
                                                      "(not counted as relevant)"))
     rows_out.append(("users evaluated", counts["users_evaluated"]))

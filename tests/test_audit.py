@@ -606,3 +606,55 @@ def test_completeness_retrains_and_compares_as_documented():
     assert result.complete == all(abs(g) <= a for g, a in result.gaps.values())
     with pytest.raises(ValueError, match="none of the forgotten"):
         audit.completeness(model, forgotten, sp.csr_matrix(test.shape))
+
+
+# ---------------------------------------------------------------- model_report
+
+def test_model_report_implicit_equals_its_parts():
+    model, test = split_model(5)
+    # two test pairs the model was trained on: counted, never ranked as relevant
+    coo = model.user_items.tocoo()
+    trained = [(int(coo.row[j]), int(coo.col[j])) for j in (0, 7)]
+    test = test.tolil()
+    for u, i in trained:
+        test[u, i] = 1.0
+    test = test.tocsr()
+    found = audit.model_report(model, test, k=4)
+    expected = ranking_metrics(model, model.user_items, test, k=4)
+    assert found.kind == "implicit" and found.k == 4
+    assert found.users_evaluated == expected.pop("n_users")
+    assert found.metrics == pytest.approx(expected)
+    assert found.in_training_data == len(stored_set(test) & stored_set(model.user_items)) == 2
+    assert found.fairness == audit.fairness_gap(model, test, k=4)
+    assert found.completeness is None
+    assert found.to_dict()["fairness"] == found.fairness.to_dict()
+
+
+def test_model_report_explicit_and_completeness():
+    R = random_matrix(6, 50, 30, 0.3)
+    train, test = train_test_split(R, 0.3, seed=6)
+    model = random_model(6, R=train, cls=fu.ExplicitALS)
+    found = audit.model_report(model, test)
+    assert found.kind == "explicit" and found.in_training_data is None
+    assert found.metrics == pytest.approx({"rmse": rmse(model, test), "mae": mae(model, test)})
+    assert found.users_evaluated == len(set(sp.coo_matrix(test).row.tolist()))
+
+    implicit = fu.ImplicitALS(factors=3, iterations=3, random_state=0, num_threads=1,
+                              dtype=np.float64).fit(train, show_progress=False)
+    coo = train.tocoo()
+    pairs = (coo.row[:6], coo.col[:6])
+    implicit.forget(*pairs)
+    found = audit.model_report(implicit, test, forgotten=pairs, repeats=2, seed=3)
+    expected = audit.completeness(implicit, pairs, test, repeats=2, seed=3)
+    assert found.completeness == expected
+    assert found.to_dict()["completeness"] == expected.to_dict()
+
+
+def test_model_report_rejects_bad_input():
+    model, test = split_model(7)
+    with pytest.raises(ValueError, match="shape"):
+        audit.model_report(model, test[:, :-1])
+    with pytest.raises(ValueError, match="k"):
+        audit.model_report(model, test, k=0)
+    with pytest.raises(fu.NotFittedError):
+        audit.model_report(fu.ImplicitALS(), test)

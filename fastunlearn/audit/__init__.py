@@ -17,10 +17,12 @@ scratch on the retained data (docs/design.md, section 7):
 
 :func:`unlearning_set` draws the sets CURE4Rec forgets (random, core, edge)
 and :func:`report` runs the whole comparison in one call.
+:func:`model_report` audits one served model on held-out data (what
+``fastunlearn audit`` prints).
 
 Modules: :mod:`.sets` (the sets audited), :mod:`.membership`
 (completeness), :mod:`.compare` (utility), :mod:`.fairness` and
-:mod:`.report` (the whole audit).
+:mod:`.report` (the whole audit) and :mod:`.served` (one model).
 
 Pairs of ids are passed as a tuple ``(users, items)`` of equal-length integer
 arrays, or as a sparse matrix whose stored entries are the pairs.
@@ -37,6 +39,7 @@ from .membership import (
                          rank_percentiles,
 )
 from .report import AuditReport, report, reports
+from .served import ModelReport, model_report
 from .sets import UNLEARNING_SETS, held_out_pairs, sample_unseen, unlearning_set
 
 __all__ = [
@@ -47,12 +50,14 @@ __all__ = [
     "Completeness",
     "FairnessGap",
     "MembershipInference",
+    "ModelReport",
     "compare",
     "completeness",
     "fairness_gap",
     "gaps",
     "held_out_pairs",
     "membership_inference",
+    "model_report",
     "rank_percentiles",
     "report",
     "reports",
