@@ -18,7 +18,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import objective as obj
-from .config import effective_n_threads
+from .config import effective_n_threads, single_threaded_blas
 from .forgetting import gram_change_norm  # the local engine's bound
 
 
@@ -316,6 +316,29 @@ def solve_plain(block, local_rows, ids, pieces, gram_other, objective, solver, t
     return replace(block, F=F, bounds=np.full(block.n, np.inf))
 
 
+def _partner_entries(block, ids, objective):
+    """The block's entries whose other-side id is in ``ids`` (global,
+    sorted): (their local rows, their position in ``ids``, a, b), with the
+    entry weights of the kernels' ``_entry`` (implicit: ``a = c - 1``,
+    ``b = c [v > 0]``, ``c = alpha |v|``; explicit: ``a = 1``, ``b = v``)."""
+    # a mark per needed row, read through the block's column positions: no
+    # pass of the (long) entries against ``ids``
+    entries = np.flatnonzero(np.isin(block.needed, ids)[block.indices])
+    owner = np.searchsorted(block.indptr, entries, side="right") - 1
+    which = np.searchsorted(ids, block.needed[block.indices[entries]])
+    values = block.values[entries].astype(np.float64)
+    if objective.implicit:
+        c = objective.alpha * np.abs(values)
+        return owner, which, c - 1.0, np.where(values > 0, c, 0.0)
+    return owner, which, np.ones_like(values), values
+
+
+def _spread(weights, which, F, n):
+    """``out[i] = sum of weights[e] F[e] over the entries e with which[e] == i``."""
+    spread = sp.csr_matrix((weights, (which, np.arange(len(which)))), shape=(n, len(which)))
+    return np.asarray(spread @ F)
+
+
 def partial_gradients(block, ids, X, objective):
     """The part of the gradients of the other side's rows ``ids`` (global,
     sorted; factors ``X``) that this block's entries contribute,
@@ -325,24 +348,123 @@ def partial_gradients(block, ids, X, objective):
     partners instead of the partners' factors: k numbers per row and
     owner, however many partners the row has."""
     ids = np.asarray(ids, np.int64)
-    out = np.zeros((len(ids), block.F.shape[1]))
-    columns = block.needed[block.indices]
-    entries = np.flatnonzero(np.isin(columns, ids))
-    if not len(entries):
-        return out
-    owner = np.repeat(np.arange(block.n), np.diff(block.indptr))[entries]
-    which = np.searchsorted(ids, columns[entries])
-    values = block.values[entries].astype(np.float64)
+    owner, which, a, b = _partner_entries(block, ids, objective)
+    if not len(owner):
+        return np.zeros((len(ids), block.F.shape[1]))
     mine = block.F[owner].astype(np.float64)
     dots = np.einsum("ij,ij->i", mine, np.asarray(X, np.float64)[which])
-    if objective.implicit:  # as the kernels' _entry: a = c - 1, b = c [v > 0]
-        c = objective.alpha * np.abs(values)
-        weights = (c - 1.0) * dots - np.where(values > 0, c, 0.0)
+    return _spread(a * dots - b, which, mine, len(ids))
+
+
+def normal_parts(block, ids, objective):
+    """This block's share of the normal equations of the other side's rows
+    ``ids`` (global, sorted): ``sum_e a_e f_e f_e^T`` as its packed upper
+    triangle, in the factors' dtype, and ``sum_e b_e f_e`` (float64), over
+    the entries e between each row and this block's rows f_e.
+
+    What an owner sends instead of the partners' factors when a row has
+    many of them in this block (a popular item solved after one user's
+    forget): k (k + 1) / 2 + k numbers a row, against k a partner."""
+    ids = np.asarray(ids, np.int64)
+    k = block.F.shape[1]
+    upper = np.triu_indices(k)
+    M = np.zeros((len(ids), len(upper[0])), block.F.dtype)
+    owner, which, a, b = _partner_entries(block, ids, objective)
+    if not len(owner):
+        return M, np.zeros((len(ids), k))
+    f = block.F[owner].astype(np.float64)
+    order = np.argsort(which, kind="stable")
+    bounds = np.searchsorted(which[order], np.arange(len(ids) + 1))
+    with single_threaded_blas():  # many small products: a BLAS pool only adds waits
+        for i in range(len(ids)):
+            group = order[bounds[i]:bounds[i + 1]]
+            if len(group):
+                rows = f[group]
+                M[i] = ((rows * a[group, None]).T @ rows)[upper]
+    return M, _spread(b, which, f, len(ids))
+
+
+def solve_parts(block, local_rows, parts, gram_other, objective):
+    """Re-solve ``local_rows`` exactly from the owners' shares of their
+    normal equations (:func:`normal_parts`), in float64.
+
+    Returns (new block, info): info as :func:`solve`'s except that the
+    solved rows' bounds are left infinite and the partners' raises are not
+    computed here (the owners do both, :func:`partner_work`, and
+    :func:`finish_norms` measures the rows); ``moves`` holds the rows'
+    (old, new) values in float64 for them.
+    """
+    local_rows = np.asarray(local_rows, np.int64)
+    n, k = len(local_rows), block.F.shape[1]
+    upper = np.triu_indices(k)
+    M, v = np.zeros((n, k, k)), np.zeros((n, k))
+    for packed, rhs in parts:
+        full = np.zeros((n, k, k))
+        full[:, upper[0], upper[1]] = packed
+        full[:, upper[1], upper[0]] = packed
+        M += full
+        v += rhs
+    lam = objective.regularization
+    if objective.implicit:
+        A = M + (np.asarray(gram_other, np.float64) + lam * np.eye(k))
     else:
-        weights = dots - values
-    spread = sp.csr_matrix((weights, (which, np.arange(len(entries)))),
-                           shape=(len(ids), len(entries)))
-    return np.asarray(spread @ mine)
+        counts = np.diff(block.indptr)[local_rows].astype(np.float64)
+        scale = lam * (counts if objective.weighted else np.ones(n))
+        A = M + scale[:, None, None] * np.eye(k)
+    old = block.F[local_rows].astype(np.float64)
+    try:
+        with single_threaded_blas():
+            new = np.linalg.solve(A, v[..., None])[..., 0] if n else old.copy()
+    except np.linalg.LinAlgError:
+        new = old.copy()
+        for j in range(n):  # a singular system keeps its row, as the kernels do
+            try:
+                new[j] = np.linalg.solve(A[j], v[j])
+            except np.linalg.LinAlgError:
+                pass
+    new = new.astype(block.F.dtype).astype(np.float64)  # the values the block keeps
+
+    def terms(y):  # data terms up to a constant: y^T M y - 2 v . y
+        return float(np.einsum("ij,ijk,ik->", y, M, y) - 2 * np.einsum("ij,ij->", v, y))
+
+    F = block.F.copy()
+    F[local_rows] = new
+    bounds = block.bounds.copy()
+    bounds[local_rows] = np.inf
+    info = {"solved": n, "dloss": terms(new) - terms(old), "delta": None, "spectral": 0.0,
+            "moves": (old, new)}
+    if objective.implicit and n:
+        delta = new.T @ new - old.T @ old
+        info["delta"], info["spectral"] = delta, gram_change_norm(old, new, delta)
+    return replace(block, F=F, bounds=bounds), info
+
+
+def partner_work(block, ids, moves, objective):
+    """What moving the other side's rows ``ids`` (global, sorted) from
+    ``moves = (old, new)`` does to this block's rows, done where they live:
+    their bounds rise through the shared entries (by
+    ``|a ((r'.f) r' - (r.f) r) - b (r' - r)|`` an entry, as
+    ``_als.raise_partner_bounds``), and the moved rows' gradients get this
+    block's share at their new values (:func:`partial_gradients`).
+
+    Returns (new block, (its summary, the partial gradients)).
+    """
+    ids = np.asarray(ids, np.int64)
+    old, new = (np.asarray(m, np.float64) for m in moves)
+    owner, which, a, b = _partner_entries(block, ids, objective)
+    bounds = block.bounds.copy()
+    partials = np.zeros((len(ids), block.F.shape[1]))
+    if len(owner):
+        f = block.F[owner].astype(np.float64)
+        r_old, r_new = old[which], new[which]
+        s_old = np.einsum("ij,ij->i", f, r_old)
+        s_new = np.einsum("ij,ij->i", f, r_new)
+        change = a[:, None] * (s_new[:, None] * r_new - s_old[:, None] * r_old) \
+            - b[:, None] * (r_new - r_old)
+        np.add.at(bounds, owner, np.sqrt(obj.squared_norms(change)))
+        partials = _spread(a * s_new - b, which, f, len(ids))
+    out = replace(block, bounds=bounds)
+    return out, (out.summary(), partials)
 
 
 def finish_norms(block, local_rows, partials, gram_other, objective, tol):

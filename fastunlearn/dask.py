@@ -635,27 +635,37 @@ class _DaskALS:
 
     def _solve_blocks(self, work, side, plan, older=None):
         """Solve rows ``plan[b]`` (local) of blocks of ``side``, routing only
-        the other side's rows they need; apply what that does to the
-        other side's bounds and the Gram matrix.  Returns rows solved."""
+        the other side's rows they need, or the owners' shares of the rows'
+        normal equations where those are smaller (:meth:`_by_parts`); apply
+        what that does to the other side's bounds and the Gram matrix.
+        Returns rows solved."""
         if not plan:
             return 0
         blocks, other = work["blocks"], _other(side)
         threads = self._threads()
-        outs = {}
+        outs, infos = {}, {}
         for b, rows in plan.items():
             source = blocks[side][b]
             ids = self.client.gather(self._at(
                 side, b, _blocks.entries_of, older[b] if older else source, rows))
+            owners = self._owners_in(work, other, ids)
+            if older is None and self._parts_are_smaller(len(rows), len(ids), len(owners)):
+                infos[b] = self._by_parts(work, side, b, rows, owners)
+                continue
             pieces = [self._at(other, j, _blocks.take_ids, blocks[other][j], part)
-                      for j, part in self._owners_in(work, other, ids).items()]
+                      for j, part in owners.items()]
             outs[b] = self._at(side, b, _blocks.solve, source, rows, ids, pieces,
                                work["gram"][other], self.objective, threads,
                                older[b] if older else None)
-        solved = 0
         raises = {}
         for b, out in outs.items():
             blocks[side][b] = self._at(side, b, _item, out, 0)
-            info = self.client.gather(self._at(side, b, _item, out, 1))
+            infos[b] = self.client.gather(self._at(side, b, _item, out, 1))
+            for j, part in self._owners_in(work, other, infos[b]["raise_ids"],
+                                           values=infos[b]["raise_by"]).items():
+                raises.setdefault(j, []).append(part)
+        solved = 0
+        for b, info in infos.items():
             solved += info["solved"]
             work["summaries"][side][b] = list(info["summary"])
             work["data_loss"] += info["dloss"]
@@ -666,9 +676,6 @@ class _DaskALS:
                 drift = work["drift"][other]
                 for j, D in enumerate(drift):
                     drift[j] = info["delta"] if D is None else D + info["delta"]
-            for j, part in self._owners_in(work, other, info["raise_ids"],
-                                           values=info["raise_by"]).items():
-                raises.setdefault(j, []).append(part)
         for j, parts in raises.items():
             ids = np.concatenate([p[0] for p in parts])
             amounts = np.concatenate([p[1] for p in parts])
@@ -677,6 +684,47 @@ class _DaskALS:
             work["summaries"][other][j] = list(self.client.gather(self._at(other, j, _item,
                                                                            out, 1)))
         return solved
+
+    def _parts_are_smaller(self, n_rows, n_partners, n_owners):
+        """Whether shipping each owner's share of the rows' normal equations
+        (and the partner work after the solve) moves fewer bytes than
+        shipping the partners' factors."""
+        k = int(self._spec.factors)
+        itemsize = np.dtype(self._spec.dtype).itemsize
+        rows_bytes = n_partners * k * itemsize
+        parts_bytes = n_rows * n_owners * (k * (k + 1) // 2 * itemsize + 4 * k * 8)
+        return parts_bytes < rows_bytes
+
+    def _by_parts(self, work, side, b, rows, owners):
+        """Solve rows ``rows`` (local) of block ``b`` of ``side`` from the
+        owners' shares of their normal equations; the owners then raise
+        their rows' bounds and send their shares of the moved rows'
+        gradients, from which the block measures them exactly.  Returns the
+        solve's info (gathered)."""
+        blocks, other = work["blocks"], _other(side)
+        mine = np.asarray(rows, np.int64) + work["offsets"][side][b]
+        parts = [self._at(other, j, _blocks.normal_parts, blocks[other][j], mine,
+                          self.objective) for j in owners]
+        out = self._at(side, b, _blocks.solve_parts, blocks[side][b], rows, parts,
+                       work["gram"][other], self.objective)
+        solved = self._at(side, b, _item, out, 0)
+        moves = self._at(side, b, _moves, out)
+        partials = []
+        for j in owners:
+            done = self._at(other, j, _blocks.partner_work, blocks[other][j], mine, moves,
+                            self.objective)
+            blocks[other][j] = self._at(other, j, _item, done, 0)
+            summary_and_partials = self._at(other, j, _item, done, 1)
+            partials.append(self._at(other, j, _item, summary_and_partials, 1))
+            work["summaries"][other][j] = list(self.client.gather(
+                self._at(other, j, _item, summary_and_partials, 0)))
+        measured = self._at(side, b, _blocks.finish_norms, solved, rows, partials,
+                            work["gram"][other] if self.objective.implicit else None,
+                            self.objective, np.inf)
+        blocks[side][b] = self._at(side, b, _item, measured, 0)
+        info = self.client.gather(self._at(side, b, _without_moves, out))
+        info["summary"] = self.client.gather(self._at(side, b, _summary, blocks[side][b]))
+        return info
 
     @staticmethod
     def _owners_in(state, side, ids, values=None):
@@ -761,6 +809,14 @@ def _item(pair, i):
 
 def _field(block, name):
     return getattr(block, name)
+
+
+def _moves(out):
+    return out[1]["moves"]
+
+
+def _without_moves(out):
+    return {key: value for key, value in out[1].items() if key != "moves"}
 
 
 def _summary(block):

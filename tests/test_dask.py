@@ -323,3 +323,97 @@ def test_partial_sums_give_the_exact_gradient_norms(kind):
     exact = obj.gradient_norms(model.objective, model._data, X, Y, "users", ids,
                                num_threads=1)
     np.testing.assert_allclose(block.bounds[rows], exact, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["implicit", "explicit", "weighted"])
+def test_solving_from_the_owners_normal_equations_equals_the_local_solve(kind):
+    """Rows solved from their partners' owners' shares of the normal
+    equations (what a popular item's block asks for instead of its users'
+    factors) equal the local exact solve; the owners' raises equal the
+    kernel's, and the moved rows' norms, data term change and Gram change
+    are the exact ones."""
+    from fastunlearn import _blocks
+    from fastunlearn import objective as obj
+
+    R = make_implicit(90, 40, 900, seed=9)
+    R.data[::7] *= -1
+    if kind == "implicit":
+        model = fu.ImplicitALS(**PARAMS).fit(R, show_progress=False)
+    else:
+        model = fu.ExplicitALS(factors=8, regularization=0.1, iterations=3, random_state=0,
+                               num_threads=1, dtype=np.float64,
+                               weighted_regularization=kind == "weighted").fit(
+            R, show_progress=False)
+    o = model.objective
+    X, Y = model.user_factors.copy(), model.item_factors.copy()
+    X += 0.05 * np.random.default_rng(0).normal(size=X.shape)  # away from the fit's optimum
+    Y += 0.05 * np.random.default_rng(1).normal(size=Y.shape)
+    items = R.T.tocsr()
+    owners = [_blocks.make_block("users", lo, R[lo:hi], X[lo:hi], {})
+              for lo, hi in ((0, 50), (50, 90))]
+    for b in owners:
+        b.bounds[:] = 0.0
+    block = _blocks.make_block("items", 10, items[10:40], Y[10:40], {})
+    rows = np.array([1, 4, 22])  # local rows of the item block
+    ids = rows + 10
+    gram = obj.gram64(X) if o.implicit else None
+    parts = [_blocks.normal_parts(b, ids, o) for b in owners]
+    solved, info = _blocks.solve_parts(block, rows, parts, gram, o)
+
+    data = model._data
+    Xl, Yl = X.copy(), Y.copy()
+    loss_before = obj.data_loss(o, data, "items", ids, Yl[ids], Xl, num_threads=1)
+    obj.solve_rows(o, data, Xl, Yl, "items", ids, use_cg=False, cg_steps=0, num_threads=1)
+    np.testing.assert_allclose(solved.F[rows], Yl[ids], rtol=1e-9, atol=1e-12)
+    loss_after = obj.data_loss(o, data, "items", ids, Yl[ids], Xl, num_threads=1)
+    assert info["dloss"] == pytest.approx(loss_after - loss_before, rel=1e-9, abs=1e-9)
+    old, new = info["moves"]
+    if o.implicit:
+        np.testing.assert_allclose(info["delta"], new.T @ new - old.T @ old, atol=1e-12)
+
+    expected = np.zeros(X.shape[0])
+    obj.raise_partner_bounds(o, data, "items", ids, old, new, X, expected)
+    partials, raised = [], np.zeros(X.shape[0])
+    for b in owners:
+        done, (summary, partial) = _blocks.partner_work(b, ids, (old, new), o)
+        raised[b.start:b.start + b.n] = done.bounds
+        assert summary == done.summary()
+        partials.append(partial)
+    np.testing.assert_allclose(raised, expected, rtol=1e-9, atol=1e-12)
+    measured, _ = _blocks.finish_norms(solved, rows, partials, gram, o, np.inf)
+    Ym = Y.copy()
+    Ym[ids] = solved.F[rows]
+    exact = obj.gradient_norms(o, data, X, Ym, "items", ids, num_threads=1)
+    np.testing.assert_allclose(measured.bounds[rows], exact, rtol=1e-6, atol=1e-9)
+
+
+def test_one_users_forget_sends_normal_equations_not_factors(client, monkeypatch):
+    """Forgetting one user re-solves her items; their many users' factors
+    stay where they are and only shares of the items' normal equations
+    travel: fewer bytes between workers than routing the factors, and the
+    same model to rounding."""
+    R = make_implicit(3000, 60, 30000, seed=11)  # items of ~500 users each
+    params = {**PARAMS, "factors": 16}
+    local = fu.ImplicitALS(**params).fit(R, show_progress=False)
+    user = int(np.argmax(np.diff(R.indptr)))
+    items = R[user].indices
+
+    def sent():
+        return sum(client.run(lambda dask_worker: dask_worker.transfer_outgoing_bytes_total)
+                   .values())
+
+    results = {}
+    for how in ("parts", "rows"):
+        if how == "rows":
+            monkeypatch.setattr(fud._DaskALS, "_parts_are_smaller", lambda self, *a: False)
+        dist = fud.DaskImplicitALS.from_local(client, local, blocks=2)
+        dist.certificate()
+        before = sent()
+        report = dist.forget_users([user], pending_limit=10 ** 6)
+        results[how] = (sent() - before, dist.user_factors, dist.item_factors, report)
+        check_consistent(dist, report, retained(R, [user] * len(items), items))
+    (bytes_parts, X, Y, parts), (bytes_rows, Xr, Yr, rows) = results["parts"], results["rows"]
+    assert bytes_parts < bytes_rows / 2, (bytes_parts, bytes_rows)
+    np.testing.assert_allclose(X, Xr, atol=1e-9)
+    np.testing.assert_allclose(Y, Yr, atol=1e-9)
+    assert parts.loss_after == pytest.approx(rows.loss_after, rel=1e-9)
