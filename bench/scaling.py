@@ -102,8 +102,12 @@ def distributed(R, factors, iterations, repeats):
             local_fits.append((time.perf_counter() - start) / iterations)
         user = median_user(local.user_items, kind="stable")
         history = local.user_items[user].indices.astype(np.int64)
+        coo = local.user_items.tocoo()
+        ten = np.isin(coo.row, np.random.default_rng(0).choice(
+            np.flatnonzero(np.diff(local.user_items.indptr)), 10, replace=False))
         requests = {
             "forget_user": (np.full(len(history), user, dtype=np.int64), history),
+            "forget_10_users": (coo.row[ten].astype(np.int64), coo.col[ten].astype(np.int64)),
             "forget_1pct": audit.unlearning_set(local.user_items, 0.01, "random", seed=0),
         }
         record = {"nnz": int(R.nnz), "factors": factors, "workers": 2,
@@ -131,18 +135,24 @@ def distributed(R, factors, iterations, repeats):
         cluster.close()
 
 
-DIST_HEADER = ["nnz", "factors", "fit s/iter (dask)", "fit s/iter (local)",
-               "forget user s", "user entries", "user bytes sent", "forget 1% s",
-               "1% entries", "1% bytes sent", "item factors bytes"]
+DIST_REQUESTS = (("forget_user", "one median user"), ("forget_10_users", "10 random users"),
+                 ("forget_1pct", "1% random entries"))
+DIST_HEADER = ["nnz", "factors", "fit s/iter (dask)", "fit s/iter (local)", "request",
+               "entries", "washout", "forget s", "bytes sent", "bytes / item factors"]
 
 
-def _dist_row(r):
-    return [f"{r['nnz']:,}", r["factors"], f"{r['fit_per_iteration']['seconds']:.3f}",
-            f"{r['fit_per_iteration']['local_seconds']:.3f}",
-            f"{r['forget_user']['seconds']:.3f}", r["forget_user"]["removed"],
-            f"{r['forget_user']['bytes_sent']:,}", f"{r['forget_1pct']['seconds']:.3f}",
-            f"{r['forget_1pct']['removed']:,}", f"{r['forget_1pct']['bytes_sent']:,}",
-            f"{r['item_factors_bytes']:,}"]
+def _dist_rows(r):
+    """One row per request: its size, time and bytes against one broadcast
+    of the item factors."""
+    out = []
+    for key, label in DIST_REQUESTS:
+        q = r[key]
+        out.append([f"{r['nnz']:,}", r["factors"], f"{r['fit_per_iteration']['seconds']:.3f}",
+                    f"{r['fit_per_iteration']['local_seconds']:.3f}", label,
+                    f"{q['removed']:,}", "yes" if q["washout"] else "no",
+                    f"{q['seconds']:.3f}", f"{q['bytes_sent']:,}",
+                    f"{q['bytes_sent'] / r['item_factors_bytes']:.3f}"])
+    return out
 
 
 def _row(r):
@@ -194,7 +204,7 @@ def run(quick=False, repeats=3, threads=2):
                  [_row(r) for r in by_factors])]
     if dist is not None:
         sections.append(("Dask, LocalCluster of 2 worker processes x 1 thread", DIST_HEADER,
-                         [_dist_row(dist)]))
+                         _dist_rows(dist)))
     payload = write(name, {"threads": threads, "repeats": repeats, "factors_swept": list(factors),
                            "nnz": by_nnz, "factors": by_factors, "distributed": dist},
                     [_row(r) for r in by_nnz], HEADER, sections, params=params)

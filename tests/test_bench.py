@@ -115,6 +115,11 @@ def test_scaling_quick(quick_results):
         for key in ("forget_user", "forget_1pct"):
             assert r[key]["cold_seconds"] > 0 and r[key]["cold_runs"]
         assert r["forget_1pct"]["removed"] == max(1, math.floor(0.01 * r["nnz"] + 0.5))
+    dist = scaling["distributed"]
+    if dist is not None:  # dask installed (the test extra has it)
+        for key in ("forget_user", "forget_10_users", "forget_1pct"):
+            assert dist[key]["removed"] > 0 and dist[key]["bytes_sent"] > 0
+        assert dist["forget_user"]["bytes_sent"] < dist["forget_1pct"]["bytes_sent"]
 
 
 def test_quick_plots(quick_results):
