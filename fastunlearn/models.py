@@ -2,8 +2,8 @@
 conventions) and :class:`ExplicitALS` (ratings); the drop-in
 ``AlternatingLeastSquares`` is in :mod:`fastunlearn.dropin`.
 
-They hold parameters, factors, the retained interactions and the kept
-measures (:mod:`fastunlearn.state`), serve through
+They hold parameters and one :class:`~fastunlearn.state.ModelState`
+(factors, retained interactions, kept measures, pending removals), serve through
 :class:`~fastunlearn.serving.FactorModel`, and delegate every computation
 to :mod:`fastunlearn.objective` (solves, loss, certificate),
 :mod:`fastunlearn.forgetting` (unlearning) and
@@ -22,8 +22,7 @@ from . import forgetting, persistence
 from . import objective as obj
 from .config import single_threaded_blas
 from .serving import FactorModel, _fit_columns
-from .state import Measured, fingerprint
-from .storage import TrainingData
+from .state import ModelState
 from .validation import (
     ANY_ID,
     MAX_FACTORS,
@@ -59,9 +58,6 @@ class MatrixFactorization(FactorModel):
 
     _implicit = None  # set by subclasses
     _param_names = ()
-    _measured = None  # state.Measured
-    # (entries, requests) removed since the last washout (see forgetting)
-    _pending = (0, 0)
 
     # ------------------------------------------------------------ parameters
 
@@ -89,13 +85,84 @@ class MatrixFactorization(FactorModel):
         """Set the constructor arguments ``params`` and an unfitted state."""
         for name in self._param_names:
             setattr(self, name, params[name])
-        self.user_factors = None
-        self.item_factors = None
-        self._data = None
+        self._state = ModelState()  # unfitted: no factors, no data
         self.metadata = {}  # external id maps and forget receipts (see persistence)
         self._check_params()
 
     # ------------------------------------------------------------ state
+
+    @property
+    def state(self):
+        """The :class:`~fastunlearn.state.ModelState` this model composes:
+        factors, retained interactions, kept measures and pending removals
+        (what forgetting and persistence work on)."""
+        return self._state
+
+    @property
+    def user_factors(self):
+        """User factors, array (n_users, k); None before a fit.
+
+        May be replaced or edited in place (as implicit allows): the kept
+        measures are keyed by a fingerprint of the factors, so they are
+        measured again after any change.
+        """
+        return self._state.user_factors
+
+    @user_factors.setter
+    def user_factors(self, value):
+        self._state.user_factors = value
+
+    @property
+    def item_factors(self):
+        """Item factors, array (n_items, k); None before a fit (see :attr:`user_factors`)."""
+        return self._state.item_factors
+
+    @item_factors.setter
+    def item_factors(self, value):
+        self._state.item_factors = value
+
+    def __setstate__(self, state):
+        if "_state" not in state:  # pickled before ModelState: loose attributes
+            state = dict(state)
+            state["_state"] = ModelState(
+                state.pop("user_factors", None), state.pop("item_factors", None),
+                state.pop("_data", None), state.pop("_measured", None),
+                tuple(state.pop("_pending", (0, 0))))
+        self.__dict__.update(state)
+
+    # private aliases of the state's fields, until every layer uses the state
+    @property
+    def _data(self):
+        return self._state.data
+
+    @_data.setter
+    def _data(self, value):
+        self._state.data = value
+
+    @property
+    def _measured(self):
+        return self._state.measured
+
+    @_measured.setter
+    def _measured(self, value):
+        self._state.measured = value
+
+    @property
+    def _pending(self):
+        return self._state.pending
+
+    @_pending.setter
+    def _pending(self, value):
+        self._state.pending = value
+
+    def _remember(self, measures, checksums=None):
+        self._state.remember(measures, checksums)
+
+    def _current_measures(self):
+        return self._state.current_measures()
+
+    def _kept_checksums(self):
+        return self._state.kept_checksums()
 
     @property
     def user_items(self):
@@ -105,7 +172,7 @@ class MatrixFactorization(FactorModel):
         take ``.copy()`` to keep a snapshot across a request.
         """
         self._check_fitted()
-        m = self._data.user_items()
+        m = self._state.data.user_items()
         for arr in (m.data, m.indices, m.indptr):
             arr.flags.writeable = False
         return m
@@ -113,7 +180,7 @@ class MatrixFactorization(FactorModel):
     @property
     def is_fitted(self):
         """Whether the model holds factors and the interactions they were trained on."""
-        return getattr(self, "user_factors", None) is not None and self._data is not None
+        return self._state.is_fitted
 
     @staticmethod
     def _for_kind(kind):
@@ -123,7 +190,7 @@ class MatrixFactorization(FactorModel):
     def _check_fitted(self):
         """Require factors and training data (loss, certificate, forget, ...)."""
         self._check_factors()
-        if self._data is None:
+        if self._state.data is None:
             raise NotFittedError(
                 f"this {type(self).__name__} has factors but not the interactions they were "
                 "trained on (loaded from an implicit file, or factors set by hand), so it can "
@@ -133,11 +200,8 @@ class MatrixFactorization(FactorModel):
 
     def _set_state(self, user_factors, item_factors, user_items):
         """Install validated factors and canonical interactions."""
-        self._measured = None
         self._factors_changed()
-        self._data = TrainingData(user_items)
-        self.user_factors = user_factors
-        self.item_factors = item_factors
+        self._state.install(user_factors, item_factors, user_items)
 
     @classmethod
     def from_factors(cls, user_factors, item_factors, user_items, **hyperparameters):
@@ -176,7 +240,6 @@ class MatrixFactorization(FactorModel):
                 f"{X.shape[0]} users x {Y.shape[0]} items"
             )
         model._set_state(X, Y, csr)
-        model._pending = (0, 0)
         return model
 
     # ------------------------------------------------------------ training
@@ -257,19 +320,20 @@ class MatrixFactorization(FactorModel):
         # (if less converged) model rather than factors of one data set
         # paired with interactions of another.  Installing is several
         # assignments; an interruption between them puts the old state back.
-        previous = (self.user_factors, self.item_factors, self._data, self._pending)
+        state = self._state
+        previous = state.snapshot()
         try:
             self._set_state(X, Y, csr)
-            self._pending = (0, 0)  # a fit is a retrain: nothing left to wash out
+            state.pending = (0, 0)  # a fit is a retrain: nothing left to wash out
         except BaseException:
-            self.user_factors, self.item_factors, self._data, self._pending = previous
-            self._measured = None
+            state.restore(previous)
+            state.measured = None
             raise
         self._run_sweeps(self.iterations, show_progress, callback)
         if not (np.isfinite(self.user_factors).all() and np.isfinite(self.item_factors).all()):
             # NaN factors cannot serve or forget: keep the model as it was
-            self.user_factors, self.item_factors, self._data, self._pending = previous
-            self._measured = None
+            state.restore(previous)
+            state.measured = None
             raise ModelFitError(
                 "NaN encountered in factors: the confidences alpha * |value| overflow "
                 f"{self.dtype}, or the problem is singular; scale the data or alpha down, or "
@@ -289,7 +353,7 @@ class MatrixFactorization(FactorModel):
             for iteration in range(iterations):
                 start = time.perf_counter()
                 failed += obj.sweep(
-                    self.objective, self._data, self.user_factors, self.item_factors,
+                    self.objective, self._state.data, self.user_factors, self.item_factors,
                     use_cg=self.use_cg, cg_steps=self.cg_steps, num_threads=threads,
                 )
                 loss = self._training_loss() if self.calculate_training_loss else None
@@ -311,34 +375,9 @@ class MatrixFactorization(FactorModel):
     # ------------------------------------------------------------ measures
 
     def _measures(self, threads, exact=False):
-        """:class:`objective.Measures` of the current state.
-
-        Forgetting needs gradient norms, the loss and the Gram matrices
-        before every request and updates them after it; they are kept, keyed
-        by a fingerprint of the state, so that consecutive requests do not
-        pay passes over the data.  ``exact`` refuses kept upper bounds.
-        """
-        key = fingerprint(self)
-        if self._measured is not None and self._measured.key == key:
-            if self._measured.measures.exact or not exact:
-                return self._measured.measures
-        value = obj.measure(self.objective, self._data, self.user_factors, self.item_factors,
-                            num_threads=threads)
-        self._measured = Measured(key, value)
-        return value
-
-    def _remember(self, measures, checksums=None):
-        """Keep ``measures`` as those of the current state (whose factor
-        checksums the caller may know, see :func:`state.fingerprint`)."""
-        self._measured = Measured(fingerprint(self, checksums), measures)
-
-    def _current_measures(self):
-        """The kept measures if they describe the current state, else None."""
-        return None if self._measured is None else self._measured.of(self)
-
-    def _kept_checksums(self):
-        """(users, items) factor checksums of the kept measures' state."""
-        return self._measured.checksums if self._measured is not None else (None, None)
+        """:class:`objective.Measures` of the current state, kept or measured
+        (:meth:`ModelState.measures <fastunlearn.state.ModelState.measures>`)."""
+        return self._state.measures(self.objective, threads, exact)
 
     def loss(self):
         """The objective (docs/design.md, section 2, unnormalised) on the retained data.
@@ -347,10 +386,11 @@ class MatrixFactorization(FactorModel):
         plus the number of unstored entries.
         """
         self._check_fitted()
-        kept = self._current_measures()
+        state = self._state
+        kept = state.current_measures()
         if kept is not None:
-            return kept.loss(self.objective, self._data)
-        return obj.loss(self.objective, self._data, self.user_factors, self.item_factors,
+            return kept.loss(self.objective, state.data)
+        return obj.loss(self.objective, state.data, state.user_factors, state.item_factors,
                         num_threads=self._threads())
 
     def certificate(self):
@@ -469,7 +509,8 @@ class MatrixFactorization(FactorModel):
         Bounded: a default ``forget`` washes out once the entries reach 0.1 %
         of the stored ones; :meth:`settle` washes them out now.
         """
-        return {"entries": int(self._pending[0]), "requests": int(self._pending[1])}
+        entries, requests = self._state.pending
+        return {"entries": int(entries), "requests": int(requests)}
 
     def settle(self, **options):
         """Wash out every pending removal now (see ``washout`` in :meth:`forget`).
@@ -558,15 +599,16 @@ class MatrixFactorization(FactorModel):
         # the last row of a repeated id wins, as implicit's assignment does
         ids, last = np.unique(ids[::-1], return_index=True)
         rows = rows[rows.shape[0] - 1 - last]
-        if self._data is None:
+        data = self._state.data
+        if data is None:
             self._update_rows(side, ids, rows)
             return None, None
-        n_rows, n_cols = self._data.shape if side == "users" else self._data.shape[::-1]
+        n_rows, n_cols = data.shape if side == "users" else data.shape[::-1]
         width = max(n_cols, rows.shape[1])
         new = rows.tocoo()
         new_r, new_c, new_v = ids[new.row], new.col.astype(np.int64), new.data
         existing = ids[ids < n_rows]
-        old = self._data.side(side).matrix()[existing].tocoo()
+        old = data.side(side).matrix()[existing].tocoo()
         old_r, old_c, old_v = existing[old.row], old.col.astype(np.int64), old.data
         # entries stored with the same value before and after stay untouched
         _, at_old, at_new = np.intersect1d(old_r * width + old_c, new_r * width + new_c,

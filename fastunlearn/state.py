@@ -1,16 +1,20 @@
-"""The state a fitted model keeps besides its factors and data: factor
-checksums and the cached measures, keyed by a fingerprint of the state
+"""The state of a fitted model (:class:`ModelState`): its factors, the
+retained interactions, the cached measures keyed by a fingerprint of the
+state, with factor checksums, and the removals no washout has covered yet
 (docs/design.md, section 6).
 
-Forgetting and persistence read and write this cache; they depend on this
-module and the kernel layer, never on the estimators.
+Forgetting and persistence read and write the state through this module;
+they depend on it and the kernel layer, never on the estimators, which
+compose it.
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
 from . import _als
+from . import objective as obj
 from .objective import Measures
+from .storage import TrainingData
 
 
 def checksum(F):
@@ -44,18 +48,18 @@ def advance_checksum(checksum, F, rows, old):
     return (a + da) % 2**64, (b + db) % 2**64, tail
 
 
-def fingerprint(model, checksums=None):
-    """Cheap identity of the model state: checksums of the factor bits.
+def fingerprint(state, checksums=None):
+    """Cheap identity of a :class:`ModelState`: checksums of the factor bits.
 
     Detects any change of factors (including in-place edits by a user) or of
     the retained data size, so cached measures are never used stale.  Costs
-    one read of the factors unless ``checksums`` (of users, items) are given, as forgetting does for
-    the state it leaves (:func:`advance_checksum`).
+    one read of the factors unless ``checksums`` (of users, items) are given,
+    as forgetting does for the state it leaves (:func:`advance_checksum`).
     """
     if checksums is None or None in checksums:
-        checksums = (checksum(model.user_factors), checksum(model.item_factors))
-    return (model.user_factors.shape, model.item_factors.shape, model._data.nnz,
-            id(model._data), *checksums)
+        checksums = (checksum(state.user_factors), checksum(state.item_factors))
+    return (state.user_factors.shape, state.item_factors.shape, state.data.nnz,
+            id(state.data), *checksums)
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,94 @@ class Measured:
         """(users, items) factor checksums of the state measured."""
         return self.key[-2:]
 
-    def of(self, model):
-        """The measures, if they describe ``model``'s current state, else None."""
-        return self.measures if self.key == fingerprint(model) else None
+    def of(self, state):
+        """The measures, if they describe ``state`` as it is now, else None."""
+        return self.measures if self.key == fingerprint(state) else None
+
+
+@dataclass(eq=False)
+class ModelState:
+    """What a fitted model is, besides its hyperparameters: the factors, the
+    retained interactions, the measures kept for them and the removals
+    pending a washout.
+
+    ``user_factors`` and ``item_factors`` are arrays (n, k) (None before a
+    fit); ``data`` the retained :class:`~fastunlearn.storage.TrainingData`
+    (None for a model that only serves: factors loaded from implicit's file
+    or set by hand); ``measured`` the kept :class:`Measured` (None when
+    nothing is kept); ``pending`` the (entries, requests) removed since the
+    last washout (see :mod:`fastunlearn.forgetting`).
+
+    The kept measures are trusted only while :func:`fingerprint` of the
+    state still matches theirs, so the factors may be replaced or edited in
+    place by anyone: the next :meth:`measures` then measures again.
+    """
+
+    user_factors: "np.ndarray | None" = None
+    item_factors: "np.ndarray | None" = None
+    data: "TrainingData | None" = None
+    measured: "Measured | None" = None
+    pending: tuple = (0, 0)
+
+    @property
+    def has_factors(self):
+        """Whether both factor matrices are set (enough to serve)."""
+        return self.user_factors is not None and self.item_factors is not None
+
+    @property
+    def is_fitted(self):
+        """Whether the state holds factors and the interactions they were trained on."""
+        return self.user_factors is not None and self.data is not None
+
+    def install(self, user_factors, item_factors, user_items):
+        """Install validated factors and canonical interactions (a CSR
+        matrix, stored as :class:`TrainingData`); the kept measures go, the
+        pending count stays (the caller sets it)."""
+        self.measured = None
+        self.data = TrainingData(user_items)
+        self.user_factors = user_factors
+        self.item_factors = item_factors
+
+    def snapshot(self):
+        """A shallow copy (the same arrays and data), for :meth:`restore`."""
+        return ModelState(**{f.name: getattr(self, f.name) for f in fields(self)})
+
+    def restore(self, snapshot):
+        """Put back every field of ``snapshot`` (from :meth:`snapshot`), in place."""
+        for f in fields(self):
+            setattr(self, f.name, getattr(snapshot, f.name))
+
+    def fingerprint(self, checksums=None):
+        """:func:`fingerprint` of this state."""
+        return fingerprint(self, checksums)
+
+    def measures(self, objective, threads, exact=False):
+        """:class:`objective.Measures` of the current state under ``objective``.
+
+        Forgetting needs gradient norms, the loss and the Gram matrices
+        before every request and updates them after it; they are kept, keyed
+        by a fingerprint of the state, so that consecutive requests do not
+        pay passes over the data.  ``exact`` refuses kept upper bounds.
+        """
+        key = fingerprint(self)
+        kept = self.measured
+        if kept is not None and kept.key == key and (kept.measures.exact or not exact):
+            return kept.measures
+        value = obj.measure(objective, self.data, self.user_factors, self.item_factors,
+                            num_threads=threads)
+        self.measured = Measured(key, value)
+        return value
+
+    def remember(self, measures, checksums=None):
+        """Keep ``measures`` as those of the current state (whose factor
+        checksums (users, items) the caller may know, see :func:`fingerprint`)."""
+        self.measured = Measured(fingerprint(self, checksums), measures)
+
+    def current_measures(self):
+        """The kept measures if they describe the current state, else None."""
+        return None if self.measured is None else self.measured.of(self)
+
+    def kept_checksums(self):
+        """(users, items) factor checksums of the kept measures' state
+        ((None, None) when nothing is kept)."""
+        return self.measured.checksums if self.measured is not None else (None, None)

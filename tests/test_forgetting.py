@@ -468,7 +468,7 @@ def test_forget_keys_the_state_it_leaves_without_a_full_read(monkeypatch, washou
     model.forget(*random_pairs(model, 6, seed=18), washout=washout)
     assert len(full_reads) == (2 if washout == 0 else 4)
     monkeypatch.setattr(kept_state, "checksum", real)
-    assert model._measured.key == kept_state.fingerprint(model)
+    assert model.state.measured.key == kept_state.fingerprint(model.state)
 
 
 def test_movielens_forget_one_percent_matches_retrain_ndcg(movielens):

@@ -22,7 +22,7 @@ import scipy.sparse as sp
 import fastunlearn as fu
 import reference as ref
 from conftest import OBJECTIVES, reference_kwargs
-from fastunlearn import _als, models, objective
+from fastunlearn import _als, objective, state
 
 PKG_ROOT = str(Path(fu.__file__).resolve().parents[1])
 
@@ -147,7 +147,7 @@ def test_interrupt_while_installing_keeps_the_previous_model(monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(models, "TrainingData", interrupted)
+    monkeypatch.setattr(state, "TrainingData", interrupted)
     with pytest.raises(KeyboardInterrupt):
         model.fit(R2, show_progress=False)
     monkeypatch.undo()
@@ -156,24 +156,24 @@ def test_interrupt_while_installing_keeps_the_previous_model(monkeypatch):
     check_usable(model, "explicit", R1)
 
 
-def test_interrupt_between_the_assignments_of_install():
+def test_interrupt_between_the_assignments_of_install(monkeypatch):
     """New data installed, old factors still there: fit puts the old data back."""
+    armed = []
+    assign = state.ModelState.__setattr__
 
-    class OneInterrupt(fu.ImplicitALS):
-        armed = False
+    def one_interrupt(self, name, value):
+        if armed and name == "user_factors":
+            armed.clear()
+            raise KeyboardInterrupt
+        assign(self, name, value)
 
-        def __setattr__(self, name, value):
-            if self.armed and name == "user_factors":
-                type(self).armed = False
-                raise KeyboardInterrupt
-            super().__setattr__(name, value)
-
+    monkeypatch.setattr(state.ModelState, "__setattr__", one_interrupt)
     R1, R2 = data(5), data(6, n_users=22, n_items=17)
-    model = OneInterrupt(factors=3, iterations=2, dtype=np.float64, random_state=1,
-                         use_cg=False, regularization=0.1, alpha=2.0)
+    model = fu.ImplicitALS(factors=3, iterations=2, dtype=np.float64, random_state=1,
+                           use_cg=False, regularization=0.1, alpha=2.0)
     model.fit(R1, show_progress=False)
     before = snapshot(model)
-    OneInterrupt.armed = True
+    armed.append(True)
     with pytest.raises(KeyboardInterrupt):
         model.fit(R2, show_progress=False)
     assert same(before, snapshot(model))
@@ -182,7 +182,7 @@ def test_interrupt_between_the_assignments_of_install():
 
 def test_unfitted_model_interrupted_before_install_stays_unfitted(monkeypatch):
     model = estimator("implicit")
-    monkeypatch.setattr(models, "TrainingData", lambda *a: (_ for _ in ()).throw(
+    monkeypatch.setattr(state, "TrainingData", lambda *a: (_ for _ in ()).throw(
         KeyboardInterrupt))
     with pytest.raises(KeyboardInterrupt):
         model.fit(data(), show_progress=False)

@@ -304,3 +304,50 @@ def test_solve_measured_measures_long_rows_exactly_past_the_slack():
     # solved to zero, with nothing to bound)
     assert np.all(bounded >= exact) and np.count_nonzero(bounded > exact) >= 6
     assert exact.max() < 1e-5  # rounding
+
+
+def test_state_composes_factors_data_and_kept_measures():
+    """The estimator's factors are those of its ModelState, for readers and
+    for assignment; an assignment or in-place edit outdates the kept measures."""
+    from fastunlearn.state import ModelState
+
+    R, X, Y = problem(4)
+    model = make_model("implicit", X, Y, R)
+    state = model.state
+    assert isinstance(state, ModelState) and state.is_fitted
+    assert model.user_factors is state.user_factors and model.item_factors is state.item_factors
+    assert (model.user_items != state.data.user_items()).nnz == 0
+    cert = model.certificate()
+    assert state.current_measures() is not None
+    model.user_factors = model.user_factors * 2
+    assert state.user_factors is model.user_factors and state.current_measures() is None
+    assert model.certificate().max_row != cert.max_row
+    assert state.current_measures() is not None
+    model.item_factors[0] += 1
+    assert state.current_measures() is None
+    unfitted = fu.ImplicitALS()
+    assert unfitted.user_factors is None and not unfitted.state.is_fitted
+    with pytest.raises(fu.NotFittedError):
+        unfitted.certificate()
+
+
+def test_pickle_keeps_the_state_and_reads_pickles_of_loose_attributes():
+    import pickle
+
+    R, X, Y = problem(6)
+    model = make_model("explicit", X, Y, R)
+    model.forget([int(R.tocoo().row[0])], [int(R.tocoo().col[0])], washout=0)
+    clone = pickle.loads(pickle.dumps(model))
+    assert clone.state is not model.state and clone.pending == model.pending
+    assert np.array_equal(clone.user_factors, model.user_factors)
+    assert (clone.user_items != model.user_items).nnz == 0
+    assert clone.loss() == model.loss()
+    # a pickle written before ModelState kept these as loose attributes
+    old = {k: v for k, v in clone.__dict__.items() if k != "_state"}
+    old.update(user_factors=clone.state.user_factors, item_factors=clone.state.item_factors,
+               _data=clone.state.data, _measured=clone.state.measured,
+               _pending=clone.state.pending)
+    again = type(model).__new__(type(model))
+    again.__setstate__(old)
+    assert again.user_factors is clone.user_factors and again.state.data is clone.state.data
+    assert again.pending == model.pending and again.loss() == model.loss()
