@@ -506,8 +506,10 @@ class _DaskALS:
             cert_after = self.certificate()
         outcome = fg.Outcome(rows_solved, sweeps, loss_before, self.loss(), cert_before,
                              cert_after, tol)
-        return fg.removal_report(self, users, items, outcome, opts, (digest, key), relaxed,
-                                 (entries, requests), start)
+        report = fg.removal_report(self, users, items, outcome, opts, (digest, key), relaxed,
+                                   (entries, requests), start)
+        self._pending = (report.pending_entries, report.pending_requests)
+        return report
 
     def _lost_blocks(self):
         """Whether any committed block has no worker holding it any more."""

@@ -34,9 +34,11 @@ current factors:
    (``exact_certificate=True``) or when the bound misses the tolerance, so
    ``converged`` is never False for a model that is in fact within it.
 
-The bounds, Gram matrices and per-user loss terms are kept with the model
-(``objective.Measures``) and updated only where a request disturbs them, so a
-request costs what it disturbs, not a pass over the data.
+The bounds, Gram matrices and per-user loss terms (``objective.Measures``)
+are kept in the model's :class:`~fastunlearn.state.ModelState` and updated
+only where a request disturbs them, so a request costs what it disturbs,
+not a pass over the data.  Forgetting works on that state (and the model's
+hyperparameters and objective), never on the estimator's internals.
 
 All of it is all-or-nothing: if anything fails or is interrupted, factors,
 interactions and the pending count are restored exactly as they were.

@@ -77,7 +77,8 @@ class _Bounds:
 
 
 class _Reconverger:
-    """Masked re-convergence of a model after its data changed: the phases
+    """Masked re-convergence of a model's state (:class:`state.ModelState`)
+    after its data changed, under ``objective``: the phases
     (local, washout, masked and full sweeps) over :class:`_Bounds`.
 
     The bounds and the loss stay current through every solve without a
@@ -94,10 +95,11 @@ class _Reconverger:
     can put everything back on failure.
     """
 
-    def __init__(self, model, measures, threads, tolerance, max_sweeps, progress, undo):
-        self.objective = model.objective
-        self.data = model._data
-        self.X, self.Y = model.user_factors, model.item_factors
+    def __init__(self, objective, state, measures, threads, tolerance, max_sweeps, progress,
+                 undo):
+        self.objective = objective
+        self.data = state.data
+        self.X, self.Y = state.user_factors, state.item_factors
         self.threads = threads
         self.tol = tolerance
         self.max_sweeps = max_sweeps
@@ -107,7 +109,7 @@ class _Reconverger:
         self.rows_solved = dict.fromkeys(PHASES, 0)
         # factor checksums kept current through the solves, so that the
         # state left is keyed without another read of all factors
-        self.checksums = dict(zip(("users", "items"), model._kept_checksums()))
+        self.checksums = dict(zip(("users", "items"), state.kept_checksums()))
 
     def load(self, measures):
         """Start from (copies of) ``measures`` of the current factors."""
@@ -312,7 +314,7 @@ def gram_change_norm(old, new, delta):
 
 class _FactorUndo:
     """The undo log of a request: the previous value of every factor row the
-    engine moves, newest last, so that a failure puts the model back
+    engine moves, newest last, so that a failure puts the factors back
     exactly; wiped once the request ends (it holds the pre-request rows)."""
 
     def __init__(self):
@@ -332,10 +334,10 @@ class _FactorUndo:
         self.whole = True
         return True
 
-    def roll_back(self, model):
-        """Put back every logged row, newest first."""
+    def roll_back(self, state):
+        """Put back every logged row of ``state``'s factors, newest first."""
         for side, rows, old in reversed(self.records):
-            F = model.user_factors if side == "users" else model.item_factors
+            F = state.user_factors if side == "users" else state.item_factors
             F[rows] = old
 
     def wipe(self):

@@ -1,6 +1,12 @@
 """The requests: the changes to the data (removal, addition, none), the
 one driver every request goes through (:func:`_run`) and the entry points
-(:func:`forget_pairs`, :func:`settle`, :func:`add_interactions`)."""
+(:func:`forget_pairs`, :func:`settle`, :func:`add_interactions`).
+
+They take the estimator for its hyperparameters, ``objective``, ``state``
+(:class:`~fastunlearn.state.ModelState`: factors, data, kept measures,
+pending removals) and ``metadata``, and change only the state and the
+metadata's history.
+"""
 import contextlib
 import time
 from dataclasses import dataclass, replace
@@ -10,7 +16,7 @@ import scipy.sparse as sp
 from tqdm.auto import tqdm
 
 from .. import objective as obj
-from ..config import single_threaded_blas
+from ..config import effective_n_threads, single_threaded_blas
 from ..validation import check_ids, check_user_items
 from .engine import _FactorUndo, _Reconverger, threads_for
 from .options import PHASES, WASHOUT_SWEEPS
@@ -26,7 +32,7 @@ from .reports import (
 
 def pairs_from_request(model, userids, itemids):
     """Validated (users, items) int64 arrays from paired ids or a sparse matrix."""
-    n_users, n_items = model._data.shape
+    n_users, n_items = model.state.data.shape
     if sp.issparse(userids):
         if itemids is not None:
             raise ValueError("pass either a sparse matrix of entries or userids and itemids")
@@ -54,13 +60,14 @@ def _row_entries(indptr, rows):
 
 def entries_of(model, ids, side):
     """All stored (user, item) pairs of the given users (or items)."""
-    n = model._data.shape[0 if side == "users" else 1]
+    data = model.state.data
+    n = data.shape[0 if side == "users" else 1]
     if sp.issparse(ids):
         coo = ids.tocoo()
         ids = coo.row if side == "users" else coo.col
     rows, _ = check_ids(ids, n, "userids" if side == "users" else "itemids")
     rows = np.unique(rows)
-    indptr, indices, _ = model._data.side(side).arrays()
+    indptr, indices, _ = data.side(side).arrays()
     owner, flat = _row_entries(indptr, rows)
     owner, other = rows[owner], indices[flat].astype(np.int64)
     return (owner, other) if side == "users" else (other, owner)
@@ -79,11 +86,11 @@ class _Removal:
     def measures(self, before):
         return before
 
-    def apply(self, model):
+    def apply(self, state):
         self.undo_u = self.data.by_user.remove(np.sort(self.pos_u))
         self.undo_i = self.data.by_item.remove(np.sort(self.pos_i))
 
-    def revert(self, model):
+    def revert(self, state):
         if self.undo_i is not None:
             self.data.by_item.restore(self.undo_i)
         if self.undo_u is not None:
@@ -96,12 +103,13 @@ class _Removal:
 
 
 class _Addition:
-    """Entries (and new users or items) added: the model gets a grown state."""
+    """Entries (and new users or items) added: the state grows (factors of
+    ``k`` columns in ``dtype``, zero for the new rows)."""
 
-    def __init__(self, model, merged, shape):
-        self.old = (model._data, model.user_factors, model.item_factors, model._measured)
-        self.n_users = model._data.shape[0]
-        self.merged, self.shape = merged, shape
+    def __init__(self, state, merged, shape, k, dtype):
+        self.old = state.snapshot()
+        self.n_users = state.data.shape[0]
+        self.merged, self.shape, self.k, self.dtype = merged, shape, k, dtype
 
     def existing(self, users):
         return users[users < self.n_users]
@@ -118,15 +126,15 @@ class _Addition:
                        sq_users=pad(before.sq_users, n_users),
                        sq_items=pad(before.sq_items, n_items))
 
-    def apply(self, model):
-        _, X_old, Y_old, _ = self.old
-        X = np.zeros((self.shape[0], model.factors), dtype=model.dtype)
-        Y = np.zeros((self.shape[1], model.factors), dtype=model.dtype)
+    def apply(self, state):
+        X_old, Y_old = self.old.user_factors, self.old.item_factors
+        X = np.zeros((self.shape[0], self.k), dtype=self.dtype)
+        Y = np.zeros((self.shape[1], self.k), dtype=self.dtype)
         X[:len(X_old)], Y[:len(Y_old)] = X_old, Y_old
-        model._set_state(X, Y, self.merged)
+        state.install(X, Y, self.merged)
 
-    def revert(self, model):
-        model._data, model.user_factors, model.item_factors, model._measured = self.old
+    def revert(self, state):
+        state.restore(self.old)
 
     def wipe(self):
         pass
@@ -141,10 +149,10 @@ class _NoChange:
     def measures(self, before):
         return before
 
-    def apply(self, model):
+    def apply(self, state):
         pass
 
-    def revert(self, model):
+    def revert(self, state):
         pass
 
     def wipe(self):
@@ -169,15 +177,16 @@ class Outcome:
 
 
 def _run(model, change, users, items, options, relaxed, desc):
-    """Apply ``change`` to the model's data, then re-converge: the local
+    """Apply ``change`` to the model's state, then re-converge: the local
     phase on ``users`` and ``items`` (the rows whose entries changed), a
     washout with ``relaxed`` over-relaxed sweeps unless None, then masked
     (or full) sweeps.  All or nothing.  Returns an :class:`Outcome`.
     """
-    threads = model._threads()
+    state, objective = model.state, model.objective
+    threads = effective_n_threads(model.num_threads)  # the kernels' count, as fit's
     with single_threaded_blas():
-        before = model._measures(threads)
-        loss_before, cert_before = before.loss(model.objective, model._data), before.certificate()
+        before = state.measures(objective, threads)
+        loss_before, cert_before = before.loss(objective, state.data), before.certificate()
         tol = cert_before.max_row if options.tolerance is None else options.tolerance
         if change is None:  # nothing to do: a report, no change
             return Outcome(dict.fromkeys(PHASES, 0), 0, loss_before, loss_before, cert_before,
@@ -186,16 +195,16 @@ def _run(model, change, users, items, options, relaxed, desc):
         # the masked engine updates the loss from the affected users' old
         # terms; a washout measures everything afresh and needs none
         old_terms = None if relaxed is not None else \
-            _user_terms(model, change.existing(affected), threads, options.strategy)
+            _user_terms(objective, state, change.existing(affected), threads, options.strategy)
         undo = _FactorUndo()
         try:
-            change.apply(model)
+            change.apply(state)
             rows_solved, sweeps, cert_after, loss_after = _reconverge(
                 model, change.measures(before), affected, np.unique(items), old_terms, tol,
                 relaxed, options, threads, undo, desc)
         except BaseException:
-            undo.roll_back(model)
-            change.revert(model)
+            undo.roll_back(state)
+            change.revert(state)
             raise
         finally:
             change.wipe()
@@ -203,14 +212,14 @@ def _run(model, change, users, items, options, relaxed, desc):
     return Outcome(rows_solved, sweeps, loss_before, loss_after, cert_before, cert_after, tol)
 
 
-def _user_terms(model, users, threads, strategy):
+def _user_terms(objective, state, users, threads, strategy):
     """Data term of the loss over the stored entries of ``users``, now: the
     masked engine updates the loss from it (the full strategy measures)."""
     if strategy == "full":
         return None
-    return obj.data_loss(model.objective, model._data, "users", users,
-                         model.user_factors[users], model.item_factors,
-                         num_threads=threads_for(model._data, "users", users, threads))
+    return obj.data_loss(objective, state.data, "users", users,
+                         state.user_factors[users], state.item_factors,
+                         num_threads=threads_for(state.data, "users", users, threads))
 
 
 def _reconverge(model, before, users, items, old_terms, tol, relaxed, options, threads, undo,
@@ -224,12 +233,14 @@ def _reconverge(model, before, users, items, old_terms, tol, relaxed, options, t
     ``exact_certificate`` is set, the bound misses the tolerance, or the
     run ended with full sweeps, in which case it is measured exactly.
     """
+    state, objective = model.state, model.objective
     solver = (bool(model.use_cg), int(model.cg_steps))
     # no tqdm at all when hidden: even a disabled bar costs ~70 us a request
     bar = tqdm(total=options.max_sweeps, desc=desc) if options.show_progress \
         else contextlib.nullcontext()
     with bar as progress:
-        engine = _Reconverger(model, before, threads, tol, options.max_sweeps, progress, undo)
+        engine = _Reconverger(objective, state, before, threads, tol, options.max_sweeps,
+                              progress, undo)
         if options.strategy == "full":
             sweeps, after = engine.run_full(engine.washout(relaxed, solver))
         else:
@@ -241,17 +252,16 @@ def _reconverge(model, before, users, items, old_terms, tol, relaxed, options, t
             if after is None:
                 after = engine.result()
                 if options.exact_certificate or after.certificate().max_row > tol:
-                    after = obj.measure(model.objective, model._data, model.user_factors,
-                                        model.item_factors, num_threads=threads)
-    model._remember(after, (engine.checksums["users"], engine.checksums["items"]))
-    return engine.rows_solved, sweeps, after.certificate(), after.loss(model.objective,
-                                                                       model._data)
+                    after = obj.measure(objective, state.data, state.user_factors,
+                                        state.item_factors, num_threads=threads)
+    state.remember(after, (engine.checksums["users"], engine.checksums["items"]))
+    return engine.rows_solved, sweeps, after.certificate(), after.loss(objective, state.data)
 
 
 def forget_pairs(model, users, items, options):
     """Remove stored (user, item) pairs and re-converge; see ``MatrixFactorization.forget``."""
     start = time.perf_counter()
-    data = model._data
+    data = model.state.data
     users, items = unique_pairs(users, items)
     pos_u = data.by_user.positions(users, items)
     if np.any(pos_u < 0):
@@ -259,14 +269,16 @@ def forget_pairs(model, users, items, options):
         users, items, pos_u = users[keep], items[keep], pos_u[keep]
     pos_i = data.by_item.positions(items, users)
     digest, key = make_receipt(users, items)
-    entries, requests = model._pending
+    entries, requests = model.state.pending
     if len(users):
         entries, requests = entries + len(users), requests + 1
     relaxed = options.relaxed_sweeps(entries, data.nnz) if len(users) else None
     change = _Removal(data, pos_u, pos_i) if len(users) else None
     outcome = _run(model, change, users, items, options, relaxed, "Forgetting")
-    return removal_report(model, users, items, outcome, options, (digest, key), relaxed,
-                          (entries, requests), start)
+    report = removal_report(model, users, items, outcome, options, (digest, key), relaxed,
+                            (entries, requests), start)
+    model.state.pending = (report.pending_entries, report.pending_requests)
+    return report
 
 
 def check_missing(users, items, stored, missing):
@@ -285,8 +297,9 @@ def removal_report(model, users, items, outcome, options, receipt, relaxed, pend
     """The :class:`ForgetReport` of removing the pairs ``users, items`` (the
     engine's ``outcome``; ``receipt`` = (digest, key); ``pending`` = entries
     and requests pending with this one, all settled when a washout ran),
-    with the model's pending count and history brought up to date.  Shared
-    by the local and the distributed engines."""
+    with the receipt added to ``model.metadata``'s history.  The caller
+    keeps the report's ``pending_entries`` and ``pending_requests`` as its
+    pending count.  Shared by the local and the distributed engines."""
     entries, requests = (0, 0) if relaxed is not None else pending
     digest, key = receipt
     result = ForgetReport(
@@ -299,7 +312,6 @@ def removal_report(model, users, items, outcome, options, receipt, relaxed, pend
         converged=outcome.converged, strategy=options.strategy, digest=digest,
         receipt_key=key, washout=relaxed or 0, settled=entries == 0,
         pending_entries=entries, pending_requests=requests)
-    model._pending = (entries, requests)
     if len(users):
         model.metadata.setdefault("history", []).append(result.receipt())
     return result
@@ -308,7 +320,7 @@ def removal_report(model, users, items, outcome, options, receipt, relaxed, pend
 def settle(model, options):
     """Wash out every pending removal; see ``MatrixFactorization.settle``."""
     start = time.perf_counter()
-    entries, requests = model._pending
+    entries, requests = model.state.pending
     relaxed = change = None
     if entries:
         relaxed = options.washout if isinstance(options.washout, int) and options.washout \
@@ -324,7 +336,7 @@ def settle(model, options):
         certificate_before=outcome.certificate_before,
         certificate_after=outcome.certificate_after, tolerance=outcome.tolerance,
         converged=outcome.converged)
-    model._pending = (0, 0)
+    model.state.pending = (0, 0)
     if entries:
         model.metadata.setdefault("history", []).append(result.record())
     return result
@@ -338,22 +350,24 @@ def add_interactions(model, delta, options):
     """
     start = time.perf_counter()
     delta = check_user_items(delta, model.dtype, name="user_items_delta")
-    n_users, n_items = model._data.shape
+    state = model.state
+    n_users, n_items = state.data.shape
     shape = (max(n_users, delta.shape[0]), max(n_items, delta.shape[1]))
     # entries concatenated and summed where a pair repeats: sparse "+"
     # would also drop the stored zeros of rows the delta never touches
-    old, coo = model.user_items.tocoo(), delta.tocoo()
+    old, coo = state.data.user_items().tocoo(), delta.tocoo()
     merged = check_user_items(sp.csr_matrix(
         (np.concatenate([old.data, coo.data]),
          (np.concatenate([old.row, coo.row]), np.concatenate([old.col, coo.col]))),
         shape=shape), model.dtype)
     relaxed = options.washout if options.washout != "auto" and options.washout else None
-    outcome = _run(model, _Addition(model, merged, shape), coo.row.astype(np.int64),
-                   coo.col.astype(np.int64), options, relaxed, "Adding")
+    change = _Addition(state, merged, shape, model.factors, model.dtype)
+    outcome = _run(model, change, coo.row.astype(np.int64), coo.col.astype(np.int64), options,
+                   relaxed, "Adding")
     if relaxed is not None:
-        model._pending = (0, 0)
+        state.pending = (0, 0)
     digest, key = make_receipt(coo.row, coo.col)
-    entries, requests = model._pending
+    entries, requests = state.pending
     return PartialFitReport(
         n_removed=0, users_affected=len(np.unique(coo.row)),
         items_affected=len(np.unique(coo.col)), rows_solved=sum(outcome.rows_solved.values()),
