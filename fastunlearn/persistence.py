@@ -20,6 +20,11 @@ by implicit's ``save`` (factors and hyperparameters, no interactions) loads
 here as a model that serves, and that ``ImplicitALS.from_implicit(path,
 user_items)`` turns into one that can forget.  A model without interactions
 is saved in implicit's format.
+
+What a file holds of a model is its hyperparameters, ``metadata`` and
+:class:`~fastunlearn.state.ModelState` (factors, interactions, kept
+measures, pending count); this module reads and builds those, never the
+estimators' internals.
 """
 import contextlib
 import hashlib
@@ -107,12 +112,13 @@ def save(model, path, metadata=None):
     str or file object
         The path written (or the file object).
     """
-    if model._implicit and getattr(model, "_data", None) is None:
+    state = model.state
+    if model._implicit and state.data is None:
         model._check_factors()
         return _write(_implicit_members(model, factors_only=True), path)
     model._check_fitted()
     metadata = dict(metadata or getattr(model, "metadata", None) or {})
-    indptr, indices, data = model._data.by_user.arrays()
+    indptr, indices, data = state.data.by_user.arrays()
     params = model.get_params()
     params["dtype"] = np.dtype(params["dtype"]).name
     if not isinstance(params.get("random_state"), (int, type(None))):
@@ -121,16 +127,16 @@ def save(model, path, metadata=None):
         "format_version": np.array(FORMAT_VERSION, dtype=np.int64),
         "kind": np.array("implicit" if model._implicit else "explicit"),
         "hyperparameters": np.array(json.dumps(params)),
-        "user_factors": model.user_factors,
-        "item_factors": model.item_factors,
+        "user_factors": state.user_factors,
+        "item_factors": state.item_factors,
         "indptr": indptr,
         "indices": indices,
         "data": data,
-        "shape": np.array(model._data.shape, dtype=np.int64),
+        "shape": np.array(state.data.shape, dtype=np.int64),
         "history": np.array(json.dumps(metadata.pop("history", []))),
-        "pending": np.array(model._pending, dtype=np.int64),
+        "pending": np.array(state.pending, dtype=np.int64),
     }
-    arrays.update(_measure_arrays(model))
+    arrays.update(_measure_arrays(state, bool(model._implicit)))
     if model._implicit:
         arrays.update(_implicit_members(model))
     for key in _META_KEYS:
@@ -194,10 +200,11 @@ _FINGERPRINTED = ("user_factors", "item_factors", "indptr", "indices", "data") +
     _MEASURES[:-1]
 
 
-def _measure_arrays(model):
-    """The members holding the model's kept measures, if they describe its
-    current state (nothing otherwise)."""
-    kept = model._current_measures()
+def _measure_arrays(state, implicit):
+    """The members holding the kept measures of ``state`` (a
+    :class:`~fastunlearn.state.ModelState`), if they describe it as it is
+    now (nothing otherwise); ``implicit``: whether it has Gram matrices."""
+    kept = state.current_measures()
     if kept is None:
         return {}
     arrays = {
@@ -206,11 +213,11 @@ def _measure_arrays(model):
         "measures_sq_users": np.asarray(kept.sq_users, dtype=np.float64),
         "measures_sq_items": np.asarray(kept.sq_items, dtype=np.float64),
         "measures_grams": (np.stack([kept.gram_users, kept.gram_items]).astype(np.float64)
-                           if model._implicit else np.zeros((2, 0, 0))),
+                           if implicit else np.zeros((2, 0, 0))),
         "measures_scalars": np.array([kept.data_loss, float(kept.exact)]),
     }
-    indptr, indices, data = model._data.by_user.arrays()
-    named = {"user_factors": model.user_factors, "item_factors": model.item_factors,
+    indptr, indices, data = state.data.by_user.arrays()
+    named = {"user_factors": state.user_factors, "item_factors": state.item_factors,
              "indptr": indptr, "indices": indices, "data": data, **arrays}
     arrays["measures_fingerprint"] = np.array(_fingerprint_of(named, _FINGERPRINTED))
     return arrays
@@ -228,7 +235,7 @@ def _loaded_measures(arrays, model, path):
     fingerprint = arrays["measures_fingerprint"]
     if fingerprint.shape != () or fingerprint.dtype.kind != "U":
         raise ModelFileError(f"{path}: 'measures_fingerprint' must be a string")
-    n_users, n_items = model._data.shape
+    n_users, n_items = model.state.data.shape
     k = model.factors
     grams = (2, k, k) if model._implicit else (2, 0, 0)
     for name, shape in (("measures_user_norms", (n_users,)), ("measures_item_norms", (n_items,)),
@@ -515,12 +522,13 @@ def _build(arrays, path, cls=None):
         pending = (int(arr[0]), int(arr[1]))
     _check_implicit_members(arrays, model, path)
     # only now, with everything checked, does the model get any state
-    model._set_state(np.ascontiguousarray(X), np.ascontiguousarray(Y), user_items)
+    state = model.state
+    state.install(np.ascontiguousarray(X), np.ascontiguousarray(Y), user_items)
     model.metadata = metadata
-    model._pending = pending
+    state.pending = pending
     measures = _loaded_measures(arrays, model, path)
     if measures is not None:
-        model._remember(measures)
+        state.remember(measures)
     return model
 
 
