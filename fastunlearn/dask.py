@@ -747,7 +747,7 @@ class _DaskALS:
         self._check_fitted()
         model = self._local.from_factors(self.user_factors, self.item_factors,
                                          self.user_items, **self.params)
-        model._pending = self._pending
+        model.state.pending = self._pending
         model.metadata = {k: (list(v) if isinstance(v, list) else v)
                           for k, v in self.metadata.items()}
         return model
@@ -760,10 +760,11 @@ class _DaskALS:
                             f"{type(model).__name__}")
         model._check_fitted()
         twin = cls(client, blocks=blocks, replicas=replicas, **model.get_params())
-        twin._install(model._data.user_items(), model.user_factors, model.item_factors)
+        state = model.state
+        twin._install(state.data.user_items(), state.user_factors, state.item_factors)
         twin._measure()
         twin._replicate(twin._state["blocks"])
-        twin._pending = model._pending
+        twin._pending = state.pending
         twin.metadata = dict(model.metadata)
         return twin
 

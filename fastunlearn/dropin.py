@@ -131,10 +131,11 @@ calculate_training_loss, num_threads, random_state
         # implicit's figure: the loss over the total weight of all pairs,
         # plus (its quirk, kept so numbers compare) the confidence of
         # negative entries, a constant that a preference of 0 never costs
-        values = self._data.by_user.arrays()[2].astype(np.float64)
+        data = self.state.data
+        values = data.by_user.arrays()[2].astype(np.float64)
         confidence = float(self.alpha) * np.abs(values)
-        n_users, n_items = self._data.shape
-        total = confidence.sum() + n_users * n_items - self._data.nnz
+        n_users, n_items = data.shape
+        total = confidence.sum() + n_users * n_items - data.nnz
         loss = self.loss() + confidence[values < 0].sum()
         return float(loss / max(total, np.finfo(float).tiny))
 
