@@ -130,40 +130,6 @@ class MatrixFactorization(FactorModel):
                 tuple(state.pop("_pending", (0, 0))))
         self.__dict__.update(state)
 
-    # private aliases of the state's fields, until every layer uses the state
-    @property
-    def _data(self):
-        return self._state.data
-
-    @_data.setter
-    def _data(self, value):
-        self._state.data = value
-
-    @property
-    def _measured(self):
-        return self._state.measured
-
-    @_measured.setter
-    def _measured(self, value):
-        self._state.measured = value
-
-    @property
-    def _pending(self):
-        return self._state.pending
-
-    @_pending.setter
-    def _pending(self, value):
-        self._state.pending = value
-
-    def _remember(self, measures, checksums=None):
-        self._state.remember(measures, checksums)
-
-    def _current_measures(self):
-        return self._state.current_measures()
-
-    def _kept_checksums(self):
-        return self._state.kept_checksums()
-
     @property
     def user_items(self):
         """The retained training interactions (users x items CSR, read-only view).
@@ -197,11 +163,6 @@ class MatrixFactorization(FactorModel):
                 "serve but not forget: take it over with ImplicitALS.from_implicit(model, "
                 "user_items), or fit it"
             )
-
-    def _set_state(self, user_factors, item_factors, user_items):
-        """Install validated factors and canonical interactions."""
-        self._factors_changed()
-        self._state.install(user_factors, item_factors, user_items)
 
     @classmethod
     def from_factors(cls, user_factors, item_factors, user_items, **hyperparameters):
@@ -239,7 +200,7 @@ class MatrixFactorization(FactorModel):
                 f"user_items has shape {csr.shape} but the factors describe "
                 f"{X.shape[0]} users x {Y.shape[0]} items"
             )
-        model._set_state(X, Y, csr)
+        model.state.install(X, Y, csr)
         return model
 
     # ------------------------------------------------------------ training
@@ -323,7 +284,8 @@ class MatrixFactorization(FactorModel):
         state = self._state
         previous = state.snapshot()
         try:
-            self._set_state(X, Y, csr)
+            self._factors_changed()
+            state.install(X, Y, csr)
             state.pending = (0, 0)  # a fit is a retrain: nothing left to wash out
         except BaseException:
             state.restore(previous)
@@ -341,7 +303,7 @@ class MatrixFactorization(FactorModel):
         # measured now, while the factors are hot in cache: the first forget
         # (and a saved file's first forget after load) then starts warm
         with single_threaded_blas():
-            self._measures(self._threads())
+            state.measures(self.objective, self._threads())
         return self
 
     def _run_sweeps(self, iterations, show_progress, callback):
@@ -374,11 +336,6 @@ class MatrixFactorization(FactorModel):
 
     # ------------------------------------------------------------ measures
 
-    def _measures(self, threads, exact=False):
-        """:class:`objective.Measures` of the current state, kept or measured
-        (:meth:`ModelState.measures <fastunlearn.state.ModelState.measures>`)."""
-        return self._state.measures(self.objective, threads, exact)
-
     def loss(self):
         """The objective (docs/design.md, section 2, unnormalised) on the retained data.
 
@@ -410,7 +367,7 @@ class MatrixFactorization(FactorModel):
         self._check_fitted()
         threads = self._threads()
         with single_threaded_blas():
-            return self._measures(threads, exact=True).certificate()
+            return self._state.measures(self.objective, threads, exact=True).certificate()
 
     # ------------------------------------------------------------ forgetting
 
@@ -624,7 +581,8 @@ class MatrixFactorization(FactorModel):
         # both steps aim at the certificate the model had before the call:
         # the second would otherwise take over whatever the first reached
         with single_threaded_blas():
-            tolerance = self._measures(self._threads()).certificate().max_row
+            before = self._state.measures(self.objective, self._threads())
+        tolerance = before.certificate().max_row
         removal = addition = None
         if leave.any():
             pairs = (old_r[leave], old_c[leave])

@@ -320,7 +320,7 @@ def test_partial_sums_give_the_exact_gradient_norms(kind):
     partials = [_blocks.partial_gradients(b, ids, X[ids], model.objective) for b in owners]
     gram = obj.gram64(Y) if model.objective.implicit else None
     block, _ = _blocks.finish_norms(users, rows, partials, gram, model.objective, np.inf)
-    exact = obj.gradient_norms(model.objective, model._data, X, Y, "users", ids,
+    exact = obj.gradient_norms(model.objective, model.state.data, X, Y, "users", ids,
                                num_threads=1)
     np.testing.assert_allclose(block.bounds[rows], exact, rtol=1e-9, atol=1e-12)
 
@@ -360,7 +360,7 @@ def test_solving_from_the_owners_normal_equations_equals_the_local_solve(kind):
     parts = [_blocks.normal_parts(b, ids, o) for b in owners]
     solved, info = _blocks.solve_parts(block, rows, parts, gram, o)
 
-    data = model._data
+    data = model.state.data
     Xl, Yl = X.copy(), Y.copy()
     loss_before = obj.data_loss(o, data, "items", ids, Yl[ids], Xl, num_threads=1)
     obj.solve_rows(o, data, Xl, Yl, "items", ids, use_cg=False, cg_steps=0, num_threads=1)

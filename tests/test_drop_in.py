@@ -167,7 +167,7 @@ def test_fastunlearn_files_keep_their_guarantees_in_file_objects(tmp_path):
     buffer = io.BytesIO()
     assert model.save(buffer) is buffer
     loaded = fu.ImplicitALS.load(io.BytesIO(buffer.getvalue()))
-    assert loaded.pending == model.pending and loaded._current_measures() is not None
+    assert loaded.pending == model.pending and loaded.state.current_measures() is not None
     np.testing.assert_array_equal(loaded.user_factors, model.user_factors)
     # implicit's copies of the hyperparameters must agree with fastunlearn's
     with np.load(io.BytesIO(buffer.getvalue())) as npz:

@@ -33,7 +33,7 @@ def reference_certificate(model, name):
 
 
 def state(model):
-    d = model._data
+    d = model.state.data
     return [a.copy() for a in (model.user_factors, model.item_factors, *d.by_user.arrays(),
                                 *d.by_item.arrays())]
 
@@ -98,7 +98,7 @@ def test_kept_measures_stay_true_over_many_requests(objective_name):
         assert max_row <= report.certificate_after.max_row * (1 + 1e-9)
         assert max_row <= report.tolerance * (1 + 1e-9)
         assert report.loss_after == pytest.approx(ref.loss(R, X, Y, **kw), rel=1e-9)
-        kept = model._measured.measures
+        kept = model.state.measured.measures
         for grads, bounds in zip(ref.gradients(R, X, Y, **kw), (kept.user_norms,
                                                                  kept.item_norms)):
             assert np.all(np.linalg.norm(grads, axis=1) <= bounds * (1 + 1e-9) + 1e-12)
@@ -113,7 +113,7 @@ def test_retained_data_is_input_minus_removed(objective_name):
     expected = before.copy()
     expected[users, items] = 0
     assert np.array_equal(after, expected)
-    assert np.array_equal(model._data.by_item.matrix().toarray(), expected.T)
+    assert np.array_equal(model.state.data.by_item.matrix().toarray(), expected.T)
 
 
 def test_tight_tolerance_matches_retrain_stationary_point():
@@ -187,8 +187,8 @@ def test_saved_file_after_forget_holds_no_removed_pair(tmp_path):
     assert all(stored[u, i] == 0 for u, i in zip(users, items))
     assert report.digest in history
     # no slack beyond nnz keeps old values either
-    assert np.all(model._data.by_user.data[model._data.nnz:] == 0)
-    assert np.all(model._data.by_item.indices[model._data.nnz:] == 0)
+    assert np.all(model.state.data.by_user.data[model.state.data.nnz:] == 0)
+    assert np.all(model.state.data.by_item.indices[model.state.data.nnz:] == 0)
 
 
 def test_report_has_counts_and_digest_not_pairs():
@@ -290,25 +290,25 @@ def test_relaxed_sweep_is_als_at_one_and_never_raises_the_loss(objective_name):
     for use_cg in (False, True):
         solver = dict(use_cg=use_cg, cg_steps=2, num_threads=2)
         X, Y = copy()
-        objective.relaxed_sweep(model.objective, model._data, X, Y, 1.0, **solver)
+        objective.relaxed_sweep(model.objective, model.state.data, X, Y, 1.0, **solver)
         X1, Y1 = copy()
-        objective.sweep(model.objective, model._data, X1, Y1, **solver)
+        objective.sweep(model.objective, model.state.data, X1, Y1, **solver)
         assert np.array_equal(X, X1) and np.array_equal(Y, Y1)
         for w in (0.5, 1.5, 1.9):
             X, Y = copy()
             losses = [ref.loss(model.user_items, X, Y, **kw)]
             for _ in range(4):
-                objective.relaxed_sweep(model.objective, model._data, X, Y, w, **solver)
+                objective.relaxed_sweep(model.objective, model.state.data, X, Y, w, **solver)
                 losses.append(ref.loss(model.user_items, X, Y, **kw))
             # one relaxed sweep is F0 + w (F* - F0) per side, users first
             X0, Y0 = copy()
             X, Y = X0.copy(), Y0.copy()
-            objective.relaxed_sweep(model.objective, model._data, X, Y, w, **solver)
+            objective.relaxed_sweep(model.objective, model.state.data, X, Y, w, **solver)
             Xs, Ys = X0.copy(), Y0.copy()
-            objective.solve_rows(model.objective, model._data, Xs, Ys, "users",
+            objective.solve_rows(model.objective, model.state.data, Xs, Ys, "users",
                                  np.arange(len(Xs)), **solver)
             Xs = X0 + w * (Xs - X0)
-            objective.solve_rows(model.objective, model._data, Xs, Ys, "items",
+            objective.solve_rows(model.objective, model.state.data, Xs, Ys, "items",
                                  np.arange(len(Ys)), **solver)
             Ys = Y0 + w * (Ys - Y0)
             np.testing.assert_allclose(X, Xs, rtol=1e-5, atol=1e-7)
@@ -432,9 +432,9 @@ def test_bounds_hold_with_the_factored_gram_product():
     users, _ = random_pairs(model, 1, seed=19)
     report = model.forget_users(users[:1])
     assert report.converged
-    kept = model._measured.measures
+    kept = model.state.measured.measures
     for side, bounds in (("users", kept.user_norms), ("items", kept.item_norms)):
-        true = objective.gradient_norms(model.objective, model._data, model.user_factors,
+        true = objective.gradient_norms(model.objective, model.state.data, model.user_factors,
                                         model.item_factors, side, num_threads=1)
         assert np.all(bounds >= true * (1 - 1e-9) - 1e-12)
     assert kept.certificate().max_row <= report.tolerance

@@ -41,7 +41,7 @@ def estimator(name, iterations=6, **kw):
 
 
 def snapshot(model):
-    d = model._data
+    d = model.state.data
     return [a.copy() for a in (model.user_factors, model.item_factors, *d.by_user.arrays(),
                                 *d.by_item.arrays())]
 
@@ -125,7 +125,7 @@ def test_interrupt_between_half_sweeps(monkeypatch, at):
     rows = {"users": np.arange(R.shape[0]), "items": np.arange(R.shape[1])}
     for half in range(at - 1):
         side = ("users", "items")[half % 2]
-        objective.solve_rows(expected.objective, expected._data, expected.user_factors,
+        objective.solve_rows(expected.objective, expected.state.data, expected.user_factors,
                              expected.item_factors, side, rows[side], use_cg=False,
                              cg_steps=3, num_threads=2)
     model = estimator("implicit")

@@ -230,11 +230,11 @@ def test_solve_measured_is_solve_rows_plus_its_measures(objective_name, side, dt
                       density=0.5)
     X, Y = X.astype(dtype), Y.astype(dtype)
     model = make_model(objective_name, X, Y, R, dtype=dtype)
-    o, data = model.objective, model._data
+    o, data = model.objective, model.state.data
     rows = np.array([0, 3, 4, 7, 8])
     # both ways of measuring: short rows (up to 2k entries) by passes over
     # their entries, longer ones from their normal equations
-    counts = model._data.counts(side)[rows]
+    counts = model.state.data.counts(side)[rows]
     assert np.any(counts <= 4) and np.any(counts > 4)
     F = model.user_factors if side == "users" else model.item_factors
     other = model.item_factors if side == "users" else model.user_factors
@@ -277,7 +277,7 @@ def test_solve_measured_measures_a_row_left_unsolved(side):
     model = fu.ExplicitALS.from_factors(X, Y, R, factors=6, regularization=0.0,
                                         dtype=np.float64, num_threads=1)
     rows = np.arange(R.shape[0 if side == "users" else 1])
-    _, norms, _ = objective.solve_measured(model.objective, model._data, model.user_factors,
+    _, norms, _ = objective.solve_measured(model.objective, model.state.data, model.user_factors,
                                            model.item_factors, side, rows, num_threads=1)
     GX, GY = ref.gradients(R, model.user_factors, model.item_factors, model="explicit",
                            regularization=0.0)
@@ -296,7 +296,7 @@ def test_solve_measured_measures_long_rows_exactly_past_the_slack():
     def measured(exact_above):
         model = make_model("implicit", X, Y, R, dtype=np.float32)
         return objective.solve_measured(
-            model.objective, model._data, model.user_factors, model.item_factors, "items",
+            model.objective, model.state.data, model.user_factors, model.item_factors, "items",
             rows, num_threads=1, exact_above=exact_above)[1]
 
     bounded, exact = measured(np.inf), measured(0.0)

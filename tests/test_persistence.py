@@ -115,7 +115,7 @@ def test_no_trace_of_erased_pairs(tmp_path, kind, request_kind):
     model = _fitted_for_erasure(kind)
     ui = model.user_items.copy()  # the property is a view of buffers forget edits
     before_path = model.save(tmp_path / "before.npz")
-    data = model._data
+    data = model.state.data
 
     def memory():  # every byte the model keeps of its data, slack included
         return b"".join(a.tobytes() for side in (data.by_user, data.by_item)
@@ -267,7 +267,7 @@ def test_fit_ends_measured_and_load_keeps_the_measures(tmp_path, monkeypatch, ki
     import reference as ref
 
     model = _fitted_model(kind)
-    kept = model._current_measures()
+    kept = model.state.current_measures()
     assert kept is not None and kept.exact  # fit ended with an exact measurement
     ref_kind = dict(model="implicit", alpha=1.0) if kind == "implicit" else \
         dict(model="explicit")
@@ -275,7 +275,7 @@ def test_fit_ends_measured_and_load_keeps_the_measures(tmp_path, monkeypatch, ki
                                  regularization=0.1, **ref_kind)
     assert kept.certificate().max_row == pytest.approx(max_row, rel=1e-9)
     loaded = fu.load(model.save(tmp_path / "m.npz"))
-    again = loaded._current_measures()
+    again = loaded.state.current_measures()
     assert again is not None
     for name in ("user_norms", "item_norms", "sq_users", "sq_items"):
         assert np.array_equal(getattr(again, name), getattr(kept, name))
@@ -298,7 +298,7 @@ def test_edited_file_is_measured_again_not_trusted(tmp_path, monkeypatch, edit):
     arrays[edit][0] *= 0.5  # the fingerprint no longer matches
     np.savez(tmp_path / "edited.npz", **arrays)
     loaded = fu.load(tmp_path / "edited.npz")
-    assert loaded._current_measures() is None
+    assert loaded.state.current_measures() is None
     calls = _counting_measure(monkeypatch)
     cert = loaded.certificate()
     assert calls["n"] == 1
@@ -330,7 +330,7 @@ def test_measures_members_are_checked(tmp_path):
     old = {k: v for k, v in arrays.items() if not k.startswith("measures_") and k != "pending"}
     np.savez(tmp_path / "old.npz", **old)
     loaded = fu.load(tmp_path / "old.npz")
-    assert loaded._current_measures() is None and loaded.pending == {"entries": 0,
+    assert loaded.state.current_measures() is None and loaded.pending == {"entries": 0,
                                                                      "requests": 0}
 
 

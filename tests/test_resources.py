@@ -198,9 +198,9 @@ def pipeline(R, cls, use_cg, tmp_path, name):
     model.partial_fit(delta, tolerance=1e-6, max_sweeps=40)
     ids, scores = model.recommend(np.arange(3), model.user_items[:3], N=5)
     loaded = fu.load(model.save(tmp_path / name))
-    widths = {a.dtype for a in (*model._data.by_user.arrays()[:2],
-                                *model._data.by_item.arrays()[:2],
-                                *loaded._data.by_user.arrays()[:2])}
+    widths = {a.dtype for a in (*model.state.data.by_user.arrays()[:2],
+                                *model.state.data.by_item.arrays()[:2],
+                                *loaded.state.data.by_user.arrays()[:2])}
     return out + [model.user_factors, model.item_factors, ids, scores,
                   loaded.item_factors, model.user_items.toarray()], widths
 
