@@ -126,3 +126,21 @@ def test_quick_plots(quick_results):
     pytest.importorskip("matplotlib")
     for name in ("audit-quick-curves", "scaling-quick-nnz", "scaling-quick-factors"):
         assert (quick_results / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cluster_quick(tmp_path):
+    """``bench/run.py cluster --quick``: the Dask section alone, the same record
+    as scaling's."""
+    pytest.importorskip("distributed")
+    if not RUN.exists():
+        pytest.skip("bench/ is not part of this installation")
+    env = {**os.environ, "PYTHONPATH": PKG_ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
+           "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, str(RUN), "cluster", "--quick", "--out",
+                           str(tmp_path)], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    dist = load(tmp_path, "cluster")["distributed"]
+    for key in ("forget_user", "forget_10_users", "forget_1pct"):
+        assert dist[key]["removed"] > 0 and dist[key]["bytes_sent"] > 0
+    assert dist["fit_per_iteration"]["seconds"] > 0
