@@ -416,7 +416,8 @@ def cmd_audit(args):
     if not keep.any():
         raise CLIError(f"{args.test}: none of its {coo.nnz} interactions has a user and an "
                        "item known to the model")
-    test = sp.csr_matrix((coo.data[keep], (r[keep], c[keep])), shape=model.user_items.shape)
+    shape = (model.user_factors.shape[0], model.item_factors.shape[0])
+    test = sp.csr_matrix((coo.data[keep], (r[keep], c[keep])), shape=shape)
     counts = {"interactions": int(coo.nnz), "used": int(keep.sum()),
               "skipped": int((~keep).sum()), "unknown_users": int((rows < 0).sum()),
               "unknown_items": int((cols < 0).sum())}
