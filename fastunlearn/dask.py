@@ -711,21 +711,25 @@ class _DaskALS:
                        work["gram"][other], self.objective)
         solved = self._at(side, b, _item, out, 0)
         moves = self._at(side, b, _moves, out)
-        partials = []
+        partials, summaries = [], {}
         for j in owners:
             done = self._at(other, j, _blocks.partner_work, blocks[other][j], mine, moves,
                             self.objective)
             blocks[other][j] = self._at(other, j, _item, done, 0)
             summary_and_partials = self._at(other, j, _item, done, 1)
             partials.append(self._at(other, j, _item, summary_and_partials, 1))
-            work["summaries"][other][j] = list(self.client.gather(
-                self._at(other, j, _item, summary_and_partials, 0)))
+            summaries[j] = self._at(other, j, _item, summary_and_partials, 0)
         measured = self._at(side, b, _blocks.finish_norms, solved, rows, partials,
                             work["gram"][other] if self.objective.implicit else None,
                             self.objective, np.inf)
         blocks[side][b] = self._at(side, b, _item, measured, 0)
-        info = self.client.gather(self._at(side, b, _without_moves, out))
-        info["summary"] = self.client.gather(self._at(side, b, _summary, blocks[side][b]))
+        # one round trip for everything the driver keeps
+        info, summary, *owned = self.client.gather(
+            [self._at(side, b, _without_moves, out),
+             self._at(side, b, _summary, blocks[side][b]), *summaries.values()])
+        for j, kept in zip(summaries, owned):
+            work["summaries"][other][j] = list(kept)
+        info["summary"] = summary
         return info
 
     @staticmethod

@@ -654,7 +654,7 @@ def test_model_report_rejects_bad_input():
     model, test = split_model(7)
     with pytest.raises(ValueError, match="shape"):
         audit.model_report(model, test[:, :-1])
-    with pytest.raises(ValueError, match="k"):
+    with pytest.raises(ValueError, match="k must be"):
         audit.model_report(model, test, k=0)
     with pytest.raises(fu.NotFittedError):
         audit.model_report(fu.ImplicitALS(), test)

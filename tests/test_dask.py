@@ -294,6 +294,16 @@ def test_empty_rows_and_columns(client):
     check_consistent(dist, report, retained(R, [user] * len(items), items))
 
 
+def fitted_kind(kind, R):
+    """A local float64 model of ``R``: implicit, explicit or ALS-WR ("weighted")."""
+    if kind == "implicit":
+        return fu.ImplicitALS(**PARAMS).fit(R, show_progress=False)
+    return fu.ExplicitALS(factors=8, regularization=0.1, iterations=3, random_state=0,
+                          num_threads=1, dtype=np.float64,
+                          weighted_regularization=kind == "weighted").fit(
+        R, show_progress=False)
+
+
 @pytest.mark.parametrize("kind", ["implicit", "explicit", "weighted"])
 def test_partial_sums_give_the_exact_gradient_norms(kind):
     """A block re-checks rows from its partners' owners' partial sums: the
@@ -303,13 +313,7 @@ def test_partial_sums_give_the_exact_gradient_norms(kind):
 
     R = make_implicit(90, 40, 700, seed=8)
     R.data[::5] *= -1  # negative entries: preference 0
-    if kind == "implicit":
-        model = fu.ImplicitALS(**PARAMS).fit(R, show_progress=False)
-    else:
-        model = fu.ExplicitALS(factors=8, regularization=0.1, iterations=3, random_state=0,
-                               num_threads=1, dtype=np.float64,
-                               weighted_regularization=kind == "weighted").fit(
-            R, show_progress=False)
+    model = fitted_kind(kind, R)
     X, Y = model.user_factors, model.item_factors
     items = R.T.tocsr()
     owners = [_blocks.make_block("items", lo, items[lo:hi], Y[lo:hi], {})
@@ -337,13 +341,7 @@ def test_solving_from_the_owners_normal_equations_equals_the_local_solve(kind):
 
     R = make_implicit(90, 40, 900, seed=9)
     R.data[::7] *= -1
-    if kind == "implicit":
-        model = fu.ImplicitALS(**PARAMS).fit(R, show_progress=False)
-    else:
-        model = fu.ExplicitALS(factors=8, regularization=0.1, iterations=3, random_state=0,
-                               num_threads=1, dtype=np.float64,
-                               weighted_regularization=kind == "weighted").fit(
-            R, show_progress=False)
+    model = fitted_kind(kind, R)
     o = model.objective
     X, Y = model.user_factors.copy(), model.item_factors.copy()
     X += 0.05 * np.random.default_rng(0).normal(size=X.shape)  # away from the fit's optimum
