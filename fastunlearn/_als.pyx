@@ -231,18 +231,30 @@ cdef inline void _add_sparse(int k, int64_t start, int64_t end, const index_t *i
                 _axpy(k, <floating> (coef[j] * dots[j]), ys[j], out)
 
 
-cdef inline void _add_rhs(int k, int64_t start, int64_t end, const index_t *indices,
-                          const floating *data, const floating *Y, bint implicit,
-                          double alpha, floating scale, floating *out) noexcept nogil:
-    """out += scale * b_row, b_row = sum_e b_e y_e (rows prefetched ahead)."""
-    cdef int64_t e
-    cdef double a, b
-    for e in range(start, end):
-        if e + PREFETCH_AHEAD < end:
-            fu_prefetch_row(Y + <int64_t> indices[e + PREFETCH_AHEAD] * k, k * sizeof(floating))
-        _entry(data[e], implicit, alpha, &a, &b)
-        if b != 0:
-            _axpy(k, <floating> (scale * b), Y + <int64_t> indices[e] * k, out)
+cdef inline void _add_residual(int k, int64_t start, int64_t end, const index_t *indices,
+                               const floating *data, const floating *Y, bint implicit,
+                               double alpha, const floating *x, floating *out) noexcept nogil:
+    """out += sum_e (b_e - a_e (y_e . x)) y_e: the sparse part of b - A x in one
+    pass over the row's entries (a warm-started CG's first residual), laid out
+    as ``_add_sparse``."""
+    cdef const floating *ys[4]
+    cdef double dots[4]
+    cdef double coef[4]
+    cdef double bs[4]
+    cdef int64_t first
+    cdef int j, m
+    cdef double s
+    for first in range(start, end, 4):
+        m = <int> min(4, end - first)
+        _prefetch_rows(k, first + 4, min(first + 8, end), indices, Y)
+        for j in range(m):
+            _entry(data[first + j], implicit, alpha, &coef[j], &bs[j])
+            ys[j] = Y + <int64_t> indices[first + j] * k
+            dots[j] = _dot(k, ys[j], x) if coef[j] != 0 else 0.0
+        for j in range(m):
+            s = bs[j] - coef[j] * dots[j]
+            if s != 0:
+                _axpy(k, <floating> s, ys[j], out)
 
 
 cdef void _apply_block(int k, int nb, const int64_t *rows, const index_t *indptr,
@@ -603,6 +615,7 @@ cdef void _cg_block(int k, int64_t j0, int nb, const int64_t *rows, const index_
     cdef int j, d, step
     cdef int64_t r
     cdef floating pap, step_len, rsnew
+    cdef double lam
     cdef const floating *Yp = &Y[0, 0]
 
     for j in range(nb):
@@ -618,17 +631,24 @@ cdef void _cg_block(int k, int64_t j0, int nb, const int64_t *rows, const index_
         else:
             memset(Xb + j * k, 0, k * sizeof(floating))
 
-    # r = b - A x ; p = r
-    _apply_block(k, nb, brows, indptr, indices, data, Yp, base, implicit, alpha, reg,
-                 weighted, active, Xb, Tb)
+    # r = b - A x ; p = r.  The dense part of A x for the whole block by one
+    # gemm, then b and the sparse part together: one pass over each row's
+    # entries, not two
+    if implicit:
+        _times_base(k, nb, base, Xb, Tb)
     for j in range(nb):
         if not active[j]:
             continue
         r = brows[j]
-        for d in range(k):
-            Rb[j * k + d] = -Tb[j * k + d]
-        _add_rhs(k, indptr[r], indptr[r + 1], indices, data, Yp, implicit, alpha,
-                 <floating> 1, Rb + j * k)
+        if implicit:
+            for d in range(k):
+                Rb[j * k + d] = -Tb[j * k + d]
+        else:
+            lam = _row_lambda(indptr[r + 1] - indptr[r], implicit, reg, weighted)
+            for d in range(k):
+                Rb[j * k + d] = <floating> (-lam * Xb[j * k + d])
+        _add_residual(k, indptr[r], indptr[r + 1], indices, data, Yp, implicit, alpha,
+                      Xb + j * k, Rb + j * k)
         memcpy(Pb + j * k, Rb + j * k, k * sizeof(floating))
         rs[j] = _dot(k, Rb + j * k, Rb + j * k)
         stop[j] = <floating> (rtol2 * rs[j])
