@@ -282,21 +282,30 @@ def gram_change_times(f, delta, old, new):
 
 def gram_change_norm(old, new, delta):
     """Spectral norm of ``delta = new^T new - old^T old``, the Gram change of
-    rows moving from ``old`` to ``new`` (float64).
+    m rows moving from ``old`` to ``new`` (float64).
 
-    One row (a forgotten user's) has the closed form of the rank-2 case:
-    with ``a = |n|^2, d = |o|^2, c = n.o`` the nonzero eigenvalues are
-    ``((a - d) +- sqrt((a - d)^2 + 4 (a d - c^2))) / 2``, written in the step
-    ``m = n - o`` (``a - d = 2 o.m + |m|^2``, ``a d - c^2 = d |m|^2 - (o.m)^2``)
-    so that a short step does not cancel.  More rows use ``eigvalsh``.
+    Written in the step ``M = new - old``, ``delta = [O; M]^T C [O; M]`` with
+    ``C = [[0, I], [I, I]]``, so that a short step does not cancel.  For
+    2m < k the nonzero eigenvalues are those of the 2m x 2m ``C W``,
+    ``W = [O; M] [O; M]^T`` (``Q R`` factoring ``[O; M]^T``, ``R C R^T`` has them
+    and is similar to ``C R^T R = C W``); one row (a forgotten user's) has the closed form of
+    the rank-2 case: with ``a = |n|^2, d = |o|^2, c = n.o`` they are
+    ``((a - d) +- sqrt((a - d)^2 + 4 (a d - c^2))) / 2``, where ``a - d =
+    2 o.m + |m|^2`` and ``a d - c^2 = d |m|^2 - (o.m)^2``.
     """
-    if len(old) != 1:
+    m = len(old)
+    if m == 1:
+        o = old[0]
+        step = new[0] - o
+        om, mm, d = o @ step, step @ step, o @ o
+        diff = 2 * om + mm
+        return float((abs(diff) + np.sqrt(diff * diff + 4 * max(d * mm - om * om, 0.0))) / 2)
+    if 2 * m >= delta.shape[0]:
         return float(np.abs(np.linalg.eigvalsh(delta)).max())
-    o = old[0]
-    m = new[0] - o
-    om, mm, d = o @ m, m @ m, o @ o
-    diff = 2 * om + mm
-    return float((abs(diff) + np.sqrt(diff * diff + 4 * max(d * mm - om * om, 0.0))) / 2)
+    B = np.concatenate([old, new - old])
+    CW = B @ B.T  # then C W: rows 0..m-1 of C W are M's, rows m.. are O's plus M's
+    CW = np.concatenate([CW[m:], CW[:m] + CW[m:]])
+    return float(np.abs(np.linalg.eigvals(CW)).max())
 
 
 class _FactorUndo:
