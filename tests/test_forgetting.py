@@ -564,3 +564,37 @@ def test_partial_fit_returns_its_own_report_type():
     assert isinstance(report, fu.PartialFitReport) and report.n_added == 1
     assert report.n_removed == 0 and report.converged
     assert not isinstance(model.forget([0], [n_items]), fu.PartialFitReport)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fast_gradient_pass_is_within_its_slack_of_the_exact_norms(objective_name, dtype):
+    """The pass in the factors' dtype is within its slack of the reference
+    gradient norms (float64 NumPy), far from stationarity and at it, where
+    float32 rounding of A x and b cancels; and the slack is small enough to
+    settle rows well inside or outside a tolerance."""
+    model = fitted(objective_name, seed=30, n_users=60, n_items=45, iterations=2)
+    model = type(model).from_factors(model.user_factors.astype(dtype),
+                                     model.item_factors.astype(dtype), model.user_items,
+                                     **{p: getattr(model, p) for p in
+                                        ("regularization", "alpha") if hasattr(model, p)},
+                                     **({"weighted_regularization": model.weighted_regularization}
+                                        if objective_name != "implicit" else {}))
+    data = model.state.data
+    for stage in ("far", "solved"):
+        if stage == "solved":  # the users solved exactly: their gradients near zero
+            objective.solve_rows(model.objective, data, model.user_factors, model.item_factors,
+                                 "users", objective.all_rows(model.user_factors.shape[0]),
+                                 use_cg=False, cg_steps=0, num_threads=1)
+        X, Y = model.user_factors, model.item_factors
+        GX, GY = ref.gradients(model.user_items, X.astype(np.float64), Y.astype(np.float64),
+                               **reference_kwargs(objective_name))
+        for side, G, other in (("users", GX, Y), ("items", GY, X)):
+            exact = np.linalg.norm(G, axis=1)
+            fast, slack = objective.gradient_norms(model.objective, data, X, Y, side,
+                                                   num_threads=2,
+                                                   other_sq=objective.squared_norms(other))
+            assert np.all(np.abs(fast - exact) <= slack), (stage, side)
+            scale = np.abs(G).max() if stage == "far" else 1.0
+            eps = np.finfo(dtype).eps
+            assert slack.max() <= 1e4 * eps * max(scale, exact.max(), 1.0), (stage, side)
+    assert np.linalg.norm(GX, axis=1).max() < 1e-3  # the users were solved

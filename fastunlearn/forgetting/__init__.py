@@ -10,7 +10,7 @@ current factors:
    (not when a washout is due: its first sweep solves every row anyway).
 3. Washout: two over-relaxed sweeps (``x <- x + w (x* - x)``, ``w = 1.7``,
    near-exact solves), then one plain sweep with the model's own solver,
-   then an exact measurement.  A stationary point is not enough: ALS
+   then a measurement of proven bounds.  A stationary point is not enough: ALS
    creeps along some directions, and the removed entries' influence
    survives there (membership inference finds it) long after every row
    gradient is small.  Over-relaxation moves those directions several

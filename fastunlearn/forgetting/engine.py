@@ -181,8 +181,8 @@ class _Reconverger:
     def washout(self, relaxed, solver):
         """``relaxed`` over-relaxed full sweeps, one plain sweep with the
         model's ``solver`` (``(use_cg, cg_steps)``), then every measure
-        afresh, since every row moved.  Returns those exact measures (None
-        when ``relaxed`` is None: no washout)."""
+        afresh, since every row moved (gradient bounds from the fast pass).
+        Returns those measures (None when ``relaxed`` is None: no washout)."""
         if relaxed is None:
             return None
         use_cg, cg_steps = solver
@@ -198,8 +198,10 @@ class _Reconverger:
         obj.sweep(self.objective, self.data, self.X, self.Y, use_cg=use_cg, cg_steps=cg_steps,
                   num_threads=self.threads)
         self.rows_solved["washout"] += (relaxed + 1) * rows
+        # bounds, not exact norms: the masked sweeps measure again the rows
+        # whose bound is over the tolerance
         measures = obj.measure(self.objective, self.data, self.X, self.Y,
-                               num_threads=self.threads)
+                               num_threads=self.threads, bounds=True)
         self.load(measures)
         return measures
 
@@ -239,10 +241,12 @@ class _Reconverger:
     def run_full(self, measures=None, max_sweeps=None):
         """Plain Unlearn-ALS: full exact sweeps until the certificate is in
         tolerance, from exact ``measures`` of the current factors (taken
-        here if None).  Returns (sweeps, exact measures at the end)."""
+        here if None, and again if bounds miss the tolerance).  Returns
+        (sweeps, measures at the end: exact after a sweep)."""
         sweeps = 0
         max_sweeps = self.max_sweeps if max_sweeps is None else max_sweeps
-        if measures is None:
+        if measures is None or (not measures.exact
+                                and measures.certificate().max_row > self.tol):
             measures = obj.measure(self.objective, self.data, self.X, self.Y,
                                    num_threads=self.threads)
         while sweeps < max_sweeps and measures.certificate().max_row > self.tol:
