@@ -295,6 +295,27 @@ def solve(block, local_rows, ids, pieces, gram_other, objective, threads,
     return new, info
 
 
+def solve_plain(block, local_rows, ids, pieces, gram_other, objective, solver, threads):
+    """Re-solve ``local_rows`` with the model's own ``solver`` and no
+    bookkeeping: the local phase before a washout, which measures
+    everything afresh (as the local engine does)."""
+    threads = effective_n_threads(threads)  # 0: the worker's OMP_NUM_THREADS or CPUs
+    local_rows = np.asarray(local_rows, np.int64)
+    if not len(local_rows):
+        return block
+    other = gather_pieces(pieces, block)
+    sub = _sub(block, local_rows, np.asarray(ids, np.int64))
+    mine = block.F[local_rows].copy()
+    X, Y = _xy(block.side, mine, other)
+    use_cg, cg_steps, cg_rtol = solver
+    obj.solve_rows(objective, sub, X, Y, block.side, obj.all_rows(len(local_rows)),
+                   use_cg=use_cg, cg_steps=cg_steps, num_threads=threads, cg_rtol=cg_rtol,
+                   base=obj.dense_part(objective, other, threads, gram=gram_other))
+    F = block.F.copy()
+    F[local_rows] = mine
+    return replace(block, F=F, bounds=np.full(block.n, np.inf))
+
+
 def _partner_entries(block, ids, objective):
     """The block's entries whose other-side id is in ``ids`` (global,
     sorted): (their local rows, their position in ``ids``, a, b), with the

@@ -538,16 +538,17 @@ class _DaskALS:
                 older[side, int(b)] = blocks[side][b]
                 blocks[side][b] = self._at(side, b, _blocks.remove, blocks[side][b],
                                            rows[mask] - offsets[b], cols[mask])
-        # 2. local phase: the users, then the items, whose entries changed,
-        #    solved exactly; none when a washout follows, whose first sweep
-        #    solves every row (docs/design.md, section 5)
-        sides = (("users", np.unique(users)), ("items", np.unique(items)))
-        for side, ids in sides if relaxed is None else ():
+        # 2. local phase: the users, then the items, whose entries changed;
+        #    exactly, or by the model's solver when a washout follows
+        for side, ids in (("users", np.unique(users)), ("items", np.unique(items))):
             plan = {b: rows - work["offsets"][side][b]
                     for b, rows in self._owners(side, ids).items()}
-            rows_solved["local"] += self._solve_blocks(
-                work, side, plan,
-                older={b: older[side, b] for b in plan} if side == "users" else None)
+            if relaxed is None:
+                rows_solved["local"] += self._solve_blocks(
+                    work, side, plan,
+                    older={b: older[side, b] for b in plan} if side == "users" else None)
+            else:
+                rows_solved["local"] += self._solve_plain(work, side, plan)
         # 3. washout
         if relaxed is not None:
             solver_relaxed = (bool(self._spec.use_cg), fg.RELAXED_CG_STEPS, fg.RELAXED_CG_RTOL)
@@ -619,6 +620,20 @@ class _DaskALS:
                 work["summaries"][side][b] = list(self.client.gather(
                     self._at(side, b, _summary, blocks[side][b])))
         return over
+
+    def _solve_plain(self, work, side, plan):
+        blocks, other = work["blocks"], _other(side)
+        solver = (bool(self._spec.use_cg), int(self._spec.cg_steps), 0.0)
+        for b, rows in plan.items():
+            ids = self.client.gather(self._at(side, b, _blocks.entries_of, blocks[side][b],
+                                              rows))
+            pieces = [self._at(other, j, _blocks.take_ids, blocks[other][j], part)
+                      for j, part in self._owners_in(work, other, ids).items()]
+            blocks[side][b] = self._at(side, b, _blocks.solve_plain, blocks[side][b], rows, ids,
+                                       pieces, work["gram"][other], self.objective, solver,
+                                       self._threads())
+        work["gram"][side] = self._gram(blocks[side], side)
+        return sum(len(rows) for rows in plan.values())
 
     def _solve_blocks(self, work, side, plan, older=None):
         """Solve rows ``plan[b]`` (local) of blocks of ``side``, routing only

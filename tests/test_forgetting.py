@@ -164,7 +164,7 @@ def test_forget_users_zeroes_implicit_user_and_resolves_their_items():
     model = fitted("implicit", seed=8)
     user = int(np.argmax(np.diff(model.user_items.indptr)))
     items = model.user_items[user].indices.copy()
-    report = model.forget_users([user], washout=0)  # the local phase (a washout skips it)
+    report = model.forget_users([user])
     assert np.all(model.user_factors[user] == 0)
     assert model.user_items[user].nnz == 0
     assert report.items_affected == len(items)
@@ -267,10 +267,8 @@ def test_washout_then_certified_on_retained_objective(objective_name, strategy):
     n_rows = sum(model.user_items.shape)
     users, items = random_pairs(model, 8, seed=21)
     report = model.forget(users, items, washout=2, strategy=strategy)
-    # two over-relaxed sweeps and one plain one, and no local phase before
-    # them (their first sweep solves those rows)
+    # two over-relaxed sweeps and one plain one
     assert report.washout == 2 and report.rows_solved_by_phase["washout"] == 3 * n_rows
-    assert report.rows_solved_by_phase["local"] == 0
     assert report.converged
     _, max_row = reference_certificate(model, objective_name)
     assert max_row <= report.tolerance * (1 + 1e-9)

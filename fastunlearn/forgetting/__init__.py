@@ -6,8 +6,7 @@ the retained data, which is what a retrain minimises.  Starting from the
 current factors:
 
 1. D leaves both orientations of the stored interactions (in place).
-2. Local phase: the users in D, then the items in D, are solved exactly
-   (not when a washout is due: its first sweep solves every row anyway).
+2. Local phase: the users in D, then the items in D, are solved exactly.
 3. Washout: two over-relaxed sweeps (``x <- x + w (x* - x)``, ``w = 1.7``,
    near-exact solves), then one plain sweep with the model's own solver,
    then a measurement of proven bounds.  A stationary point is not enough: ALS

@@ -224,8 +224,8 @@ def _user_terms(objective, state, users, threads, strategy):
 
 def _reconverge(model, before, users, items, old_terms, tol, relaxed, options, threads, undo,
                 desc):
-    """Local phase (or, when one is due, the washout instead), then masked
-    (or full) sweeps; returns (rows, sweeps, cert, loss).
+    """Local phase, washout, then masked (or full) sweeps; returns (rows,
+    sweeps, cert, loss).
 
     ``users`` and ``items`` are the distinct rows whose entries changed,
     ``old_terms`` the data term of those users before the change.  The
@@ -246,9 +246,7 @@ def _reconverge(model, before, users, items, old_terms, tol, relaxed, options, t
         else:
             if relaxed is None:
                 engine.data_changed(users, old_terms)
-                engine.local(users, items)
-            # else no local phase: the washout's first sweep solves every row
-            # anyway (docs/design.md, section 5)
+            engine.local(users, items, None if relaxed is None else solver)
             engine.washout(relaxed, solver)
             sweeps, after = engine.run()
             if after is None:
