@@ -46,6 +46,16 @@ def test_default_forget_is_complete_on_movielens(movielens, fraction, how):
     assert plain.completeness_gaps()["rank_auc"][0] > 0.01
 
 
+def test_default_forget_is_complete_at_the_benchmarks_setting(movielens):
+    """5 % core at factors 64, alpha 1 (bench/run.py forget's setting): the set
+    that caught a washout without its local phase."""
+    default, plain = audit.reports(movielens, fraction=0.05, how="core", repeats=3,
+                                   washouts=("auto", 0), factors=64, alpha=1.0,
+                                   regularization=0.05, iterations=15, num_threads=2)
+    assert_complete(default)
+    assert not plain.is_complete()
+
+
 def test_sequential_small_requests_are_complete_as_served(movielens):
     """200 requests of 3 random pairs, one call each: the model as served
     after the last one (some removals still pending) is complete."""
