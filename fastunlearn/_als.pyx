@@ -823,13 +823,14 @@ cdef double _row_gradient_bounded(int k, int64_t start, int64_t end, const index
     distance of the result from the exact gradient norm |D x + sum_e t_e y_e|
     (t_e = a_e s_e - b_e):
 
-    * the sum of n + 1 terms, each product rounded once: gamma_{n+2} times
-      |g_0| + sum_e |t_e| |y_e| (Higham, section 3.1);
+    * the sum of n + 1 terms, each product t_e y_e rounded twice (t_e to the
+      dtype, then the multiply): gamma_{n+2} times |g_0| + sum_e |t_e| |y_e|
+      (Higham, section 3.1);
     * each t_e from a rounded dot product: |a_e| gamma_k |y_e| |x|, times |y_e|;
     * D x by gemm from the rounded D: (gamma_k + unit) |D|_F |x|;
 
     and 1.01 for the rounding of these sums and of the final norm, done in
-    double.  The first rows of the Cholesky kernel's bound use the same rules.
+    double (the rules of the Cholesky kernel's bound of a solved row).
     """
     cdef const floating *ys[4]
     cdef double dots[4]

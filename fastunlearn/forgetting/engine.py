@@ -303,12 +303,13 @@ def gram_change_norm(old, new, delta):
 
     Written in the step ``M = new - old``, ``delta = [O; M]^T C [O; M]`` with
     ``C = [[0, I], [I, I]]``, so that a short step does not cancel.  For
-    2m < k the nonzero eigenvalues are those of the 2m x 2m ``C W``,
-    ``W = [O; M] [O; M]^T`` (``Q R`` factoring ``[O; M]^T``, ``R C R^T`` has them
-    and is similar to ``C R^T R = C W``); one row (a forgotten user's) has the closed form of
-    the rank-2 case: with ``a = |n|^2, d = |o|^2, c = n.o`` they are
-    ``((a - d) +- sqrt((a - d)^2 + 4 (a d - c^2))) / 2``, where ``a - d =
-    2 o.m + |m|^2`` and ``a d - c^2 = d |m|^2 - (o.m)^2``.
+    2m < k its nonzero eigenvalues are those of the 2m x 2m ``C W``,
+    ``W = [O; M] [O; M]^T`` (with ``[O; M]^T = Q R`` they are those of
+    ``R C R^T``, which is similar to ``C R^T R = C W``).  One row (a
+    forgotten user's) has the closed form of the rank-2 case: with
+    ``a = |n|^2, d = |o|^2, c = n.o`` they are
+    ``((a - d) +- sqrt((a - d)^2 + 4 (a d - c^2))) / 2``, where
+    ``a - d = 2 o.m + |m|^2`` and ``a d - c^2 = d |m|^2 - (o.m)^2``.
     """
     m = len(old)
     if m == 1:
