@@ -483,7 +483,7 @@ cdef int _cholesky_row(int k, int64_t r, const index_t *indptr, const index_t *i
         out[0] = before
         _dense_times(k, base, implicit, lam, x, dwork)
         out[1] = _row_gradient(k, start, end, indices, data, &Y[0, 0], x, implicit, alpha,
-                               dwork, &out[2])
+                               dwork, NULL, NULL, NULL, &out[2])
     elif out != NULL:
         # |A x - b| is computed from A and b as rounded while being built;
         # the exact ones differ by at most (Higham, section 3.1, with n + 5
@@ -502,7 +502,7 @@ cdef int _cholesky_row(int k, int64_t r, const index_t *indptr, const index_t *i
         else:  # a row so long that the bound says little: measure it
             _dense_times(k, base, implicit, lam, x, dwork)
             out[1] = _row_gradient(k, start, end, indices, data, &Y[0, 0], x, implicit, alpha,
-                                   dwork, &out[2])
+                                   dwork, NULL, NULL, NULL, &out[2])
     return info
 
 
@@ -746,47 +746,60 @@ cdef void _gradient_block(int k, int64_t j0, int nb, const int64_t *rows,
     cdef int j, d
     cdef int64_t r
     cdef double lam, unit = 2.0 ** -24 if floating is float else 2.0 ** -53
+    cdef double sums[2]
+    cdef double xn, g0, dense_norm = base_norm
     for j in range(nb):
         memcpy(Xb + j * k, &X[brows[j], 0], k * sizeof(floating))
     if implicit:
         _times_base(k, nb, base, Xb, Tb)
     for j in range(nb):
         r = brows[j]
-        if slack != NULL:
-            if not implicit:  # lam x, rounded to the dtype, is the dense part
-                lam = _row_lambda(indptr[r + 1] - indptr[r], implicit, reg, weighted)
-                for d in range(k):
-                    Tb[j * k + d] = <floating> (lam * Xb[j * k + d])
-                base_norm = lam
-            out[j0 + j] = _row_gradient_bounded(
-                k, indptr[r], indptr[r + 1], indices, data, &Y[0, 0], Xb + j * k, Tb + j * k,
-                implicit, alpha, y_norms, base_norm, unit, &slack[j0 + j],
-                losses + j0 + j if losses != NULL else NULL)
-            continue
-        if implicit:
-            for d in range(k):
-                g[d] = Tb[j * k + d]
-        else:
+        if not implicit:
             lam = _row_lambda(indptr[r + 1] - indptr[r], implicit, reg, weighted)
+            dense_norm = lam
+        if slack == NULL:
             for d in range(k):
-                g[d] = lam * Xb[j * k + d]
+                g[d] = Tb[j * k + d] if implicit else lam * Xb[j * k + d]
+            out[j0 + j] = _row_gradient(k, indptr[r], indptr[r + 1], indices, data, &Y[0, 0],
+                                        Xb + j * k, implicit, alpha, g, NULL, NULL, NULL,
+                                        losses + j0 + j if losses != NULL else NULL)
+            continue
+        # in the dtype, from the dense part as rounded to it.  The slack
+        # (docs/design.md, section 3): the sum of n + 1 terms, each product
+        # t_e y_e rounded twice (t_e to the dtype, then the multiply), is
+        # within gamma_{n+2} (|g_0| + sum_e |t_e| |y_e|) (Higham, section
+        # 3.1); each t_e from a rounded dot product adds |a_e| gamma_k |y_e|
+        # |x| |y_e|; D x by gemm from the rounded D, (gamma_k + unit) |D|_F
+        # |x|; 1.01 for the rounding of these sums and of the final norm
+        if not implicit:
+            for d in range(k):
+                Tb[j * k + d] = <floating> (lam * Xb[j * k + d])
+        xn = _norm(k, Xb + j * k)
+        g0 = _norm(k, Tb + j * k)
         out[j0 + j] = _row_gradient(k, indptr[r], indptr[r + 1], indices, data, &Y[0, 0],
-                                    Xb + j * k, implicit, alpha, g,
-                                    losses + j0 + j if losses != NULL else NULL)
+                                    Xb + j * k, implicit, alpha, NULL, Tb + j * k, y_norms,
+                                    sums, losses + j0 + j if losses != NULL else NULL)
+        slack[j0 + j] = 1.01 * (_gamma(indptr[r + 1] - indptr[r] + 2, unit) * (g0 + sums[0])
+                                + _gamma(k, unit) * xn * sums[1]
+                                + (_gamma(k, unit) + unit) * dense_norm * xn)
 
 
 cdef double _row_gradient(int k, int64_t start, int64_t end, const index_t *indices,
                           const floating *data, const floating *Y, const floating *x,
-                          bint implicit, double alpha, double *g,
+                          bint implicit, double alpha, double *g, floating *gf,
+                          const double *y_norms, double *sums,
                           double *loss) noexcept nogil:
     """|g + sum_e (a_e s_e - b_e) y_e| with s_e = y_e . x: the row's gradient
-    norm, given its dense part in ``g``; ``loss`` (if not NULL) receives the
-    row's data term from the same dot products."""
+    norm, given its dense part in ``g`` (double) or, with ``g`` NULL, in ``gf``
+    (the dtype; then ``sums`` receives sum_e |t_e| |y_e| and sum_e |a_e|
+    |y_e|^2, t_e = a_e s_e - b_e, from ``y_norms``, for the caller's slack);
+    ``loss`` (if not NULL) receives the row's data term from the same dot
+    products."""
     cdef const floating *ys[4]
     cdef double dots[4]
     cdef int64_t e, first
     cdef int d, j, m
-    cdef double a, bc, s, total = 0
+    cdef double a, bc, s, total = 0, terms = 0, dot_err = 0
     # four entries at a time: their dot products are independent, so the CPU
     # overlaps them (and the loads of their rows) instead of waiting on each
     # reduction; g is still updated in entry order (same rounding)
@@ -802,64 +815,23 @@ cdef double _row_gradient(int k, int64_t start, int64_t end, const index_t *indi
             if loss != NULL:
                 total += _entry_loss(data[e], dots[j], implicit, a)
             s = a * dots[j] - bc
-            if s != 0:
+            if g == NULL:
+                terms += fabs(s) * y_norms[indices[e]]
+                dot_err += fabs(a) * y_norms[indices[e]] * y_norms[indices[e]]
+                if s != 0:
+                    _axpy(k, <floating> s, ys[j], gf)
+            elif s != 0:
                 for d in range(k):
                     g[d] += s * ys[j][d]
     if loss != NULL:
         loss[0] = total
+    if g == NULL:
+        sums[0], sums[1] = terms, dot_err
+        return _norm(k, gf)
     s = 0
     for d in range(k):
         s += g[d] * g[d]
     return sqrt(s)
-
-
-cdef double _row_gradient_bounded(int k, int64_t start, int64_t end, const index_t *indices,
-                                  const floating *data, const floating *Y, const floating *x,
-                                  floating *g, bint implicit, double alpha,
-                                  const double *y_norms, double dense_norm, double unit,
-                                  double *slack, double *loss) noexcept nogil:
-    """``_row_gradient`` accumulated in the dtype, from the dense part
-    already in ``g`` (overwritten), with ``slack`` receiving a bound of the
-    distance of the result from the exact gradient norm |D x + sum_e t_e y_e|
-    (t_e = a_e s_e - b_e):
-
-    * the sum of n + 1 terms, each product t_e y_e rounded twice (t_e to the
-      dtype, then the multiply): gamma_{n+2} times |g_0| + sum_e |t_e| |y_e|
-      (Higham, section 3.1);
-    * each t_e from a rounded dot product: |a_e| gamma_k |y_e| |x|, times |y_e|;
-    * D x by gemm from the rounded D: (gamma_k + unit) |D|_F |x|;
-
-    and 1.01 for the rounding of these sums and of the final norm, done in
-    double (the rules of the Cholesky kernel's bound of a solved row).
-    """
-    cdef const floating *ys[4]
-    cdef double dots[4]
-    cdef int64_t e, first
-    cdef int d, j, m
-    cdef double a, bc, s, total = 0, terms = 0, dot_err = 0, xn = _norm(k, x)
-    cdef double g0 = _norm(k, g)
-    for first in range(start, end, 4):
-        m = <int> min(4, end - first)
-        _prefetch_rows(k, first + 4, min(first + 8, end), indices, Y)
-        for j in range(m):
-            ys[j] = Y + <int64_t> indices[first + j] * k
-            dots[j] = _dot(k, ys[j], x)
-        for j in range(m):
-            e = first + j
-            _entry(data[e], implicit, alpha, &a, &bc)
-            if loss != NULL:
-                total += _entry_loss(data[e], dots[j], implicit, a)
-            s = a * dots[j] - bc
-            terms += fabs(s) * y_norms[indices[e]]
-            dot_err += fabs(a) * y_norms[indices[e]] * y_norms[indices[e]]
-            if s != 0:
-                _axpy(k, <floating> s, ys[j], g)
-    if loss != NULL:
-        loss[0] = total
-    slack[0] = 1.01 * (_gamma(end - start + 2, unit) * (g0 + terms)
-                       + _gamma(k, unit) * xn * dot_err
-                       + (_gamma(k, unit) + unit) * dense_norm * xn)
-    return _norm(k, g)
 
 
 def row_losses(const index_t[::1] indptr, const index_t[::1] indices,
