@@ -516,7 +516,7 @@ def test_receipt_verifies_with_its_key_only(tmp_path):
     assert [h["digest"] for h in loaded.metadata["history"]] == [report.digest, other.digest]
 
 
-@pytest.mark.parametrize("rows", [1, 2, 5, 6])  # closed form, 2m < k by QR, 2m >= k
+@pytest.mark.parametrize("rows", [1, 2, 5, 6])  # closed form, 2m < k by C W, 2m >= k
 def test_gram_change_norm_is_the_spectral_norm(rows):
     rng = np.random.default_rng(rows)
     for scale in (1.0, 1e-3, 0.0):  # far, near and not moving at all
@@ -571,12 +571,10 @@ def test_fast_gradient_pass_is_within_its_slack_of_the_exact_norms(objective_nam
     float32 rounding of A x and b cancels; and the slack is small enough to
     settle rows well inside or outside a tolerance."""
     model = fitted(objective_name, seed=30, n_users=60, n_items=45, iterations=2)
+    _, params, extra = OBJECTIVES[objective_name]
     model = type(model).from_factors(model.user_factors.astype(dtype),
                                      model.item_factors.astype(dtype), model.user_items,
-                                     **{p: getattr(model, p) for p in
-                                        ("regularization", "alpha") if hasattr(model, p)},
-                                     **({"weighted_regularization": model.weighted_regularization}
-                                        if objective_name != "implicit" else {}))
+                                     **params, **extra)
     data = model.state.data
     for stage in ("far", "solved"):
         if stage == "solved":  # the users solved exactly: their gradients near zero
