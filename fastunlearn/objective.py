@@ -75,7 +75,7 @@ def dense_part(objective, other, num_threads, gram=None):
     if not objective.implicit:
         return np.zeros((1, 1), dtype=other.dtype)
     base = _als.gram(other, num_threads) if gram is None else gram.astype(other.dtype)
-    base[np.diag_indices_from(base)] += objective.regularization
+    base.flat[::base.shape[0] + 1] += objective.regularization
     return base
 
 

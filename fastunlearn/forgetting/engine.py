@@ -34,6 +34,17 @@ class _Bounds:
             self.gram = {"users": measures.gram_users.copy(),
                          "items": measures.gram_items.copy()}
         self.sq = {"users": measures.sq_users.copy(), "items": measures.sq_items.copy()}
+        self.bases = {}
+
+    def base(self, side, partners, threads):
+        """Dense part of A for rows of ``side`` (``partners``: the other
+        side's factors), from the kept Gram; built once per Gram change, not
+        once per solve or re-check (a small request makes hundreds)."""
+        if side not in self.bases:
+            other = "items" if side == "users" else "users"
+            gram = self.gram[other] if self.objective.implicit else None
+            self.bases[side] = obj.dense_part(self.objective, partners, threads, gram=gram)
+        return self.bases[side]
 
     def moved(self, side, rows, old64, new64, norms, partners, data):
         """Rows ``rows`` of ``side`` moved from ``old64`` to ``new64`` (their
@@ -48,6 +59,7 @@ class _Bounds:
         if self.objective.implicit:
             delta = new64.T @ new64 - old64.T @ old64
             self.gram[side] += delta
+            self.bases.pop(other, None)
             self.raise_by_gram(other, delta, gram_change_norm(old64, new64, delta),
                                old64, new64, partners)
         self.norms[side][rows] = norms
@@ -125,10 +137,7 @@ class _Reconverger:
         return threads_for(self.data, side, rows, self.threads)
 
     def base(self, side):
-        """Dense part of A for rows of ``side`` from the maintained Gram."""
-        other = self.other(side)
-        gram = self.kept.gram[other] if self.objective.implicit else None
-        return obj.dense_part(self.objective, self.factors(other), self.threads, gram=gram)
+        return self.kept.base(side, self.factors(self.other(side)), self.threads)
 
     def norms(self, side, rows):
         return obj.gradient_norms(self.objective, self.data, self.X, self.Y, side, rows,
