@@ -140,9 +140,22 @@ class _Reconverger:
         return self.kept.base(side, self.factors(self.other(side)), self.threads)
 
     def norms(self, side, rows):
-        return obj.gradient_norms(self.objective, self.data, self.X, self.Y, side, rows,
-                                  num_threads=self.threads_for(side, rows),
-                                  base=self.base(side))
+        """Gradient norms of ``rows`` of ``side``, or upper bounds of them
+        where that cannot change what is solved: the fast pass in the
+        factors' dtype first, then the exact one only for the rows whose
+        interval ``norm +- slack`` holds the tolerance; every other row is
+        then on the same side of it as its exact norm."""
+        threads, base = self.threads_for(side, rows), self.base(side)
+        fast, slack = obj.gradient_norms(self.objective, self.data, self.X, self.Y, side, rows,
+                                         num_threads=threads, base=base,
+                                         other_sq=self.kept.sq[self.other(side)])
+        unsure = np.flatnonzero(np.abs(fast - self.tol) <= slack)
+        out = fast + slack
+        if len(unsure):
+            out[unsure] = obj.gradient_norms(self.objective, self.data, self.X, self.Y, side,
+                                             rows[unsure], base=base,
+                                             num_threads=self.threads_for(side, rows[unsure]))
+        return out
 
     def data_terms(self, side, rows, values):
         return obj.data_loss(self.objective, self.data, side, rows, values,
