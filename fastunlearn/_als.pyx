@@ -66,14 +66,6 @@ DEF GRAM_PARTS = 16
 SCRATCH_CONSTANTS = {"gather": GATHER, "cg_block": CG_BLOCK, "gram_parts": GRAM_PARTS}
 
 
-def _thread_scratch(int nt, int64_t n, dtype):
-    """Scratch of ``n`` values of ``dtype`` for each of ``nt`` threads (row
-    ``tid``), the rows a cache line apart: two threads writing the ends of
-    adjacent rows in one line would stall each other on every write (false
-    sharing), which cost the exact gradient pass all of its second thread."""
-    return np.empty((nt, n + 64 // np.dtype(dtype).itemsize), dtype=dtype)
-
-
 def openmp_enabled():
     """Whether the kernels were compiled with OpenMP."""
     return bool(fu_openmp_enabled())
@@ -372,9 +364,9 @@ def solve_cholesky(const index_t[::1] indptr, const index_t[::1] indices,
     cdef int64_t work = <int64_t> k * k + k + 2 * GATHER * k
     if measures is not None:
         work += <int64_t> k * k + k
-    scratch_arr = _thread_scratch(nt, work, np.asarray(X).dtype)
+    scratch_arr = np.empty((nt, work), dtype=np.asarray(X).dtype)
     cdef floating[:, ::1] scratch = scratch_arr
-    dscratch_arr = _thread_scratch(nt, 2 * k, np.float64)
+    dscratch_arr = np.empty((nt, 2 * k), dtype=np.float64)
     cdef double[:, ::1] dscratch = dscratch_arr
     if measures is not None:
         if measures.shape[0] != nrows or measures.shape[1] != 3:
@@ -593,9 +585,9 @@ def solve_cg(const index_t[::1] indptr, const index_t[::1] indices,
     cdef int64_t nrows = rows.shape[0], blk
     cdef int64_t nblocks = (nrows + CG_BLOCK - 1) // CG_BLOCK
     cdef int nt = max(num_threads, 1), tid
-    scratch_arr = _thread_scratch(nt, 4 * CG_BLOCK * k + 2 * CG_BLOCK, np.asarray(X).dtype)
+    scratch_arr = np.empty((nt, 4 * CG_BLOCK * k + 2 * CG_BLOCK), dtype=np.asarray(X).dtype)
     cdef floating[:, ::1] scratch = scratch_arr
-    active_arr = _thread_scratch(nt, CG_BLOCK, np.uint8)
+    active_arr = np.empty((nt, CG_BLOCK), dtype=np.uint8)
     cdef unsigned char[:, ::1] active = active_arr
     if nrows == 0:
         return
@@ -713,9 +705,9 @@ def gradient_norms(const index_t[::1] indptr, const index_t[::1] indices,
     cdef int64_t nrows = rows.shape[0], blk
     cdef int64_t nblocks = (nrows + CG_BLOCK - 1) // CG_BLOCK
     cdef int nt = max(num_threads, 1), tid
-    scratch_arr = _thread_scratch(nt, 2 * CG_BLOCK * k, np.asarray(X).dtype)
+    scratch_arr = np.empty((nt, 2 * CG_BLOCK * k), dtype=np.asarray(X).dtype)
     cdef floating[:, ::1] scratch = scratch_arr
-    gscratch_arr = _thread_scratch(nt, k, np.float64)
+    gscratch_arr = np.empty((nt, k), dtype=np.float64)
     cdef double[:, ::1] gscratch = gscratch_arr
     cdef double *loss_out = NULL
     cdef double *slack_out = NULL
