@@ -97,9 +97,12 @@ def test_audit_quick(quick_results):
         assert points and {"seconds", "certificate", "ndcg", "score_auc", "rank_auc"} <= \
             set(points[0])
     assert "Completeness against cost" in (quick_results / "audit-quick.md").read_text()
-    seq = audit["sequential"]
+    (seq,) = audit["sequential"]  # quick: the audited setting only
     assert seq["requests"] == 200 and len(seq["retrains"]) == 1 and seq["seconds"] > 0
-    assert set(seq["gaps"]) == {"score_auc", "rank_auc"} and isinstance(seq["complete"], bool)
+    assert seq["setting"] == {"factors": 16, "alpha": 1.0}
+    for key in ("gaps", "settled_gaps"):
+        assert set(seq[key]) == {"score_auc", "rank_auc"}
+    assert isinstance(seq["complete"], bool) and isinstance(seq["settled_complete"], bool)
     assert "Sequential requests" in (quick_results / "audit-quick.md").read_text()
 
 

@@ -56,16 +56,27 @@ def test_default_forget_is_complete_at_the_benchmarks_setting(movielens):
     assert not plain.is_complete()
 
 
-def test_sequential_small_requests_are_complete_as_served(movielens):
+# the benchmarks' setting (bench/forget.py); there the washouts after the
+# first start from a model the earlier ones converged, and the pairs they
+# wash out keep a trace (docs/design.md, section 5: "Where the washout
+# falls short")
+BENCH = {**ML, "factors": 64, "alpha": 1.0}
+
+
+@pytest.mark.parametrize("params", [
+    ML, pytest.param(BENCH, marks=pytest.mark.xfail(
+        strict=True, reason="washouts of a converged model leave a trace at factors 64"))],
+    ids=["factors32-alpha5", "factors64-alpha1"])
+def test_sequential_small_requests_are_complete_as_served(movielens, params):
     """200 requests of 3 random pairs, one call each: the model as served
     after the last one (some removals still pending) is complete."""
     train, test = train_test_split(movielens, 0.2, seed=0)
-    original = fu.ImplicitALS(**ML, random_state=0).fit(train, show_progress=False)
+    original = fu.ImplicitALS(**params, random_state=0).fit(train, show_progress=False)
     coo = train.tocoo()
     pick = np.random.default_rng(0).choice(train.nnz, 600, replace=False)
     users, items = coo.row[pick].astype(np.int64), coo.col[pick].astype(np.int64)
     model = fu.ImplicitALS.from_factors(original.user_factors, original.item_factors, train,
-                                        **ML)
+                                        **params)
     washouts = 0
     for r in range(200):
         report = model.forget(users[3 * r:3 * r + 3], items[3 * r:3 * r + 3])
@@ -77,7 +88,7 @@ def test_sequential_small_requests_are_complete_as_served(movielens):
     assert model.pending["entries"] > 0  # served with some removals pending
     held = audit.held_out_pairs(test, users)
     served = audit.membership_inference(model, (users, items), held)
-    retrains = [fu.ImplicitALS(**ML, random_state=seed).fit(model.user_items,
+    retrains = [fu.ImplicitALS(**params, random_state=seed).fit(model.user_items,
                                                              show_progress=False)
                 for seed in range(3)]
     mias = [audit.membership_inference(r, (users, items), held) for r in retrains]
