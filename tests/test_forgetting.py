@@ -594,3 +594,28 @@ def test_fast_gradient_pass_is_within_its_slack_of_the_exact_norms(objective_nam
             eps = np.finfo(dtype).eps
             assert slack.max() <= 1e4 * eps * max(scale, exact.max(), 1.0), (stage, side)
     assert np.linalg.norm(GX, axis=1).max() < 1e-3  # the users were solved
+
+
+@pytest.mark.parametrize("name", sorted(OBJECTIVES))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_rechecks_decide_every_row_as_the_exact_pass(name, dtype):
+    """The masked sweeps' re-checks (fast pass, then the exact one where the
+    slack straddles the tolerance) return upper bounds of the exact norms
+    that are over the tolerance exactly where the exact norms are, also for
+    a row whose exact norm is the tolerance itself."""
+    model = fitted(name, seed=31, dtype=dtype)
+    state = model.state
+    measures = state.measures(model.objective, 1)
+    for side in ("users", "items"):
+        def engine(tol):
+            return forgetting._Reconverger(model.objective, state, measures, 1, tol, 10, None,
+                                           forgetting._FactorUndo())
+        # the exact pass on the engine's own dense part (from the kept Gram)
+        exact = objective.gradient_norms(model.objective, state.data, state.user_factors,
+                                         state.item_factors, side, num_threads=1,
+                                         base=engine(0.0).base(side))
+        rows = np.arange(len(exact), dtype=np.int64)
+        for tol in (exact[3], float(np.median(exact)), 2 * float(exact.max())):
+            got = engine(tol).norms(side, rows)
+            assert np.all(got >= exact * (1 - 1e-12))
+            np.testing.assert_array_equal(got > tol, exact > tol)
