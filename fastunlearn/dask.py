@@ -32,10 +32,6 @@ __all__ = ["DaskExplicitALS", "DaskImplicitALS"]
 SIDES = ("users", "items")
 
 
-def _other(side):
-    return "items" if side == "users" else "users"
-
-
 class _DaskALS:
     """Shared driver of the distributed estimators; use a subclass."""
 
@@ -157,7 +153,7 @@ class _DaskALS:
         factors = {"users": X, "items": Y}
         out = {}
         for side in SIDES:
-            other = _other(side)
+            other = obj.other_side(side)
             mine, theirs = offsets[side], offsets[other]
             blocks = []
             for b in range(len(mine) - 1):
@@ -259,7 +255,7 @@ class _DaskALS:
         return total
 
     def _pieces(self, blocks, side, target):
-        other = _other(side)
+        other = obj.other_side(side)
         futures = []
         for j, owner in enumerate(blocks[other]):
             if target in self._routes[other][j]:
@@ -282,7 +278,7 @@ class _DaskALS:
         state = self._state if state is None else state
         blocks = state["blocks"]
         for side in SIDES:
-            gram_other = state["gram"][_other(side)]
+            gram_other = state["gram"][obj.other_side(side)]
             new = []
             for b, block in enumerate(blocks[side]):
                 pieces = self._pieces(blocks, side, b)
@@ -299,7 +295,7 @@ class _DaskALS:
         summaries = {}
         for side in SIDES:
             new, losses = [], []
-            gram_other = state["gram"][_other(side)]
+            gram_other = state["gram"][obj.other_side(side)]
             for b, block in enumerate(blocks[side]):
                 pieces = self._pieces(blocks, side, b)
                 out = self._at(side, b, _blocks.measure, block, pieces, gram_other,
@@ -594,7 +590,7 @@ class _DaskALS:
         partial sums the owners of their partners compute (k numbers per
         row and owner, not the partners' factors); returns the rows whose
         gradient exceeds ``tol``, by block."""
-        blocks, other = work["blocks"], _other(side)
+        blocks, other = work["blocks"], obj.other_side(side)
         offsets = work["offsets"][side]
         finished = {}
         for b, rows in plan.items():
@@ -622,7 +618,7 @@ class _DaskALS:
         return over
 
     def _solve_plain(self, work, side, plan):
-        blocks, other = work["blocks"], _other(side)
+        blocks, other = work["blocks"], obj.other_side(side)
         solver = (bool(self._spec.use_cg), int(self._spec.cg_steps), 0.0)
         for b, rows in plan.items():
             ids = self.client.gather(self._at(side, b, _blocks.entries_of, blocks[side][b],
@@ -643,7 +639,7 @@ class _DaskALS:
         Returns rows solved."""
         if not plan:
             return 0
-        blocks, other = work["blocks"], _other(side)
+        blocks, other = work["blocks"], obj.other_side(side)
         threads = self._threads()
         outs, infos = {}, {}
         for b, rows in plan.items():
@@ -703,7 +699,7 @@ class _DaskALS:
         their rows' bounds and send their shares of the moved rows'
         gradients, from which the block measures them exactly.  Returns the
         solve's info (gathered)."""
-        blocks, other = work["blocks"], _other(side)
+        blocks, other = work["blocks"], obj.other_side(side)
         mine = np.asarray(rows, np.int64) + work["offsets"][side][b]
         parts = [self._at(other, j, _blocks.normal_parts, blocks[other][j], mine,
                           self.objective) for j in owners]

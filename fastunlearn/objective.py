@@ -60,6 +60,11 @@ class Certificate:
         return f"max_row={self.max_row:.3e} frobenius={self.frobenius:.3e}{bound}"
 
 
+def other_side(side):
+    """The other side's name: ``"items"`` for ``"users"`` and back."""
+    return "items" if side == "users" else "users"
+
+
 def _factors(side, X, Y):
     """(rows being solved or measured, fixed factors of the other side)."""
     return (X, Y) if side == "users" else (Y, X)

@@ -41,8 +41,7 @@ class _Bounds:
         side's factors), from the kept Gram; built once per Gram change, not
         once per solve or re-check (a small request makes hundreds)."""
         if side not in self.bases:
-            other = "items" if side == "users" else "users"
-            gram = self.gram[other] if self.objective.implicit else None
+            gram = self.gram[obj.other_side(side)] if self.objective.implicit else None
             self.bases[side] = obj.dense_part(self.objective, partners, threads, gram=gram)
         return self.bases[side]
 
@@ -50,7 +49,7 @@ class _Bounds:
         """Rows ``rows`` of ``side`` moved from ``old64`` to ``new64`` (their
         gradient norms now bounded by ``norms``); ``partners`` are the other
         side's factors and ``data`` the stored entries."""
-        other = "items" if side == "users" else "users"
+        other = obj.other_side(side)
         self.sq[side][rows] = obj.squared_norms(new64)
         # (a) rows of the other side sharing an entry with the moved rows
         obj.raise_partner_bounds(self.objective, data, side, rows, old64, new64, partners,
@@ -130,14 +129,11 @@ class _Reconverger:
     def factors(self, side):
         return self.X if side == "users" else self.Y
 
-    def other(self, side):
-        return "items" if side == "users" else "users"
-
     def threads_for(self, side, rows):
         return threads_for(self.data, side, rows, self.threads)
 
     def base(self, side):
-        return self.kept.base(side, self.factors(self.other(side)), self.threads)
+        return self.kept.base(side, self.factors(obj.other_side(side)), self.threads)
 
     def norms(self, side, rows):
         """Gradient norms of ``rows`` of ``side``, or upper bounds of them
@@ -148,7 +144,7 @@ class _Reconverger:
         threads, base = self.threads_for(side, rows), self.base(side)
         fast, slack = obj.gradient_norms(self.objective, self.data, self.X, self.Y, side, rows,
                                          num_threads=threads, base=base,
-                                         other_sq=self.kept.sq[self.other(side)])
+                                         other_sq=self.kept.sq[obj.other_side(side)])
         unsure = np.flatnonzero(np.abs(fast - self.tol) <= slack)
         out = fast + slack
         if len(unsure):
@@ -159,7 +155,7 @@ class _Reconverger:
 
     def data_terms(self, side, rows, values):
         return obj.data_loss(self.objective, self.data, side, rows, values,
-                             self.factors(self.other(side)),
+                             self.factors(obj.other_side(side)),
                              num_threads=self.threads_for(side, rows))
 
     def data_changed(self, users, old_terms):
@@ -172,7 +168,7 @@ class _Reconverger:
         the loss up to date."""
         if not len(rows):
             return
-        other = self.other(side)
+        other = obj.other_side(side)
         F = self.factors(side)
         old = F[rows]
         self.undo.record(side, rows, old)
