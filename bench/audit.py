@@ -227,13 +227,8 @@ def sequential(name, R, params, repeats, seed=0, requests=200, size=3):
             "seconds": seconds, "retrain_seconds": float(np.median(retrain_runs)),
             "washouts": int(washouts), "pending_entries": pending, "served": served,
             "retrains": retrains, "gaps": gaps,
-            "complete": _complete(gaps), "settled": settled, "settled_gaps": settled_gaps,
-            "settled_complete": _complete(settled_gaps)}
-
-
-def _complete(gaps):
-    """Both attackers within the gap allowed (``audit.gaps``' pairs)."""
-    return all(abs(gap) <= allowed for gap, allowed in gaps.values())
+            "complete": audit.within(gaps), "settled": settled, "settled_gaps": settled_gaps,
+            "settled_complete": audit.within(settled_gaps)}
 
 
 def fitted_longer(name, R, params, repeats, iterations=(15, 30, 60)):

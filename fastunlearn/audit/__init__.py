@@ -37,6 +37,7 @@ from .membership import (
                          gaps,
                          membership_inference,
                          rank_percentiles,
+                         within,
 )
 from .report import AuditReport, report, reports
 from .served import ModelReport, model_report
@@ -63,4 +64,5 @@ __all__ = [
     "reports",
     "sample_unseen",
     "unlearning_set",
+    "within",
 ]

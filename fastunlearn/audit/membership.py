@@ -204,6 +204,12 @@ def gaps(forget, retrains, floor=COMPLETENESS_FLOOR):
     return out
 
 
+def within(found):
+    """Whether every attacker's gap in ``found`` (as :func:`gaps` returns)
+    is within the gap allowed: the completeness test's verdict."""
+    return all(abs(gap) <= allowed for gap, allowed in found.values())
+
+
 def completeness(model, forgotten, test, *, repeats=3, seed=0):
     """Does ``model`` tell the pairs it forgot from held-out ones any better
     than a retrain does?
@@ -249,5 +255,4 @@ def completeness(model, forgotten, test, *, repeats=3, seed=0):
             retained, show_progress=False)
         retrains.append(membership_inference(retrain, pairs, held).to_dict())
     found = gaps(forget, retrains)
-    return Completeness(forget, retrains, found,
-                        all(abs(g) <= a for g, a in found.values()))
+    return Completeness(forget, retrains, found, within(found))

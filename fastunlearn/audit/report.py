@@ -19,6 +19,7 @@ from .membership import (
     _held_out_inference,
     gaps,
     membership_inference,
+    within,
 )
 from .sets import UNLEARNING_SETS, held_out_pairs, sample_unseen, unlearning_set
 
@@ -84,7 +85,7 @@ class AuditReport:
     def is_complete(self, floor=COMPLETENESS_FLOOR):
         """Whether both attackers are within :meth:`completeness_gaps`
         (False when the forgotten pairs' users have no held-out pairs)."""
-        return all(abs(gap) <= allowed for gap, allowed in self.completeness_gaps(floor).values())
+        return within(self.completeness_gaps(floor))
 
     def to_markdown(self):
         """The report as a Markdown table (one row per measure)."""
