@@ -80,12 +80,15 @@ class Block:
 
     def summary(self):
         """(max bound, max row norm, sum of squared bounds, sum of squared
-        row norms): all the driver keeps of a block's rows."""
+        row norms, the same weighted by each row's entries): all the driver
+        keeps of a block's rows (the last two give the loss's penalty,
+        ``Objective.penalty``)."""
         norms = obj.squared_norms(self.F)
         if not self.n:
-            return (0.0, 0.0, 0.0, 0.0)
+            return (0.0, 0.0, 0.0, 0.0, 0.0)
         return (float(self.bounds.max()), float(np.sqrt(norms.max())),
-                float(self.bounds @ self.bounds), float(norms.sum()))
+                float(self.bounds @ self.bounds), float(norms.sum()),
+                float(norms @ np.diff(self.indptr)))
 
 
 def make_block(side, start, csr_rows, F, routes):

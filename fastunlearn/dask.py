@@ -325,19 +325,21 @@ class _DaskALS:
         return 0.0 if D is None else float(np.abs(np.linalg.eigvalsh(D)).max())
 
     def _upper(self, state, side, b):
-        best, norm, _, _ = state["summaries"][side][b]
+        best, norm, _, _, _ = state["summaries"][side][b]
         return best + self._drift_norm(state, side, b) * norm
 
     def certificate(self):
         """The certificate from the blocks' summaries: exact after ``fit``
         and washouts, a proven upper bound after masked re-convergence."""
         self._check_fitted()
-        state = self._state
+        return self._certificate(self._state)
+
+    def _certificate(self, state):
         maxes, frob = {}, 0.0
         for side in SIDES:
             uppers = [self._upper(state, side, b) for b in range(len(state["summaries"][side]))]
             maxes[side] = max(uppers) if uppers else 0.0
-            for b, (_, _, sq_bounds, sq_norms) in enumerate(state["summaries"][side]):
+            for b, (_, _, sq_bounds, sq_norms, _) in enumerate(state["summaries"][side]):
                 sigma = self._drift_norm(state, side, b)
                 # rows of bound b_i + s |f_i|: by the triangle inequality their
                 # norm is at most sqrt(sum b^2) + s sqrt(sum |f|^2)
@@ -350,10 +352,13 @@ class _DaskALS:
     def loss(self):
         """The objective on the retained data (from the kept pieces)."""
         self._check_fitted()
-        state = self._state
+        return self._loss(self._state)
+
+    def _loss(self, state):
         objective = self.objective
-        sq = sum(s[3] for side in SIDES for s in state["summaries"][side])
-        total = state["data_loss"] + objective.regularization * sq
+        summaries = [s for side in SIDES for s in state["summaries"][side]]
+        total = state["data_loss"] + objective.penalty(sum(s[3] for s in summaries),
+                                                       sum(s[4] for s in summaries))
         if objective.implicit:
             total += float(np.vdot(state["gram"]["users"], state["gram"]["items"]))
         return float(total)
@@ -407,7 +412,7 @@ class _DaskALS:
     def forget(self, userids, itemids, **options):
         """Remove stored (user, item) pairs and re-converge only the blocks
         they disturb; see :meth:`ImplicitALS.forget` (same options, report
-        and receipt).
+        and receipt; the same engine, :mod:`fastunlearn.forgetting.engine`).
 
         All or nothing: the new blocks become the model's only when every
         step succeeded; on any failure (a worker lost mid-request included)
@@ -421,10 +426,7 @@ class _DaskALS:
         if users.shape != items.shape:
             raise ValueError(f"userids and itemids must pair up, got {users.size} and "
                              f"{items.size}")
-        users, items = fg.unique_pairs(users, items)
-        keep = fg.check_missing(users, items, self._stored(users, items), opts.missing)
-        users, items = users[keep], items[keep]
-        return self._forget_pairs(users, items, opts)
+        return fg.remove(_DaskBackend(self), users, items, opts)
 
     def _stored(self, users, items):
         """Whether each (user, item) pair is stored (asked of the users' blocks)."""
@@ -440,17 +442,22 @@ class _DaskALS:
     def forget_users(self, userids, **options):
         """Forget every stored interaction of these users."""
         self._check_fitted()
+        opts = fg.ForgetOptions(**options)
         users, _ = check_ids(userids, self.shape[0], "userids")
-        pairs = self._entries("users", np.unique(users))
-        return self._forget_pairs(*pairs, fg.ForgetOptions(**options))
+        return fg.remove(_DaskBackend(self), *self._entries("users", np.unique(users)), opts)
 
     def forget_items(self, itemids, **options):
         """Forget every stored interaction of these items."""
         self._check_fitted()
+        opts = fg.ForgetOptions(**options)
         items, _ = check_ids(itemids, self.shape[1], "itemids")
         items_ids, users_ids = self._entries("items", np.unique(items))
-        return self._forget_pairs(*fg.unique_pairs(users_ids, items_ids),
-                                  fg.ForgetOptions(**options))
+        return fg.remove(_DaskBackend(self), users_ids, items_ids, opts)
+
+    def settle(self, **options):
+        """Wash out every pending removal now; see :meth:`ImplicitALS.settle`."""
+        self._check_fitted()
+        return fg.settle(_DaskBackend(self), fg.ForgetOptions(**options))
 
     def _entries(self, side, ids):
         """(ids of side, ids of the other side) of the stored entries of ``ids``."""
@@ -463,50 +470,6 @@ class _DaskALS:
                 out_b.append(own)
         return np.concatenate(out_a), np.concatenate(out_b)
 
-    def _forget_pairs(self, users, items, opts):
-        start = time.perf_counter()
-        state = self._state
-        cert_before, loss_before = self.certificate(), self.loss()
-        tol = cert_before.max_row if opts.tolerance is None else opts.tolerance
-        digest, key = fg.make_receipt(users, items)
-        entries, requests = self._pending
-        if len(users):
-            entries, requests = entries + len(users), requests + 1
-        relaxed = opts.relaxed_sweeps(entries, state["nnz"]) if len(users) else None
-        work = _copy_state(state)
-        rows_solved = dict.fromkeys(fg.PHASES, 0)
-        sweeps = 0
-        if len(users):
-            try:
-                sweeps = self._reconverge(work, users, items, tol, relaxed, opts, rows_solved)
-            except BaseException as error:
-                # nothing of the new blocks becomes the model's
-                _release(self.client, work, state)
-                if isinstance(error, (ValueError, TypeError, KeyboardInterrupt)):
-                    raise
-                if self._lost_blocks():
-                    raise RuntimeError(
-                        f"the request failed on the cluster ({type(error).__name__}: "
-                        f"{error}) and blocks of the model were lost with a worker; with "
-                        "replicas=1 restore the model from its last save") from error
-                raise RuntimeError(
-                    f"the request failed on the cluster ({type(error).__name__}: {error}), "
-                    "for example because a worker was lost; the model is unchanged") from error
-            work["nnz"] = state["nnz"] - len(users)
-            self._state = work
-            self._replicate(work["blocks"])
-            _release(self.client, state, work)
-        cert_after = self.certificate()
-        if opts.exact_certificate and not cert_after.exact or cert_after.max_row > tol:
-            self._measure()
-            cert_after = self.certificate()
-        outcome = fg.Outcome(rows_solved, sweeps, loss_before, self.loss(), cert_before,
-                             cert_after, tol)
-        report = fg.removal_report(self, users, items, outcome, opts, (digest, key), relaxed,
-                                   (entries, requests), start)
-        self._pending = (report.pending_entries, report.pending_requests)
-        return report
-
     def _lost_blocks(self):
         """Whether any committed block has no worker holding it any more."""
         futures = [f for side in SIDES for f in self._state["blocks"][side]]
@@ -518,72 +481,44 @@ class _DaskALS:
         """Removed entries and requests no washout has covered yet."""
         return {"entries": self._pending[0], "requests": self._pending[1]}
 
-    def _reconverge(self, work, users, items, tol, relaxed, opts, rows_solved):
-        """Removal, local phase, washout if due, masked sweeps, on ``work``
-        (a copy of the state whose blocks are new futures); returns the
-        number of masked sweeps."""
-        blocks = work["blocks"]
-        # 1. the entries leave both orientations; the users' blocks keep the
-        #    old block to count the removal's share of the loss change
-        older = {}
+    @property
+    def spec(self):
+        """The :class:`~fastunlearn.spec.ModelSpec` the workers receive."""
+        return self._spec.spec
+
+    def _remove_entries(self, work, users, items):
+        """The entries leave both orientations of ``work``'s blocks; returns
+        the users' blocks before (to count the removal's share of the loss)."""
+        blocks, older = work["blocks"], {}
         for side, rows, cols in (("users", users, items), ("items", items, users)):
             offsets = work["offsets"][side]
             where = np.searchsorted(offsets, rows, side="right") - 1
             for b in np.unique(where):
                 mask = where == b
-                older[side, int(b)] = blocks[side][b]
+                if side == "users":
+                    older[int(b)] = blocks[side][b]
                 blocks[side][b] = self._at(side, b, _blocks.remove, blocks[side][b],
                                            rows[mask] - offsets[b], cols[mask])
-        # 2. local phase: the users, then the items, whose entries changed;
-        #    exactly, or by the model's solver when a washout follows
-        for side, ids in (("users", np.unique(users)), ("items", np.unique(items))):
-            plan = {b: rows - work["offsets"][side][b]
-                    for b, rows in self._owners(side, ids).items()}
-            if relaxed is None:
-                rows_solved["local"] += self._solve_blocks(
-                    work, side, plan,
-                    older={b: older[side, b] for b in plan} if side == "users" else None)
+        return older
+
+    def _check_blocks(self, work, side, tol):
+        """The rows of blocks of ``side`` that may be over ``tol``
+        (by block summaries and the Gram change not yet seen), measured:
+        returns the rows over it, by block."""
+        blocks = work["blocks"]
+        over = [b for b in range(len(blocks[side])) if self._upper(work, side, b) > tol]
+        plan = {}
+        for b in over:
+            out = self._at(side, b, _blocks.check, blocks[side][b], work["drift"][side][b], tol)
+            blocks[side][b] = self._at(side, b, _item, out, 0)
+            work["drift"][side][b] = None
+            rows = self.client.gather(self._at(side, b, _item, out, 1))
+            if len(rows):
+                plan[b] = rows
             else:
-                rows_solved["local"] += self._solve_plain(work, side, plan)
-        # 3. washout
-        if relaxed is not None:
-            solver_relaxed = (bool(self._spec.use_cg), fg.RELAXED_CG_STEPS, fg.RELAXED_CG_RTOL)
-            for _ in range(relaxed):
-                self._sweep(solver_relaxed, fg.RELAXATION, state=work)
-            self._sweep((bool(self._spec.use_cg), int(self._spec.cg_steps), 0.0), state=work)
-            self._measure(state=work)
-            n = work["shape"][0] + work["shape"][1]
-            rows_solved["washout"] += (relaxed + 1) * n
-        # 4. masked sweeps, deciding from the summaries which blocks to touch
-        sweeps = 0
-        while sweeps < opts.max_sweeps:
-            solved = 0
-            for side in SIDES:
-                over = [b for b in range(len(blocks[side])) if self._upper(work, side, b) > tol]
-                if not over:
-                    continue
-                plan = {}
-                for b in over:
-                    out = self._at(side, b, _blocks.check, blocks[side][b],
-                                   work["drift"][side][b], tol)
-                    blocks[side][b] = self._at(side, b, _item, out, 0)
-                    work["drift"][side][b] = None
-                    rows = self.client.gather(self._at(side, b, _item, out, 1))
-                    if len(rows):
-                        plan[b] = rows
-                    else:
-                        work["summaries"][side][b] = list(self.client.gather(
-                            self._at(side, b, _summary, blocks[side][b])))
-                over = self._recheck(work, side, plan, tol)
-                n = self._solve_blocks(work, side, over)
-                rows_solved["sweeps"] += n
-                solved += n
-            sweeps += 1
-            if not solved:
-                break
-        if relaxed is None or rows_solved["sweeps"]:
-            work["exact"] = False  # bounds, no longer measured norms
-        return sweeps
+                work["summaries"][side][b] = list(self.client.gather(
+                    self._at(side, b, _summary, blocks[side][b])))
+        return self._recheck(work, side, plan, tol)
 
     def _recheck(self, work, side, plan, tol):
         """Measure rows ``plan[b]`` (local) of blocks of ``side`` exactly from
@@ -801,6 +736,129 @@ class DaskExplicitALS(_DaskALS):
     :class:`DaskImplicitALS`)."""
 
     _local = ExplicitALS
+
+
+class _DaskBackend(fg.Backend):
+    """The engine's backend over a distributed model's blocks
+    (:class:`fastunlearn.forgetting.engine.Backend`): a request works on a
+    copy of the driver's state whose blocks are new futures, and
+    :meth:`commit` swaps it in."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model, self.spec, self.metadata = model, model.spec, model.metadata
+        self.work = None
+        self.staged = None
+
+    @property
+    def pending(self):
+        return self.model._pending
+
+    @pending.setter
+    def pending(self, value):
+        self.model._pending = value
+
+    @property
+    def nnz(self):
+        return self.model._state["nnz"]
+
+    @property
+    def n_rows(self):
+        return sum(self.model.shape)
+
+    def stored(self, users, items):
+        return self.model._stored(users, items)
+
+    def stage_removal(self, users, items):
+        self.staged = (users, items)
+
+    def stage_settle(self):
+        self.staged = None
+
+    def stage_addition(self, merged, shape):
+        raise NotImplementedError("partial_fit on a Dask model: move it to a local one "
+                                  "with to_local()")
+
+    def before(self):
+        return self.model.loss(), self.model.certificate()
+
+    def apply(self, users, tol, track_loss):
+        self.tol = tol
+        self.work = _copy_state(self.model._state)
+        self.older = {}
+        if self.staged is not None:
+            self.older = self.model._remove_entries(self.work, *self.staged)
+            self.work["nnz"] -= len(self.staged[0])
+
+    def local(self, users, items, exact):
+        model, work = self.model, self.work
+        for side, ids in (("users", users), ("items", items)):
+            plan = {b: rows - work["offsets"][side][b]
+                    for b, rows in model._owners(side, ids).items()}
+            if exact:
+                older = {b: self.older[b] for b in plan} if side == "users" else None
+                self.rows_solved["local"] += model._solve_blocks(work, side, plan, older=older)
+                work["exact"] = False
+            else:
+                self.rows_solved["local"] += model._solve_plain(work, side, plan)
+
+    def washout(self, relaxed):
+        model, work = self.model, self.work
+        use_cg, cg_steps = self.spec.solver
+        for _ in range(relaxed):
+            model._sweep((use_cg, fg.RELAXED_CG_STEPS, fg.RELAXED_CG_RTOL), fg.RELAXATION,
+                         state=work)
+        model._sweep((use_cg, cg_steps, 0.0), state=work)
+        model._measure(state=work)
+        self.rows_solved["washout"] += (relaxed + 1) * self.n_rows
+
+    def masked_pass(self, side):
+        solved = self.model._solve_blocks(self.work, side,
+                                          self.model._check_blocks(self.work, side, self.tol))
+        if solved:
+            self.work["exact"] = False  # bounds, no longer measured norms
+        self.rows_solved["sweeps"] += solved
+        return solved
+
+    def full_sweep(self):
+        self.model._sweep((False, 0, 0.0), state=self.work)
+        self.model._measure(state=self.work)
+        self.rows_solved["sweeps"] += self.n_rows
+
+    def measure(self):
+        self.model._measure(state=self.work)
+
+    def certificate(self):
+        return self.model._certificate(self.work)
+
+    def loss(self):
+        return self.model._loss(self.work)
+
+    def commit(self):
+        model, old = self.model, self.model._state
+        model._state = self.work
+        model._replicate(self.work["blocks"])
+        _release(model.client, old, self.work)
+
+    def rollback(self, error):
+        """Nothing of the new blocks becomes the model's; a failure on the
+        cluster says whether the model survived it."""
+        model = self.model
+        if self.work is not None:
+            _release(model.client, self.work, model._state)
+        if isinstance(error, (ValueError, TypeError, KeyboardInterrupt)):
+            return
+        if model._lost_blocks():
+            raise RuntimeError(
+                f"the request failed on the cluster ({type(error).__name__}: {error}) and "
+                "blocks of the model were lost with a worker; with replicas=1 restore the "
+                "model from its last save") from error
+        raise RuntimeError(
+            f"the request failed on the cluster ({type(error).__name__}: {error}), for "
+            "example because a worker was lost; the model is unchanged") from error
+
+    def release(self):
+        pass
 
 
 # ---------------------------------------------------------------- worker side

@@ -22,6 +22,7 @@ from . import forgetting, persistence
 from . import objective as obj
 from .config import single_threaded_blas
 from .serving import FactorModel, _fit_columns
+from .spec import ModelSpec
 from .state import ModelState
 from .validation import (
     ANY_ID,
@@ -72,9 +73,52 @@ class MatrixFactorization(FactorModel):
                              f"got {self.num_threads!r}")
         self.dtype = check_dtype(self.dtype)
 
-    def get_params(self):
-        """Hyperparameters of this model (what a file keeps), as a dict."""
+    def get_params(self, deep=True):
+        """Hyperparameters of this model (what a file keeps), as a dict.
+
+        ``deep`` is accepted for scikit-learn's estimator protocol; no
+        hyperparameter is itself an estimator.
+        """
         return {name: getattr(self, name) for name in self._param_names}
+
+    def set_params(self, **params):
+        """Set hyperparameters (scikit-learn's protocol), validated as the
+        constructor validates them; the fitted state stays.
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        ValueError
+            For a name that is not a hyperparameter, or an invalid value
+            (the model is then left as it was).
+        """
+        unknown = sorted(set(params) - set(self._param_names))
+        if unknown:
+            raise ValueError(f"invalid parameter(s) {unknown} for {type(self).__name__}; "
+                             f"valid ones: {list(self._param_names)}")
+        old = self.get_params()
+        for name, value in params.items():
+            setattr(self, name, value)
+        try:
+            self._check_params()
+        except BaseException:
+            for name, value in old.items():
+                setattr(self, name, value)
+            raise
+        return self
+
+    @property
+    def spec(self):
+        """The :class:`~fastunlearn.spec.ModelSpec` of these hyperparameters:
+        what the engine, persistence and the Dask workers receive."""
+        return ModelSpec(self.objective, int(self.factors), np.dtype(self.dtype),
+                         bool(self.use_cg), int(self.cg_steps), int(self.num_threads))
+
+    def _backend(self):
+        return forgetting.LocalBackend(self.spec, self._state, self.metadata)
 
     @classmethod
     def _from_params(cls, **params):
@@ -433,31 +477,32 @@ class MatrixFactorization(FactorModel):
         """
         self._check_fitted()
         options = forgetting.ForgetOptions(**options)
+        shape = self._state.data.shape
         if sp.issparse(userids) and itemids is None:
-            users, items = forgetting.pairs_from_request(self, userids, None)
+            users, items = forgetting.pairs_from_request(shape, userids, None)
         else:
             if itemids is None:
                 raise ValueError("forget needs itemids paired with userids (or one sparse "
                                  "matrix); use forget_users to remove whole users")
-            users, items = forgetting.pairs_from_request(self, userids, itemids)
+            users, items = forgetting.pairs_from_request(shape, userids, itemids)
         self._factors_changed()
-        return forgetting.forget_pairs(self, users, items, options)
+        return forgetting.remove(self._backend(), users, items, options)
 
     def forget_users(self, userids, **options):
         """Remove every interaction of ``userids`` (see :meth:`forget` for options)."""
         self._check_fitted()
         options = forgetting.ForgetOptions(**options)
-        users, items = forgetting.entries_of(self, userids, "users")
+        users, items = forgetting.entries_of(self._state.data, userids, "users")
         self._factors_changed()
-        return forgetting.forget_pairs(self, users, items, options)
+        return forgetting.remove(self._backend(), users, items, options)
 
     def forget_items(self, itemids, **options):
         """Remove every interaction with ``itemids`` (see :meth:`forget` for options)."""
         self._check_fitted()
         options = forgetting.ForgetOptions(**options)
-        users, items = forgetting.entries_of(self, itemids, "items")
+        users, items = forgetting.entries_of(self._state.data, itemids, "items")
         self._factors_changed()
-        return forgetting.forget_pairs(self, users, items, options)
+        return forgetting.remove(self._backend(), users, items, options)
 
     @property
     def pending(self):
@@ -484,7 +529,7 @@ class MatrixFactorization(FactorModel):
         """
         self._check_fitted()
         self._factors_changed()
-        return forgetting.settle(self, forgetting.ForgetOptions(**options))
+        return forgetting.settle(self._backend(), forgetting.ForgetOptions(**options))
 
     def partial_fit(self, user_items_delta, **options):
         """Add interactions (and new users/items) and re-converge to the
@@ -504,8 +549,8 @@ class MatrixFactorization(FactorModel):
         """
         self._check_fitted()
         self._factors_changed()
-        return forgetting.add_interactions(self, user_items_delta,
-                                           forgetting.ForgetOptions(**options))
+        return forgetting.add(self._backend(), self._state.data.user_items(), user_items_delta,
+                              forgetting.ForgetOptions(**options))
 
     def partial_fit_users(self, userids, user_items):
         """Replace the interactions of ``userids`` and re-converge (implicit's signature).

@@ -37,6 +37,18 @@ class Objective:
     alpha: float = 1.0
     weighted: bool = False
 
+    @property
+    def weighted_penalty(self):
+        """Whether each row's penalty is weighted by its number of stored
+        entries (ALS-WR); the one place the loss, the kernels' callers and
+        the distributed summaries ask."""
+        return self.weighted and not self.implicit
+
+    def penalty(self, sq, weighted_sq):
+        """The regularisation term from the sum of squared row norms
+        ``sq`` and the same sum weighted by each row's entries ``weighted_sq``."""
+        return self.regularization * (weighted_sq if self.weighted_penalty else sq)
+
 
 @dataclass(frozen=True)
 class Certificate:
@@ -275,10 +287,10 @@ class Measures:
 
     def loss(self, objective, data):
         """The objective from the kept pieces (see :func:`loss`)."""
-        sq_x, sq_y = self.sq_users, self.sq_items
-        if objective.weighted and not objective.implicit:
-            sq_x, sq_y = sq_x * data.counts("users"), sq_y * data.counts("items")
-        total = self.data_loss + objective.regularization * (sq_x.sum() + sq_y.sum())
+        sq = self.sq_users.sum() + self.sq_items.sum()
+        weighted = self.sq_users @ data.counts("users") + self.sq_items @ data.counts("items") \
+            if objective.weighted_penalty else None
+        total = self.data_loss + objective.penalty(sq, weighted)
         if objective.implicit:  # every entry as unstored: sum_ui (x_u . y_i)^2
             total += float(np.vdot(self.gram_users, self.gram_items))
         return float(total)

@@ -415,3 +415,110 @@ def test_one_users_forget_sends_normal_equations_not_factors(client, monkeypatch
     np.testing.assert_allclose(X, Xr, atol=1e-9)
     np.testing.assert_allclose(Y, Yr, atol=1e-9)
     assert parts.loss_after == pytest.approx(rows.loss_after, rel=1e-9)
+
+
+# ---------------------------------------------------------------- one engine
+# The Dask model and the local one run the same phases
+# (fastunlearn.forgetting.engine) over two backends: from the same factors
+# and data, every request leaves the same factors and the same report.
+
+KINDS = {
+    "implicit": (fu.ImplicitALS, fud.DaskImplicitALS, PARAMS),
+    "explicit": (fu.ExplicitALS, fud.DaskExplicitALS,
+                 {**{k: v for k, v in PARAMS.items() if k != "alpha"},
+                  "weighted_regularization": False}),
+    "weighted": (fu.ExplicitALS, fud.DaskExplicitALS,
+                 {**{k: v for k, v in PARAMS.items() if k != "alpha"},
+                  "weighted_regularization": True}),
+}
+REPORT_FIELDS = ("n_removed", "users_affected", "items_affected", "rows_solved",
+                 "rows_solved_by_phase", "sweeps", "strategy", "washout", "settled",
+                 "pending_entries", "pending_requests", "converged")
+
+
+@pytest.fixture(scope="module")
+def fitted_kinds(data):
+    """A local model of each objective, fitted on ``data``."""
+    return {name: local_cls(**params).fit(data, show_progress=False)
+            for name, (local_cls, _, params) in KINDS.items()}
+
+
+def same_request(client, fitted_kinds, name, request, options):
+    local_cls, dask_cls, params = KINDS[name]
+    fitted = fitted_kinds[name]
+    local = local_cls.from_factors(fitted.user_factors, fitted.item_factors,
+                                   fitted.user_items, **params)
+    dist = dask_cls.from_local(client, local, blocks=3)
+    reports = [request(model, **options) for model in (local, dist)]
+    return local, dist, reports
+
+
+REQUESTS = {
+    "users": lambda m, **o: m.forget_users([4, 9, 200], **o),
+    "items": lambda m, **o: m.forget_items([2, 31], **o),
+    "pairs": lambda m, **o: m.forget(*_pairs(m), **o),
+}
+
+
+def _pairs(model):
+    coo = model.user_items.tocoo()
+    pick = np.random.default_rng(5).choice(coo.nnz, 40, replace=False)
+    return coo.row[pick], coo.col[pick]
+
+
+# every objective with every strategy, each strategy with every kind of
+# request (all 36 combinations take minutes on two cores)
+STRATEGIES = {"default": dict(), "washout0": dict(washout=0), "full": dict(strategy="full"),
+              "full-washout": dict(washout=1, strategy="full")}
+CASES = [(name, request_name, strategy)
+         for n, name in enumerate(sorted(KINDS))
+         for s, strategy in enumerate(STRATEGIES)
+         for request_name in [sorted(REQUESTS)[(n + s) % 3]]]
+
+
+@pytest.mark.parametrize("name, request_name, strategy", CASES)
+def test_dask_and_local_forget_alike(client, fitted_kinds, name, request_name, strategy):
+    options = STRATEGIES[strategy]
+    local, dist, (ours, theirs) = same_request(client, fitted_kinds, name,
+                                               REQUESTS[request_name], options)
+    np.testing.assert_allclose(dist.user_factors, local.user_factors, rtol=0, atol=1e-8)
+    np.testing.assert_allclose(dist.item_factors, local.item_factors, rtol=0, atol=1e-8)
+    for field in REPORT_FIELDS:
+        assert getattr(theirs, field) == getattr(ours, field), field
+    assert theirs.loss_after == pytest.approx(ours.loss_after, rel=1e-9)
+    # each backend's certificate is exact or its own proven bound (per row,
+    # per block; a washout measures exactly on the workers, by the fast
+    # pass locally) of the same factors
+    exact = local.certificate().max_row
+    mine, yours = ours.certificate_after, theirs.certificate_after
+    assert min(mine.max_row, yours.max_row) >= exact * (1 - 1e-9) - 1e-12
+    if mine.exact and yours.exact:
+        assert yours.max_row == pytest.approx(mine.max_row, rel=1e-6, abs=1e-12)
+    # and settling what is pending
+    ours, theirs = local.settle(), dist.settle()
+    np.testing.assert_allclose(dist.item_factors, local.item_factors, rtol=0, atol=1e-8)
+    assert (theirs.entries, theirs.rows_solved) == (ours.entries, ours.rows_solved)
+
+
+def test_masked_sweeps_switch_to_full_sweeps_on_dask_as_locally(client, fitted_kinds):
+    """A tolerance far below the model's certificate makes the masked sweeps
+    solve more rows than a sweep has: both backends then switch to full
+    sweeps at the same point."""
+    tol = 0.02 * fitted_kinds["implicit"].certificate().max_row
+    options = dict(tolerance=tol, max_sweeps=20, washout=0)
+    local, dist, (ours, theirs) = same_request(client, fitted_kinds, "implicit",
+                                               REQUESTS["pairs"], options)
+    n_rows = sum(local.user_items.shape)
+    assert ours.rows_solved >= n_rows + ours.rows_solved_by_phase["local"]  # it switched
+    assert (theirs.sweeps, theirs.rows_solved) == (ours.sweeps, ours.rows_solved)
+    assert theirs.converged == ours.converged
+    np.testing.assert_allclose(dist.user_factors, local.user_factors, rtol=0, atol=1e-8)
+
+
+@pytest.mark.parametrize("name", sorted(KINDS))
+def test_dask_loss_is_the_local_loss_of_the_same_factors(client, fitted_kinds, name):
+    local_cls, dask_cls, params = KINDS[name]
+    dist = dask_cls.from_local(client, fitted_kinds[name], blocks=3)
+    same = local_cls.from_factors(dist.user_factors, dist.item_factors, dist.user_items,
+                                  **params)
+    assert dist.loss() == pytest.approx(same.loss(), rel=1e-10)

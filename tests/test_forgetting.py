@@ -538,13 +538,13 @@ def test_masked_sweeps_switch_to_full_sweeps_past_a_sweeps_rows(monkeypatch):
     users, items = random_pairs(a, 10, seed=25)
     tight = dict(tolerance=1e-5, max_sweeps=2000, washout=0)
     switched = []
-    real = forgetting._Reconverger.run_full
+    real = forgetting.engine.full_sweeps
 
-    def run_full(self, *args, **kwargs):
-        switched.append(self.rows_solved["sweeps"])
-        return real(self, *args, **kwargs)
+    def full_sweeps(backend, *args, **kwargs):
+        switched.append(backend.rows_solved["sweeps"])
+        return real(backend, *args, **kwargs)
 
-    monkeypatch.setattr(forgetting._Reconverger, "run_full", run_full)
+    monkeypatch.setattr(forgetting.engine, "full_sweeps", full_sweeps)
     masked = a.forget(users, items, **tight)
     one_sweep = sum(a.user_items.shape)
     assert len(switched) == 1 and one_sweep <= switched[0] < 2 * one_sweep
@@ -608,8 +608,11 @@ def test_rechecks_decide_every_row_as_the_exact_pass(name, dtype):
     measures = state.measures(model.objective, 1)
     for side in ("users", "items"):
         def engine(tol):
-            return forgetting._Reconverger(model.objective, state, measures, 1, tol, 10, None,
-                                           forgetting._FactorUndo())
+            backend = forgetting.LocalBackend(model.spec, state, model.metadata)
+            backend.tol, backend.data = tol, state.data
+            backend.X, backend.Y = state.user_factors, state.item_factors
+            backend.load(measures)
+            return backend
         # the exact pass on the engine's own dense part (from the kept Gram)
         exact = objective.gradient_norms(model.objective, state.data, state.user_factors,
                                          state.item_factors, side, num_threads=1,

@@ -37,28 +37,29 @@ current factors:
 The bounds, Gram matrices and per-user loss terms (``objective.Measures``)
 are kept in the model's :class:`~fastunlearn.state.ModelState` and updated
 only where a request disturbs them, so a request costs what it disturbs,
-not a pass over the data.  Forgetting works on that state (and the model's
-hyperparameters and objective), never on the estimator's internals.
+not a pass over the data.  The phases are written once (:mod:`.engine`) over a backend: the model's
+state in memory (:class:`LocalBackend`) or blocks on a Dask cluster;
+forgetting receives a :class:`~fastunlearn.spec.ModelSpec`, never an
+estimator.
 
 All of it is all-or-nothing: if anything fails or is interrupted, factors,
 interactions and the pending count are restored exactly as they were.
 """
-from .engine import _FactorUndo as _FactorUndo  # noqa: F401 (the tests reach them)
-from .engine import _Reconverger as _Reconverger  # noqa: F401
-from .engine import gram_change_norm, gram_change_times, threads_for
+from .engine import Backend, Outcome, full_sweeps, reconverge, run
+from .local import LocalBackend, gram_change_norm, gram_change_times, threads_for
 from .options import (EXACT_SLACK, PENDING_FRACTION, PHASES, RELAXATION, RELAXED_CG_RTOL,
                       RELAXED_CG_STEPS, STRATEGIES, WASHOUT_SWEEPS, ForgetOptions, check_washout,
                       pending_limit)
 from .reports import (ForgetReport, PartialFitReport, RunReport, SettleReport, digest_pairs,
-                      make_receipt, unique_pairs, verify_receipt)
-from .requests import (Outcome, add_interactions, check_missing, entries_of, forget_pairs,
-                       pairs_from_request, removal_report, settle)
+                      make_receipt, run_fields, unique_pairs, verify_receipt)
+from .requests import add, check_missing, entries_of, pairs_from_request, remove, settle
 
 __all__ = [
     "EXACT_SLACK", "PENDING_FRACTION", "PHASES", "RELAXATION", "RELAXED_CG_RTOL",
     "RELAXED_CG_STEPS", "STRATEGIES", "WASHOUT_SWEEPS",
-    "ForgetOptions", "ForgetReport", "Outcome", "PartialFitReport", "RunReport", "SettleReport",
-    "add_interactions", "check_missing", "check_washout", "digest_pairs", "entries_of",
-    "forget_pairs", "gram_change_norm", "gram_change_times", "make_receipt", "pairs_from_request",
-    "pending_limit", "removal_report", "settle", "threads_for", "unique_pairs", "verify_receipt",
+    "Backend", "ForgetOptions", "ForgetReport", "LocalBackend", "Outcome", "PartialFitReport",
+    "RunReport", "SettleReport", "add", "check_missing", "check_washout", "digest_pairs",
+    "entries_of", "full_sweeps", "gram_change_norm", "gram_change_times", "make_receipt",
+    "pairs_from_request", "pending_limit", "reconverge", "remove", "run", "run_fields",
+    "settle", "threads_for", "unique_pairs", "verify_receipt",
 ]

@@ -1,378 +1,162 @@
-"""The re-convergence engine in named parts: the bounds (:class:`_Bounds`),
-the phases (:class:`_Reconverger`: local, washout, masked and full sweeps)
-and the undo log (:class:`_FactorUndo`); docs/design.md, sections 4-5."""
+"""The phases of a request, written once over a :class:`Backend`: the
+local phase, the washout, masked sweeps, the switch to full sweeps and the
+full strategy (:func:`reconverge`), and the all-or-nothing driver around
+them (:func:`run`); docs/design.md, sections 4-6.
+
+A backend is where the factors and the data live: memory
+(:class:`~fastunlearn.forgetting.local.LocalBackend`) or a Dask cluster
+(``fastunlearn.dask``).  It knows how to solve, measure and bound rows;
+the engine decides which phase runs when, so that every backend forgets
+the same way.
+"""
+import contextlib
+from dataclasses import dataclass
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from .. import objective as obj
-from ..state import advance_checksum
-from .options import EXACT_SLACK, PHASES, RELAXATION, RELAXED_CG_RTOL, RELAXED_CG_STEPS
+from ..config import single_threaded_blas
+from .options import PHASES
 
-# ------------------------------------------------------------------ engine
+SIDES = ("users", "items")
 
-class _Bounds:
-    """What the engine keeps current through every solve instead of passes
-    over the data: an upper bound of each row's gradient norm, the factor
-    Gram matrices (implicit), squared row norms and the loss's data term.
 
-    Starts from (copies of) exact or bounded :class:`objective.Measures`; a
-    solve of rows R of one side raises the bounds of the other side's rows
-    (a) through the entries they share with R and (b) in implicit mode
-    through the Gram matrix every row of the other side sees (see
-    :class:`_Reconverger`).
+class Backend:
+    """What the engine drives.  One instance serves one request.
+
+    The model
+        ``spec`` (:class:`~fastunlearn.spec.ModelSpec`), ``metadata`` (the
+        model's dict, for the receipt history), ``pending`` ((entries,
+        requests) not yet washed out; settable), ``nnz`` (stored entries),
+        ``n_rows`` (users plus items), ``stored(users, items)`` (a boolean
+        mask of the pairs that are stored).
+    The change, staged before the request runs
+        ``stage_removal(users, items)``, ``stage_addition(merged, shape)``
+        (the whole data after adding, of the new ``shape``),
+        ``stage_settle()`` (no change to the data).
+    The request
+        ``before()`` -> (loss, certificate) of the model as it is;
+        ``apply(users, tol, track_loss)`` makes the staged change, with an
+        undo, and aims the bounds at ``tol``; ``track_loss``: the masked
+        phases follow without a washout, so the loss is kept current from
+        ``users``' terms;
+        ``local(users, items, exact)`` solves those rows, exactly (bounds
+        kept) or by the model's own solver (a washout follows);
+        ``washout(relaxed)`` runs ``relaxed`` over-relaxed sweeps, one plain
+        sweep and a measurement of proven bounds;
+        ``masked_pass(side)`` checks the rows of ``side`` whose bound is
+        over the tolerance and solves those really over it, returning how
+        many it solved;
+        ``full_sweep()`` solves every row exactly and measures;
+        ``measure()`` measures every row exactly;
+        ``certificate()``, ``loss()`` of the factors now;
+        ``commit()`` makes the result the model's, ``rollback(error)`` puts
+        the model back (and may raise a clearer error), ``release()`` wipes
+        what the request kept of the removed data, whatever happened.
+        ``rows_solved`` counts the rows solved by phase.
     """
-
-    def __init__(self, objective, measures, tol):
-        self.objective = objective
-        self.tol = tol
-        self.load(measures)
-
-    def load(self, measures):
-        self.norms = {"users": measures.user_norms.copy(), "items": measures.item_norms.copy()}
-        self.data_loss = measures.data_loss
-        if self.objective.implicit:  # float64, kept current with the changed rows
-            self.gram = {"users": measures.gram_users.copy(),
-                         "items": measures.gram_items.copy()}
-        self.sq = {"users": measures.sq_users.copy(), "items": measures.sq_items.copy()}
-        self.bases = {}
-
-    def base(self, side, partners, threads):
-        """Dense part of A for rows of ``side`` (``partners``: the other
-        side's factors), from the kept Gram; built once per Gram change, not
-        once per solve or re-check (a small request makes hundreds)."""
-        if side not in self.bases:
-            gram = self.gram[obj.other_side(side)] if self.objective.implicit else None
-            self.bases[side] = obj.dense_part(self.objective, partners, threads, gram=gram)
-        return self.bases[side]
-
-    def moved(self, side, rows, old64, new64, norms, partners, data):
-        """Rows ``rows`` of ``side`` moved from ``old64`` to ``new64`` (their
-        gradient norms now bounded by ``norms``); ``partners`` are the other
-        side's factors and ``data`` the stored entries."""
-        other = obj.other_side(side)
-        self.sq[side][rows] = obj.squared_norms(new64)
-        # (a) rows of the other side sharing an entry with the moved rows
-        obj.raise_partner_bounds(self.objective, data, side, rows, old64, new64, partners,
-                                 self.norms[other])
-        # (b) the Gram matrix every row of the other side sees
-        if self.objective.implicit:
-            delta = new64.T @ new64 - old64.T @ old64
-            self.gram[side] += delta
-            self.bases.pop(other, None)
-            self.raise_by_gram(other, delta, gram_change_norm(old64, new64, delta),
-                               old64, new64, partners)
-        self.norms[side][rows] = norms
-
-    def raise_by_gram(self, side, delta, spectral, old, new, F):
-        """Raise the bounds of ``side`` (factors ``F``) by what the Gram
-        change ``delta`` (spectral norm ``spectral``) does to their
-        gradients: ``|delta|_2 |f|`` where that keeps a row within tolerance
-        (no work), the exact ``|delta f|`` where it would not (less than
-        recomputing a gradient, and much tighter when a few rows moved far,
-        as a forgotten user's does; see :func:`gram_change_times`)."""
-        bound = self.norms[side]
-        raised = bound + spectral * np.sqrt(self.sq[side])
-        over = np.flatnonzero(raised > self.tol)
-        for start in range(0, len(over), 8192):
-            rows = over[start:start + 8192]
-            change = gram_change_times(F[rows].astype(np.float64), delta, old, new)
-            raised[rows] = bound[rows] + np.linalg.norm(change, axis=1)
-        bound[...] = raised
-
-    def measures(self):
-        """The kept values as :class:`objective.Measures` (bounds, not exact norms)."""
-        grams = (self.gram["users"], self.gram["items"]) if self.objective.implicit \
-            else (None, None)
-        return obj.Measures(self.norms["users"], self.norms["items"], self.data_loss,
-                            *grams, self.sq["users"], self.sq["items"], exact=False)
-
-
-class _Reconverger:
-    """Masked re-convergence of a model's state (:class:`state.ModelState`)
-    after its data changed, under ``objective``: the phases
-    (local, washout, masked and full sweeps) over :class:`_Bounds`.
-
-    The bounds and the loss stay current through every solve without a
-    pass over the data: a solve of
-    rows R moves the gradient of a row f of the other side only through
-    (a) the entries f shares with R: by ``|a ((r'.f) r' - (r.f) r) - b (r' - r)|``
-    per entry, for r moving to r' (:func:`objective.raise_partner_bounds`); and
-    (b) in implicit mode the Gram matrix: by ``|dG f| <= |dG|_2 |f|``.
-    A solved row's own bound comes from the solve: measured (short rows), or
-    its residual in the normal equations plus what float rounding of them
-    can hide (:func:`objective.solve_measured`).
-    Works on copies of the kept :class:`objective.Measures` and logs the
-    previous value of every row it solves in ``undo``, so that the caller
-    can put everything back on failure.
-    """
-
-    def __init__(self, objective, state, measures, threads, tolerance, max_sweeps, progress,
-                 undo):
-        self.objective = objective
-        self.data = state.data
-        self.X, self.Y = state.user_factors, state.item_factors
-        self.threads = threads
-        self.tol = tolerance
-        self.max_sweeps = max_sweeps
-        self.progress = progress
-        self.undo = undo
-        self.load(measures)
-        self.rows_solved = dict.fromkeys(PHASES, 0)
-        # factor checksums kept current through the solves, so that the
-        # state left is keyed without another read of all factors
-        self.checksums = dict(zip(("users", "items"), state.kept_checksums()))
-
-    def load(self, measures):
-        """Start from (copies of) ``measures`` of the current factors."""
-        self.kept = _Bounds(self.objective, measures, self.tol)
-
-    def factors(self, side):
-        return self.X if side == "users" else self.Y
-
-    def threads_for(self, side, rows):
-        return threads_for(self.data, side, rows, self.threads)
-
-    def base(self, side):
-        return self.kept.base(side, self.factors(obj.other_side(side)), self.threads)
-
-    def norms(self, side, rows):
-        """Gradient norms of ``rows`` of ``side``, or upper bounds of them
-        where that cannot change what is solved: the fast pass in the
-        factors' dtype first, then the exact one only for the rows whose
-        interval ``norm +- slack`` holds the tolerance; every other row is
-        then on the same side of it as its exact norm."""
-        threads, base = self.threads_for(side, rows), self.base(side)
-        fast, slack = obj.gradient_norms(self.objective, self.data, self.X, self.Y, side, rows,
-                                         num_threads=threads, base=base,
-                                         other_sq=self.kept.sq[obj.other_side(side)])
-        unsure = np.flatnonzero(np.abs(fast - self.tol) <= slack)
-        out = fast + slack
-        if len(unsure):
-            out[unsure] = obj.gradient_norms(self.objective, self.data, self.X, self.Y, side,
-                                             rows[unsure], base=base,
-                                             num_threads=self.threads_for(side, rows[unsure]))
-        return out
-
-    def data_terms(self, side, rows, values):
-        return obj.data_loss(self.objective, self.data, side, rows, values,
-                             self.factors(obj.other_side(side)),
-                             num_threads=self.threads_for(side, rows))
-
-    def data_changed(self, users, old_terms):
-        """The stored entries of ``users`` changed (at unchanged factors);
-        ``old_terms`` is their data term before the change."""
-        self.kept.data_loss += self.data_terms("users", users, self.X[users]) - old_terms
-
-    def solve(self, side, rows, phase):
-        """Solve ``rows`` (sorted, distinct) exactly and bring every bound and
-        the loss up to date."""
-        if not len(rows):
-            return
-        other = obj.other_side(side)
-        F = self.factors(side)
-        old = F[rows]
-        self.undo.record(side, rows, old)
-        # a solved row is stationary up to rounding: bounded, with its data
-        # terms, by the solve itself
-        old_terms, norms, new_terms = obj.solve_measured(
-            self.objective, self.data, self.X, self.Y, side, rows,
-            num_threads=self.threads_for(side, rows), base=self.base(side),
-            exact_above=EXACT_SLACK * self.tol)
-        self.rows_solved[phase] += len(rows)
-        self.checksums[side] = advance_checksum(self.checksums[side], F, rows, old)
-        new = F[rows]
-        self.kept.moved(side, rows, old.astype(np.float64), new.astype(np.float64), norms,
-                        self.factors(other), self.data)
-        self.kept.data_loss += new_terms.sum() - old_terms.sum()
-
-    def local(self, users, items, solver=None):
-        """Local phase: the users whose entries changed, then those items,
-        solved exactly.  With a ``solver`` (``(use_cg, cg_steps)``) when a
-        washout follows, which re-solves and measures every row afresh, they
-        are solved by the model's own solver instead, without the bounds and
-        loss bookkeeping (full copies of the factors go to the undo log):
-        the exact solves of a 1 % request's popular items cost more than a
-        CG sweep of everything."""
-        if solver is None:
-            self.solve("users", users, "local")
-            self.solve("items", items, "local")
-            return
-        self.save_all()
-        use_cg, cg_steps = solver
-        for side, rows in (("users", users), ("items", items)):
-            obj.solve_rows(self.objective, self.data, self.X, self.Y, side, rows, use_cg=use_cg,
-                           cg_steps=cg_steps, num_threads=self.threads_for(side, rows))
-            self.rows_solved["local"] += len(rows)
-
-    def save_all(self):
-        """Log full copies of both factor matrices, once (every row moves)."""
-        if self.undo.record_whole(self.X, self.Y):
-            self.checksums = dict.fromkeys(self.checksums)  # read them all after
-
-    def washout(self, relaxed, solver):
-        """``relaxed`` over-relaxed full sweeps, one plain sweep with the
-        model's ``solver`` (``(use_cg, cg_steps)``), then every measure
-        afresh, since every row moved (gradient bounds from the fast pass).
-        Returns those measures (None when ``relaxed`` is None: no washout)."""
-        if relaxed is None:
-            return None
-        use_cg, cg_steps = solver
-        self.save_all()
-        rows = self.X.shape[0] + self.Y.shape[0]
-        work = {"users": np.empty_like(self.X), "items": np.empty_like(self.Y)}
-        for _ in range(relaxed):
-            obj.relaxed_sweep(self.objective, self.data, self.X, self.Y, RELAXATION,
-                              use_cg=use_cg, cg_steps=RELAXED_CG_STEPS, cg_rtol=RELAXED_CG_RTOL,
-                              num_threads=self.threads, work=work)
-        for buffer in work.values():  # rows of the model before the sweeps: wiped
-            buffer[...] = 0
-        obj.sweep(self.objective, self.data, self.X, self.Y, use_cg=use_cg, cg_steps=cg_steps,
-                  num_threads=self.threads)
-        self.rows_solved["washout"] += (relaxed + 1) * rows
-        # bounds, not exact norms: the masked sweeps measure again the rows
-        # whose bound is over the tolerance
-        measures = obj.measure(self.objective, self.data, self.X, self.Y,
-                               num_threads=self.threads, bounds=True)
-        self.load(measures)
-        return measures
-
-    def run(self):
-        """Masked sweeps: recompute rows whose bound exceeds the tolerance,
-        solve those whose gradient really does.  Once the rows they solved
-        add up to a full sweep's, the rest is plain full sweeps
-        (:meth:`run_full`).  Returns (sweeps, exact measures or None)."""
-        sweeps, solved, full_sweep = 0, 0, self.X.shape[0] + self.Y.shape[0]
-        while sweeps < self.max_sweeps:
-            if solved >= full_sweep:
-                more, measures = self.run_full(max_sweeps=self.max_sweeps - sweeps)
-                return sweeps + more, measures
-            solved_any = False
-            for side in ("users", "items"):
-                bound = self.kept.norms[side]
-                check = np.flatnonzero(bound > self.tol)
-                if not len(check):
-                    continue
-                bound[check] = self.norms(side, check)
-                solve = check[bound[check] > self.tol]
-                if len(solve):
-                    solved_any = True
-                    solved += len(solve)
-                    self.solve(side, solve, "sweeps")
-            sweeps += 1
-            if self.progress is not None:
-                self.progress.update(1)
-            if not solved_any:
-                break
-        return sweeps, None
-
-    def result(self):
-        """Measures after the run: bounds, not exact norms."""
-        return self.kept.measures()
-
-    def run_full(self, measures=None, max_sweeps=None):
-        """Plain Unlearn-ALS: full exact sweeps until the certificate is in
-        tolerance, from exact ``measures`` of the current factors (taken
-        here if None, and again if bounds miss the tolerance).  Returns
-        (sweeps, measures at the end: exact after a sweep)."""
-        sweeps = 0
-        max_sweeps = self.max_sweeps if max_sweeps is None else max_sweeps
-        if measures is None or (not measures.exact
-                                and measures.certificate().max_row > self.tol):
-            measures = obj.measure(self.objective, self.data, self.X, self.Y,
-                                   num_threads=self.threads)
-        while sweeps < max_sweeps and measures.certificate().max_row > self.tol:
-            self.save_all()
-            for side in ("users", "items"):
-                rows = obj.all_rows(self.factors(side).shape[0])
-                obj.solve_rows(self.objective, self.data, self.X, self.Y, side, rows,
-                               use_cg=False, cg_steps=0, num_threads=self.threads)
-                self.rows_solved["sweeps"] += len(rows)
-            sweeps += 1
-            measures = obj.measure(self.objective, self.data, self.X, self.Y,
-                                   num_threads=self.threads)
-            if self.progress is not None:
-                self.progress.update(1)
-        return sweeps, measures
-
-
-def threads_for(data, side, rows, threads):
-    """One thread for little work on ``rows`` of ``side``: waking a team
-    costs more than a few thousand entries, and much more when other
-    processes hold the cores."""
-    if len(rows) >= 64:
-        return threads
-    indptr = data.side(side).arrays()[0]
-    entries = int(np.sum(indptr[rows + 1] - indptr[rows]))
-    return 1 if entries + 64 * len(rows) < 4096 else threads
-
-
-def gram_change_times(f, delta, old, new):
-    """Rows of ``f`` times the Gram change ``delta = new^T new - old^T old``
-    of m rows moving from ``old`` to ``new`` (k columns, float64): as
-    ``new^T (new f) - old^T (old f)``, 4mk a row, when 4m < k, else k^2."""
-    if 4 * len(old) < delta.shape[0]:
-        return (f @ new.T) @ new - (f @ old.T) @ old
-    return f @ delta
-
-
-def gram_change_norm(old, new, delta):
-    """Spectral norm of ``delta = new^T new - old^T old``, the Gram change of
-    m rows moving from ``old`` to ``new`` (float64).
-
-    Written in the step ``M = new - old``, ``delta = [O; M]^T C [O; M]`` with
-    ``C = [[0, I], [I, I]]``, so that a short step does not cancel.  For
-    2m < k its nonzero eigenvalues are those of the 2m x 2m ``C W``,
-    ``W = [O; M] [O; M]^T`` (with ``[O; M]^T = Q R`` they are those of
-    ``R C R^T``, which is similar to ``C R^T R = C W``).  One row (a
-    forgotten user's) has the closed form of the rank-2 case: with
-    ``a = |n|^2, d = |o|^2, c = n.o`` they are
-    ``((a - d) +- sqrt((a - d)^2 + 4 (a d - c^2))) / 2``, where
-    ``a - d = 2 o.m + |m|^2`` and ``a d - c^2 = d |m|^2 - (o.m)^2``.
-    """
-    m = len(old)
-    if m == 1:
-        o = old[0]
-        step = new[0] - o
-        om, mm, d = o @ step, step @ step, o @ o
-        diff = 2 * om + mm
-        return float((abs(diff) + np.sqrt(diff * diff + 4 * max(d * mm - om * om, 0.0))) / 2)
-    if 2 * m >= delta.shape[0]:
-        return float(np.abs(np.linalg.eigvalsh(delta)).max())
-    B = np.concatenate([old, new - old])
-    CW = B @ B.T  # then C W: rows 0..m-1 of C W are M's, rows m.. are O's plus M's
-    CW = np.concatenate([CW[m:], CW[:m] + CW[m:]])
-    return float(np.abs(np.linalg.eigvals(CW)).max())
-
-
-class _FactorUndo:
-    """The undo log of a request: the previous value of every factor row the
-    engine moves, newest last, so that a failure puts the factors back
-    exactly; wiped once the request ends (it holds the pre-request rows)."""
 
     def __init__(self):
-        self.records = []
-        self.whole = False  # full copies of both factor matrices logged
+        self.rows_solved = dict.fromkeys(PHASES, 0)
 
-    def record(self, side, rows, old):
-        self.records.append((side, rows, old))
 
-    def record_whole(self, X, Y):
-        """Log full copies of both factor matrices, once; returns whether
-        this call logged them (every row may move from now on)."""
-        if self.whole:
-            return False
-        for side, F in (("users", X), ("items", Y)):
-            self.records.append((side, obj.all_rows(F.shape[0]), F.copy()))
-        self.whole = True
-        return True
+@dataclass(frozen=True)
+class Outcome:
+    """What one run of the engine did (the common part of every report)."""
 
-    def roll_back(self, state):
-        """Put back every logged row of ``state``'s factors, newest first."""
-        for side, rows, old in reversed(self.records):
-            F = state.user_factors if side == "users" else state.item_factors
-            F[rows] = old
+    rows_solved: dict
+    sweeps: int
+    loss_before: float
+    loss_after: float
+    certificate_before: obj.Certificate
+    certificate_after: obj.Certificate
+    tolerance: float
 
-    def wipe(self):
-        for _, _, old in self.records:
-            old[...] = 0
-        self.records.clear()
+    @property
+    def converged(self):
+        return self.certificate_after.max_row <= self.tolerance
+
+
+def run(backend, users, items, options, relaxed, desc, changed=True):
+    """Make the staged change and re-converge, all or nothing.
+
+    ``users`` and ``items`` are the rows whose entries change; ``relaxed``
+    the over-relaxed sweeps of the washout (None: no washout now);
+    ``changed=False``: nothing to do but report.  Returns an :class:`Outcome`.
+    """
+    with single_threaded_blas():
+        loss_before, cert_before = backend.before()
+        tol = cert_before.max_row if options.tolerance is None else options.tolerance
+        if not changed:
+            return Outcome(dict.fromkeys(PHASES, 0), 0, loss_before, loss_before, cert_before,
+                           cert_before, tol)
+        users, items = np.unique(users), np.unique(items)
+        # no tqdm at all when hidden: even a disabled bar costs ~70 us a request
+        bar = tqdm(total=options.max_sweeps, desc=desc) if options.show_progress \
+            else contextlib.nullcontext()
+        try:
+            with bar as progress:
+                backend.apply(users, tol,
+                              track_loss=relaxed is None and options.strategy != "full")
+                sweeps = reconverge(backend, users, items, tol, relaxed, options, progress)
+                cert_after, loss_after = backend.certificate(), backend.loss()
+                backend.commit()
+        except BaseException as error:
+            backend.rollback(error)
+            raise
+        finally:
+            backend.release()
+    return Outcome(dict(backend.rows_solved), sweeps, loss_before, loss_after, cert_before,
+                   cert_after, tol)
+
+
+def reconverge(backend, users, items, tol, relaxed, options, progress=None):
+    """The phases after the data changed (docs/design.md, section 4);
+    returns the number of masked or full sweeps.
+
+    The certificate left is the backend's proven bound unless
+    ``exact_certificate`` is set, the bound misses ``tol``, or the run
+    ended with full sweeps: then it is measured.
+    """
+    if options.strategy == "full":
+        if relaxed is None:
+            backend.measure()  # the kept measures predate the change
+        else:
+            backend.washout(relaxed)
+        return full_sweeps(backend, tol, options.max_sweeps, progress)
+    backend.local(users, items, exact=relaxed is None)
+    if relaxed is not None:
+        backend.washout(relaxed)
+    sweeps = solved = 0
+    while sweeps < options.max_sweeps:
+        # past a full sweep's rows, full sweeps cost no more and certify
+        if solved >= backend.n_rows:
+            backend.measure()
+            return sweeps + full_sweeps(backend, tol, options.max_sweeps - sweeps, progress)
+        now = sum(backend.masked_pass(side) for side in SIDES)
+        solved += now
+        sweeps += 1
+        if progress is not None:
+            progress.update(1)
+        if not now:
+            break
+    certificate = backend.certificate()
+    if not certificate.exact and (options.exact_certificate or certificate.max_row > tol):
+        backend.measure()
+    return sweeps
+
+
+def full_sweeps(backend, tol, max_sweeps, progress=None):
+    """Plain Unlearn-ALS: exact full sweeps until the certificate is within
+    ``tol`` (measured first where a bound misses it)."""
+    certificate = backend.certificate()
+    if not certificate.exact and certificate.max_row > tol:
+        backend.measure()
+    sweeps = 0
+    while sweeps < max_sweeps and backend.certificate().max_row > tol:
+        backend.full_sweep()
+        sweeps += 1
+        if progress is not None:
+            progress.update(1)
+    return sweeps

@@ -114,6 +114,21 @@ class PartialFitReport(ForgetReport):
     keyed hash of the pairs added."""
 
 
+def run_fields(outcome, start, phases=None):
+    """The :class:`RunReport` fields of the engine's ``outcome`` (an
+    ``engine.Outcome``) for a call that began at ``start``
+    (``time.perf_counter()``), ``rows_solved_by_phase`` kept to ``phases``
+    if given: the one place every report takes them from."""
+    by_phase = outcome.rows_solved if phases is None else \
+        {k: outcome.rows_solved[k] for k in phases}
+    return dict(rows_solved=sum(outcome.rows_solved.values()), rows_solved_by_phase=by_phase,
+                sweeps=outcome.sweeps, seconds=time.perf_counter() - start,
+                loss_before=outcome.loss_before, loss_after=outcome.loss_after,
+                certificate_before=outcome.certificate_before,
+                certificate_after=outcome.certificate_after, tolerance=outcome.tolerance,
+                converged=outcome.converged)
+
+
 def _now():
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
