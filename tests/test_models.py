@@ -351,3 +351,35 @@ def test_pickle_keeps_the_state_and_reads_pickles_of_loose_attributes():
     again.__setstate__(old)
     assert again.user_factors is clone.user_factors and again.state.data is clone.state.data
     assert again.pending == model.pending and again.loss() == model.loss()
+
+
+# ---------------------------------------------------------------- estimator protocol
+
+ESTIMATORS = [fu.ImplicitALS, fu.ExplicitALS, fu.AlternatingLeastSquares]
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS, ids=lambda c: c.__name__)
+def test_scikit_learn_clone_gives_an_unfitted_equal_model(cls):
+    sklearn_base = pytest.importorskip("sklearn.base")
+    model = cls(factors=6, regularization=0.3, iterations=2, random_state=4, num_threads=1)
+    model.set_params(cg_steps=5)
+    R = sp.random(30, 20, density=0.2, random_state=0, format="csr", dtype=np.float32)
+    model.fit(R, show_progress=False)
+    copy = sklearn_base.clone(model)
+    assert type(copy) is cls and not copy.is_fitted
+    assert copy.get_params() == model.get_params() and copy.get_params()["cg_steps"] == 5
+    copy.fit(R, show_progress=False)  # same hyperparameters and seed: the same model
+    np.testing.assert_array_equal(copy.user_factors, model.user_factors)
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS, ids=lambda c: c.__name__)
+def test_set_params_validates_and_leaves_the_model_on_error(cls):
+    model = cls(factors=6)
+    assert model.set_params(factors=7, regularization=0.5) is model
+    assert (model.factors, model.regularization) == (7, 0.5)
+    assert model.get_params(deep=True) == model.get_params(deep=False)
+    with pytest.raises(ValueError, match="factors"):
+        model.set_params(factors=0, regularization=0.9)
+    assert (model.factors, model.regularization) == (7, 0.5)
+    with pytest.raises(ValueError, match="invalid parameter.*'nope'"):
+        model.set_params(nope=1)
