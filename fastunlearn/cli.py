@@ -333,7 +333,7 @@ def _print_ranked(args, head, items, scores):
 
 def cmd_info(args):
     model = _load(args.model)
-    params = model.get_params()
+    params = model.hyperparameters()
     params["dtype"] = np.dtype(params["dtype"]).name
     cert = model.certificate()
     history = model.metadata.get("history", [])

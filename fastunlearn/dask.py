@@ -42,7 +42,7 @@ class _DaskALS:
             raise TypeError("client must be a dask.distributed.Client, got "
                             f"{type(client).__name__}")
         self.client = client
-        self.params = self._local(**hyperparameters).get_params()
+        self.params = self._local(**hyperparameters).hyperparameters()
         self._spec = self._local(**self.params)  # validated hyperparameters
         workers = sorted(client.scheduler_info()["workers"])
         if not workers:
@@ -694,7 +694,7 @@ class _DaskALS:
             raise TypeError(f"from_local takes a fitted {cls._local.__name__}, got "
                             f"{type(model).__name__}")
         model._check_fitted()
-        twin = cls(client, blocks=blocks, replicas=replicas, **model.get_params())
+        twin = cls(client, blocks=blocks, replicas=replicas, **model.hyperparameters())
         state = model.state
         twin._install(state.data.user_items(), state.user_factors, state.item_factors)
         twin._measure()

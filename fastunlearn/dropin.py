@@ -82,15 +82,19 @@ calculate_training_loss, num_threads, random_state
 
     def __init__(self, factors=100, regularization=0.01, alpha=1.0, dtype=np.float32,
                  use_native=True, use_cg=True, use_gpu=False, iterations=15,
-                 calculate_training_loss=False, num_threads=0, random_state=None, *,
-                 cg_steps=3):
+                 calculate_training_loss=False, num_threads=0, random_state=None):
         if use_gpu:
             raise ValueError("fastunlearn has no GPU support: pass use_gpu=False "
                              "(the model runs on the CPU)")
         super().__init__(factors, regularization, alpha, dtype, use_native, use_cg, iterations,
-                         calculate_training_loss, num_threads, random_state,
-                         cg_steps=cg_steps)
+                         calculate_training_loss, num_threads, random_state)
         self.fit_callback = None
+
+    @classmethod
+    def _from_params(cls, cg_steps=3, **params):
+        model = cls(**params)
+        model.cg_steps = cg_steps
+        return model
 
     # ------------------------------------------------------------ training
 

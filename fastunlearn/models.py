@@ -73,13 +73,19 @@ class MatrixFactorization(FactorModel):
                              f"got {self.num_threads!r}")
         self.dtype = check_dtype(self.dtype)
 
-    def get_params(self, deep=True):
-        """Hyperparameters of this model (what a file keeps), as a dict.
-
-        ``deep`` is accepted for scikit-learn's estimator protocol; no
-        hyperparameter is itself an estimator.
-        """
+    def hyperparameters(self):
+        """Every hyperparameter of this model (what a file keeps), as a dict."""
         return {name: getattr(self, name) for name in self._param_names}
+
+    def get_params(self, deep=True):
+        """The constructor's arguments, as a dict (scikit-learn's estimator
+        protocol; ``deep`` changes nothing: no argument is an estimator).
+
+        The drop-in's constructor is implicit's, without ``cg_steps``:
+        :meth:`hyperparameters` has them all.
+        """
+        names = _parameters(type(self).__init__)
+        return {name: getattr(self, name) for name in names if hasattr(self, name)}
 
     def set_params(self, **params):
         """Set hyperparameters (scikit-learn's protocol), validated as the
@@ -95,11 +101,11 @@ class MatrixFactorization(FactorModel):
             For a name that is not a hyperparameter, or an invalid value
             (the model is then left as it was).
         """
-        unknown = sorted(set(params) - set(self._param_names))
+        unknown = sorted(set(params) - set(self._param_names))  # cg_steps included
         if unknown:
             raise ValueError(f"invalid parameter(s) {unknown} for {type(self).__name__}; "
                              f"valid ones: {list(self._param_names)}")
-        old = self.get_params()
+        old = self.hyperparameters()
         for name, value in params.items():
             setattr(self, name, value)
         try:

@@ -119,7 +119,7 @@ def save(model, path, metadata=None):
     model._check_fitted()
     metadata = dict(metadata or getattr(model, "metadata", None) or {})
     indptr, indices, data = state.data.by_user.arrays()
-    params = model.get_params()
+    params = model.hyperparameters()
     params["dtype"] = np.dtype(params["dtype"]).name
     if not isinstance(params.get("random_state"), (int, type(None))):
         params["random_state"] = None  # generators are not part of the model

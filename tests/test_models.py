@@ -362,12 +362,12 @@ ESTIMATORS = [fu.ImplicitALS, fu.ExplicitALS, fu.AlternatingLeastSquares]
 def test_scikit_learn_clone_gives_an_unfitted_equal_model(cls):
     sklearn_base = pytest.importorskip("sklearn.base")
     model = cls(factors=6, regularization=0.3, iterations=2, random_state=4, num_threads=1)
-    model.set_params(cg_steps=5)
+    model.set_params(regularization=0.2)
     R = sp.random(30, 20, density=0.2, random_state=0, format="csr", dtype=np.float32)
     model.fit(R, show_progress=False)
     copy = sklearn_base.clone(model)
     assert type(copy) is cls and not copy.is_fitted
-    assert copy.get_params() == model.get_params() and copy.get_params()["cg_steps"] == 5
+    assert copy.get_params() == model.get_params() and copy.regularization == 0.2
     copy.fit(R, show_progress=False)  # same hyperparameters and seed: the same model
     np.testing.assert_array_equal(copy.user_factors, model.user_factors)
 

@@ -246,7 +246,7 @@ def completeness(model, forgotten, test, *, repeats=3, seed=0):
     held = held_out_pairs(test, pairs[0])
     if not len(held[0]):
         raise ValueError("none of the forgotten pairs' users has a pair in test")
-    params = model.get_params()
+    params = model.hyperparameters()
     retained = model.user_items.copy()
     forget = membership_inference(model, pairs, held).to_dict()
     retrains = []
