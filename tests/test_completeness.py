@@ -109,3 +109,83 @@ def test_default_forget_is_complete_on_synthetic_data():
                                    regularization=0.05, iterations=15, num_threads=2)
     assert_complete(default)
     assert not plain.is_complete()
+
+
+# ---------------------------------------------------------------------------
+# settle(): what small requests leave pending is washed out on demand, and
+# the command line never saves a model with removals pending.  Each test
+# first shows the pending model failing the completeness test, so that
+# passing it after settle() is the washout's doing.
+# ---------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def movielens_split():
+    """(train, test, model fitted on train at ML) for the settle tests."""
+    from conftest import MOVIELENS
+
+    if not MOVIELENS.exists():
+        pytest.skip(f"MovieLens 100K not found at {MOVIELENS}")
+    import scipy.sparse as sp
+
+    raw = np.loadtxt(MOVIELENS, dtype=np.int64)
+    ratings = sp.csr_matrix((raw[:, 2].astype(np.float32), (raw[:, 0] - 1, raw[:, 1] - 1)))
+    train, test = train_test_split(ratings, 0.2, seed=0)
+    return train, test, fu.ImplicitALS(**ML, random_state=0).fit(train, show_progress=False)
+
+
+def _copy(model):
+    return fu.ImplicitALS.from_factors(model.user_factors, model.item_factors,
+                                       model.user_items, **ML)
+
+
+@pytest.mark.parametrize("how", ["random", "core"])
+def test_settle_washes_out_what_small_requests_left_pending(movielens_split, how):
+    train, test, original = movielens_split
+    users, items = audit.unlearning_set(train, 0.01, how, 0)
+    model = _copy(original)
+    # 40 requests of 20 pairs, each under the pending limit: no washout runs
+    limit = len(users) + 1
+    for part in np.array_split(np.random.default_rng(1).permutation(len(users)), 40):
+        report = model.forget(users[part], items[part], pending_limit=limit)
+        assert report.washout == 0 and not report.settled
+    assert model.pending == {"entries": len(users), "requests": 40}
+    pending = audit.completeness(model, (users, items), test)
+    assert not pending.complete, pending.gaps  # the trace settle() must remove
+
+    settled = model.settle()
+    after = audit.completeness(model, (users, items), test)
+    assert after.complete, after.gaps
+    assert model.pending == {"entries": 0, "requests": 0}
+    assert settled.entries == len(users) and settled.requests == 40
+    assert settled.converged and settled.rows_solved_by_phase["washout"] > 0
+    # a second settle() has nothing left to do and changes nothing
+    factors = model.user_factors.copy()
+    again = model.settle()
+    assert again.entries == 0 and again.rows_solved == 0
+    np.testing.assert_array_equal(model.user_factors, factors)
+
+
+def test_the_command_line_saves_a_settled_complete_model(movielens_split, tmp_path):
+    """``fastunlearn forget --washout 0`` defers the washout in the request;
+    the file it writes has nothing pending and passes the completeness test."""
+    from test_cli import ok, run
+
+    train, test, original = movielens_split
+    users, items = audit.unlearning_set(train, 0.01, "random", 0)
+    original.save(tmp_path / "model.npz")  # no id maps: external ids are the indices
+    lines = ["user,item"] + [f"{u},{i}" for u, i in zip(users, items)]
+    (tmp_path / "pairs.csv").write_text("\n".join(lines) + "\n")
+
+    # the same request in the library, pending, fails the test
+    pending = _copy(original)
+    assert not pending.forget(users, items, washout=0).settled
+    assert not audit.completeness(pending, (users, items), test).complete
+
+    ok(run(tmp_path, "forget", "model.npz", "--pairs", "pairs.csv", "--washout", "0",
+           "-o", "out.npz", "--quiet"))
+    saved = fu.load(tmp_path / "out.npz")
+    assert saved.pending == {"entries": 0, "requests": 0}
+    assert saved.user_items.nnz == train.nnz - len(users)
+    assert not saved.user_items[users, items].any()
+    assert saved.metadata["history"][-1]["event"] == "settle"
+    result = audit.completeness(saved, (users, items), test)
+    assert result.complete, result.gaps
