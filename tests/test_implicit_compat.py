@@ -219,7 +219,36 @@ def test_recommend(problem, batch, liked, subset, recalculate, N):
         reference[r, ~keep] = np.nan
         width = N if subset != "items" else min(N, len(chosen["items"]))
         valid.append(min(width, int(keep.sum())))
+    if subset == "items" and liked:
+        assert_liked_requested_items_last(got, expected, valid, rows, chosen["items"])
+        got = _padded_after(got, valid)  # the ranked part is compared below
     assert_lists_agree(got, expected, reference, valid)
+
+
+def _padded_after(lists, valid):
+    """``(ids, scores)`` with entries past ``valid[r]`` of each row set to
+    fastunlearn's padding (id -1, PAD_SCORE)."""
+    ids, scores = (a.copy() for a in lists)
+    for r, n in enumerate(valid):
+        tail = np.s_[n:] if ids.ndim == 1 else np.s_[r, n:]
+        ids[tail], scores[tail] = -1, PAD_SCORE
+    return ids, scores
+
+
+def assert_liked_requested_items_last(ours, theirs, valid, rows, items):
+    """implicit's ``recommend(items=..., filter_already_liked_items=True)``:
+    past the ranked items, the requested items the user liked, each once,
+    at score ``-finfo(dtype).max``, never -1 (which of them fit a short
+    list is a tie at that score)."""
+    for ids, scores in (ours, theirs):
+        ids, scores = np.atleast_2d(ids), np.atleast_2d(scores)
+        for r, n in enumerate(valid):
+            liked = np.intersect1d(rows[r].indices, items)
+            tail = ids[r, n:]
+            assert len(tail) == min(ids.shape[1] - n, len(liked)), (tail, liked)
+            assert set(tail.tolist()) <= set(liked.tolist()) and len(set(tail)) == len(tail)
+            assert (scores[r, n:] == -np.finfo(scores.dtype).max).all()
+            assert len(set(ids[r].tolist())) == ids.shape[1]  # every item once
 
 
 def test_recommend_without_user_items_when_nothing_needs_them(problem):
@@ -416,6 +445,57 @@ def test_non_csr_input_warns_alike(convert):
             messages.append(str(record[0].message))
         prefix = f"Method expects CSR input, and was passed {type(C).__name__} instead"
         assert all(m.startswith(prefix) for m in messages), messages
+
+
+def test_implicit_code_catches_the_conversion_warning():
+    """Code written for implicit catches fastunlearn's warning: by its class
+    (``pytest.warns``, ``except``) and through a warnings filter."""
+    R, _, ours = pair("random")
+    assert issubclass(fu.ParameterWarning, ImplicitParameterWarning)
+    with pytest.warns(ImplicitParameterWarning, match="Method expects CSR input"):
+        ours.recommend(0, sp.coo_matrix(R[0]))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", category=ImplicitParameterWarning)
+        with pytest.raises(ImplicitParameterWarning):
+            ours.recalculate_user(0, sp.coo_matrix(R[0]))
+
+
+def test_the_warning_needs_no_implicit():
+    """Without implicit the class stands alone (a UserWarning)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['implicit'] = None\n"
+            "import fastunlearn as fu\n"
+            "assert 'implicit.utils' not in sys.modules\n"
+            "print([c.__module__ + '.' + c.__name__ for c in fu.ParameterWarning.__mro__])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert "implicit" not in out and "builtins.UserWarning" in out
+
+
+def test_unfitted_model_saves_and_loads_as_implicits(tmp_path):
+    """implicit saves a model that was never fitted (hyperparameters only);
+    either library loads the other's file back as an equal unfitted model."""
+    params = {"factors": 12, "regularization": 0.5, "alpha": 3.0, "iterations": 4,
+              "random_state": 7, "use_cg": False}
+    ours = fu.AlternatingLeastSquares(**params)
+    theirs = ImplicitCPU(**params)
+    ours.save(tmp_path / "ours")
+    theirs.save(str(tmp_path / "theirs"))
+    for path in ("ours", "theirs"):
+        for cls in (fu.AlternatingLeastSquares, ImplicitCPU):
+            got = cls.load(str(tmp_path / path))
+            assert got.user_factors is None and got.item_factors is None
+            for attr in (*params, "cg_steps", "num_threads", "calculate_training_loss"):
+                assert getattr(got, attr) == getattr(theirs, attr), (path, cls, attr)
+            assert np.dtype(got.dtype) == np.dtype(theirs.dtype)
+    # the loaded model fits as a new one does
+    R = _random()[0]
+    loaded = fu.AlternatingLeastSquares.load(tmp_path / "ours")
+    loaded.fit(R, show_progress=False)
+    fresh = fu.AlternatingLeastSquares(**params).fit(R, show_progress=False)
+    np.testing.assert_array_equal(loaded.user_factors, fresh.user_factors)
 
 
 def test_nan_factors_raise_model_fit_error():
