@@ -47,9 +47,10 @@ def _liked_last(ids, scores, items, rows):
     """Lists ranked from ``items``, their padding filled with the requested
     items the user already liked (ascending ids, score ``-finfo(dtype).max``).
 
-    implicit ranks a liked item of ``items`` last, at that score, instead of leaving it out: every requested item comes back once.  The
-    padding of a list is exactly the room its liked items leave, so filling
-    it in order keeps the list ``min(N, len(items))`` wide.  ``rows`` are
+    implicit ranks a liked item of ``items`` last, at that score, instead
+    of leaving it out: every requested item comes back once.  The padding
+    of a list is exactly the room its liked items leave, so filling it in
+    order keeps the list ``min(N, len(items))`` wide.  ``rows`` are
     the checked, canonical query rows (what the ranking filtered with).
     """
     scalar = ids.ndim == 1
