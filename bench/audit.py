@@ -22,7 +22,7 @@ import fastunlearn as fu
 import plots
 from common import movielens, write
 from fastunlearn import audit
-from fastunlearn.evaluation import ranking_metrics, train_test_split
+from fastunlearn.evaluation import holdout_split, ranking_metrics
 
 # MovieLens as the completeness issue measured it (alpha 5 makes the rows
 # ill-conditioned, which CG-3 fits leave far from their row optimum); the
@@ -140,7 +140,7 @@ HEADER = ["data", "set", "washout", "removed", "users", "nDCG@10 forget", "nDCG@
 
 def curves(name, R, params, seed=0, quick=False):
     """Measures along a retrain and along forgets of increasing effort."""
-    train, test = train_test_split(R, 0.2, seed=seed)
+    train, test = holdout_split(R, 0.2, seed=seed)
     params = {**params, "random_state": seed}
     original = fu.ImplicitALS(**params).fit(train, show_progress=False)
     forgotten = audit.unlearning_set(train, 0.01, "random", seed)
@@ -194,7 +194,7 @@ def sequential(name, R, params, repeats, seed=0, requests=200, size=3):
     """Completeness and cost of ``requests`` one-call forgets of ``size``
     random pairs each, measured on the model as served after the last one
     (removals still pending included), against ``repeats`` retrains."""
-    train, test = train_test_split(R, 0.2, seed=seed)
+    train, test = holdout_split(R, 0.2, seed=seed)
     params = {**params, "random_state": seed}
     original = fu.ImplicitALS(**params).fit(train, show_progress=False)
     coo = train.tocoo()

@@ -16,7 +16,7 @@ import numpy as np
 
 import fastunlearn as fu
 from common import median, median_user, movielens, timed, write
-from fastunlearn.evaluation import ndcg_at_k, train_test_split
+from fastunlearn.evaluation import holdout_split, macro_ndcg_at_k
 
 PARAMS = dict(factors=64, regularization=0.05, alpha=1.0, iterations=15, use_cg=True,
               random_state=0, num_threads=2)
@@ -133,7 +133,7 @@ def run(quick=False, repeats=3):
     rows, results, seq_rows, load_rows = [], [], [], []
     params = {**PARAMS, **(dict(factors=16, iterations=2) if quick else {})}
     for name, R in datasets(quick):
-        train, test = train_test_split(R, 0.2, seed=0)
+        train, test = holdout_split(R, 0.2, seed=0)
         fit_runs = []
         for _ in range(repeats):
             seconds, base = timed(lambda: fu.ImplicitALS(**params).fit(train,
@@ -157,7 +157,7 @@ def run(quick=False, repeats=3):
                         settled.append(report.settled)
                     times.append(seconds)
                     certs.append(model.certificate().max_row)  # exact, after the clock
-                    ndcgs.append(ndcg_at_k(model, model.user_items, test, k=10))
+                    ndcgs.append(macro_ndcg_at_k(model, model.user_items, test, k=10))
                 record[method] = {"seconds": median(times), "certificate": median(certs),
                                   "ndcg": median(ndcgs), "runs": times,
                                   "settled": all(settled) if settled else None}

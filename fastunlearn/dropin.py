@@ -10,6 +10,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import objective as obj
+from . import persistence
 from .config import effective_n_threads, single_threaded_blas
 from .models import ImplicitALS
 from .ranking import PAD_SCORE
@@ -42,6 +43,30 @@ def _in_subset_dtype(ids, subset):
     return ids.astype(dtype) if dtype.kind == "i" else ids
 
 
+def _liked_last(ids, scores, items, rows):
+    """Lists ranked from ``items``, their padding filled with the requested
+    items the user already liked (ascending ids, score ``-finfo(dtype).max``).
+
+    implicit ranks a liked item of ``items`` last, at that score, instead
+    of leaving it out: every requested item comes back once.  The padding
+    of a list is exactly the room its liked items leave, so filling it in
+    order keeps the list ``min(N, len(items))`` wide.  ``rows`` are
+    the checked, canonical query rows (what the ranking filtered with).
+    """
+    scalar = ids.ndim == 1
+    ids, scores = np.atleast_2d(ids).copy(), np.atleast_2d(scores).copy()
+    row_of_entry = np.repeat(np.arange(rows.shape[0]), np.diff(rows.indptr))
+    mask = np.isin(rows.indices, np.asarray(items))
+    row, chosen = row_of_entry[mask], rows.indices[mask].astype(np.int64)
+    counts = np.bincount(row, minlength=rows.shape[0])
+    rank = np.arange(len(row)) - (np.cumsum(counts) - counts)[row]
+    column = (ids >= 0).sum(axis=1)[row] + rank  # each row's padding follows its real entries
+    fits = column < ids.shape[1]
+    ids[row[fits], column[fits]] = chosen[fits]
+    scores[row[fits], column[fits]] = -np.finfo(scores.dtype).max
+    return (ids[0], scores[0]) if scalar else (ids, scores)
+
+
 class AlternatingLeastSquares(ImplicitALS):
     """A drop-in for ``implicit.als.AlternatingLeastSquares`` 0.7 on the CPU.
 
@@ -58,6 +83,11 @@ class AlternatingLeastSquares(ImplicitALS):
       ``items``) and ``similar_*`` lists ``N`` wide, padded with id -1 and
       score ``-finfo(float32).max`` where there are fewer candidates; ids
       from ``items`` / ``users`` come in that array's integer dtype;
+    * ``recommend(..., items=...)`` returns every requested item once: those
+      the user already liked (with ``filter_already_liked_items``) come
+      last, at score ``-finfo(dtype).max``;
+    * an unfitted model saves (implicit's file: hyperparameters only) and
+      loads back unfitted;
     * input that is not a ``csr_matrix`` warns (:class:`ParameterWarning`),
       and query rows narrower than the model are accepted;
     * the deprecated ``rank_items`` and ``recommend_all`` exist.
@@ -173,6 +203,10 @@ calculate_training_loss, num_threads, random_state
         if items is None:
             return _pad(ids, scores, N)
         ids, scores = _pad(ids, scores, min(N, np.size(items)))
+        if filter_already_liked_items:
+            rows = self._query_rows(user_items, len(np.atleast_1d(userid)),
+                                    self.item_factors.shape[0])
+            ids, scores = _liked_last(ids, scores, items, rows)
         return _in_subset_dtype(ids, items), scores
 
     recommend.__doc__ = ImplicitALS.recommend.__doc__.replace(
@@ -228,6 +262,21 @@ calculate_training_loss, num_threads, random_state
         return super().partial_fit_items(itemids, item_users)
 
     partial_fit_items.__doc__ = ImplicitALS.partial_fit_items.__doc__
+
+    # ------------------------------------------------------------ files
+
+    def save(self, fileobj_or_path):
+        """Write the model to one ``.npz`` file (see :func:`fastunlearn.save`).
+
+        A model that was never fitted is written as implicit writes it: its
+        hyperparameters, no factors (``load`` gives back an unfitted model).
+        """
+        if self.user_factors is None and self.item_factors is None and \
+                self.state.data is None:
+            # implicit's members without the factors (persistence's own
+            # writer, atomic for paths; the file module is the engine's)
+            return persistence._write(persistence._implicit_members(self), fileobj_or_path)
+        return super().save(fileobj_or_path)
 
     def rank_items(self, userid, user_items, selected_items, recalculate_user=False):
         """Deprecated in implicit 0.7: ``recommend(..., items=selected_items,

@@ -1,7 +1,12 @@
 """Offline evaluation: a seeded per-user holdout split, top-k ranking metrics
 for implicit models and rating errors for explicit ones.
 
-Ranking metrics follow one protocol throughout:
+implicit 0.7's evaluation API (``train_test_split``, ``precision_at_k``,
+``mean_average_precision_at_k``, ``ndcg_at_k``, ``AUC_at_k``,
+``ranking_metrics_at_k``) is importable from here with implicit's meaning
+and results (:mod:`fastunlearn.implicit_evaluation`).  fastunlearn's own
+split and metrics have their own names (``holdout_split``, ``macro_*``,
+``per_user_metrics``, ``ranking_metrics``) and one protocol throughout:
 
 * a user is evaluated when she has at least one *relevant* test item: a
   stored entry of her ``test`` row that is not also stored in her ``train``
@@ -39,20 +44,35 @@ import scipy.sparse as sp
 
 from .pairs import (auc_from_ranks, canonical, check_matrix, check_model, is_stored, pair_keys,
                     row_of)
+from .implicit_evaluation import (  # noqa: F401 - implicit's API, re-exported
+    AUC_at_k,
+    mean_average_precision_at_k,
+    ndcg_at_k,
+    precision_at_k,
+    ranking_metrics_at_k,
+    train_test_split,
+)
 from .ranking import count_below
 from .validation import check_fraction, check_ids, check_positive_int
 
 __all__ = [
-    "auc",
-    "hit_rate_at_k",
+    "holdout_split",
+    "macro_auc",
+    "macro_hit_rate_at_k",
+    "macro_ndcg_at_k",
+    "macro_precision_at_k",
+    "macro_recall_at_k",
     "mae",
-    "ndcg_at_k",
     "per_user_metrics",
-    "precision_at_k",
     "ranking_metrics",
-    "recall_at_k",
     "rmse",
     "summarise",
+    # implicit 0.7's API (implicit_evaluation)
+    "AUC_at_k",
+    "mean_average_precision_at_k",
+    "ndcg_at_k",
+    "precision_at_k",
+    "ranking_metrics_at_k",
     "train_test_split",
 ]
 
@@ -66,8 +86,12 @@ _PREDICT_CHUNK = 1 << 20
 # ----------------------------------------------------------------------------
 # split
 # ----------------------------------------------------------------------------
-def train_test_split(user_items, test_fraction=0.2, *, min_interactions=5, seed=0):
+def holdout_split(user_items, test_fraction=0.2, *, min_interactions=5, seed=0):
     """Seeded per-user holdout split of an interaction matrix.
+
+    Not implicit's :func:`train_test_split` (which sends each entry to
+    *train* with a probability, users unbalanced): here ``test_fraction``
+    of every user's entries go to *test*.
 
     Every user (row) with at least ``min_interactions`` stored entries sends
     ``round(test_fraction * n_u)`` of her ``n_u`` entries, chosen uniformly
@@ -181,27 +205,28 @@ def ranking_metrics(model, train, test, k=10, *, users=None, batch_size=4096, wi
     return summarise(per_user)
 
 
-def precision_at_k(model, train, test, k=10, **kwargs):
-    """Mean over users of ``hits / k`` (see :func:`ranking_metrics`)."""
+def macro_precision_at_k(model, train, test, k=10, **kwargs):
+    """Mean over users of ``hits / k`` (see :func:`ranking_metrics`); implicit's
+    :func:`precision_at_k` is another quantity (micro-averaged recall)."""
     return _single("precision", model, train, test, k, kwargs)
 
 
-def recall_at_k(model, train, test, k=10, **kwargs):
+def macro_recall_at_k(model, train, test, k=10, **kwargs):
     """Mean over users of ``hits / min(k, |test_u|)`` (implicit's normalisation)."""
     return _single("recall", model, train, test, k, kwargs)
 
 
-def ndcg_at_k(model, train, test, k=10, **kwargs):
+def macro_ndcg_at_k(model, train, test, k=10, **kwargs):
     """Mean over users of binary-relevance NDCG at ``k``."""
     return _single("ndcg", model, train, test, k, kwargs)
 
 
-def hit_rate_at_k(model, train, test, k=10, **kwargs):
+def macro_hit_rate_at_k(model, train, test, k=10, **kwargs):
     """Fraction of evaluated users with at least one relevant item in the top ``k``."""
     return _single("hit_rate", model, train, test, k, kwargs)
 
 
-def auc(model, train, test, **kwargs):
+def macro_auc(model, train, test, **kwargs):
     """Mean per-user AUC of relevant test items against items in neither train nor test.
 
     Scores every item for every evaluated user (one gemm per block of users)

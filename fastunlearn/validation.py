@@ -32,8 +32,27 @@ class ModelFitError(RuntimeError):
     """A fit whose factors became NaN or infinite (implicit's ``ModelFitError``)."""
 
 
-class ParameterWarning(UserWarning):
-    """Input that works but costs a conversion (implicit's ``ParameterWarning``)."""
+def _implicit_parameter_warning():
+    """implicit's ``ParameterWarning`` as a tuple of bases (empty without implicit).
+
+    Code written for implicit catches that class (``pytest.warns``, warning
+    filters); deriving from it when implicit is installed makes those catch
+    fastunlearn's warning too, without depending on implicit.
+    """
+    import importlib.util
+
+    try:
+        if importlib.util.find_spec("implicit") is None:
+            return ()
+        from implicit.utils import ParameterWarning as theirs
+    except Exception:  # noqa: BLE001 - a broken implicit install must not break this package
+        return ()
+    return (theirs,) if isinstance(theirs, type) and issubclass(theirs, Warning) else ()
+
+
+class ParameterWarning(UserWarning, *_implicit_parameter_warning()):
+    """Input that works but costs a conversion; a subclass of implicit's
+    ``implicit.utils.ParameterWarning`` when implicit is installed."""
 
 
 def check_dtype(dtype):

@@ -9,7 +9,7 @@ import scipy.sparse as sp
 import fastunlearn as fu
 from fastunlearn import audit, pairs
 from fastunlearn import evaluation as ev
-from fastunlearn.evaluation import mae, per_user_metrics, ranking_metrics, rmse, train_test_split
+from fastunlearn.evaluation import holdout_split, mae, per_user_metrics, ranking_metrics, rmse
 from fastunlearn.synthetic import make_implicit
 
 
@@ -267,7 +267,7 @@ def test_membership_inference_rejects_bad_input():
 # ----------------------------------------------------------------------------
 def split_model(seed, n_users=60, n_items=40):
     R = random_matrix(seed, n_users, n_items, 0.25)
-    train, test = train_test_split(R, 0.3, seed=seed)
+    train, test = holdout_split(R, 0.3, seed=seed)
     return random_model(seed, R=train), test
 
 
@@ -309,7 +309,7 @@ def test_compare_equals_brute_force():
 
 def test_compare_explicit_models():
     R = random_matrix(2, 30, 20, 0.3)
-    train, test = train_test_split(R, 0.3, seed=0)
+    train, test = holdout_split(R, 0.3, seed=0)
     a = random_model(2, cls=fu.ExplicitALS, R=train)
     result = audit.compare(a, a, test)
     assert set(result.utility_a) == {"rmse", "mae", "n_ratings"}
@@ -401,7 +401,7 @@ def test_fairness_gap_with_given_activity():
 
 def test_fairness_gap_explicit_uses_per_user_rmse():
     R = random_matrix(6, 30, 20, 0.4)
-    train, test = train_test_split(R, 0.3, seed=0)
+    train, test = holdout_split(R, 0.3, seed=0)
     model = random_model(6, cls=fu.ExplicitALS, R=train)
     gap = audit.fairness_gap(model, test, top=0.25)
     test = test.tocsr()
@@ -483,7 +483,7 @@ def test_report_measures_are_those_of_the_public_functions():
     seed, k, top = 2, 5, 0.3
     result = audit.report(R, fraction=0.05, how="random", seed=seed, k=k, top=top, factors=6,
                           iterations=4, num_threads=1)
-    train, test = train_test_split(R, 0.2, seed=seed)
+    train, test = holdout_split(R, 0.2, seed=seed)
     params = dict(factors=6, iterations=4, regularization=0.05, alpha=1.0, use_cg=True,
                   num_threads=1, random_state=seed)
     original = fu.ImplicitALS(**params).fit(train, show_progress=False)
@@ -553,7 +553,7 @@ def test_washout_forget_matches_retrain_membership_inference(movielens):
     washout sweeps both attackers' AUC is within 0.02 of a retrain's, where
     the default forget (certified stationary, but near the original model)
     still tells the forgotten pairs apart clearly better than a retrain."""
-    train, test = train_test_split(movielens, 0.2, seed=0)
+    train, test = holdout_split(movielens, 0.2, seed=0)
     params = dict(factors=64, regularization=0.05, iterations=15, random_state=0,
                   num_threads=2)
     original = fu.ImplicitALS(**params).fit(train, show_progress=False)
@@ -586,7 +586,7 @@ def test_completeness_retrains_and_compares_as_documented():
     import scipy.sparse as sp
 
     R = make_implicit(300, 100, 3000, seed=0)
-    train, test = train_test_split(R, 0.2, seed=0)
+    train, test = holdout_split(R, 0.2, seed=0)
     params = dict(factors=6, iterations=4, regularization=0.05, num_threads=1, random_state=0)
     model = fu.ImplicitALS(**params).fit(train, show_progress=False)
     forgotten = audit.unlearning_set(train, 0.05, "random", seed=0)
@@ -632,7 +632,7 @@ def test_model_report_implicit_equals_its_parts():
 
 def test_model_report_explicit_and_completeness():
     R = random_matrix(6, 50, 30, 0.3)
-    train, test = train_test_split(R, 0.3, seed=6)
+    train, test = holdout_split(R, 0.3, seed=6)
     model = random_model(6, R=train, cls=fu.ExplicitALS)
     found = audit.model_report(model, test)
     assert found.kind == "explicit" and found.in_training_data is None

@@ -98,7 +98,7 @@ def random_interactions(seed, n_users=40, n_items=30, density=0.25):
 @pytest.fixture(scope="module")
 def fitted():
     R = random_interactions(0)
-    train, test = ev.train_test_split(R, 0.3, min_interactions=4, seed=1)
+    train, test = ev.holdout_split(R, 0.3, min_interactions=4, seed=1)
     model = fastunlearn.ImplicitALS(factors=4, iterations=5, random_state=0, use_cg=False,
                                     dtype=np.float64, num_threads=2)
     model.fit(train, show_progress=False)
@@ -133,11 +133,11 @@ def test_metrics_match_brute_force(fitted, k):
     assert summary["n_users"] == means["n_users"]
     for name in METRICS:
         assert summary[name] == pytest.approx(means[name], rel=1e-12, abs=1e-12)
-    assert ev.precision_at_k(model, train, test, k) == pytest.approx(means["precision"], abs=1e-12)
-    assert ev.recall_at_k(model, train, test, k) == pytest.approx(means["recall"], abs=1e-12)
-    assert ev.ndcg_at_k(model, train, test, k) == pytest.approx(means["ndcg"], abs=1e-12)
-    assert ev.hit_rate_at_k(model, train, test, k) == pytest.approx(means["hit_rate"], abs=1e-12)
-    assert ev.auc(model, train, test) == pytest.approx(means["auc"], abs=1e-12)
+    assert ev.macro_precision_at_k(model, train, test, k) == pytest.approx(means["precision"], abs=1e-12)
+    assert ev.macro_recall_at_k(model, train, test, k) == pytest.approx(means["recall"], abs=1e-12)
+    assert ev.macro_ndcg_at_k(model, train, test, k) == pytest.approx(means["ndcg"], abs=1e-12)
+    assert ev.macro_hit_rate_at_k(model, train, test, k) == pytest.approx(means["hit_rate"], abs=1e-12)
+    assert ev.macro_auc(model, train, test) == pytest.approx(means["auc"], abs=1e-12)
 
 
 @pytest.mark.parametrize("batch_size", [1, 3, 7, 4096])
@@ -160,7 +160,7 @@ def test_users_subset(fitted):
 
 def test_float32_model_agrees_with_brute_force():
     R = random_interactions(3)
-    train, test = ev.train_test_split(R, seed=4)
+    train, test = ev.holdout_split(R, seed=4)
     model = fastunlearn.ImplicitALS(factors=4, iterations=5, random_state=0, use_cg=False)
     model.fit(train, show_progress=False)
     assert model.user_factors.dtype == np.float32
@@ -188,12 +188,12 @@ def test_auc_with_tied_scores():
     X = rng.integers(0, 3, size=(15, 2)).astype(np.float64)
     Y = rng.integers(0, 3, size=(20, 2)).astype(np.float64)
     R = sp.random(15, 20, density=0.4, random_state=3, format="csr")
-    train, test = ev.train_test_split(R, 0.4, min_interactions=2, seed=0)
+    train, test = ev.holdout_split(R, 0.4, min_interactions=2, seed=0)
     model = fastunlearn.ImplicitALS.from_factors(X, Y, train)
     want = brute_force(X, Y, train, test, 5)
     got = ev.per_user_metrics(model, train, test, 5)
     np.testing.assert_allclose(got["auc"], want["auc"], atol=1e-12, equal_nan=True)
-    assert ev.auc(model, train, test) == pytest.approx(brute_means(want)["auc"], abs=1e-12)
+    assert ev.macro_auc(model, train, test) == pytest.approx(brute_means(want)["auc"], abs=1e-12)
 
 
 def test_hand_computed_case():
@@ -226,7 +226,7 @@ def test_hand_computed_case():
                                           / (1 + 1 / math.log2(3)))
     # no negatives left: AUC undefined
     full = sp.csr_matrix(np.array([[0, 1, 1, 1, 1]], dtype=float))
-    assert math.isnan(ev.auc(model, train, full))
+    assert math.isnan(ev.macro_auc(model, train, full))
 
 
 def test_no_evaluable_user_gives_nan():
@@ -247,17 +247,17 @@ def test_ranking_validation(fitted):
     with pytest.raises(ValueError, match="shape"):
         ev.ranking_metrics(model, train[:, :-1], test)
     with pytest.raises(ValueError, match="shape"):
-        ev.precision_at_k(model, train, test[:-1])
+        ev.macro_precision_at_k(model, train, test[:-1])
     with pytest.raises(TypeError, match="scipy.sparse"):
-        ev.recall_at_k(model, train, test.toarray())
+        ev.macro_recall_at_k(model, train, test.toarray())
     with pytest.raises(ValueError, match="batch_size"):
         ev.ranking_metrics(model, train, test, batch_size=0)
     with pytest.raises(IndexError):
         ev.ranking_metrics(model, train, test, users=[train.shape[0]])
     with pytest.raises(fastunlearn.NotFittedError):
-        ev.ndcg_at_k(fastunlearn.ImplicitALS(), train, test)
+        ev.macro_ndcg_at_k(fastunlearn.ImplicitALS(), train, test)
     with pytest.raises(TypeError, match="unexpected"):
-        ev.auc(model, train, test, k=3)
+        ev.macro_auc(model, train, test, k=3)
 
 
 # ----------------------------------------------------------------------------
@@ -300,7 +300,7 @@ def _check_split(R, train, test, fraction, min_interactions):
 
 def test_split_properties():
     R = random_interactions(11, n_users=60, n_items=50, density=0.3)
-    train, test = ev.train_test_split(R, 0.2, seed=3)
+    train, test = ev.holdout_split(R, 0.2, seed=3)
     _check_split(R, train, test, 0.2, 5)
     # small users stay whole in train
     assert test[3].nnz == 0 and train[3].nnz == 3
@@ -310,12 +310,12 @@ def test_split_properties():
 
 def test_split_seeded():
     R = random_interactions(12, n_users=50, n_items=40, density=0.4)
-    a_train, a_test = ev.train_test_split(R, seed=7)
-    b_train, b_test = ev.train_test_split(R, seed=7)
-    c_train, c_test = ev.train_test_split(R, seed=8)
+    a_train, a_test = ev.holdout_split(R, seed=7)
+    b_train, b_test = ev.holdout_split(R, seed=7)
+    c_train, c_test = ev.holdout_split(R, seed=8)
     assert (a_train != b_train).nnz == 0 and (a_test != b_test).nnz == 0
     assert (a_test != c_test).nnz > 0
-    g_train, g_test = ev.train_test_split(R, seed=np.random.default_rng(7))
+    g_train, g_test = ev.holdout_split(R, seed=np.random.default_rng(7))
     assert (a_test != g_test).nnz == 0
 
 
@@ -324,7 +324,7 @@ def test_split_is_random_within_rows():
     R = sp.csr_matrix(np.ones((1, 10)))
     hits = np.zeros(10)
     for seed in range(400):
-        _, test = ev.train_test_split(R, 0.2, seed=seed)
+        _, test = ev.holdout_split(R, 0.2, seed=seed)
         hits[test.indices] += 1
     assert hits.sum() == 800
     assert np.all(np.abs(hits / 400 - 0.2) < 0.08)
@@ -333,7 +333,7 @@ def test_split_is_random_within_rows():
 def test_split_keeps_dtype_and_explicit_zeros():
     R = sp.coo_matrix((np.array([0, 2, 3, 4, 5, 6, 7, 1], dtype=np.int32),
                        (np.zeros(8, int), np.array([0, 1, 2, 3, 4, 5, 6, 1]))), shape=(2, 9))
-    train, test = ev.train_test_split(R, 0.5, min_interactions=2, seed=0)
+    train, test = ev.holdout_split(R, 0.5, min_interactions=2, seed=0)
     assert train.dtype == np.int32 and test.dtype == np.int32
     _check_split(R, train, test, 0.5, 2)
     assert train.nnz + test.nnz == 7  # duplicate (0, 1) summed, stored zero kept
@@ -347,7 +347,7 @@ def test_split_keeps_dtype_and_explicit_zeros():
 def test_split_property_based(n_users, n_items, density, fraction, min_interactions, seed):
     R = sp.random(n_users, n_items, density=density, random_state=seed % 1000, format="csr",
                   dtype=np.float32)
-    train, test = ev.train_test_split(R, fraction, min_interactions=min_interactions, seed=seed)
+    train, test = ev.holdout_split(R, fraction, min_interactions=min_interactions, seed=seed)
     _check_split(R, train, test, fraction, min_interactions)
 
 
@@ -355,11 +355,11 @@ def test_split_validation():
     R = sp.csr_matrix(np.ones((2, 6)))
     for bad in (0, 1, 1.5, -0.1, True, "0.2"):
         with pytest.raises(ValueError, match="test_fraction"):
-            ev.train_test_split(R, bad)
+            ev.holdout_split(R, bad)
     with pytest.raises(ValueError, match="min_interactions"):
-        ev.train_test_split(R, min_interactions=1)
+        ev.holdout_split(R, min_interactions=1)
     with pytest.raises(TypeError, match="scipy.sparse"):
-        ev.train_test_split(np.ones((2, 6)))
+        ev.holdout_split(np.ones((2, 6)))
 
 
 # ----------------------------------------------------------------------------
@@ -372,7 +372,7 @@ def test_rmse_mae_match_numpy():
     rows, cols = np.nonzero(mask)
     ratings = sp.csr_matrix((rng.integers(1, 6, len(rows)).astype(np.float64), (rows, cols)),
                             shape=(n_users, n_items))
-    train, test = ev.train_test_split(ratings, seed=0)
+    train, test = ev.holdout_split(ratings, seed=0)
     model = fastunlearn.ExplicitALS(factors=3, iterations=5, random_state=0)
     model.fit(train, show_progress=False)
     dense = model.user_factors.astype(np.float64) @ model.item_factors.astype(np.float64).T
@@ -406,7 +406,7 @@ def test_rmse_validation():
 def test_movielens_als_beats_popularity():
     d = np.loadtxt(ML100K, dtype=np.int64, delimiter="\t")
     R = sp.csr_matrix((np.ones(len(d), np.float32), (d[:, 0] - 1, d[:, 1] - 1)))
-    train, test = ev.train_test_split(R, 0.2, seed=0)
+    train, test = ev.holdout_split(R, 0.2, seed=0)
     _check_split(R, train, test, 0.2, 5)
     assert train.nnz + test.nnz == R.nnz == 100_000
 

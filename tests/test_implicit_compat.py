@@ -219,7 +219,36 @@ def test_recommend(problem, batch, liked, subset, recalculate, N):
         reference[r, ~keep] = np.nan
         width = N if subset != "items" else min(N, len(chosen["items"]))
         valid.append(min(width, int(keep.sum())))
+    if subset == "items" and liked:
+        assert_liked_requested_items_last(got, expected, valid, rows, chosen["items"])
+        got = _padded_after(got, valid)  # the ranked part is compared below
     assert_lists_agree(got, expected, reference, valid)
+
+
+def _padded_after(lists, valid):
+    """``(ids, scores)`` with entries past ``valid[r]`` of each row set to
+    fastunlearn's padding (id -1, PAD_SCORE)."""
+    ids, scores = (a.copy() for a in lists)
+    for r, n in enumerate(valid):
+        tail = np.s_[n:] if ids.ndim == 1 else np.s_[r, n:]
+        ids[tail], scores[tail] = -1, PAD_SCORE
+    return ids, scores
+
+
+def assert_liked_requested_items_last(ours, theirs, valid, rows, items):
+    """implicit's ``recommend(items=..., filter_already_liked_items=True)``:
+    past the ranked items, the requested items the user liked, each once,
+    at score ``-finfo(dtype).max``, never -1 (which of them fit a short
+    list is a tie at that score)."""
+    for ids, scores in (ours, theirs):
+        ids, scores = np.atleast_2d(ids), np.atleast_2d(scores)
+        for r, n in enumerate(valid):
+            liked = np.intersect1d(rows[r].indices, items)
+            tail = ids[r, n:]
+            assert len(tail) == min(ids.shape[1] - n, len(liked)), (tail, liked)
+            assert set(tail.tolist()) <= set(liked.tolist()) and len(set(tail)) == len(tail)
+            assert (scores[r, n:] == -np.finfo(scores.dtype).max).all()
+            assert len(set(ids[r].tolist())) == ids.shape[1]  # every item once
 
 
 def test_recommend_without_user_items_when_nothing_needs_them(problem):
@@ -418,6 +447,57 @@ def test_non_csr_input_warns_alike(convert):
         assert all(m.startswith(prefix) for m in messages), messages
 
 
+def test_implicit_code_catches_the_conversion_warning():
+    """Code written for implicit catches fastunlearn's warning: by its class
+    (``pytest.warns``, ``except``) and through a warnings filter."""
+    R, _, ours = pair("random")
+    assert issubclass(fu.ParameterWarning, ImplicitParameterWarning)
+    with pytest.warns(ImplicitParameterWarning, match="Method expects CSR input"):
+        ours.recommend(0, sp.coo_matrix(R[0]))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", category=ImplicitParameterWarning)
+        with pytest.raises(ImplicitParameterWarning):
+            ours.recalculate_user(0, sp.coo_matrix(R[0]))
+
+
+def test_the_warning_needs_no_implicit():
+    """Without implicit the class stands alone (a UserWarning)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['implicit'] = None\n"
+            "import fastunlearn as fu\n"
+            "assert 'implicit.utils' not in sys.modules\n"
+            "print([c.__module__ + '.' + c.__name__ for c in fu.ParameterWarning.__mro__])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert "implicit" not in out and "builtins.UserWarning" in out
+
+
+def test_unfitted_model_saves_and_loads_as_implicits(tmp_path):
+    """implicit saves a model that was never fitted (hyperparameters only);
+    either library loads the other's file back as an equal unfitted model."""
+    params = {"factors": 12, "regularization": 0.5, "alpha": 3.0, "iterations": 4,
+              "random_state": 7, "use_cg": False}
+    ours = fu.AlternatingLeastSquares(**params)
+    theirs = ImplicitCPU(**params)
+    ours.save(tmp_path / "ours")
+    theirs.save(str(tmp_path / "theirs"))
+    for path in ("ours", "theirs"):
+        for cls in (fu.AlternatingLeastSquares, ImplicitCPU):
+            got = cls.load(str(tmp_path / path))
+            assert got.user_factors is None and got.item_factors is None
+            for attr in (*params, "cg_steps", "num_threads", "calculate_training_loss"):
+                assert getattr(got, attr) == getattr(theirs, attr), (path, cls, attr)
+            assert np.dtype(got.dtype) == np.dtype(theirs.dtype)
+    # the loaded model fits as a new one does
+    R = _random()[0]
+    loaded = fu.AlternatingLeastSquares.load(tmp_path / "ours")
+    loaded.fit(R, show_progress=False)
+    fresh = fu.AlternatingLeastSquares(**params).fit(R, show_progress=False)
+    np.testing.assert_array_equal(loaded.user_factors, fresh.user_factors)
+
+
 def test_nan_factors_raise_model_fit_error():
     R = _random()[0]
     R.data[:] = 3e38  # alpha * value overflows float32
@@ -562,3 +642,137 @@ def test_solver_is_implicits_half_sweep():
         theirs.solver(C, X_theirs, theirs.item_factors, PARAMS["regularization"], num_threads=1)
         ours.solver(C, X_ours, theirs.item_factors, PARAMS["regularization"], num_threads=1)
         np.testing.assert_allclose(X_ours, X_theirs, rtol=1e-4, atol=1e-5)
+
+
+# ------------------------------------------------------------------ evaluation API
+
+from implicit import evaluation as implicit_evaluation  # noqa: E402
+
+from fastunlearn import evaluation as ev  # noqa: E402
+
+METRIC_FUNCTIONS = {"precision": "precision_at_k", "map": "mean_average_precision_at_k",
+                    "ndcg": "ndcg_at_k", "auc": "AUC_at_k"}
+
+
+def test_evaluation_functions_have_implicits_signatures():
+    for name in ("train_test_split", "ranking_metrics_at_k", *METRIC_FUNCTIONS.values()):
+        ours, theirs = getattr(ev, name), getattr(implicit_evaluation, name)
+        assert str(inspect.signature(ours)) == str(inspect.signature(theirs)), name
+
+
+def _ratings_with_everything(seed=5):
+    """Negative and zero entries, duplicates, an empty user: what the split
+    has to drop, sum or keep."""
+    R = sp.random(60, 45, density=0.2, format="coo", random_state=seed, dtype=np.float32)
+    R.data = np.ceil(R.data * 5)
+    R.data[::7] *= -1
+    R.data[::11] = 0
+    row = np.append(R.row, R.row[:5])
+    col = np.append(R.col, R.col[:5])
+    data = np.append(R.data, np.ones(5, np.float32))
+    R = sp.coo_matrix((data, (row, col)), shape=R.shape)
+    R.row[R.row == 3] = 4  # user 3 has no entries
+    return R
+
+
+@pytest.mark.parametrize("convert", [sp.coo_matrix, sp.csr_matrix])
+@pytest.mark.parametrize("train_percentage", [0.8, 0.5, 0.0, 1.0])
+@pytest.mark.parametrize("seed", [0, 3, None])
+def test_train_test_split_is_implicits(convert, train_percentage, seed):
+    R = convert(_ratings_with_everything())
+    ours = ev.train_test_split(R, train_percentage, random_state=seed)
+    theirs = implicit_evaluation.train_test_split(R, train_percentage=train_percentage,
+                                                  random_state=seed)
+    if seed is None:  # unseeded: only what does not depend on the draw
+        theirs = ours
+    for a, b in zip(ours, theirs):
+        assert type(a) is sp.csr_matrix and a.shape == R.shape and a.dtype == R.dtype
+        np.testing.assert_array_equal(a.toarray(), b.toarray())
+        assert a.nnz == b.nnz
+    train, test = ours
+    assert (test.data > 0).all()  # negatives and zeros never reach test
+    kept = sp.csr_matrix(R)
+    assert train.nnz + test.nnz <= kept.nnz
+    assert train.nnz == pytest.approx(train_percentage * kept.nnz, abs=0.2 * kept.nnz)
+
+
+def test_train_test_split_takes_a_generator_and_a_random_state():
+    R = _ratings_with_everything()
+    a = ev.train_test_split(R, random_state=np.random.default_rng(9))
+    b = implicit_evaluation.train_test_split(R, random_state=np.random.default_rng(9))
+    np.testing.assert_array_equal(a[1].toarray(), b[1].toarray())
+    c = ev.train_test_split(R, random_state=np.random.RandomState(9))  # implicit 0.7.3 fails
+    d = ev.train_test_split(R, random_state=np.random.RandomState(9))
+    np.testing.assert_array_equal(c[1].toarray(), d[1].toarray())
+
+
+@pytest.mark.parametrize("bad, match", [
+    ({"train_percentage": 1.5}, "train_percentage must be a number in \\[0, 1\\], got 1.5"),
+    ({"train_percentage": "0.8"}, "train_percentage"),
+    ({"ratings": np.ones((3, 3))}, "ratings must be a 2-D scipy.sparse matrix, got ndarray"),
+])
+def test_train_test_split_bad_arguments(bad, match):
+    kwargs = {"ratings": _ratings_with_everything(), **bad}
+    with pytest.raises(ValueError, match=match):
+        ev.train_test_split(**kwargs)
+
+
+def _assert_metrics_agree(model, train, test, K):
+    theirs = implicit_evaluation.ranking_metrics_at_k(model, train, test, K=K,
+                                                      show_progress=False)
+    ours = ev.ranking_metrics_at_k(model, train, test, K=K, show_progress=False)
+    assert set(ours) == set(theirs) == set(METRIC_FUNCTIONS)
+    for key, name in METRIC_FUNCTIONS.items():
+        assert ours[key] == pytest.approx(theirs[key], rel=1e-9, abs=1e-12), key
+        single = getattr(ev, name)(model, train, test, K=K, show_progress=False)
+        assert single == pytest.approx(ours[key], rel=1e-12), name
+
+
+@pytest.mark.parametrize("fitted_by", ["implicit", "fastunlearn"])
+@pytest.mark.parametrize("K", [1, 10])
+def test_ranking_metrics_are_implicits_on_movielens(movielens, fitted_by, K):
+    """The same split and the same model: the same four numbers (the issue's
+    report: fastunlearn's old precision_at_k and AUC gave other ones)."""
+    train, test = ev.train_test_split(movielens, 0.8, random_state=1)
+    params = {"factors": 16, "iterations": 4, "random_state": 0}
+    if fitted_by == "implicit":
+        model = ImplicitCPU(num_threads=1, **params)
+        model.fit(train, show_progress=False)
+    else:
+        model = fu.AlternatingLeastSquares(**params).fit(train, show_progress=False)
+    _assert_metrics_agree(model, train, test, K)
+
+
+@pytest.mark.parametrize("name", ["random", "empty", "negative", "checkerboard"])
+def test_ranking_metrics_are_implicits_on_small_problems(name):
+    """Test entries that are also in train (implicit counts them), users
+    without test entries, ties, lists past the candidates (K=40)."""
+    R, theirs, ours = pair(name)
+    train, test = ev.train_test_split(R, 0.6, random_state=2)
+    positives = sp.csr_matrix(R.multiply(R > 0)).tocoo()
+    overlap = sp.csr_matrix((np.ones(len(positives.row[::4]), test.dtype),
+                             (positives.row[::4], positives.col[::4])), shape=R.shape)
+    test = (test + overlap).tocsr()  # every 4th liked train entry is in test too
+    test.data[:] = 1
+    for model in (theirs, ours):
+        for K in (3, 40):
+            if name == "checkerboard" and K == 3:
+                continue  # tied scores: the lists may differ (both are right)
+            _assert_metrics_agree(model, train, test, K)
+
+
+@pytest.mark.parametrize("call, error, match", [
+    (lambda m, tr, te: ev.ranking_metrics_at_k(m, tr, te, K=0), ValueError, "K must be >= 1"),
+    (lambda m, tr, te: ev.precision_at_k(m, tr, te[:, :-1]), ValueError, "same shape"),
+    (lambda m, tr, te: ev.ndcg_at_k(m, tr.toarray(), te), ValueError, "train_user_items must"),
+    (lambda m, tr, te: ev.AUC_at_k(fu.AlternatingLeastSquares(), tr, te), ValueError,
+     "not fitted"),
+    (lambda m, tr, te: ev.mean_average_precision_at_k(m, tr, sp.csr_matrix(te.shape)),
+     ZeroDivisionError,
+     "no user has a test entry"),
+])
+def test_ranking_metrics_bad_arguments(call, error, match):
+    R, _, ours = pair("random")
+    train, test = ev.train_test_split(R, random_state=0)
+    with pytest.raises(error, match=match):
+        call(ours, train, test)

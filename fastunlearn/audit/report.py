@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ..evaluation import train_test_split
+from ..evaluation import holdout_split
 from ..forgetting import check_washout
 from ..models import ImplicitALS
 from ..pairs import canonical, check_matrix
@@ -171,7 +171,7 @@ def reports(user_items, test=None, *, fraction=0.01, how="random", seed=0, k=10,
         Training interactions.
     test : scipy.sparse matrix, optional
         Held-out interactions.  By default ``user_items`` is split with
-        ``train_test_split(user_items, 0.2, seed=seed)`` first.
+        ``holdout_split(user_items, 0.2, seed=seed)`` first.
     fraction, how, seed
         The unlearning set (see :func:`unlearning_set`); ``seed`` also seeds
         the split, the unseen pairs and the models.
@@ -211,7 +211,7 @@ def reports(user_items, test=None, *, fraction=0.01, how="random", seed=0, k=10,
     k = check_positive_int(k, "k")
     top = check_fraction(top, "top")
     if test is None:
-        train, test = train_test_split(user_items, 0.2, seed=seed)
+        train, test = holdout_split(user_items, 0.2, seed=seed)
     else:
         train = canonical(user_items, "user_items")
         test = check_matrix(test, "test", train.shape)
