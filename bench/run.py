@@ -8,6 +8,12 @@ measured against the peer in the same run on the same machine.  ``--quick``
 runs small data once (``all --quick`` takes about 15 s on 2 cores) and names
 its outputs ``*-quick*`` (gitignored).
 ``plots`` redraws the PNGs from the saved JSON.
+
+``audit`` ends with the likelihood-ratio attacker on MovieLens
+(bench/audit_lira.py, ``--shadows``: 16, 0 skips it); ``audit --lira-only``
+runs that section alone (3 retrain seeds unless ``--repeats``) and rewrites
+only its part of results/audit.md; ``--washouts auto,0,3`` sets the forgets
+it measures.
 """
 import argparse
 import sys
@@ -37,6 +43,16 @@ def main(argv=None):
             p.add_argument("--repeats", type=int, default=None,
                            help="runs per measurement (default 3; audit 5, which are also "
                                 "its retrain seeds 0-4)")
+        if name in ("audit", "all"):
+            p.add_argument("--shadows", type=int, default=16,
+                           help="shadow models of the audit's likelihood-ratio section "
+                                "(even, >= 4; 0 skips it; default 16)")
+        if name == "audit":
+            p.add_argument("--lira-only", action="store_true",
+                           help="run only the likelihood-ratio section")
+            p.add_argument("--washouts", default="auto,0",
+                           help="forgets of the likelihood-ratio section: comma-separated "
+                                "washout values (default auto,0)")
     child = sub.add_parser("fit-child")  # one measurement in a fresh process
     child.add_argument("--library", required=True)
     child.add_argument("--solver", required=True)
@@ -61,10 +77,21 @@ def main(argv=None):
 
         plots.redraw()
         return 0
+    lira_only = getattr(args, "lira_only", False)
     for name in BENCHMARKS if args.bench == "all" else (args.bench,):
-        module = __import__(name)
         repeats = 1 if args.quick else args.repeats or REPEATS[name]
-        module.run(quick=args.quick, repeats=repeats)
+        if not lira_only:
+            __import__(name).run(quick=args.quick, repeats=repeats)
+        if name == "audit" and args.shadows:
+            import audit_lira
+
+            washouts = tuple(w if w == "auto" else int(w)
+                             for w in getattr(args, "washouts", "auto,0").split(","))
+            # quick: two retrain seeds, the fewest that give a spread
+            audit_lira.run(quick=args.quick, repeats=2 if args.quick else args.repeats or 3,
+                           shadows=4 if args.quick else args.shadows, washouts=washouts,
+                           command=" ".join(["python bench/run.py",
+                                             *(sys.argv[1:] if argv is None else argv)]))
     return 0
 
 

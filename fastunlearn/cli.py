@@ -405,6 +405,11 @@ def cmd_audit(args):
 
     if args.k < 1:
         raise CLIError("--k must be at least 1")
+    if args.shadows and args.forgotten is None:
+        raise CLIError("--shadows needs --forgotten (the attack tells the forgotten pairs "
+                       "from held-out ones)")
+    if args.shadows and (args.shadows < 4 or args.shadows % 2):
+        raise CLIError(f"--shadows must be 0 or an even number >= 4, got {args.shadows}")
     model = _load(args.model)
     data = _read(args.test, args.format)
     user_ids, item_ids = _id_maps(model)
@@ -432,8 +437,11 @@ def cmd_audit(args):
             raise CLIError(f"{args.forgotten}: none of its pairs has a user and an item "
                            "known to the model")
         forgotten, unknown_pairs = (fr[known], fc[known]), int((~known).sum())
+        if args.shadows:  # as a matrix: its values (weights, ratings) train the shadows
+            forgotten = sp.csr_matrix((coo_f.data[known], forgotten), shape=shape)
     try:
-        found = model_report(model, test, k=args.k, forgotten=forgotten).to_dict()
+        found = model_report(model, test, k=args.k, forgotten=forgotten,
+                             shadows=args.shadows).to_dict()
     except ValueError as exc:
         raise CLIError(f"{args.forgotten or args.test}: {exc}") from None
     complete = found["completeness"]
@@ -467,7 +475,9 @@ def cmd_audit(args):
                      f"{_fmt(f['active'], '.4f')} ({f['n_active']}) - rest "
                      f"{_fmt(f['inactive'], '.4f')} ({f['n_inactive']})"))
     if complete is not None:
-        for attacker, label in (("score_auc", "score"), ("rank_auc", "rank")):
+        for attacker, label in _ATTACKER_LABELS:
+            if attacker not in complete["gaps"]:
+                continue
             seeds = [r[attacker] for r in complete["retrains"]]
             gap_value, allowed = complete["gaps"][attacker]
             rows_out.append((f"completeness, {label} attacker",
@@ -478,6 +488,11 @@ def cmd_audit(args):
     _print_kv(rows_out)
     return 0
 
+
+# (key in the completeness measures, what the tables call the attacker)
+_ATTACKER_LABELS = (("score_auc", "score"), ("rank_auc", "rank"),
+                    ("lira_auc", "likelihood-ratio"),
+                    ("lira_offline_auc", "likelihood-ratio offline"))
 
 # ---------------------------------------------------------------- demo
 
@@ -495,11 +510,14 @@ def cmd_demo(args):
                 raise CLIError(f"--{name} must be at least 1")
         matrix = make_implicit(args.users, args.items, args.nnz, seed=args.seed)
         source = f"synthetic (seed {args.seed})"
+    if args.shadows and (args.shadows < 4 or args.shadows % 2):
+        raise CLIError(f"--shadows must be 0 or an even number >= 4, got {args.shadows}")
     params = dict(factors=32, iterations=15, regularization=0.05, alpha=1.0)
     # what a Python user would call: the default forget and one without a
     # washout, against three retrains
     default, plain = audit.reports(matrix, fraction=0.01, how="random", seed=args.seed,
-                                   repeats=3, washouts=("auto", 0), **params)
+                                   repeats=3, washouts=("auto", 0), shadows=args.shadows,
+                                   **params)
     if args.quiet:
         return 0
     s = default.setting
@@ -521,16 +539,23 @@ def cmd_demo(args):
           "of the same users?")
     print(f"  AUC, {default.completeness['forget']['n_unseen']} held-out pairs; a complete "
           "forget is as close to the seed-0 retrain as retrains with other seeds are")
-    print("                         score attacker   rank attacker")
+    if args.shadows:
+        print(f"  likelihood ratio: per-pair attacker calibrated on {args.shadows} shadow models "
+              f"({args.shadows} more fits, {e['shadow_seconds']:.1f} s); online, and offline "
+              "(OUT shadows only)")
+    attackers = [(key, label) for key, label in _ATTACKER_LABELS
+                 if key in default.retrain_spread]
+    names = {"likelihood-ratio": "likelihood ratio", "likelihood-ratio offline": "offline"}
+    print(f"  {'':<22}" + "".join(f" {names.get(label, label):>16}" for _, label in attackers))
     rows = [("original model", default.completeness["original"]),
             ("forget (default)", default.completeness["forget"]),
             ("forget, washout=0", plain.completeness["forget"]),
             ("retrain, seed 0", default.completeness["retrain"])]
     for label, mia in rows:
-        print(f"  {label:<22} {mia['score_auc']:.4f}           {mia['rank_auc']:.4f}")
+        print(f"  {label:<22}" + "".join(f" {mia[key]:>16.4f}" for key, _ in attackers))
     spread = default.retrain_spread
-    print(f"  {'retrains, seeds 0-2':<22} {min(spread['score_auc']):.4f}..{max(spread['score_auc']):.4f}"
-          f"     {min(spread['rank_auc']):.4f}..{max(spread['rank_auc']):.4f}")
+    print(f"  {'retrains, seeds 0-2':<22}" + "".join(
+        f" {min(spread[key]):>7.4f}..{max(spread[key]):.4f}" for key, _ in attackers))
     for label, report in (("forget (default)", default), ("forget, washout=0", plain)):
         gaps = report.completeness_gaps()
         worst = max(abs(g) / a for g, a in gaps.values())
@@ -565,7 +590,8 @@ def build_parser():
                                    "forget a random 1% of the interactions (by default, and "
                                    "without a washout), retrain from scratch with three seeds "
                                    "and compare time, certificate, nDCG@10 and whether the "
-                                   "forgotten pairs can be told from held-out ones "
+                                   "forgotten pairs can be told from held-out ones by the "
+                                   "score, rank and likelihood-ratio attackers "
                                    "(audit.reports).")
     p.add_argument("--movielens", metavar="PATH", help="MovieLens 100K u.data instead of "
                                                        "synthetic data")
@@ -574,6 +600,9 @@ def build_parser():
     p.add_argument("--nnz", type=int, default=400_000,
                    help="synthetic interactions (default 400000)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--shadows", type=int, default=8, metavar="N",
+                   help="shadow models of the likelihood-ratio attacker (even, >= 4), each "
+                        "one more fit; 0 skips the attack (default 8)")
     p.add_argument("--quiet", action="store_true", help="print nothing")
     p.set_defaults(func=cmd_demo)
 
@@ -662,9 +691,13 @@ def build_parser():
                    help="held-out interactions: user,item[,value[,timestamp]]")
     p.add_argument("--k", type=int, default=10, help="cut-off of the top-k metrics (default 10)")
     p.add_argument("--forgotten", metavar="FILE",
-                   help="pairs MODEL forgot (user,item): also run the completeness test, "
-                        "forgotten vs held-out pairs of the same users against three "
+                   help="pairs MODEL forgot (user,item[,value]): also run the completeness "
+                        "test, forgotten vs held-out pairs of the same users against three "
                         "retrains on MODEL's data (audit.completeness)")
+    p.add_argument("--shadows", type=int, default=0, metavar="N",
+                   help="with --forgotten, also run the likelihood-ratio attacker on N shadow "
+                        "models (even, >= 4; 16 is a good start); each shadow is one more fit "
+                        "of MODEL's size (default 0: not run)")
     p.add_argument("--format", default="auto", choices=FORMATS,
                    help="format of the test file (default: by file name)")
     p.add_argument("--json", action="store_true", help="JSON output")

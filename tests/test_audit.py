@@ -473,7 +473,7 @@ def test_report_small_end_to_end():
     assert set(e) == {"forget_seconds", "retrain_seconds", "ratio", "forget_runs",
                       "retrain_runs", "rows_solved", "rows_total_retrain", "sweeps",
                       "converged", "settled", "tolerance", "certificate", "loss_ratio",
-                      "overlap"}
+                      "overlap", "shadow_seconds"}
 
 
 def test_report_measures_are_those_of_the_public_functions():

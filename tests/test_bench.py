@@ -40,6 +40,10 @@ def _snapshot(folder):
                   for p in folder.rglob("*") if p.is_file())
 
 
+def load_json(out, name):
+    return json.loads((out / f"{name}.json").read_text())
+
+
 def load(out, name):
     payload = json.loads((out / f"{name}-quick.json").read_text())
     assert {"machine", "date", "commit", "params"} <= set(payload)
@@ -104,6 +108,16 @@ def test_audit_quick(quick_results):
         assert set(seq[key]) == {"score_auc", "rank_auc"}
     assert isinstance(seq["complete"], bool) and isinstance(seq["settled_complete"], bool)
     assert "Sequential requests" in (quick_results / "audit-quick.md").read_text()
+    # the likelihood-ratio section, spliced into the same Markdown
+    lira = load_json(quick_results, "audit-lira-quick")
+    (case,) = lira["results"]
+    assert set(case["forgets"]) == {"auto", "0"} and len(case["retrains"]) == 2
+    for model in (case["original"], *case["forgets"].values(), *case["retrains"]):
+        assert 0 <= model["lira_auc"] <= 1 and 0 <= model["lira_offline_auc"] <= 1
+    assert case["original"]["lira_auc"] > max(r["lira_auc"] for r in case["retrains"])
+    text = (quick_results / "audit-quick.md").read_text()
+    assert text.count("Likelihood-ratio attacker (LiRA)") == 1
+    assert text.index("Sequential requests") < text.index("Likelihood-ratio attacker")
 
 
 def test_scaling_quick(quick_results):

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse as sp
 import pytest
 
 import fastunlearn
@@ -190,11 +191,12 @@ def test_demo_reports_what_audit_reports_gives(tmp_path):
     r = ok(run(tmp_path, "demo", "--users", "300", "--items", "100", "--nnz", "3000"))
     default, plain = audit.reports(make_implicit(300, 100, 3000, seed=0), fraction=0.01,
                                    how="random", seed=0, repeats=3, washouts=("auto", 0),
-                                   factors=32, iterations=15, regularization=0.05, alpha=1.0)
+                                   factors=32, iterations=15, regularization=0.05, alpha=1.0,
+                                   shadows=8)  # the demo's default
+    keys = ("score_auc", "rank_auc", "lira_auc", "lira_offline_auc")
     for label, report in (("forget (default)", default), ("forget, washout=0", plain)):
         mia = report.completeness["forget"]
-        assert f"{label:<22} {mia['score_auc']:.4f}           {mia['rank_auc']:.4f}" \
-            in r.stdout
+        assert f"{label:<22}" + "".join(f" {mia[key]:>16.4f}" for key in keys) in r.stdout
         verdict = "complete" if report.is_complete() else "NOT complete"
         assert f"{label:<22} {verdict} (" in r.stdout
 
@@ -276,6 +278,33 @@ def test_audit_completeness_matches_api(workdir, tmp_path):
     text = ok(run(d, "audit", str(tmp_path / "forgot.npz"), "--test",
                   str(tmp_path / "test.csv"), "--forgotten", str(tmp_path / "forget.csv"))).stdout
     assert "completeness, rank attacker" in text and "complete:" in text
+    assert "likelihood-ratio" not in text  # off unless asked for
+
+    # --shadows adds the likelihood-ratio attacker, as the API measures it
+    # (the file's pairs carry value 1, as a matrix of them does)
+    got = json.loads(ok(run(d, "audit", str(tmp_path / "forgot.npz"), "--test",
+                            str(tmp_path / "test.csv"), "--forgotten",
+                            str(tmp_path / "forget.csv"), "--shadows", "4",
+                            "--json")).stdout)["completeness"]
+    pairs = sp.csr_matrix((np.ones(len(pick)), (coo.row[pick], coo.col[pick])),
+                          shape=coo.shape)
+    expected = audit.completeness(forgotten_model, pairs, test, shadows=4)
+    assert got["shadows"] == 4 and set(got["gaps"]) == set(audit.ATTACKERS)
+    assert got["forget"] == pytest.approx(expected.forget)
+    for mine, theirs in zip(got["retrains"], expected.retrains):
+        assert mine == pytest.approx(theirs)
+    assert got["complete"] == expected.complete
+    text = ok(run(d, "audit", str(tmp_path / "forgot.npz"), "--test",
+                  str(tmp_path / "test.csv"), "--forgotten", str(tmp_path / "forget.csv"),
+                  "--shadows", "4")).stdout
+    assert "completeness, likelihood-ratio attacker" in text
+    assert "completeness, likelihood-ratio offline attacker" in text
+    for bad, message in ((("--shadows", "4"), "--shadows needs --forgotten"),
+                         (("--forgotten", str(tmp_path / "forget.csv"), "--shadows", "5"),
+                          "--shadows must be 0 or an even number >= 4, got 5")):
+        line = one_line_error(run(d, "audit", str(tmp_path / "forgot.npz"), "--test",
+                                  str(tmp_path / "test.csv"), *bad))
+        assert message in line
 
 
 def test_audit_explicit_model_matches_api(workdir, tmp_path):

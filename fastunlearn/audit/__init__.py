@@ -8,6 +8,8 @@ scratch on the retained data (docs/design.md, section 7):
   holding the model tells the forgotten interactions from pairs the model
   never saw.  Correct forgetting leaves exactly the retrained model's AUC;
   the original model (which trained on them) scores higher.
+  :func:`likelihood_ratio` is the per-example attacker, calibrated on
+  shadow models (the strongest, and the costliest: its shadows are fits).
 * **utility** -- :func:`compare`: top-k metrics of two models, their
   deltas, the ratio of their losses on the same retained data and the
   overlap of their recommendation lists.
@@ -21,15 +23,25 @@ and :func:`report` runs the whole comparison in one call.
 ``fastunlearn audit`` prints).
 
 Modules: :mod:`.sets` (the sets audited), :mod:`.membership`
-(completeness), :mod:`.compare` (utility), :mod:`.fairness` and
-:mod:`.report` (the whole audit) and :mod:`.served` (one model).
+(completeness), :mod:`.lira` (the likelihood-ratio attacker),
+:mod:`.compare` (utility), :mod:`.fairness` and :mod:`.report` (the whole
+audit) and :mod:`.served` (one model).
 
 Pairs of ids are passed as a tuple ``(users, items)`` of equal-length integer
 arrays, or as a sparse matrix whose stored entries are the pairs.
 """
 from .compare import Comparison, compare
 from .fairness import FairnessGap, fairness_gap
+from .lira import (
+                   DEFAULT_SHADOWS,
+                   LikelihoodRatio,
+                   ShadowModels,
+                   fit_shadows,
+                   likelihood_ratio,
+                   lira_statistics,
+)
 from .membership import (
+                         ATTACKERS,
                          COMPLETENESS_FLOOR,
                          Completeness,
                          MembershipInference,
@@ -44,19 +56,26 @@ from .served import ModelReport, model_report
 from .sets import UNLEARNING_SETS, held_out_pairs, sample_unseen, unlearning_set
 
 __all__ = [
+    "ATTACKERS",
     "COMPLETENESS_FLOOR",
+    "DEFAULT_SHADOWS",
     "UNLEARNING_SETS",
     "AuditReport",
     "Comparison",
     "Completeness",
     "FairnessGap",
+    "LikelihoodRatio",
     "MembershipInference",
     "ModelReport",
+    "ShadowModels",
     "compare",
     "completeness",
     "fairness_gap",
+    "fit_shadows",
     "gaps",
     "held_out_pairs",
+    "likelihood_ratio",
+    "lira_statistics",
     "membership_inference",
     "model_report",
     "rank_percentiles",

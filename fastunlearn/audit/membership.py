@@ -12,8 +12,13 @@ from ..evaluation import _score_block_rows, _sorted_scores
 from ..pairs import check_matrix, check_model, is_stored, pair_keys, two_sample_auc
 from ..ranking import count_below
 from ..validation import check_positive_int
+from .lira import _values_at, check_shadows, fit_shadows
 from .sets import _pairs, held_out_pairs, sample_unseen
 
+# The attackers of the completeness test, by their keys in the measures: the
+# population attackers always, the likelihood-ratio ones (online, offline)
+# when shadow models were fitted (see .lira).
+ATTACKERS = ("score_auc", "rank_auc", "lira_auc", "lira_offline_auc")
 # A forget is complete when its held-out AUCs are this close to a retrain's,
 # or as close as retrains with other seeds are to each other, if farther.
 COMPLETENESS_FLOOR = 0.01
@@ -172,20 +177,26 @@ class Completeness:
     forget : dict
         :class:`MembershipInference` (as a dict) of the model: forgotten
         pairs against held-out pairs of the same users.
+        With shadow models, also the :class:`LikelihoodRatio` AUCs
+        ``lira_auc`` and ``lira_offline_auc``.
     retrains : list of dict
         The same for each retrain, seeds ``seed, seed + 1, ...``.
     gaps : dict
-        Per attacker (``score_auc``, ``rank_auc``): ``(forget - retrain,
+        Per attacker (``score_auc``, ``rank_auc``, and with shadows
+        ``lira_auc``, ``lira_offline_auc``): ``(forget - retrain,
         allowed)``, against the first retrain; ``allowed`` is the larger of
         0.01 and the retrains' spread.
     complete : bool
-        Both attackers within ``allowed``.
+        Every attacker within ``allowed``.
+    shadows : int
+        Shadow models of the likelihood-ratio attack (0: not run).
     """
 
     forget: dict
     retrains: list
     gaps: dict
     complete: bool
+    shadows: int = 0
 
     def to_dict(self):
         return asdict(self)
@@ -193,11 +204,12 @@ class Completeness:
 
 def gaps(forget, retrains, floor=COMPLETENESS_FLOOR):
     """{attacker: (forget's AUC minus the seed-0 retrain's, the gap allowed)}
-    for the score and rank attackers; the gap allowed is the larger of
-    ``floor`` and the retrain seeds' spread.  ``forget`` and each of
-    ``retrains`` map attacker names to AUCs."""
+    for each attacker of :data:`ATTACKERS` that ``forget`` holds (the score
+    and rank attackers, the likelihood-ratio ones when measured); the gap
+    allowed is the larger of ``floor`` and the retrain seeds' spread.
+    ``forget`` and each of ``retrains`` map attacker names to AUCs."""
     out = {}
-    for key in ("score_auc", "rank_auc"):
+    for key in (key for key in ATTACKERS if key in forget):
         seeds = np.array([r[key] for r in retrains], dtype=np.float64)
         allowed = max(floor, float(seeds.max() - seeds.min()) if len(seeds) else 0.0)
         out[key] = (float(forget[key] - retrains[0][key]), allowed)
@@ -210,7 +222,7 @@ def within(found):
     return all(abs(gap) <= allowed for gap, allowed in found.values())
 
 
-def completeness(model, forgotten, test, *, repeats=3, seed=0):
+def completeness(model, forgotten, test, *, repeats=3, seed=0, shadows=0):
     """Does ``model`` tell the pairs it forgot from held-out ones any better
     than a retrain does?
 
@@ -218,17 +230,26 @@ def completeness(model, forgotten, test, *, repeats=3, seed=0):
     hyperparameters (seeds ``seed, seed + 1, ...``) and measures, for the
     model and each retrain, how well both attackers of
     :func:`membership_inference` tell ``forgotten`` from the pairs of
-    ``test`` that belong to the same users (:func:`held_out_pairs`).
+    ``test`` that belong to the same users (:func:`held_out_pairs`).  With
+    ``shadows``, the likelihood-ratio attacker too (:func:`fit_shadows`,
+    online and offline), whose shadows are further fits.
 
     Parameters
     ----------
     model : fitted ImplicitALS or ExplicitALS
         The model after the forget.
     forgotten : (users, items) or scipy.sparse matrix
+        A sparse matrix also gives the pairs' values to the shadow models
+        (otherwise they take the mean stored value of ``model``).
     test : scipy.sparse matrix
         Held-out interactions, never trained on.
     repeats : int >= 1
     seed : int
+        Also seeds the shadows.
+    shadows : int
+        0 (default): no likelihood-ratio attack; else the number of shadow
+        models, even and at least 4 (:data:`DEFAULT_SHADOWS` is a good
+        start).  Costs ``shadows`` fits on top of the ``repeats`` retrains.
 
     Returns
     -------
@@ -243,16 +264,30 @@ def completeness(model, forgotten, test, *, repeats=3, seed=0):
     pairs = _pairs(forgotten, shape, "forgotten")
     test = check_matrix(test, "test", shape)
     repeats = check_positive_int(repeats, "repeats")
+    shadows = 0 if shadows == 0 else check_shadows(shadows)
     held = held_out_pairs(test, pairs[0])
     if not len(held[0]):
         raise ValueError("none of the forgotten pairs' users has a pair in test")
+    attack = None
+    if shadows:
+        # the held-out pairs with their values in test (the shadows train on them)
+        held_matrix = sp.csr_matrix((_values_at(test, *held)[0], held), shape=shape)
+        attack = fit_shadows(model, forgotten, held_matrix, shadows=shadows, seed=seed).attack
     params = model.hyperparameters()
     retained = model.user_items.copy()
-    forget = membership_inference(model, pairs, held).to_dict()
+
+    def measure(fitted):
+        found = membership_inference(fitted, pairs, held).to_dict()
+        if attack is not None:
+            lira = attack(fitted)
+            found.update(lira_auc=lira.lira_auc, lira_offline_auc=lira.lira_offline_auc)
+        return found
+
+    forget = measure(model)
     retrains = []
     for r in range(repeats):
         retrain = type(model)._from_params(**{**params, "random_state": seed + r}).fit(
             retained, show_progress=False)
-        retrains.append(membership_inference(retrain, pairs, held).to_dict())
+        retrains.append(measure(retrain))
     found = gaps(forget, retrains)
-    return Completeness(forget, retrains, found, within(found))
+    return Completeness(forget, retrains, found, within(found), shadows)

@@ -6,6 +6,7 @@ import time
 from dataclasses import asdict, dataclass
 
 import numpy as np
+import scipy.sparse as sp
 
 from ..evaluation import holdout_split
 from ..forgetting import check_washout
@@ -14,7 +15,9 @@ from ..pairs import canonical, check_matrix
 from ..validation import check_fraction, check_positive_int, check_sparse
 from .compare import _losses, _mean_overlap, _per_user, _ranking_utility
 from .fairness import _gap
+from .lira import _values_at, check_shadows, fit_shadows
 from .membership import (
+    ATTACKERS,
     COMPLETENESS_FLOOR,
     _held_out_inference,
     gaps,
@@ -36,9 +39,11 @@ class AuditReport:
         Per stage (``original``, ``forget``, ``retrain``) the
         :class:`MembershipInference` of the forgotten pairs against held-out
         test pairs of the same users (:func:`held_out_pairs`), as a dict:
-        ``score_auc``, ``rank_auc``, ``n_forgotten`` and ``n_unseen``.  The
-        forget is complete when both AUCs are as close to the seed-0
-        retrain's as retrains with other seeds are (see ``retrain_spread``).
+        ``score_auc``, ``rank_auc``, ``n_forgotten`` and ``n_unseen``, and
+        with shadow models the likelihood-ratio attack's ``lira_auc`` and
+        ``lira_offline_auc`` (:class:`LikelihoodRatio`).  The forget is
+        complete when every AUC is as close to the seed-0 retrain's as
+        retrains with other seeds are (see ``retrain_spread``).
     unseen : dict
         The same against never-seen pairs (:func:`sample_unseen`).
     utility : dict
@@ -48,7 +53,8 @@ class AuditReport:
         ``ratio`` (forget / retrain), ``forget_runs``, ``retrain_runs``
         (seconds of each repeat), ``rows_solved`` (by the forget),
         ``rows_total_retrain`` (rows the retrain solves: iterations times
-        users plus items), ``sweeps``, ``converged``, ``tolerance``,
+        users plus items), ``shadow_seconds`` (fitting the shadow models,
+        0 without them), ``sweeps``, ``converged``, ``tolerance``,
         ``certificate`` (max_row per stage), ``loss_ratio`` (forget /
         retrain on the retained data) and ``overlap`` (top-k lists, see
         :func:`compare`).
@@ -57,9 +63,10 @@ class AuditReport:
     setting : dict
         Data size, unlearning set, hyperparameters and seeds.
     retrain_spread : dict
-        Per measure (``score_auc``, ``rank_auc``, the same against unseen
-        pairs as ``unseen_score_auc`` and ``unseen_rank_auc``, ``ndcg``,
-        ``recall``, ``gap``) its value for each retrain, one per repeat with
+        Per measure (``score_auc``, ``rank_auc``, with shadows
+        ``lira_auc`` and ``lira_offline_auc``, against unseen pairs
+        ``unseen_score_auc`` and ``unseen_rank_auc``, ``ndcg``, ``recall``,
+        ``gap``) its value for each retrain, one per repeat with
         seeds ``seed, seed + 1, ...``: how far retraining alone moves it.
     """
 
@@ -75,15 +82,17 @@ class AuditReport:
         return asdict(self)
 
     def completeness_gaps(self, floor=COMPLETENESS_FLOOR):
-        """Per attacker (``score_auc``, ``rank_auc``) of the held-out test:
-        ``(forget - retrain, allowed)``, where ``allowed`` is the larger of
-        ``floor`` and the spread (max - min) of the retrains' AUCs."""
-        retrains = [{key: self.retrain_spread[key][r] for key in ("score_auc", "rank_auc")}
+        """Per attacker (``score_auc``, ``rank_auc``, and the likelihood-ratio
+        ``lira_auc`` and ``lira_offline_auc`` when measured) of the held-out
+        test: ``(forget - retrain, allowed)``, where ``allowed`` is the
+        larger of ``floor`` and the spread (max - min) of the retrains' AUCs."""
+        keys = [key for key in ATTACKERS if key in self.retrain_spread]
+        retrains = [{key: self.retrain_spread[key][r] for key in keys}
                     for r in range(len(self.retrain_spread["score_auc"]))]
         return gaps(self.completeness["forget"], retrains, floor)
 
     def is_complete(self, floor=COMPLETENESS_FLOOR):
-        """Whether both attackers are within :meth:`completeness_gaps`
+        """Whether every attacker is within :meth:`completeness_gaps`
         (False when the forgotten pairs' users have no held-out pairs)."""
         return within(self.completeness_gaps(floor))
 
@@ -94,6 +103,11 @@ class AuditReport:
                  *self._stages(self.completeness, "score_auc")),
                 ("completeness", "MIA AUC vs held-out, rank attacker", "rank_auc",
                  *self._stages(self.completeness, "rank_auc")),
+                *[("completeness", f"MIA AUC vs held-out, {name}", key,
+                   *self._stages(self.completeness, key))
+                  for key, name in (("lira_auc", "likelihood ratio"),
+                                    ("lira_offline_auc", "likelihood ratio, offline"))
+                  if key in self.retrain_spread],
                 ("completeness", "MIA AUC vs unseen, score attacker", "unseen_score_auc",
                  *self._stages(self.unseen, "score_auc")),
                 ("completeness", "MIA AUC vs unseen, rank attacker", "unseen_rank_auc",
@@ -149,7 +163,8 @@ def report(user_items, test=None, *, washout="auto", print_table=False, **option
 
 def reports(user_items, test=None, *, fraction=0.01, how="random", seed=0, k=10, top=0.2,
             factors=64, iterations=15, regularization=0.05, alpha=1.0, use_cg=True,
-            num_threads=0, tolerance=None, max_sweeps=50, washouts=("auto",), repeats=1):
+            num_threads=0, tolerance=None, max_sweeps=50, washouts=("auto",), repeats=1,
+            shadows=0):
     """:func:`report` for several washouts of one unlearning set, sharing the
     original model and the retrains (each fitted, timed and measured once).
 
@@ -163,7 +178,9 @@ def reports(user_items, test=None, *, fraction=0.01, how="random", seed=0, k=10,
     4. Retrain on the retained data with the same hyperparameters, number
        of iterations and seed (and, for ``repeats > 1``, the next seeds).
     5. Measure membership inference, top-k utility on ``test`` and the
-       fairness gap for all models, and the cost of forgetting.
+       fairness gap for all models, and the cost of forgetting; with
+       ``shadows``, fit the shadow models once on the retained data and run
+       the likelihood-ratio attack (:func:`fit_shadows`) on every model.
 
     Parameters
     ----------
@@ -191,6 +208,12 @@ def reports(user_items, test=None, *, fraction=0.01, how="random", seed=0, k=10,
         Retrain ``r`` uses seed ``seed + r``, and its measures go to
         ``retrain_spread``: a forget can't be asked to match one retrain
         more closely than retrains with other seeds match each other.
+    shadows : int
+        0 (default): no likelihood-ratio attack; else the number of shadow
+        models (even, >= 4), each a further fit, on the retained data plus
+        half of the forgotten and held-out pairs, seeded from ``seed``.
+        Without held-out pairs (an edge set whose users have none) the
+        attack's AUCs are NaN and no shadow is fitted.
 
     Returns
     -------
@@ -204,6 +227,7 @@ def reports(user_items, test=None, *, fraction=0.01, how="random", seed=0, k=10,
     if how not in UNLEARNING_SETS:
         raise ValueError(f"how must be one of {UNLEARNING_SETS}, got {how!r}")
     repeats = check_positive_int(repeats, "repeats")
+    shadows = 0 if shadows == 0 else check_shadows(shadows)
     washouts = [check_washout(w) for w in
                 (list(washouts) if isinstance(washouts, (list, tuple)) else [washouts])]
     if not washouts or len(set(washouts)) != len(washouts):
@@ -224,12 +248,30 @@ def reports(user_items, test=None, *, fraction=0.01, how="random", seed=0, k=10,
     held_out = held_out_pairs(test, f_users)
     unseen = sample_unseen(train + test, f_users, seed=seed)
     activity = np.diff(original.user_items.indptr)
+    attack, shadow_s = None, 0.0
+    if shadows and len(held_out[0]):
+        # the original holds the retained data and the forgotten pairs'
+        # values; the held-out pairs take theirs from test
+        start = time.perf_counter()
+        held_matrix = sp.csr_matrix((_values_at(test, *held_out)[0], held_out),
+                                    shape=train.shape)
+        attack = fit_shadows(original, forgotten, held_matrix, shadows=shadows,
+                             seed=seed).attack
+        shadow_s = time.perf_counter() - start
+
+    def held_out_inference(model):
+        found = _held_out_inference(model, forgotten, held_out)
+        if shadows:
+            lira = attack(model) if attack is not None else None
+            found.update(lira_auc=lira.lira_auc if lira else float("nan"),
+                         lira_offline_auc=lira.lira_offline_auc if lira else float("nan"))
+        return found
 
     def measures(model):
         """(membership inference against held-out and unseen pairs, utility,
         fairness, certificate) of one model."""
         per_user = _per_user(model, test, k)  # ranked once for utility and fairness
-        return (_held_out_inference(model, forgotten, held_out),
+        return (held_out_inference(model),
                 membership_inference(model, forgotten, unseen).to_dict(),
                 _ranking_utility(per_user),
                 _gap(per_user["users"], per_user["ndcg"], activity, top, "ndcg").to_dict(),
@@ -261,6 +303,8 @@ def reports(user_items, test=None, *, fraction=0.01, how="random", seed=0, k=10,
     where = {"score_auc": (0, "score_auc"), "rank_auc": (0, "rank_auc"),
              "unseen_score_auc": (1, "score_auc"), "unseen_rank_auc": (1, "rank_auc"),
              "ndcg": (2, "ndcg"), "recall": (2, "recall"), "gap": (3, "gap")}
+    if shadows:
+        where.update(lira_auc=(0, "lira_auc"), lira_offline_auc=(0, "lira_offline_auc"))
     spread = {key: [float(m[axis][name]) for m in retrain_measures]
               for key, (axis, name) in where.items()}
     shared = {"original": measures(original), "retrain": retrain_measures[0]}
@@ -281,6 +325,7 @@ def reports(user_items, test=None, *, fraction=0.01, how="random", seed=0, k=10,
             "forget_runs": forget_runs[w], "retrain_runs": retrain_runs,
             "rows_solved": int(receipt.rows_solved),
             "rows_total_retrain": int(iterations * (n_users + n_items)),
+            "shadow_seconds": shadow_s,
             "sweeps": int(receipt.sweeps), "converged": bool(receipt.converged),
             "settled": bool(receipt.settled),
             "tolerance": float(receipt.tolerance), "certificate": certificate,
@@ -291,6 +336,7 @@ def reports(user_items, test=None, *, fraction=0.01, how="random", seed=0, k=10,
                    "n_removed": int(len(f_users)),
                    "users_affected": int(receipt.users_affected), "seed": seed, "k": k,
                    "top": top, "repeats": repeats, "max_sweeps": max_sweeps, "washout": w,
+                   "shadows": shadows,
                    **{key: value for key, value in params.items() if key != "random_state"}}
         results.append(AuditReport(completeness, unseen_mia, utility, efficiency, fairness,
                                    setting, spread))

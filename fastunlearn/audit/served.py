@@ -51,7 +51,7 @@ class ModelReport:
         return out
 
 
-def model_report(model, test, *, k=10, forgotten=None, repeats=3, seed=0):
+def model_report(model, test, *, k=10, forgotten=None, repeats=3, seed=0, shadows=0):
     """Audit ``model`` on held-out interactions ``test``.
 
     Parameters
@@ -65,6 +65,10 @@ def model_report(model, test, *, k=10, forgotten=None, repeats=3, seed=0):
         ``repeats`` retrains (seeds ``seed, seed + 1, ...``) on the model's
         retained data.
     repeats, seed : int
+    shadows : int
+        With ``forgotten``: 0 (default) or the number of shadow models of
+        the likelihood-ratio attacker (even, >= 4), each a further fit (see
+        :func:`completeness`).
 
     Returns
     -------
@@ -92,7 +96,8 @@ def model_report(model, test, *, k=10, forgotten=None, repeats=3, seed=0):
         in_training = None
     complete = None
     if forgotten is not None:
-        complete = completeness(model, forgotten, test, repeats=repeats, seed=seed)
+        complete = completeness(model, forgotten, test, repeats=repeats, seed=seed,
+                                shadows=shadows)
     return ModelReport("implicit" if model.objective.implicit else "explicit", k, metrics,
                        users_evaluated, in_training,
                        fairness_gap(model, test, k=k, per_user=per_user), complete)

@@ -1,0 +1,218 @@
+"""The audit's likelihood-ratio section: per-example membership inference
+with shadow models (``fastunlearn.audit.fit_shadows``) against the original
+model, the forget and retrains, on MovieLens 100K at both audited settings
+and for an ExplicitALS model, next to the score and rank attackers.
+
+Run by ``bench/run.py audit`` (``--shadows N``, 0 skips it) or on its own
+with ``bench/run.py audit --lira-only``, which rewrites only this section of
+results/audit.md (and results/audit-lira.json).
+"""
+import json
+import time
+
+import numpy as np
+import scipy.sparse as sp
+
+import fastunlearn as fu
+from common import commit, machine, movielens, results_dir
+from fastunlearn import audit
+from fastunlearn.evaluation import train_test_split
+
+HEADING = "## Likelihood-ratio attacker (LiRA)"
+IMPLICIT = dict(regularization=0.05, iterations=15, use_cg=True, num_threads=2)
+SETTINGS = [("implicit", {**IMPLICIT, "factors": 32, "alpha": 5.0}),
+            ("implicit", {**IMPLICIT, "factors": 64, "alpha": 1.0})]
+EXPLICIT = ("explicit", dict(factors=32, regularization=0.1, iterations=15, num_threads=2))
+# (how, fraction, unlearning-set seeds); random 5 % on several sets, for
+# "never above every retrain seed"
+SETS = [("random", 0.01, (0,)), ("random", 0.05, (0, 1, 2, 3)), ("core", 0.01, (0,)),
+        ("core", 0.05, (0,)), ("edge", 0.01, (0,)), ("edge", 0.05, (0,))]
+EXPLICIT_SETS = [("random", 0.01, (0,)), ("random", 0.05, (0, 1))]
+WASHOUTS = ("auto", 0)
+
+
+def case(kind, R, params, how, fraction, seed, repeats, shadows, washouts, timing_runs=3):
+    """One unlearning set: the original, a forget per washout and
+    ``repeats`` retrains, each attacked by all four attackers against
+    held-out pairs of the same users; the shadows fitted once."""
+    cls = fu.ImplicitALS if kind == "implicit" else fu.ExplicitALS
+    train, test = train_test_split(R, 0.2, seed=seed)
+    original = cls(**params, random_state=seed).fit(train, show_progress=False)
+    users, items = audit.unlearning_set(train, fraction, how, seed)
+    held = audit.held_out_pairs(test, users)
+    if not len(held[0]):
+        return None  # an edge set whose users have no test pairs
+
+    def as_matrix(matrix, pairs):
+        return sp.csr_matrix((np.asarray(matrix[pairs]).ravel(), pairs), shape=train.shape)
+
+    start = time.perf_counter()
+    attack = audit.fit_shadows(original, as_matrix(train, (users, items)),
+                               as_matrix(test, held), shadows=shadows, seed=seed).attack
+    shadow_s = time.perf_counter() - start
+
+    def measure(model):
+        found = audit.membership_inference(model, (users, items), held).to_dict()
+        lira = attack(model)
+        found.update(lira_auc=lira.lira_auc, lira_offline_auc=lira.lira_offline_auc)
+        return found
+
+    forgets = {}
+    for w in washouts:
+        runs = []
+        for _ in range(timing_runs):
+            model = cls.from_factors(original.user_factors, original.item_factors, train,
+                                     **params)
+            begin = time.perf_counter()
+            receipt = model.forget(users, items, washout=w)
+            runs.append(time.perf_counter() - begin)
+        forgets[w] = {"seconds": float(np.median(runs)), "rows_solved": receipt.rows_solved,
+                      "washout": receipt.washout, **measure(model)}
+    retained = model.user_items.copy()
+    retrains, retrain_runs = [], []
+    for r in range(repeats):
+        begin = time.perf_counter()
+        retrain = cls(**params, random_state=seed + r).fit(retained, show_progress=False)
+        retrain_runs.append(time.perf_counter() - begin)
+        retrains.append(measure(retrain))
+    return {"kind": kind, "setting": {k: params.get(k) for k in ("factors", "alpha")},
+            "how": how, "fraction": fraction, "seed": seed, "n_removed": len(users),
+            "n_held_out": len(held[0]), "shadows": shadows, "shadow_seconds": shadow_s,
+            "retrain_seconds": float(np.median(retrain_runs)), "original": measure(original),
+            "forgets": {str(w): f for w, f in forgets.items()}, "retrains": retrains}
+
+
+def verdicts(result, washout):
+    """Per attacker (gap to the seed-0 retrain, allowed, within, above
+    every retrain seed) of one forget of ``result``."""
+    forget = result["forgets"][str(washout)]
+    out = {}
+    for key, (gap, allowed) in audit.gaps(forget, result["retrains"]).items():
+        seeds = [r[key] for r in result["retrains"]]
+        out[key] = {"gap": gap, "allowed": allowed, "within": abs(gap) <= allowed,
+                    "above_every_seed": bool(forget[key] > max(seeds))}
+    return out
+
+
+def cases(quick, repeats, shadows, washouts=WASHOUTS):
+    """Every case of the section (quick: one small synthetic set)."""
+    if quick:
+        from fastunlearn.synthetic import make_implicit
+
+        R = make_implicit(2_000, 1_000, 20_000, seed=0)
+        params = {**IMPLICIT, "factors": 16, "alpha": 1.0, "iterations": 5}
+        yield "synthetic-20k", case("implicit", R, params, "random", 0.01, 0, repeats,
+                                    shadows, washouts)
+        return
+    R = movielens()
+    if R is None:
+        return
+    for kind, params in SETTINGS:
+        for how, fraction, seeds in SETS:
+            for seed in seeds:
+                yield "movielens-100k", case(kind, R, params, how, fraction, seed, repeats,
+                                             shadows, washouts)
+    kind, params = EXPLICIT
+    for how, fraction, seeds in EXPLICIT_SETS:
+        for seed in seeds:
+            yield "movielens-100k", case(kind, R, params, how, fraction, seed, repeats,
+                                         shadows, washouts)
+
+
+HEADER = ["data", "model", "set", "set seed", "washout", "removed", "held-out",
+          "LiRA original", "LiRA forget", "LiRA retrain", "retrain seeds", "gap / allowed",
+          "above every seed", "offline forget", "offline retrain seeds", "offline gap",
+          "score gap", "rank gap", "complete (4 attackers)", "forget s", "retrain s",
+          "shadows s"]
+
+
+def rows_of(name, result):
+    out = []
+    model = (f"implicit {result['setting']['factors']}, {result['setting']['alpha']:g}"
+             if result["kind"] == "implicit" else f"explicit {result['setting']['factors']}")
+    for w, forget in result["forgets"].items():
+        v = verdicts(result, w)
+        lira = [r["lira_auc"] for r in result["retrains"]]
+        offline = [r["lira_offline_auc"] for r in result["retrains"]]
+        out.append([
+            name, model, f"{result['how']} {result['fraction']:.0%}", result["seed"], w,
+            result["n_removed"], result["n_held_out"],
+            f"{result['original']['lira_auc']:.4f}", f"{forget['lira_auc']:.4f}",
+            f"{lira[0]:.4f}", f"{min(lira):.4f}..{max(lira):.4f}",
+            f"{v['lira_auc']['gap']:+.4f} / {v['lira_auc']['allowed']:.4f}",
+            "yes" if v["lira_auc"]["above_every_seed"] else "no",
+            f"{forget['lira_offline_auc']:.4f}", f"{min(offline):.4f}..{max(offline):.4f}",
+            f"{v['lira_offline_auc']['gap']:+.4f}",
+            f"{v['score_auc']['gap']:+.4f}", f"{v['rank_auc']['gap']:+.4f}",
+            "yes" if all(x["within"] for x in v.values()) else "NO",
+            f"{forget['seconds']:.3f}", f"{result['retrain_seconds']:.3f}",
+            f"{result['shadow_seconds']:.1f}"])
+    return out
+
+
+NOTES = """
+* The attack (`fastunlearn.audit.fit_shadows`, Carlini et al. 2022, as
+  adapted to unlearning): {shadows} shadow models, each fitted with the
+  audited model's hyperparameters on the retained data plus a random half of
+  the candidates (the forgotten pairs and the held-out test pairs of the same
+  users; each candidate in exactly half of the shadows).  Per pair, a
+  Gaussian of its IN scores and one of its OUT scores (own means, pooled
+  variance); the online statistic is the log likelihood ratio of the
+  audited model's score, the offline one (OUT shadows only) its z-score
+  towards what training on the pair pulls it to (1 for implicit feedback,
+  its rating for explicit).  Measure: AUC over forgotten vs held-out pairs.
+  Implicit models are attacked on `x_u . y_i`, explicit ones on the
+  predicted rating.
+* "gap / allowed": the forget's LiRA AUC minus the seed-0 retrain's, and
+  max(0.01, spread of the {repeats} retrain seeds); "above every seed": the
+  forget's AUC above all of them.  "complete (4 attackers)": the score,
+  rank, LiRA and offline LiRA gaps all within what is allowed.  Score and
+  rank gaps as in the tables above.
+* Each unlearning set seed also seeds the 80/20 split, the original model
+  and the shadows.  Forget seconds: medians of 3 runs; shadows: all
+  {shadows} fits.  On a shared, loaded 2-core machine.
+* Command: `{command}`.
+"""
+
+
+def run(quick=False, repeats=3, shadows=audit.DEFAULT_SHADOWS, washouts=WASHOUTS,
+        command="python bench/run.py audit --lira-only"):
+    """Measure the section; write audit-lira.json and splice the section
+    into audit.md (replacing an earlier one)."""
+    results, rows = [], []
+    for name, result in cases(quick, repeats, shadows, washouts):
+        if result is None:
+            continue
+        results.append({"data": name, **result})
+        rows.extend(rows_of(name, result))
+        print(f"{name} {result['kind']} {result['setting']} {result['how']} "
+              f"{result['fraction']:.0%} seed {result['seed']} done", flush=True)
+    from common import table
+
+    text = (f"{HEADING}\n\n" + table(HEADER, rows) + "\n" + NOTES.format(
+        shadows=shadows, repeats=repeats, command=command).strip() + "\n")
+    suffix = "-quick" if quick else ""
+    folder = results_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    payload = {"machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+               "commit": commit(), "params": {"settings": SETTINGS, "explicit": EXPLICIT},
+               "shadows": shadows, "repeats": repeats, "results": results}
+    (folder / f"audit-lira{suffix}.json").write_text(json.dumps(payload, indent=2,
+                                                                default=_plain))
+    md = folder / f"audit{suffix}.md"
+    before = md.read_text() if md.exists() else ""
+    if HEADING in before:
+        before = before[:before.index(HEADING)]
+    md.write_text(before.rstrip("\n") + ("\n\n" if before.strip() else "") + text)
+    print(text)
+    return payload
+
+
+def _plain(value):
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    raise TypeError(type(value).__name__)
