@@ -36,13 +36,17 @@ class Ids:
         Undo quoting that Arrow left in place because spaces came before
         the opening quote (``a, "b c"``), as Python's csv module with
         ``skipinitialspace`` does.
+    expected : int
+        Rows expected (a hint for the buffer's size).
     """
 
-    def __init__(self, role: str, unquote: bool = False):
+    def __init__(self, role: str, unquote: bool = False, expected: int = 0):
         self.role = role
         self.unquote = unquote
         self.n = 0
-        self.ints: list | None = []  # int64 arrays while every id is an integer
+        # While every id is an integer: one growing buffer, and its range.
+        self.ints: Growing | None = Growing(np.int32, expected)
+        self.lo, self.hi = None, None
         self.strings: list = []  # Arrow string arrays otherwise
 
     def add(self, arr) -> None:
@@ -65,7 +69,7 @@ class Ids:
                 self._to_strings()
                 self.strings.append(arr)
             else:
-                self.ints.append(ints)
+                self._add_ints(ints)
         else:
             raise Bad(self.n, f"{self.role} ids of type {t} (expected integers or strings)")
         self.n += len(arr)
@@ -78,21 +82,27 @@ class Ids:
             arr = arr.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
         if self.ints is None:
             self.strings.append(pa.array(arr).cast(pa.string()))
-        else:
+        elif arr.size:
+            lo, hi = int(arr.min()), int(arr.max())
+            self.lo = lo if self.lo is None else min(lo, self.lo)
+            self.hi = hi if self.hi is None else max(hi, self.hi)
+            if not -(2**31) <= self.lo <= self.hi < 2**31:
+                self.ints.widen(np.int64)
             self.ints.append(arr)
 
     def _to_strings(self) -> None:
         if self.ints is not None:
-            self.strings = [pa.array(a).cast(pa.string()) for a in self.ints if len(a)]
+            kept = self.ints.take()
+            self.strings = [pa.array(kept).cast(pa.string())] if kept.size else []
             self.ints = None
 
     def finish(self) -> tuple[np.ndarray, np.ndarray]:
         """(sorted unique ids, each row's position among them)."""
-        if self.ints is not None:
-            x = np.concatenate(self.ints) if self.ints else np.zeros(0, np.int64)
-            self.ints = []
-            return _number_ints(x)
-        return self._number_strings()
+        if self.ints is None:
+            return self._number_strings()
+        x = self.ints.take()
+        self.ints = Growing(np.int32)
+        return _number_ints(x, self.lo, self.hi)
 
     def _number_strings(self):
         chunks = self.strings
@@ -167,20 +177,61 @@ def _canonical_ints(ids: np.ndarray) -> np.ndarray | None:
     return ints
 
 
-def _number_ints(x: np.ndarray):
-    """Sorted unique values of ``x`` and each entry's position among them."""
+class Growing:
+    """An array appended to in place.
+
+    The buffer is allocated at the expected size with ``np.empty``, whose
+    untouched pages are never resident, so an over-estimate costs address
+    space only; an under-estimate grows it by copying.
+    """
+
+    def __init__(self, dtype, expected: int = 0):
+        self.buf = np.empty(max(int(expected), 1 << 12), dtype=dtype)
+        self.n = 0
+
+    def append(self, arr) -> None:
+        need = self.n + len(arr)
+        if need > len(self.buf):
+            bigger = np.empty(max(need, len(self.buf) * 3 // 2), dtype=self.buf.dtype)
+            bigger[:self.n] = self.buf[:self.n]
+            self.buf = bigger
+        self.buf[self.n:need] = arr
+        self.n = need
+
+    def widen(self, dtype) -> None:
+        if self.buf.dtype != dtype:
+            wider = np.empty(len(self.buf), dtype=dtype)
+            wider[:self.n] = self.buf[:self.n]
+            self.buf = wider
+
+    def take(self) -> np.ndarray:
+        """The filled part (a view of the buffer, which is handed over)."""
+        buf, self.buf = self.buf, np.empty(0, self.buf.dtype)
+        return buf[:self.n]
+
+
+def _number_ints(x: np.ndarray, lo, hi):
+    """Sorted unique values of ``x`` and each entry's position among them;
+    ``x`` is overwritten with the positions where it can be."""
     if x.size == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int32)
-    lo, hi = int(x.min()), int(x.max())
-    if hi - lo < 4 * x.size + 4096:
-        # Ids from a dense range: a counting pass, no sort (and no 64-bit copy).
-        shifted = x - lo if lo else x
-        present = np.bincount(shifted, minlength=hi - lo + 1) > 0
-        uniq = np.flatnonzero(present).astype(np.int64) + lo
-        rank = (np.cumsum(present, dtype=np.int64) - 1).astype(_index(len(uniq)))
-        return uniq, rank[shifted]
-    uniq, inverse = np.unique(x, return_inverse=True)
-    return uniq, _narrow(inverse.reshape(-1))
+    if hi - lo >= 4 * x.size + 4096:  # sparse ids: sort them
+        uniq, inverse = np.unique(x, return_inverse=True)
+        return uniq.astype(np.int64), _narrow(inverse.reshape(-1))
+    # Ids from a dense range: a counting pass, no sort.
+    present = np.zeros(hi - lo + 1, dtype=bool)
+    step = 1 << 20  # slices keep the shifted copies small
+    for at in range(0, x.size, step):
+        part = x[at:at + step]
+        present[part - lo if lo else part] = True
+    uniq = np.flatnonzero(present).astype(np.int64) + lo
+    rank = (np.cumsum(present, dtype=np.int64) - 1).astype(_index(len(uniq)))
+    del present
+    codes = x if x.dtype == rank.dtype else np.empty(x.size, dtype=rank.dtype)
+    for at in range(0, x.size, step):
+        part = x[at:at + step]
+        codes[at:at + step] = rank[part - lo if lo else part]
+    return uniq, codes
 
 
 def _index(n: int):

@@ -14,7 +14,7 @@ import pyarrow as pa
 
 from .columns import Bad
 from .errors import DataFormatError
-from .matrix import Repeat
+from .matrix import Redo, Repeat
 from .table import Collector, unix_time_warning
 
 
@@ -48,7 +48,7 @@ def _column(values):
 
 
 def read_frame(table, *, user, item, value=None, timestamp=None, duplicates: str,
-               default_value: float):
+               default_value: float, keep: bool = False):
     """(matrix, user ids, item ids) of a table with one row per interaction."""
     arrow, name = to_arrow(table)
     given = {"user": user, "item": item, "value": value, "timestamp": timestamp}
@@ -58,7 +58,7 @@ def read_frame(table, *, user, item, value=None, timestamp=None, duplicates: str
         if column not in arrow.column_names:
             raise KeyError(f"{role}={column!r} is not a column of the {name}; "
                            f"it has {arrow.column_names}")
-    collector = Collector(default_value)
+    collector = Collector(default_value, keep=keep, expected=arrow.num_rows)
     try:
         for batch in arrow.to_batches():
             get = {role: batch.column(c) if c is not None else None for role, c in given.items()}
@@ -66,6 +66,9 @@ def read_frame(table, *, user, item, value=None, timestamp=None, duplicates: str
         if collector.n == 0:
             raise DataFormatError(name, None, "no interactions")
         matrix, user_ids, item_ids = collector.finish(duplicates)
+    except Redo:
+        return read_frame(table, user=user, item=item, value=value, timestamp=timestamp,
+                          duplicates=duplicates, default_value=default_value, keep=True)
     except Bad as e:
         raise DataFormatError(name, e.row + 1, e.reason, unit="row") from None
     except Repeat as e:

@@ -38,7 +38,7 @@ def read_npz(path, *, duplicates: str):
                               unit="entry")
     rows, cols = coo.row.astype(np.int64), coo.col.astype(np.int64)
     try:
-        matrix = assemble(rows, cols, values, coo.shape, duplicates)
+        matrix = assemble([rows, cols, values], coo.shape, duplicates)
     except Repeat as e:
         raise DataFormatError(
             path, e.repeat + 1, f"duplicate pair (user {int(rows[e.repeat])!r}, item "

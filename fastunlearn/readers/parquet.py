@@ -14,7 +14,7 @@ import pyarrow.dataset as ds
 from .columns import Bad
 from .errors import DataFormatError
 from .layout import by_name
-from .matrix import Repeat
+from .matrix import Redo, Repeat
 from .table import Collector, unix_time_warning
 
 
@@ -29,7 +29,7 @@ def dataset(path):
 
 
 def read_parquet(path, *, columns: dict, duplicates: str, default_value: float,
-                 positions: bool = False):
+                 positions: bool = False, keep: bool = False):
     """(matrix, user ids, item ids) of the Parquet data at ``path``.
 
     Parameters
@@ -44,7 +44,8 @@ def read_parquet(path, *, columns: dict, duplicates: str, default_value: float,
     names = tuple(data.schema.names)
     chosen = by_name(path, names, columns)
     wanted = {role: names[j] for role, j in chosen.items()}
-    collector = Collector(default_value, positions=positions)
+    collector = Collector(default_value, positions=positions, keep=keep,
+                          expected=data.count_rows())
     files = data.files
     where = []  # (first data row, file) of each file read
     try:
@@ -57,6 +58,9 @@ def read_parquet(path, *, columns: dict, duplicates: str, default_value: float,
         if collector.n == 0:
             raise DataFormatError(path, None, "no interactions")
         matrix, user_ids, item_ids = collector.finish(duplicates)
+    except Redo:
+        return read_parquet(path, columns=columns, duplicates=duplicates,
+                            default_value=default_value, positions=positions, keep=True)
     except Bad as e:
         raise _at(path, where, e.row, e.reason) from None
     except Repeat as e:

@@ -3,12 +3,13 @@ ends with."""
 
 from __future__ import annotations
 
+import ctypes
 import warnings
 
 import numpy as np
 import pyarrow as pa
 
-from .columns import Bad, Ids, numbers
+from .columns import Bad, Growing, Ids, numbers
 from .errors import DataWarning
 from .matrix import assemble
 
@@ -30,14 +31,24 @@ class Collector:
         Ids are row and column numbers (non-negative integers) rather than
         external ids: the shape is one more than the largest, and the id
         maps are ``0..n-1`` (the Dask estimators' Parquet input).
+    expected : int
+        Rows expected: buffers are sized for it (an over-estimate costs
+        address space only, see :class:`~.columns.Growing`).
+    keep : bool
+        Keep every row's numbered ids to the end, which errors about
+        repeated pairs need; without it :meth:`finish` frees them early and
+        raises :class:`~.matrix.Redo` when it would need them.
     """
 
-    def __init__(self, default_value: float = 1.0, *, unquote=False, positions=False):
+    def __init__(self, default_value: float = 1.0, *, unquote=False, positions=False,
+                 keep=False, expected=0):
         self.default_value = float(default_value)
         self.positions = positions
-        self.users = Ids("user", unquote)
-        self.items = Ids("item", unquote)
-        self.values: list = []
+        self.keep = keep
+        self.expected = int(expected)
+        self.users = Ids("user", unquote, self.expected)
+        self.items = Ids("item", unquote, self.expected)
+        self.values: Growing | None = None
         self.wide = False  # some value not exact in float32: keep float64
         self.n = 0
 
@@ -48,38 +59,63 @@ class Collector:
         self.items.add(item)
         if value is not None:
             v = numbers(_arrow(value), "value", self.n, float32=True)
-            narrow = v.astype(np.float32)
-            self.wide |= not np.array_equal(narrow, v)
-            self.values.append(v if self.wide else narrow)
+            if self.values is None:
+                self.values = Growing(np.float32, self.expected)
+            if not self.wide and not np.array_equal(v.astype(np.float32), v):
+                self.wide = True
+                self.values.widen(np.float64)
+            self.values.append(v)
         if timestamp is not None:
             numbers(_arrow(timestamp), "timestamp", self.n, float32=False)
         self.n += len(user)
 
     def finish(self, duplicates: str):
         """(CSR matrix, user ids, item ids); raises Bad, or matrix.Repeat."""
+        release_heap()
         user_ids, rows = self.users.finish()
         item_ids, cols = self.items.finish()
         if self.positions:
             user_ids, rows = _positions(user_ids, rows, "user")
             item_ids, cols = _positions(item_ids, cols, "item")
-        if self.values:
-            dtype = np.float64 if self.wide else np.float32
-            values = np.concatenate([v.astype(dtype, copy=False) for v in self.values])
-            self.values = []
+        if self.values is not None:
+            values, self.values = self.values.take(), None
         else:
             values = np.full(self.n, self.default_value, dtype=np.float32)
             if values.size and float(values[0]) != self.default_value:
                 values = values.astype(np.float64)
+        release_heap()
         shape = (len(user_ids), len(item_ids))
-        self._codes = (user_ids, rows, item_ids, cols)
-        matrix = assemble(rows, cols, values, shape, duplicates)
-        return matrix, user_ids, item_ids
-
+        self._codes = (user_ids, rows, item_ids, cols) if self.keep else None
+        triples = [rows, cols, values]
+        del rows, cols, values
+        return assemble(triples, shape, duplicates, keep=self.keep), user_ids, item_ids
 
     def pair(self, row: int) -> tuple:
         """(user id, item id) of data row ``row``, after :meth:`finish`."""
         user_ids, rows, item_ids, cols = self._codes
         return user_ids[rows[row]].item(), item_ids[cols[row]].item()
+
+
+def release_heap() -> None:
+    """Hand freed C-heap memory back to the system.
+
+    The per-batch parts are small blocks from the C heap, freed in a
+    different order than they were taken; glibc keeps such holes unless
+    asked, which would count them twice in the peak (parts, then the
+    matrix).  Elsewhere this does nothing.
+    """
+    global _MALLOC_TRIM
+    if _MALLOC_TRIM is None:
+        try:
+            _MALLOC_TRIM = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            _MALLOC_TRIM = False
+    if _MALLOC_TRIM:
+        _MALLOC_TRIM(0)
+    pa.default_memory_pool().release_unused()
+
+
+_MALLOC_TRIM = None
 
 
 def _arrow(x):

@@ -8,6 +8,8 @@ pass (:mod:`.locate`), which names the line (docs/design.md, section 6).
 
 from __future__ import annotations
 
+import os
+
 import pyarrow as pa
 import pyarrow.csv as pcsv
 
@@ -15,17 +17,18 @@ from . import locate
 from .columns import Bad
 from .errors import DataFormatError
 from .layout import Layout
-from .matrix import Repeat
+from .matrix import Redo, Repeat
 from .table import Collector, unix_time_warning
 
-_BLOCK = 1 << 24  # bytes per parsed block: large enough to keep every core busy
+_BLOCK = 1 << 20  # bytes per parsed block: pyarrow's default; few blocks in flight
 
 
-def read_text(path, layout: Layout, *, duplicates: str, default_value: float):
+def read_text(path, layout: Layout, *, duplicates: str, default_value: float, keep=False):
     """(matrix, user ids, item ids) of the text file at ``path``."""
     if layout.width == 0 or not (layout.header or 2 <= layout.width <= 4):
         raise _fail(path, layout, None) or DataFormatError(path, None, "no interactions")
-    collector = Collector(default_value, unquote=layout.quoting)
+    collector = Collector(default_value, unquote=layout.quoting, keep=keep,
+                          expected=_expected_rows(path))
     cols = layout.columns
     try:
         with _open(path, layout) as reader:
@@ -35,6 +38,8 @@ def read_text(path, layout: Layout, *, duplicates: str, default_value: float):
         if collector.n == 0:
             raise _fail(path, layout, None) or DataFormatError(path, None, "no interactions")
         matrix, user_ids, item_ids = collector.finish(duplicates)
+    except Redo:
+        return read_text(path, layout, duplicates=duplicates, default_value=default_value, keep=True)
     except Bad as e:
         raise _fail(path, layout, e) from None
     except Repeat as e:
@@ -78,6 +83,15 @@ def _fail(path, layout: Layout, bad: Bad | None) -> DataFormatError | None:
     return DataFormatError(path, line, bad.reason)
 
 
+def _expected_rows(path) -> int:
+    """Lines in the file, estimated from its first 256 KiB (a little over)."""
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        head = f.read(1 << 18)
+    lines = head.count(b"\n") or head.count(b"\r") or 1
+    return int(size * lines / max(len(head), 1) * 1.1) + 1024
+
+
 def _name(j: int) -> str:
     return f"f{j}"
 
@@ -100,7 +114,10 @@ def _open(path, layout: Layout):
                               invalid_row_handler=_skip_blank)
     convert = pcsv.ConvertOptions(column_types=types, include_columns=list(types),
                                   null_values=[""], strings_can_be_null=False)
-    return pcsv.open_csv(path, read_options=read, parse_options=parse, convert_options=convert)
+    # The system allocator hands freed blocks back at once, which keeps the
+    # peak near the data kept rather than the blocks parsed.
+    return pcsv.open_csv(path, read_options=read, parse_options=parse, convert_options=convert,
+                         memory_pool=pa.system_memory_pool())
 
 
 def _skip_blank(row) -> str:
