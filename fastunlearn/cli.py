@@ -76,11 +76,40 @@ def _load(path):
     return model
 
 
-def _read(path, fmt="auto"):
-    from .data import DataFormatError, read_interactions
+def _columns(args):
+    """The --user-col style options as read_interactions keywords: a header
+    name, a 1-based column number, or "none" (value and timestamp)."""
+    out = {}
+    for role in ("user", "item", "value", "timestamp"):
+        given = getattr(args, f"{role}_col", None)
+        if given is None:
+            continue
+        if given.strip().lower() == "none" and role in ("value", "timestamp"):
+            out[role] = False
+        elif given.strip().isdigit():
+            if int(given) < 1:
+                raise CLIError(f"--{role}-col: column numbers start at 1, got {given}")
+            out[role] = int(given) - 1
+        else:
+            out[role] = given
+    return out
+
+
+def _read(path, fmt="auto", args=None):
+    import warnings
+
+    from .data import DataFormatError, DataWarning, read_interactions
 
     try:
-        return read_interactions(path, fmt=fmt)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", DataWarning)
+            data = read_interactions(path, fmt=fmt, **(_columns(args) if args else {}))
+        for w in caught:  # said once, as one line, like errors
+            if issubclass(w.category, DataWarning):
+                print(f"{PROG}: warning: {w.message}", file=sys.stderr)
+            else:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        return data
     except FileNotFoundError:
         raise CLIError(f"{path}: no such file") from None
     except IsADirectoryError:
@@ -142,7 +171,7 @@ def cmd_fit(args):
     from . import ExplicitALS, ImplicitALS
     from .persistence import save
 
-    data = _read(args.data, args.format)
+    data = _read(args.data, args.format, args)
     params = dict(factors=args.factors, iterations=args.iterations,
                   num_threads=args.threads, random_state=args.seed,
                   use_cg=(args.solver == "cg"))
@@ -231,7 +260,7 @@ def cmd_forget(args):
             cols = _internal(args.items, item_ids, "item")
             report = model.forget_items(cols, **options)
         else:
-            pairs = _read(args.pairs, args.format)
+            pairs = _read(args.pairs, args.format, args)
             coo = pairs.matrix.tocoo()
             if args.missing == "ignore":  # unknown ids (e.g. forgotten users): not stored
                 rows = _lookup(pairs.user_ids, user_ids)[coo.row]
@@ -411,7 +440,7 @@ def cmd_audit(args):
     if args.shadows and (args.shadows < 4 or args.shadows % 2):
         raise CLIError(f"--shadows must be 0 or an even number >= 4, got {args.shadows}")
     model = _load(args.model)
-    data = _read(args.test, args.format)
+    data = _read(args.test, args.format, args)
     user_ids, item_ids = _id_maps(model)
     rows = _lookup(data.user_ids, user_ids)
     cols = _lookup(data.item_ids, item_ids)
@@ -428,7 +457,7 @@ def cmd_audit(args):
               "unknown_items": int((cols < 0).sum())}
     forgotten, unknown_pairs = None, 0
     if args.forgotten is not None:
-        pairs = _read(args.forgotten, args.format)
+        pairs = _read(args.forgotten, args.format, args)
         coo_f = pairs.matrix.tocoo()
         fr = _lookup(pairs.user_ids, user_ids)[coo_f.row]
         fc = _lookup(pairs.item_ids, item_ids)[coo_f.col]
@@ -574,6 +603,16 @@ def cmd_demo(args):
 
 # ---------------------------------------------------------------- parser
 
+def _column_options(p):
+    group = p.add_argument_group(
+        "columns", "which column holds what: a header name or a 1-based column number "
+                   "(default: by the header's names, else user,item,value,timestamp)")
+    for role, extra in (("user", ""), ("item", ""), ("value", "; 'none': no values, every "
+                                                               "interaction counts 1"),
+                        ("timestamp", "; 'none': no timestamp column")):
+        group.add_argument(f"--{role}-col", metavar="NAME|N", help=f"the {role} column{extra}")
+
+
 def build_parser():
     from . import __version__
     from .data import FORMATS
@@ -607,7 +646,8 @@ def build_parser():
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("fit", help="fit a model on an interaction file",
-                       description="Read DATA (csv, tsv, MovieLens, npz), fit an ALS model and "
+                       description="Read DATA (csv, tsv, MovieLens, Parquet, npz), fit an ALS "
+                                   "model and "
                                    "save it, with the external id maps, to MODEL.")
     p.add_argument("data", metavar="DATA", help="interaction file: user,item[,value[,timestamp]]")
     p.add_argument("-o", "--output", metavar="MODEL", required=True,
@@ -625,7 +665,8 @@ def build_parser():
     p.add_argument("--threads", type=int, default=0, help="threads, 0 = all cores (default 0)")
     p.add_argument("--seed", type=int, default=None, help="random seed for the initial factors")
     p.add_argument("--format", default="auto", choices=FORMATS,
-                   help="input format (default: by file name)")
+                   help="input format (default: by file name, delimiter by content)")
+    _column_options(p)
     p.add_argument("--quiet", action="store_true", help="print nothing")
     p.set_defaults(func=cmd_fit)
 
@@ -656,6 +697,7 @@ def build_parser():
                         "error (default) or skip")
     p.add_argument("--format", default="auto", choices=FORMATS,
                    help="format of the --pairs file")
+    _column_options(p)
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--quiet", action="store_true", help="print nothing")
     p.set_defaults(func=cmd_forget)
@@ -700,6 +742,7 @@ def build_parser():
                         "of MODEL's size (default 0: not run)")
     p.add_argument("--format", default="auto", choices=FORMATS,
                    help="format of the test file (default: by file name)")
+    _column_options(p)
     p.add_argument("--json", action="store_true", help="JSON output")
     p.set_defaults(func=cmd_audit)
 

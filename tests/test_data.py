@@ -187,17 +187,20 @@ def test_auto_format_by_suffix(tmp_path):
     assert data._guess_format("a.tab") == "tsv"
     assert data._guess_format("a.csv") == "csv"
     assert data._guess_format("ratings") == "csv"
-    # A tab file named .csv is read with commas: one field per line.
+    assert data._guess_format("a.parquet") == "parquet"
+    assert data._guess_format(tmp_path) == "parquet"  # a directory of Parquet files
+    # The name only sets the preferred delimiter; content decides (see
+    # test_delimiter_detected_from_content).  An explicit fmt is obeyed.
     p = write(tmp_path, "tabs.csv", "1\t2\n")
+    assert read_interactions(p).matrix.nnz == 1
     with pytest.raises(DataFormatError, match="got 1"):
-        read_interactions(p)
-    assert read_interactions(p, fmt="tsv").matrix.nnz == 1
+        read_interactions(p, fmt="csv")
 
 
 def test_bad_arguments(tmp_path):
     p = write(tmp_path, "a.csv", "1,2\n")
     with pytest.raises(ValueError, match="fmt"):
-        read_interactions(p, fmt="parquet")
+        read_interactions(p, fmt="xlsx")
     with pytest.raises(ValueError, match="duplicates"):
         read_interactions(p, duplicates="first")
     with pytest.raises(ValueError, match="default_value"):
@@ -215,14 +218,21 @@ def test_bad_arguments(tmp_path):
 
 def test_two_column_header_detection(tmp_path):
     assert read_interactions(write(tmp_path, "a.csv", "user,item\nx,y\n")).matrix.nnz == 1
-    # Non-numeric names over integer columns: a header.
-    inter = read_interactions(write(tmp_path, "b.csv", "who,what\n1,2\n3,4\n"))
+    # Non-numeric names over integer columns: a header, whose names must say
+    # which column is which (see test_header_names_choose_the_columns).
+    b = write(tmp_path, "b.csv", "who,what\n1,2\n3,4\n")
+    with pytest.raises(DataFormatError, match="names no user and no item column"):
+        read_interactions(b)
+    inter = read_interactions(b, user="who", item="what")
     assert inter.matrix.nnz == 2 and inter.user_ids.dtype == np.int64
     # Two string ids with no numeric column to compare against: data, not
     # a header, because dropping it would lose an interaction silently.
     inter = read_interactions(write(tmp_path, "c.csv", "alice,pizza\nbob,salad\n"))
     assert inter.user_ids.tolist() == ["alice", "bob"]
-    assert read_interactions(write(tmp_path, "d.csv", "alice,pizza\nbob,salad\n"), header=True).matrix.nnz == 1
+    d = write(tmp_path, "d.csv", "alice,pizza\nbob,salad\n")
+    with pytest.raises(DataFormatError, match="found 'alice', 'pizza'"):
+        read_interactions(d, header=True)
+    assert read_interactions(d, header=True, user="alice", item="pizza").matrix.nnz == 1
     # header=False keeps a first line that auto-detection would skip.
     with pytest.raises(DataFormatError, match=r"line 1: value 'rating'"):
         read_interactions(write(tmp_path, "e.csv", "user,item,rating\n1,2,3\n"), header=False)

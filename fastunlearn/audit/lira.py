@@ -294,7 +294,7 @@ def fit_shadows(model, forgotten, held_out, *, shadows=DEFAULT_SHADOWS, seed=0):
     ranks = np.argsort(rng.random((len(keys), shadows)), axis=1).argsort(axis=1)
     members = (ranks < shadows // 2).T.copy()
     seeds = rng.integers(0, 2**31 - 1, size=shadows, dtype=np.int64)
-    params = model.get_params()
+    params = model.hyperparameters()
     scores = np.empty((shadows, len(keys)), dtype=np.float64)
     for s in range(shadows):
         mask = ~is_candidate
