@@ -162,7 +162,37 @@ class ModelState:
         """The kept measures if they describe the current state, else None."""
         return None if self.measured is None else self.measured.of(self)
 
+    def __getstate__(self):
+        """Pickling and copying keep the measures that describe this state,
+        with the parts of their fingerprint that survive a copy (the data's
+        identity does not): :meth:`__setstate__` checks them on the copy, as
+        a file's fingerprint is checked when it loads."""
+        fields_now = {f.name: getattr(self, f.name) for f in fields(self)}
+        kept = self.current_measures() if self.is_fitted else None
+        fields_now["measured"] = None if kept is None else \
+            (_portable(self.measured.key), kept)
+        return fields_now
+
+    def __setstate__(self, saved):
+        saved = dict(saved)
+        carried = saved.pop("measured", None)
+        for name, value in saved.items():
+            setattr(self, name, value)
+        self.measured = None
+        if isinstance(carried, tuple) and self.is_fitted:
+            key, measures = carried
+            now = fingerprint(self)  # reads the copy's factors
+            if _portable(now) == key:
+                self.measured = Measured(now, measures)
+        elif isinstance(carried, Measured):  # an older pickle: never trusted
+            self.measured = None
+
     def kept_checksums(self):
         """(users, items) factor checksums of the kept measures' state
         ((None, None) when nothing is kept)."""
         return self.measured.checksums if self.measured is not None else (None, None)
+
+
+def _portable(key):
+    """A :func:`fingerprint` without the data's identity (which a copy changes)."""
+    return key[:3] + key[4:]

@@ -383,3 +383,42 @@ def test_set_params_validates_and_leaves_the_model_on_error(cls):
     assert (model.factors, model.regularization) == (7, 0.5)
     with pytest.raises(ValueError, match="invalid parameter.*'nope'"):
         model.set_params(nope=1)
+
+
+# ---------------------------------------------------------------- copies
+
+COPIES = {"deepcopy": __import__("copy").deepcopy,
+          "pickle": lambda m: __import__("pickle").loads(__import__("pickle").dumps(m))}
+
+
+@pytest.mark.parametrize("how", sorted(COPIES))
+def test_copies_keep_their_measures_and_forget_as_the_original(how, monkeypatch):
+    from fastunlearn import objective
+
+    R = sp.random(60, 40, density=0.2, random_state=1, format="csr", dtype=np.float64)
+    model = fu.ImplicitALS(factors=5, iterations=3, random_state=0, dtype=np.float64,
+                           num_threads=1).fit(R, show_progress=False)
+    twin = COPIES[how](model)
+    measured = []
+    real = objective.measure
+    monkeypatch.setattr(objective, "measure",
+                        lambda *a, **k: measured.append(1) or real(*a, **k))
+    users, items = R.nonzero()
+    ours = model.forget(users[:2], items[:2], washout=0)
+    theirs = twin.forget(users[:2], items[:2], washout=0)
+    assert not measured  # neither paid a pass over the data: both started warm
+    np.testing.assert_array_equal(twin.user_factors, model.user_factors)
+    assert theirs.certificate_after == ours.certificate_after
+
+
+@pytest.mark.parametrize("how", sorted(COPIES))
+def test_a_copy_whose_factors_change_is_measured_again(how):
+    R = sp.random(60, 40, density=0.2, random_state=1, format="csr", dtype=np.float64)
+    model = fu.ImplicitALS(factors=5, iterations=3, random_state=0, dtype=np.float64,
+                           num_threads=1).fit(R, show_progress=False)
+    model.user_factors[3] += 0.5  # the original's kept measures are now stale too
+    twin = COPIES[how](model)
+    assert twin.state.current_measures() is None
+    fresh = fu.ImplicitALS.from_factors(model.user_factors, model.item_factors, R,
+                                        **model.hyperparameters())
+    assert twin.certificate() == fresh.certificate()
