@@ -16,7 +16,7 @@ import scipy.sparse as sp
 import fastunlearn as fu
 from common import commit, machine, movielens, results_dir
 from fastunlearn import audit
-from fastunlearn.evaluation import train_test_split
+from fastunlearn.evaluation import holdout_split
 
 HEADING = "## Likelihood-ratio attacker (LiRA)"
 IMPLICIT = dict(regularization=0.05, iterations=15, use_cg=True, num_threads=2)
@@ -36,7 +36,7 @@ def case(kind, R, params, how, fraction, seed, repeats, shadows, washouts, timin
     ``repeats`` retrains, each attacked by all four attackers against
     held-out pairs of the same users; the shadows fitted once."""
     cls = fu.ImplicitALS if kind == "implicit" else fu.ExplicitALS
-    train, test = train_test_split(R, 0.2, seed=seed)
+    train, test = holdout_split(R, 0.2, seed=seed)
     original = cls(**params, random_state=seed).fit(train, show_progress=False)
     users, items = audit.unlearning_set(train, fraction, how, seed)
     held = audit.held_out_pairs(test, users)

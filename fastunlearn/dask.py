@@ -15,7 +15,6 @@ Requires ``dask.distributed`` (``pip install "fastunlearn[dask]"``).
 import glob
 import math
 import os
-import time
 
 import numpy as np
 import scipy.sparse as sp
@@ -24,7 +23,8 @@ from distributed import Client
 from . import _blocks
 from . import forgetting as fg
 from . import objective as obj
-from .models import ExplicitALS, ImplicitALS, initial_generator
+from . import training
+from .models import ExplicitALS, ImplicitALS
 from .validation import NotFittedError, check_ids, check_user_items
 
 __all__ = ["DaskExplicitALS", "DaskImplicitALS"]
@@ -192,7 +192,7 @@ class _DaskALS:
             ``user``, ``item`` and ``value`` (integer ids from 0), read by
             the workers.
         show_progress : bool
-            Unused; accepted for the local estimators' signature.
+            Show a tqdm progress bar, one step per iteration, as a local fit.
 
         Returns
         -------
@@ -200,18 +200,12 @@ class _DaskALS:
         """
         if isinstance(user_items, str):
             user_items = self._read_parquet(user_items)
-        spec = self._spec
-        csr = check_user_items(user_items, spec.dtype)
-        n_users, n_items = csr.shape
-        rng = initial_generator(spec.random_state)  # the local fit's start, draw for draw
-        X = rng.random((n_users, spec.factors), dtype=spec.dtype)
-        X *= spec.dtype.type(0.01)
-        Y = rng.random((n_items, spec.factors), dtype=spec.dtype)
-        Y *= spec.dtype.type(0.01)
+        csr = check_user_items(user_items, self.spec.dtype)
+        # the local fit's start, draw for draw, and its loop (fastunlearn.training)
+        X, Y = training.initial_factors(self.spec, *csr.shape, self._spec.random_state)
         self._install(csr, X, Y)
-        solver = (bool(spec.use_cg), int(spec.cg_steps), 0.0)
-        for _ in range(spec.iterations):
-            self._sweep(solver)
+        training.run_sweeps(_DaskBackend(self), self._spec.iterations,
+                            show_progress=show_progress, desc=type(self).__name__)
         self._measure()
         self._replicate(self._state["blocks"])
         self._pending = (0, 0)
@@ -768,6 +762,11 @@ class _DaskBackend(fg.Backend):
 
     def stored(self, users, items):
         return self.model._stored(users, items)
+
+    def sweep(self):
+        use_cg, cg_steps = self.spec.solver
+        self.model._sweep((use_cg, cg_steps, 0.0))
+        return 0  # singular rows keep their value on the workers, uncounted
 
     def stage_removal(self, users, items):
         self.staged = (users, items)

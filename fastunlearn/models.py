@@ -11,14 +11,11 @@ to :mod:`fastunlearn.objective` (solves, loss, certificate),
 """
 import inspect
 import logging
-import time
-import warnings
 
 import numpy as np
 import scipy.sparse as sp
-from tqdm.auto import tqdm
 
-from . import forgetting, persistence
+from . import forgetting, persistence, training
 from . import objective as obj
 from .config import single_threaded_blas
 from .serving import FactorModel, _fit_columns
@@ -44,14 +41,6 @@ log = logging.getLogger("fastunlearn")
 def _parameters(init):
     """Hyperparameter names: the constructor's arguments, in order (one place)."""
     return tuple(inspect.signature(init).parameters)[1:]
-
-
-def initial_generator(random_state):
-    """The Generator that draws a fit's initial factors, from what implicit accepts
-    as a seed (also used by the distributed fit, draw for draw)."""
-    if isinstance(random_state, np.random.RandomState):
-        return np.random.default_rng(random_state.randint(2**31))
-    return np.random.default_rng(random_state)
 
 
 class MatrixFactorization(FactorModel):
@@ -319,14 +308,7 @@ class MatrixFactorization(FactorModel):
             X = np.array(self.user_factors, dtype=self.dtype, order="C")
             Y = np.array(self.item_factors, dtype=self.dtype, order="C")
         else:
-            rng = initial_generator(self.random_state)
-            # scaled in place: no temporary as large as the factors (what
-            # resources.estimate_fit_memory counts does not depend on NumPy
-            # eliding one), and the same values as ``rng.random(...) * 0.01``
-            X = rng.random((n_users, k), dtype=self.dtype)
-            X *= self.dtype.type(0.01)
-            Y = rng.random((n_items, k), dtype=self.dtype)
-            Y *= self.dtype.type(0.01)
+            X, Y = training.initial_factors(self.spec, n_users, n_items, self.random_state)
         # Installed before the first sweep: an interruption leaves a consistent
         # (if less converged) model rather than factors of one data set
         # paired with interactions of another.  Installing is several
@@ -357,28 +339,9 @@ class MatrixFactorization(FactorModel):
         return self
 
     def _run_sweeps(self, iterations, show_progress, callback):
-        threads = self._threads()
-        failed = 0
-        with single_threaded_blas(), tqdm(
-            total=iterations, disable=not show_progress, desc=type(self).__name__
-        ) as progress:
-            for iteration in range(iterations):
-                start = time.perf_counter()
-                failed += obj.sweep(
-                    self.objective, self._state.data, self.user_factors, self.item_factors,
-                    use_cg=self.use_cg, cg_steps=self.cg_steps, num_threads=threads,
-                )
-                loss = self._training_loss() if self.calculate_training_loss else None
-                if loss is not None:
-                    progress.set_postfix(loss=f"{loss:.5g}")
-                progress.update(1)
-                if callback is not None:
-                    callback(iteration, time.perf_counter() - start, loss)
-        if failed:
-            warnings.warn(
-                f"{failed} row solves had a singular system and kept their previous "
-                "value; use regularization > 0", RuntimeWarning, stacklevel=3,
-            )
+        training.run_sweeps(self._backend(), iterations, show_progress=show_progress,
+                            desc=type(self).__name__, callback=callback,
+                            loss=self._training_loss if self.calculate_training_loss else None)
 
     def _training_loss(self):
         """The loss ``fit`` shows and passes to its callback."""

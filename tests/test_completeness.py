@@ -128,7 +128,7 @@ def movielens_split():
 
     raw = np.loadtxt(MOVIELENS, dtype=np.int64)
     ratings = sp.csr_matrix((raw[:, 2].astype(np.float32), (raw[:, 0] - 1, raw[:, 1] - 1)))
-    train, test = train_test_split(ratings, 0.2, seed=0)
+    train, test = holdout_split(ratings, 0.2, seed=0)
     return train, test, fu.ImplicitALS(**ML, random_state=0).fit(train, show_progress=False)
 
 

@@ -8,7 +8,7 @@ from scipy.stats import norm
 
 import fastunlearn as fu
 from fastunlearn import audit
-from fastunlearn.evaluation import train_test_split
+from fastunlearn.evaluation import holdout_split
 from fastunlearn.synthetic import make_implicit
 
 
@@ -85,7 +85,7 @@ def test_pairs_every_model_scores_alike_get_a_finite_statistic():
 
 def small_setting(seed=0):
     R = make_implicit(150, 80, 3000, seed=seed)
-    train, test = train_test_split(R, 0.2, seed=seed)
+    train, test = holdout_split(R, 0.2, seed=seed)
     return train, test
 
 

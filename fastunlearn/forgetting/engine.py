@@ -30,7 +30,10 @@ class Backend:
         model's dict, for the receipt history), ``pending`` ((entries,
         requests) not yet washed out; settable), ``nnz`` (stored entries),
         ``n_rows`` (users plus items), ``stored(users, items)`` (a boolean
-        mask of the pairs that are stored).
+        mask of the pairs that are stored), ``sweep()`` (one ALS iteration
+        with the model's own solver, the fit loop's in
+        :mod:`fastunlearn.training`; returns the row solves that met a
+        singular system).
     The change, staged before the request runs
         ``stage_removal(users, items)``, ``stage_addition(merged, shape)``
         (the whole data after adding, of the new ``shape``),

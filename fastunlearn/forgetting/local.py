@@ -144,6 +144,14 @@ class LocalBackend(Backend):
     def stored(self, users, items):
         return self.state.data.by_user.positions(users, items) >= 0
 
+    def sweep(self):
+        """One ALS iteration of the model with its own solver (a fit's);
+        returns the row solves that met a singular system."""
+        state = self.state
+        use_cg, cg_steps = self.spec.solver
+        return obj.sweep(self.objective, state.data, state.user_factors, state.item_factors,
+                         use_cg=use_cg, cg_steps=cg_steps, num_threads=self.threads)
+
     # ------------------------------------------------------------ changes
 
     def stage_removal(self, users, items):
