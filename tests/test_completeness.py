@@ -116,7 +116,7 @@ def test_default_forget_is_complete_on_synthetic_data():
 # test RMSE rises with every sweep past the fit's 15 (1.0356 at 15, 1.0392 at
 # 20, 1.0454 at 60), and the washout moves the model about seven
 # iterations further along than a retrain gets (docs/design.md, section 5:
-# "Explicit ratings").
+# "Explicit ratings and the washout").
 EXPLICIT = dict(factors=32, regularization=5.0, weighted_regularization=False, iterations=15,
                 use_cg=True, num_threads=2)
 # (factors, fraction, how, sets): the issue's three random 5 % sets, and 1 %
@@ -164,7 +164,7 @@ def test_default_forget_of_explicit_ratings_is_complete(movielens, name):
 @pytest.mark.xfail(strict=True, reason=(
     "the washout converges the explicit model past a 15-iteration retrain, and for this "
     "objective that raises the test RMSE; a weaker washout leaves a membership trace "
-    "(docs/design.md, section 5: 'Explicit ratings')"))
+    "(docs/design.md, section 5: 'Explicit ratings and the washout')"))
 def test_default_forget_of_explicit_ratings_keeps_the_retrains_rmse(movielens):
     """Test RMSE of the forget within max(0.005, the retrains' spread) of the
     seed-0 retrain's on each random 5 % set (as nDCG@10 is held to 0.005
