@@ -14,7 +14,7 @@ import pytest
 
 import fastunlearn as fu
 from fastunlearn import audit
-from fastunlearn.evaluation import holdout_split, macro_ndcg_at_k
+from fastunlearn.evaluation import holdout_split, macro_ndcg_at_k, rmse
 from fastunlearn.synthetic import make_implicit
 
 # the setting of the issue that measured the trace: MovieLens 100K, 15 CG
@@ -189,3 +189,68 @@ def test_the_command_line_saves_a_settled_complete_model(movielens_split, tmp_pa
     assert saved.metadata["history"][-1]["event"] == "settle"
     result = audit.completeness(saved, (users, items), test)
     assert result.complete, result.gaps
+
+
+# Plain (unweighted) ExplicitALS at regularization 5: the setting of the
+# outside check of issue 27, at the ML settings' factors and solver.  Its
+# test RMSE rises with every sweep past the fit's 15 (1.0356 at 15, 1.0392 at
+# 20, 1.0454 at 60), and the washout moves the model about seven
+# iterations further along than a retrain gets (docs/design.md, section 5:
+# "Explicit ratings and the washout").
+EXPLICIT = dict(factors=32, regularization=5.0, weighted_regularization=False, iterations=15,
+                use_cg=True, num_threads=2)
+# (factors, fraction, how, sets): the issue's three random 5 % sets, and 1 %
+# core at factors 64, where one relaxed sweep instead of two leaves a
+# trace (rank AUC gap -0.014, allowed 0.01)
+EXPLICIT_SETS = {"random5": (32, 0.05, "random", (0, 1, 2)), "core1-f64": (64, 0.01, "core", (0,))}
+_EXPLICIT_CASES = {}
+
+
+def explicit_forgets(movielens, name):
+    """For the unlearning sets ``EXPLICIT_SETS[name]`` of the 80/20 split's
+    training part: the default forget from one seed-0 fit, three retrains
+    (seeds 0-2), the forgotten pairs, their users' held-out pairs and the
+    test data.  Computed once per session (the tests below share it)."""
+    if name not in _EXPLICIT_CASES:
+        factors, fraction, how, sets = EXPLICIT_SETS[name]
+        params = {**EXPLICIT, "factors": factors}
+        train, test = holdout_split(movielens, 0.2, seed=0)
+        original = fu.ExplicitALS(**params, random_state=0).fit(train, show_progress=False)
+        cases = []
+        for s in sets:
+            pairs = audit.unlearning_set(train, fraction, how, s)
+            model = fu.ExplicitALS.from_factors(original.user_factors, original.item_factors,
+                                                train, **params)
+            report = model.forget(*pairs)
+            assert report.washout > 0 and report.converged
+            retrains = [fu.ExplicitALS(**params, random_state=seed).fit(
+                model.user_items, show_progress=False) for seed in range(3)]
+            cases.append((model, retrains, pairs, audit.held_out_pairs(test, pairs[0]), test))
+        _EXPLICIT_CASES[name] = cases
+    return _EXPLICIT_CASES[name]
+
+
+@pytest.mark.parametrize("name", sorted(EXPLICIT_SETS))
+def test_default_forget_of_explicit_ratings_is_complete(movielens, name):
+    """Both attackers within max(0.01, the retrains' spread) of the seed-0
+    retrain on each set."""
+    for s, (model, retrains, pairs, held, _) in enumerate(explicit_forgets(movielens, name)):
+        forget = audit.membership_inference(model, pairs, held).to_dict()
+        found = audit.gaps(forget, [audit.membership_inference(r, pairs, held).to_dict()
+                                    for r in retrains])
+        assert audit.within(found), (s, found)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "the washout converges the explicit model past a 15-iteration retrain, and for this "
+    "objective that raises the test RMSE; a weaker washout leaves a membership trace "
+    "(docs/design.md, section 5: 'Explicit ratings and the washout')"))
+def test_default_forget_of_explicit_ratings_keeps_the_retrains_rmse(movielens):
+    """Test RMSE of the forget within max(0.005, the retrains' spread) of the
+    seed-0 retrain's on each random 5 % set (as nDCG@10 is held to 0.005
+    above).  Fails today on two of the three: +0.0089 (spread 0.0058) and
+    +0.0078 (0.0042)."""
+    for s, (model, retrains, _, _, test) in enumerate(explicit_forgets(movielens, "random5")):
+        seeds = [rmse(r, test) for r in retrains]
+        allowed = max(0.005, max(seeds) - min(seeds))
+        assert abs(rmse(model, test) - seeds[0]) <= allowed, (s, rmse(model, test), seeds)
