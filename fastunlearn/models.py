@@ -15,17 +15,17 @@ import logging
 import numpy as np
 import scipy.sparse as sp
 
-from . import forgetting, persistence, training
+from . import forgetting, persistence
 from . import objective as obj
-from .config import single_threaded_blas
 from .serving import FactorModel, _fit_columns
 from .spec import ModelSpec
 from .state import ModelState
+from .training import Fitting
+from .unlearning import Unlearning
 from .validation import (
     ANY_ID,
     MAX_FACTORS,
     MAX_THREADS,
-    ModelFitError,
     NotFittedError,
     check_dtype,
     check_factors,
@@ -43,8 +43,14 @@ def _parameters(init):
     return tuple(inspect.signature(init).parameters)[1:]
 
 
-class MatrixFactorization(FactorModel):
-    """Shared implementation of both estimators; use a subclass."""
+class MatrixFactorization(Fitting, Unlearning, FactorModel):
+    """Shared implementation of both estimators; use a subclass.
+
+    Hyperparameters and one :class:`~fastunlearn.state.ModelState`,
+    composed with fitting (:class:`~fastunlearn.training.Fitting`),
+    forgetting (:class:`~fastunlearn.unlearning.Unlearning`) and serving
+    (:class:`~fastunlearn.serving.FactorModel`).
+    """
 
     _implicit = None  # set by subclasses
     _param_names = ()
@@ -242,373 +248,7 @@ class MatrixFactorization(FactorModel):
         model.state.install(X, Y, csr)
         return model
 
-    # ------------------------------------------------------------ training
-
-    def fit(self, user_items, show_progress=True, callback=None, *, warm_start=False):
-        """Factorise ``user_items`` with alternating least squares.
-
-        Parameters
-        ----------
-        user_items : scipy.sparse matrix (n_users, n_items)
-            Interactions; CSR preferred (other formats are converted once).
-        show_progress : bool
-            Show a tqdm progress bar.
-        callback : callable, optional
-            Called after each iteration as ``callback(iteration, seconds, loss)``;
-            ``loss`` is the unnormalised objective when
-            ``calculate_training_loss`` is set, else None.
-        warm_start : bool
-            Continue from the current factors (which must match the shape of
-            ``user_items``; they may have been set by hand) instead of a
-            fresh random start.
-
-        Returns
-        -------
-        self
-
-        Raises
-        ------
-        MemoryError
-            Before allocating anything, when the estimated peak memory
-            (:func:`fastunlearn.resources.estimate_fit_memory`) exceeds what
-            is available.
-        ModelFitError
-            When the factors became NaN or infinite (confidences that
-            overflow the dtype); the model is left as it was before the call.
-
-        Notes
-        -----
-        Interrupting ``fit`` (``KeyboardInterrupt``, or any exception raised
-        by ``callback``) leaves a consistent, usable model: if it happens
-        before the new data is installed, the model is exactly as it was
-        (possibly unfitted); after that, the model holds the new data and the
-        factors after a whole number of completed half-sweeps (every row of
-        the users or items solved; a half-sweep is one compiled call, which
-        an interrupt cannot split), so loss, certificate, forget and save
-        all work, and ``fit(..., warm_start=True)`` continues from there.
-        """
-        from .resources import check_memory, estimate_fit_memory
-        from .validation import check_sparse
-
-        self._check_params()
-        # before the input is copied: a fit that cannot fit in memory should
-        # fail now with a clear message, not half-way through in SciPy
-        check_sparse(user_items)
-        check_memory(estimate_fit_memory(*user_items.shape, user_items.nnz, self.factors,
-                                         self.dtype, threads=self._threads()))
-        csr = check_user_items(user_items, self.dtype)
-        n_users, n_items = csr.shape
-        k = self.factors
-        if warm_start and self.user_factors is not None and self.item_factors is not None:
-            if self.user_factors.shape != (n_users, k) or self.item_factors.shape != (n_items, k):
-                raise ValueError(
-                    f"warm_start needs factors of shape ({n_users}, {k}) and ({n_items}, {k}), "
-                    f"the model has {self.user_factors.shape} and {self.item_factors.shape}"
-                )
-            X = np.array(self.user_factors, dtype=self.dtype, order="C")
-            Y = np.array(self.item_factors, dtype=self.dtype, order="C")
-        else:
-            X, Y = training.initial_factors(self.spec, n_users, n_items, self.random_state)
-        # Installed before the first sweep: an interruption leaves a consistent
-        # (if less converged) model rather than factors of one data set
-        # paired with interactions of another.  Installing is several
-        # assignments; an interruption between them puts the old state back.
-        state = self._state
-        previous = state.snapshot()
-        try:
-            self._factors_changed()
-            state.install(X, Y, csr)
-            state.pending = (0, 0)  # a fit is a retrain: nothing left to wash out
-        except BaseException:
-            state.restore(previous)
-            state.measured = None
-            raise
-        self._run_sweeps(self.iterations, show_progress, callback)
-        if not (np.isfinite(self.user_factors).all() and np.isfinite(self.item_factors).all()):
-            # NaN factors cannot serve or forget: keep the model as it was
-            state.restore(previous)
-            state.measured = None
-            raise ModelFitError(
-                "NaN encountered in factors: the confidences alpha * |value| overflow "
-                f"{self.dtype}, or the problem is singular; scale the data or alpha down, or "
-                "use regularization > 0")
-        # measured now, while the factors are hot in cache: the first forget
-        # (and a saved file's first forget after load) then starts warm
-        with single_threaded_blas():
-            state.measures(self.objective, self._threads())
-        return self
-
-    def _run_sweeps(self, iterations, show_progress, callback):
-        training.run_sweeps(self._backend(), iterations, show_progress=show_progress,
-                            desc=type(self).__name__, callback=callback,
-                            loss=self._training_loss if self.calculate_training_loss else None)
-
-    def _training_loss(self):
-        """The loss ``fit`` shows and passes to its callback."""
-        return self.loss()
-
-    # ------------------------------------------------------------ measures
-
-    def loss(self):
-        """The objective (docs/design.md, section 2, unnormalised) on the retained data.
-
-        implicit reports the same quantity divided by the total confidence
-        plus the number of unstored entries.
-        """
-        self._check_fitted()
-        state = self._state
-        kept = state.current_measures()
-        if kept is not None:
-            return kept.loss(self.objective, state.data)
-        return obj.loss(self.objective, state.data, state.user_factors, state.item_factors,
-                        num_threads=self._threads())
-
-    def certificate(self):
-        """Stationarity certificate: norms of every row gradient ``A x - b``.
-
-        Always computed exactly (one pass over the data per side, unless this
-        state was measured exactly before); the result is kept, so that a
-        following ``forget`` starts from it without another pass.
-
-        Returns
-        -------
-        Certificate
-            ``frobenius`` and ``max_row`` (plus each side's ``max_row``); zero
-            exactly when the factors are a stationary point of the objective
-            on the retained data.
-        """
-        self._check_fitted()
-        threads = self._threads()
-        with single_threaded_blas():
-            return self._state.measures(self.objective, threads, exact=True).certificate()
-
-    # ------------------------------------------------------------ forgetting
-
-    def forget(self, userids, itemids=None, **options):
-        """Remove stored interactions and re-converge to the retained objective.
-
-        Parameters
-        ----------
-        userids, itemids : array of int
-            Paired ids of the interactions to remove; or pass one
-            scipy.sparse matrix (model-shaped) whose stored entries are them.
-        tolerance : float, optional
-            Target for the certificate's ``max_row``.  Default: the model's
-            certificate before the removal (after an earlier request, the
-            proven bound it left), so forgetting never leaves the model less
-            converged than it was.
-        max_sweeps : int, default 50
-            Most masked (or full) sweeps after the local phase.
-        strategy : {"masked", "full"}
-            "masked" re-solves only rows whose gradient exceeds the tolerance;
-            "full" is plain Unlearn-ALS (warm start, full sweeps), the baseline.
-        missing : {"raise", "ignore"}
-            What to do with pairs that are not stored.
-        washout : "auto" (default) or int
-            Completeness.  A stationary point is not enough: along directions
-            in which ALS converges slowly a removal's trace outlives the
-            certificate, and membership inference still tells the forgotten
-            pairs from held-out ones.  A washout removes it: one
-            over-relaxed sweep, one plain sweep with the model's solver and
-            an exact measurement, about three fit iterations' work.
-            ``"auto"`` washes out when the removals not yet washed out, this
-            one included, reach 0.1 % of the stored entries (``pending_limit``
-            overrides the count), and otherwise leaves this removal pending:
-            certified stationary now, washed out by a later request or by
-            :meth:`settle`.  An int ``N > 0`` washes out now with ``N``
-            over-relaxed sweeps; 0 never washes out in this call, which
-            saves that cost and leaves the trace (the removal stays
-            pending).  ``report.settled`` and ``report.pending_entries``
-            say where the model stands.
-        pending_limit : int, optional
-        exact_certificate : bool
-            Measure ``certificate_after`` exactly (a pass over the data per
-            side).  By default the masked strategy reports the engine's
-            proven upper bound (``certificate_after.exact`` is False), which
-            costs nothing, and measures only when that bound misses the
-            tolerance; the full strategy and a washout always measure.
-        show_progress : bool
-
-        Returns
-        -------
-        ForgetReport
-            Counts, timings, loss and certificate before and after, whether
-            the model is settled, and a keyed digest (HMAC-SHA256) of the
-            removed pairs with its key, ``receipt_key``, which is returned
-            here only; never the pairs themselves.
-
-        Notes
-        -----
-        All-or-nothing: on any error or interruption the model is left
-        exactly as it was.  Row solves outside the washout are exact
-        (Cholesky) whatever ``use_cg`` says, because the masked sweeps rely
-        on a solved row being stationary.
-        """
-        self._check_fitted()
-        options = forgetting.ForgetOptions(**options)
-        shape = self._state.data.shape
-        if sp.issparse(userids) and itemids is None:
-            users, items = forgetting.pairs_from_request(shape, userids, None)
-        else:
-            if itemids is None:
-                raise ValueError("forget needs itemids paired with userids (or one sparse "
-                                 "matrix); use forget_users to remove whole users")
-            users, items = forgetting.pairs_from_request(shape, userids, itemids)
-        self._factors_changed()
-        return forgetting.remove(self._backend(), users, items, options)
-
-    def forget_users(self, userids, **options):
-        """Remove every interaction of ``userids`` (see :meth:`forget` for options)."""
-        self._check_fitted()
-        options = forgetting.ForgetOptions(**options)
-        users, items = forgetting.entries_of(self._state.data, userids, "users")
-        self._factors_changed()
-        return forgetting.remove(self._backend(), users, items, options)
-
-    def forget_items(self, itemids, **options):
-        """Remove every interaction with ``itemids`` (see :meth:`forget` for options)."""
-        self._check_fitted()
-        options = forgetting.ForgetOptions(**options)
-        users, items = forgetting.entries_of(self._state.data, itemids, "items")
-        self._factors_changed()
-        return forgetting.remove(self._backend(), users, items, options)
-
-    @property
-    def pending(self):
-        """Removals no washout has covered yet: ``{"entries": n, "requests": m}``.
-
-        Bounded: a default ``forget`` washes out once the entries reach 0.1 %
-        of the stored ones; :meth:`settle` washes them out now.
-        """
-        entries, requests = self._state.pending
-        return {"entries": int(entries), "requests": int(requests)}
-
-    def settle(self, **options):
-        """Wash out every pending removal now (see ``washout`` in :meth:`forget`).
-
-        Does nothing (and costs nothing beyond the certificate) when nothing
-        is pending.  The command line calls it before it saves a model.
-        Options as :meth:`forget` (``tolerance``, ``max_sweeps``,
-        ``strategy``, ``washout`` as the number of over-relaxed sweeps,
-        ``exact_certificate``, ``show_progress``).
-
-        Returns
-        -------
-        SettleReport
-        """
-        self._check_fitted()
-        self._factors_changed()
-        return forgetting.settle(self._backend(), forgetting.ForgetOptions(**options))
-
-    def partial_fit(self, user_items_delta, **options):
-        """Add interactions (and new users/items) and re-converge to the
-        objective of a retrain on all the data.
-
-        ``user_items_delta`` is a sparse matrix whose stored entries are added
-        to the retained data (summed where a pair is already stored); it may
-        have more rows or columns than the model, which then grows (new rows
-        start at zero and are solved).  Options as :meth:`forget`, except
-        that ``washout="auto"`` runs none (additions leave no trace to wash
-        out, and pending removals stay pending).
-
-        Returns
-        -------
-        PartialFitReport
-            With ``n_added`` set and ``n_removed == 0``.
-        """
-        self._check_fitted()
-        self._factors_changed()
-        return forgetting.add(self._backend(), self._state.data.user_items(), user_items_delta,
-                              forgetting.ForgetOptions(**options))
-
-    def partial_fit_users(self, userids, user_items):
-        """Replace the interactions of ``userids`` and re-converge (implicit's signature).
-
-        implicit re-solves only these users' rows against fixed item
-        factors.  Here the rows replace the users' stored interactions and
-        the whole model re-converges, with :meth:`forget` (entries the rows
-        no longer hold, or hold with another value) and :meth:`partial_fit`
-        (the new ones), to what a retrain on the new data minimises.  Ids
-        beyond the model add users (any in between get empty rows), columns
-        beyond it add items.
-
-        Parameters
-        ----------
-        userids : array of int
-        user_items : scipy.sparse matrix (len(userids), n_items)
-            Each user's whole history, one row per id; the last row of a
-            repeated id wins.
-
-        Returns
-        -------
-        removal, addition : ForgetReport or None
-            The two requests, None where one had nothing to do (the removal
-            carries the receipt key of what left).  A model without its
-            training data (loaded from an implicit file) re-solves only
-            these rows, as implicit does, and returns ``(None, None)``.
-        """
-        return self._partial_fit_rows("users", userids, user_items)
-
-    def partial_fit_items(self, itemids, item_users):
-        """Replace the interactions of ``itemids`` (rows of ``item_users``,
-        items x users) and re-converge; see :meth:`partial_fit_users`."""
-        return self._partial_fit_rows("items", itemids, item_users)
-
-    def _partial_fit_rows(self, side, ids, rows):
-        from .validation import check_sparse
-
-        name, id_name = ("user_items", "userids") if side == "users" else ("item_users", "itemids")
-        self._check_factors()
-        ids, _ = check_ids(ids, ANY_ID, id_name)
-        check_sparse(rows, name)
-        if rows.shape[0] != len(ids):
-            raise ValueError(f"{name} must contain 1 row for every id in {id_name}: "
-                             f"{len(ids)} ids, {rows.shape[0]} rows")
-        rows = check_user_items(rows, self.dtype, name=name)
-        if not len(ids):
-            return None, None
-        # the last row of a repeated id wins, as implicit's assignment does
-        ids, last = np.unique(ids[::-1], return_index=True)
-        rows = rows[rows.shape[0] - 1 - last]
-        data = self._state.data
-        if data is None:
-            self._update_rows(side, ids, rows)
-            return None, None
-        n_rows, n_cols = data.shape if side == "users" else data.shape[::-1]
-        width = max(n_cols, rows.shape[1])
-        new = rows.tocoo()
-        new_r, new_c, new_v = ids[new.row], new.col.astype(np.int64), new.data
-        existing = ids[ids < n_rows]
-        old = data.side(side).matrix()[existing].tocoo()
-        old_r, old_c, old_v = existing[old.row], old.col.astype(np.int64), old.data
-        # entries stored with the same value before and after stay untouched
-        _, at_old, at_new = np.intersect1d(old_r * width + old_c, new_r * width + new_c,
-                                           assume_unique=True, return_indices=True)
-        same = old_v[at_old] == new_v[at_new]
-        leave = np.ones(len(old_r), bool)
-        leave[at_old[same]] = False
-        arrive = np.ones(len(new_r), bool)
-        arrive[at_new[same]] = False
-        shape = (max(n_rows, int(ids[-1]) + 1), width)
-        if not leave.any() and not arrive.any() and shape == (n_rows, n_cols):
-            return None, None
-        # both steps aim at the certificate the model had before the call:
-        # the second would otherwise take over whatever the first reached
-        with single_threaded_blas():
-            before = self._state.measures(self.objective, self._threads())
-        tolerance = before.certificate().max_row
-        removal = addition = None
-        if leave.any():
-            pairs = (old_r[leave], old_c[leave])
-            removal = self.forget(*(pairs if side == "users" else pairs[::-1]),
-                                  tolerance=tolerance)
-        if arrive.any() or shape != (n_rows, n_cols):
-            r, c = new_r[arrive], new_c[arrive]
-            if side == "items":
-                r, c, shape = c, r, shape[::-1]
-            addition = self.partial_fit(sp.csr_matrix((new_v[arrive], (r, c)), shape=shape),
-                                        tolerance=tolerance)
-        return removal, addition
+    # ------------------------------------------------------------ serving-only partial fit
 
     def _update_rows(self, side, ids, rows):
         """implicit's partial fit, for a model without training data: solve
@@ -746,7 +386,6 @@ class ImplicitALS(MatrixFactorization):
         params.setdefault("cg_steps", 3)
         params.update(overrides)
         return cls.from_factors(model.user_factors, model.item_factors, user_items, **params)
-
 
     def explain(self, userid, user_items, itemid, user_weights=None, N=10):
         """Split the score of ``itemid`` for a user over the items they liked

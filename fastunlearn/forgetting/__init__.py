@@ -52,7 +52,8 @@ from .options import (EXACT_SLACK, PENDING_FRACTION, PHASES, RELAXATION, RELAXED
                       pending_limit)
 from .reports import (ForgetReport, PartialFitReport, RunReport, SettleReport, digest_pairs,
                       make_receipt, run_fields, unique_pairs, verify_receipt)
-from .requests import add, check_missing, entries_of, pairs_from_request, remove, settle
+from .requests import (add, check_missing, entries_of, pairs_from_request, remove,
+                       replaced_entries, settle)
 
 __all__ = [
     "EXACT_SLACK", "PENDING_FRACTION", "PHASES", "RELAXATION", "RELAXED_CG_RTOL",
@@ -60,6 +61,7 @@ __all__ = [
     "Backend", "ForgetOptions", "ForgetReport", "LocalBackend", "Outcome", "PartialFitReport",
     "RunReport", "SettleReport", "add", "check_missing", "check_washout", "digest_pairs",
     "entries_of", "full_sweeps", "gram_change_norm", "gram_change_times", "make_receipt",
-    "pairs_from_request", "pending_limit", "reconverge", "remove", "run", "run_fields",
+    "pairs_from_request", "pending_limit", "reconverge", "remove", "replaced_entries", "run",
+    "run_fields",
     "settle", "threads_for", "unique_pairs", "verify_receipt",
 ]

@@ -152,3 +152,36 @@ def add(backend, data, delta, options):
         items_affected=len(np.unique(coo.col)), strategy=options.strategy, digest=digest,
         receipt_key=key, n_added=int(delta.nnz), washout=relaxed or 0,
         settled=entries == 0, pending_entries=entries, pending_requests=requests)
+
+
+def replaced_entries(data, side, ids, rows):
+    """What replacing the stored rows ``ids`` of ``side`` by ``rows`` (CSR,
+    one row per sorted distinct id; ids past the model add rows) changes:
+    ``(leave, arrive)`` with ``leave`` the (users, items) pairs to remove
+    (None if none) and ``arrive`` the model-shaped (grown) matrix of entries
+    to add (None if nothing is added and nothing grows).  Entries stored
+    with the same value before and after stay untouched."""
+    n_rows, n_cols = data.shape if side == "users" else data.shape[::-1]
+    width = max(n_cols, rows.shape[1])
+    new = rows.tocoo()
+    new_r, new_c, new_v = ids[new.row], new.col.astype(np.int64), new.data
+    existing = ids[ids < n_rows]
+    old = data.side(side).matrix()[existing].tocoo()
+    old_r, old_c, old_v = existing[old.row], old.col.astype(np.int64), old.data
+    _, at_old, at_new = np.intersect1d(old_r * width + old_c, new_r * width + new_c,
+                                       assume_unique=True, return_indices=True)
+    same = old_v[at_old] == new_v[at_new]
+    gone = np.ones(len(old_r), bool)
+    gone[at_old[same]] = False
+    come = np.ones(len(new_r), bool)
+    come[at_new[same]] = False
+    shape = (max(n_rows, int(ids[-1]) + 1), width)
+    leave = arrive = None
+    if gone.any():
+        leave = (old_r[gone], old_c[gone]) if side == "users" else (old_c[gone], old_r[gone])
+    if come.any() or shape != (n_rows, n_cols):
+        r, c = new_r[come], new_c[come]
+        if side == "items":
+            r, c, shape = c, r, shape[::-1]
+        arrive = sp.csr_matrix((new_v[come], (r, c)), shape=shape)
+    return leave, arrive
