@@ -15,6 +15,9 @@ import fastunlearn as fu
 from common import median, timed, write
 
 FULL = dict(users=100_000, items=20_000, nnz=2_000_000)
+# a second size (bench/results/serve-scaled.md): python -c "import sys;
+# sys.path.insert(0, 'bench'); import serve; serve.run(scale=serve.SCALED)"
+SCALED = dict(users=25_000, items=10_000, nnz=500_000)
 QUICK = dict(users=5_000, items=2_000, nnz=60_000)
 PARAMS = dict(factors=64, regularization=0.05, alpha=1.0, iterations=8, random_state=0,
               num_threads=1)
@@ -48,7 +51,7 @@ def run(quick=False, repeats=3, scale=None):
     scores[rows.toarray() > 0] = np.nan
     kth = np.nanmin(np.take_along_axis(scores, exact_ids.astype(np.int64), axis=1), axis=1)
 
-    nlist = 400 if size["items"] >= 16_000 else max(8, int(np.sqrt(size["items"])))
+    nlist = 400 if size["items"] >= 8_000 else max(8, int(np.sqrt(size["items"])))
     probes = (20, 50, 100) if nlist == 400 else (nlist * 3 // 10, nlist * 6 // 10)
     indexes = {f"faiss nlist={nlist} nprobe={p}":
                (lambda p=p: FaissModel(model, nlist=nlist, nprobe=p)) for p in probes}
@@ -86,6 +89,8 @@ def run(quick=False, repeats=3, scale=None):
     header = ["method", "users/s (top-10)", "recall@10", "build s", "update ms (1-user forget)",
               "rows moved", "update / build"]
     name = "serve-quick" if quick else "serve"
+    if scale is not None:
+        name = "serve-scaled"
     notes = (f"{size['users']:,} users x {size['items']:,} items, {R.nnz:,} interactions, "
              f"factors {PARAMS['factors']}, {PARAMS['iterations']} fit iterations "
              f"({fit_seconds:.0f} s); throughput over {len(users):,} users, one thread each. "
