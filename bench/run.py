@@ -1,5 +1,5 @@
 """Benchmark entry point:
-``python bench/run.py {fit,forget,audit,scaling,cluster,all,plots} [--quick] [--out DIR]``.
+``python bench/run.py {fit,forget,audit,scaling,cluster,serve,all,plots} [--quick] [--out DIR]``.
 
 Each sub-benchmark prints a Markdown table and writes JSON and Markdown (and,
 with matplotlib, PNG plots) under bench/results/, or under ``--out DIR``.
@@ -26,8 +26,8 @@ except ImportError:  # a source checkout built with `setup.py build_ext --inplac
     sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
 
 BENCHMARKS = ("fit", "forget", "audit", "scaling")  # what "all" runs
-EXTRA = ("cluster",)  # the Dask section of scaling on its own
-REPEATS = {"fit": 3, "forget": 3, "audit": 5, "scaling": 3, "cluster": 3}  # --repeats defaults
+EXTRA = ("cluster", "serve")  # the Dask section of scaling on its own; ANN serving
+REPEATS = {"fit": 3, "forget": 3, "audit": 5, "scaling": 3, "cluster": 3, "serve": 3}  # --repeats defaults
 
 
 def main(argv=None):

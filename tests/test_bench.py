@@ -161,3 +161,25 @@ def test_cluster_quick(tmp_path):
     for key in ("forget_user", "forget_10_users", "forget_1pct"):
         assert dist[key]["removed"] > 0 and dist[key]["bytes_sent"] > 0
     assert dist["fit_per_iteration"]["seconds"] > 0
+
+
+def test_serve_quick(tmp_path):
+    """``bench/run.py serve --quick``: every index measured, a one-user
+    forget updated (not rebuilt) each, HNSW's recall near exact."""
+    pytest.importorskip("faiss")
+    pytest.importorskip("hnswlib")
+    if not RUN.exists():
+        pytest.skip("bench/ is not part of this installation")
+    env = {**os.environ, "PYTHONPATH": PKG_ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
+           "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, str(RUN), "serve", "--quick", "--out",
+                           str(tmp_path)], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = load(tmp_path, "serve")
+    assert len(result["indexes"]) == 3
+    for name, index in result["indexes"].items():
+        assert 0 < min(index["moved_rows"]) < result["size"]["items"] // 2, name
+        assert 0 <= index["recall_at_10"] <= 1
+    hnsw = [v for k, v in result["indexes"].items() if k.startswith("hnsw")][0]
+    assert hnsw["recall_at_10"] >= 0.95
