@@ -14,7 +14,7 @@ from . import persistence
 from .config import effective_n_threads, single_threaded_blas
 from .models import ImplicitALS
 from .ranking import PAD_SCORE
-from .serving import _fit_columns
+from .serving import fit_columns
 from .storage import TrainingData
 from .validation import ParameterWarning, check_user_items
 
@@ -197,7 +197,7 @@ calculate_training_loss, num_threads, random_state
         self._check_factors()
         if filter_already_liked_items or recalculate_user:
             _warn_if_not_csr(user_items)
-            user_items = _fit_columns(user_items, self.item_factors.shape[0], "user_items")
+            user_items = fit_columns(user_items, self.item_factors.shape[0], "user_items")
         ids, scores = super().recommend(userid, user_items, N, filter_already_liked_items,
                                         filter_items, recalculate_user, items)
         if items is None:
@@ -219,7 +219,7 @@ calculate_training_loss, num_threads, random_state
         self._check_factors()
         if recalculate_item:
             _warn_if_not_csr(item_users)
-            item_users = _fit_columns(item_users, self.user_factors.shape[0], "item_users")
+            item_users = fit_columns(item_users, self.user_factors.shape[0], "item_users")
         ids, scores = _pad(*super().similar_items(itemid, N, recalculate_item, item_users,
                                                   filter_items, items), N)
         return (ids if items is None else _in_subset_dtype(ids, items)), scores
@@ -233,7 +233,7 @@ calculate_training_loss, num_threads, random_state
         _warn_if_not_csr(user_items)
         self._check_factors()
         return super().recalculate_user(
-            userid, _fit_columns(user_items, self.item_factors.shape[0], "user_items"))
+            userid, fit_columns(user_items, self.item_factors.shape[0], "user_items"))
 
     recalculate_user.__doc__ = ImplicitALS.recalculate_user.__doc__
 
@@ -241,7 +241,7 @@ calculate_training_loss, num_threads, random_state
         _warn_if_not_csr(item_users)
         self._check_factors()
         return super().recalculate_item(
-            itemid, _fit_columns(item_users, self.user_factors.shape[0], "item_users"))
+            itemid, fit_columns(item_users, self.user_factors.shape[0], "item_users"))
 
     recalculate_item.__doc__ = ImplicitALS.recalculate_item.__doc__
 
@@ -275,7 +275,7 @@ calculate_training_loss, num_threads, random_state
                 self.state.data is None:
             # implicit's members without the factors (persistence's own
             # writer, atomic for paths; the file module is the engine's)
-            return persistence._write(persistence._implicit_members(self), fileobj_or_path)
+            return persistence.write_arrays(persistence.implicit_members(self), fileobj_or_path)
         return super().save(fileobj_or_path)
 
     def rank_items(self, userid, user_items, selected_items, recalculate_user=False):

@@ -313,7 +313,7 @@ def _evaluate(model, train, test, k, users, batch_size, *, topn, with_auc):
             result["hit_rate"][sl] = (n_hits > 0).astype(np.float64)
 
     if with_auc:
-        block = min(batch_size, _score_block_rows(n_items))
+        block = min(batch_size, score_block_rows(n_items))
         for start in range(0, n_eval, block):
             batch = users[start:start + block]
             result["auc"][start:start + len(batch)] = _auc_block(
@@ -321,12 +321,12 @@ def _evaluate(model, train, test, k, users, batch_size, *, topn, with_auc):
     return result
 
 
-def _score_block_rows(n_items):
+def score_block_rows(n_items):
     """Users per dense score block (at least 1), read at call time (tests patch it)."""
     return max(1, _SCORE_BLOCK_ENTRIES // max(n_items, 1))
 
 
-def _sorted_scores(model, batch, train, rows, items):
+def sorted_scores(model, batch, train, rows, items):
     """Sorted score rows of the users ``batch``, their ``train`` items at +inf.
 
     Returns ``(scores, values)``: ``scores[r]`` is user ``batch[r]``'s score
@@ -358,7 +358,7 @@ def _auc_block(model, batch, train, test_keys, n_items):
     where = np.minimum(np.searchsorted(batch, run_users), b - 1)
     mine = batch[where] == run_users
     pos_rows, pos_items = where[mine], run[mine] - run_users[mine] * n_items
-    scores, pos_scores = _sorted_scores(model, batch, train, pos_rows, pos_items)
+    scores, pos_scores = sorted_scores(model, batch, train, pos_rows, pos_items)
     n_pos = np.bincount(pos_rows, minlength=b)
     # The candidates are the relevant items (the test items outside train)
     # and the negatives (items in neither train nor test).
@@ -390,31 +390,31 @@ def rmse(model, test):
     -------
     float
     """
-    return _rmse_of(_errors(model, test))
+    return rmse_of(stored_errors(model, test))
 
 
 def mae(model, test):
     """Mean absolute error of ``model.predict`` over the stored entries of ``test``."""
-    return _mae_of(_errors(model, test))
+    return mae_of(stored_errors(model, test))
 
 
-def _rmse_of(errors):
+def rmse_of(errors):
     return float(np.sqrt(np.mean(errors * errors)))
 
 
-def _mae_of(errors):
+def mae_of(errors):
     return float(np.mean(np.abs(errors)))
 
 
-def _errors(model, test):
-    """Validated :func:`_predict_errors`; raises when ``test`` stores nothing."""
+def stored_errors(model, test):
+    """Validated :func:`predict_errors`; raises when ``test`` stores nothing."""
     test = check_matrix(test, "test", check_model(model))
     if test.nnz == 0:
         raise ValueError("test has no stored entries: the error is undefined")
-    return _predict_errors(model, test)
+    return predict_errors(model, test)
 
 
-def _predict_errors(model, test):
+def predict_errors(model, test):
     """Prediction minus rating (float64) at every stored entry of canonical ``test``."""
     rows = row_of(test)
     cols = test.indices.astype(np.int64)

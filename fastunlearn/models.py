@@ -17,7 +17,7 @@ import scipy.sparse as sp
 
 from . import forgetting, persistence
 from . import objective as obj
-from .serving import FactorModel, _fit_columns
+from .serving import FactorModel, fit_columns
 from .spec import ModelSpec
 from .state import ModelState
 from .training import Fitting
@@ -427,7 +427,7 @@ class ImplicitALS(MatrixFactorization):
         (item,), _ = check_ids(itemid, Y.shape[0], "itemid")
         (user,), _ = check_ids(userid, ANY_ID, "userid")
         N = check_positive_int(N, "N", minimum=0)
-        user_items = _fit_columns(user_items, Y.shape[0], "user_items")
+        user_items = fit_columns(user_items, Y.shape[0], "user_items")
         if user_items.shape[0] != 1 and user >= user_items.shape[0]:
             raise IdOutOfRangeError(f"userid {user} is not a row of user_items "
                                     f"({user_items.shape[0]} rows)")

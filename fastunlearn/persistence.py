@@ -115,7 +115,7 @@ def save(model, path, metadata=None):
     state = model.state
     if model._implicit and state.data is None:
         model._check_factors()
-        return _write(_implicit_members(model, factors_only=True), path)
+        return write_arrays(implicit_members(model, factors_only=True), path)
     model._check_fitted()
     metadata = dict(metadata or getattr(model, "metadata", None) or {})
     indptr, indices, data = state.data.by_user.arrays()
@@ -138,14 +138,14 @@ def save(model, path, metadata=None):
     }
     arrays.update(_measure_arrays(state, bool(model._implicit)))
     if model._implicit:
-        arrays.update(_implicit_members(model))
+        arrays.update(implicit_members(model))
     for key in _META_KEYS:
         if metadata.get(key) is not None:
             arrays[key] = np.asarray(metadata[key])
-    return _write(arrays, path)
+    return write_arrays(arrays, path)
 
 
-def _implicit_members(model, factors_only=False):
+def implicit_members(model, factors_only=False):
     """The members implicit 0.7's ``save`` writes (what its ``load`` reads)."""
     members = {"regularization": float(model.regularization), "factors": int(model.factors),
                "num_threads": int(model.num_threads), "iterations": int(model.iterations),
@@ -163,7 +163,7 @@ def _implicit_members(model, factors_only=False):
     return arrays
 
 
-def _write(arrays, path):
+def write_arrays(arrays, path):
     """``np.savez`` to a file object, or atomically to ``path`` (".npz" appended)."""
     if hasattr(path, "write"):
         np.savez(path, **arrays)
@@ -550,7 +550,7 @@ def _implicit_scalars(arrays, path):
 
 def _check_implicit_members(arrays, model, path):
     """implicit's copies of the hyperparameters must say what the JSON says."""
-    expected = {key: arr.item() for key, arr in _implicit_members(model).items()} \
+    expected = {key: arr.item() for key, arr in implicit_members(model).items()} \
         if model._implicit else {}  # an explicit model's file has no such members
     for key, value in _implicit_scalars(arrays, path).items():
         if key not in expected or value != expected[key]:

@@ -283,7 +283,7 @@ def _restrict_columns(rows, keep, n_cols):
     return sp.csr_matrix((rows.data[mask], mapped[mask], indptr), shape=(rows.shape[0], len(keep)))
 
 
-def _fit_columns(matrix, n_cols, name):
+def fit_columns(matrix, n_cols, name):
     """``matrix`` with ``n_cols`` columns: implicit reads rows narrower than
     the model (their ids are all valid), so this layer does too."""
     if not sp.issparse(matrix) or matrix.ndim != 2 or matrix.shape[1] == n_cols:

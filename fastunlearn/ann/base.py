@@ -20,7 +20,7 @@ import warnings
 import numpy as np
 import scipy.sparse as sp
 
-from ..persistence import ModelFileError, _write
+from ..persistence import ModelFileError, write_arrays
 from ..ranking import PAD_SCORE
 from ..validation import ANY_ID, check_ids, check_positive_int
 
@@ -477,7 +477,7 @@ class IndexedModel:
         }
         for kind, slot in self._slots():
             arrays[f"index_{kind}"] = np.frombuffer(slot.to_bytes(), np.uint8)
-        return _write(arrays, file)
+        return write_arrays(arrays, file)
 
     @classmethod
     def load(cls, file, on_mismatch="rebuild"):

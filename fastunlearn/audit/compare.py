@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ..evaluation import _errors, _mae_of, _rmse_of, per_user_metrics, summarise
+from ..evaluation import stored_errors, mae_of, rmse_of, per_user_metrics, summarise
 from ..pairs import check_matrix, check_model
 from ..validation import check_positive_int
 
@@ -19,7 +19,7 @@ _OVERLAP_ROWS = 1 << 14
 # ----------------------------------------------------------------------------
 # utility
 # ----------------------------------------------------------------------------
-def _per_user(model, test, k):
+def per_user_utility(model, test, k):
     """Per-user top-k metrics on ``model``'s retained data.
 
     No AUC: it would score and sort every item of every user.
@@ -27,8 +27,8 @@ def _per_user(model, test, k):
     return per_user_metrics(model, model.user_items, test, k, with_auc=False)
 
 
-def _ranking_utility(per_user):
-    """Mean top-k metrics and ``n_users`` from :func:`_per_user`'s values."""
+def ranking_utility(per_user):
+    """Mean top-k metrics and ``n_users`` from :func:`per_user_utility`'s values."""
     summary = summarise(per_user)
     return {key: summary[key] for key in (*_UTILITY_KEYS, "n_users")}
 
@@ -36,9 +36,9 @@ def _ranking_utility(per_user):
 def _utility(model, test, k):
     """Top-k metrics (implicit) or rating errors (explicit) on ``test``."""
     if model._implicit:
-        return _ranking_utility(_per_user(model, test, k))
-    errors = _errors(model, test)  # once for both errors
-    return {"rmse": _rmse_of(errors), "mae": _mae_of(errors), "n_ratings": int(test.nnz)}
+        return ranking_utility(per_user_utility(model, test, k))
+    errors = stored_errors(model, test)  # once for both errors
+    return {"rmse": rmse_of(errors), "mae": mae_of(errors), "n_ratings": int(test.nnz)}
 
 
 def _same_data(a, b):
@@ -56,14 +56,14 @@ def _top_lists(model, k):
     return np.asarray(ids, dtype=np.int64).reshape(n_users, -1)
 
 
-def _mean_overlap(model_a, model_b, k):
+def mean_overlap(model_a, model_b, k):
     """Mean of :func:`_overlap` over the users with a candidate (NaN if none)."""
     per_user = _overlap(_top_lists(model_a, k), _top_lists(model_b, k))
     per_user = per_user[~np.isnan(per_user)]
     return float(per_user.mean()) if len(per_user) else float("nan")
 
 
-def _losses(model_a, model_b):
+def factor_losses(model_a, model_b):
     """``loss_a, loss_b, loss_a / loss_b`` (NaN ratio for a zero ``loss_b``)."""
     loss_a, loss_b = float(model_a.loss()), float(model_b.loss())
     return loss_a, loss_b, loss_a / loss_b if loss_b else float("nan")
@@ -158,5 +158,5 @@ def compare(model_a, model_b, test, k=10):
     util_a = _utility(model_a, test, k)
     util_b = _utility(model_b, test, k)
     delta = {key: util_a[key] - util_b[key] for key in util_a if not key.startswith("n_")}
-    return Comparison(util_a, util_b, delta, *_losses(model_a, model_b),
-                      _mean_overlap(model_a, model_b, k), k)
+    return Comparison(util_a, util_b, delta, *factor_losses(model_a, model_b),
+                      mean_overlap(model_a, model_b, k), k)

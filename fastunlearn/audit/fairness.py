@@ -7,10 +7,10 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ..evaluation import _predict_errors
+from ..evaluation import predict_errors
 from ..pairs import check_matrix, check_model, row_of
 from ..validation import check_fraction, check_positive_int
-from .compare import _per_user
+from .compare import per_user_utility
 
 
 # ----------------------------------------------------------------------------
@@ -91,12 +91,12 @@ def fairness_gap(model, test, k=10, top=0.2, *, activity=None, per_user=None):
                          f"{activity.shape} and dtype {activity.dtype}")
     if model._implicit:
         if per_user is None:
-            per_user = _per_user(model, test, k)
-        return _gap(per_user["users"], per_user["ndcg"], activity, top, "ndcg")
-    return _gap(*_per_user_rmse(model, test), activity, top, "rmse")
+            per_user = per_user_utility(model, test, k)
+        return utility_gap(per_user["users"], per_user["ndcg"], activity, top, "ndcg")
+    return utility_gap(*_per_user_rmse(model, test), activity, top, "rmse")
 
 
-def _gap(users, values, activity, top, metric):
+def utility_gap(users, values, activity, top, metric):
     """:class:`FairnessGap` of per-user ``values`` (aligned with ascending ``users``)."""
     n = len(users)
     if n < 2:
@@ -113,7 +113,7 @@ def _gap(users, values, activity, top, metric):
 def _per_user_rmse(model, test):
     """(users with a rating in canonical ``test``, their RMSE); empty for an empty ``test``."""
     rows = row_of(test)
-    errors = _predict_errors(model, test)
+    errors = predict_errors(model, test)
     counts = np.bincount(rows, minlength=test.shape[0])
     sq = np.bincount(rows, weights=errors * errors, minlength=test.shape[0])
     users = np.flatnonzero(counts)

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from ..evaluation import _score_block_rows, _sorted_scores
+from ..evaluation import score_block_rows, sorted_scores
 from ..pairs import check_matrix, check_model, is_stored, pair_keys, two_sample_auc
 from ..ranking import count_below
 from ..validation import check_positive_int
@@ -88,13 +88,13 @@ def rank_percentiles(model, users, items):
     order = np.argsort(users, kind="stable")
     uniq, start = np.unique(users[order], return_index=True)
     bounds = np.append(start, len(order))
-    block = _score_block_rows(n_items)
+    block = score_block_rows(n_items)
     for b0 in range(0, len(uniq), block):
         batch = uniq[b0:b0 + block]
         sel = order[bounds[b0]:bounds[b0 + len(batch)]]
         rows = np.searchsorted(batch, users[sel])
         # history at +inf, never counted below; a queried history item keeps its score
-        scores, values = _sorted_scores(model, batch, history, rows, items[sel])
+        scores, values = sorted_scores(model, batch, history, rows, items[sel])
         below = count_below(scores, rows, values, strict=True)
         equal = (count_below(scores, rows, values, strict=False) - below
                  - in_pool[sel].astype(np.int64))  # itself

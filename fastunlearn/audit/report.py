@@ -13,8 +13,8 @@ from ..forgetting import check_washout
 from ..models import ImplicitALS
 from ..pairs import canonical, check_matrix
 from ..validation import check_fraction, check_positive_int, check_sparse
-from .compare import _losses, _mean_overlap, _per_user, _ranking_utility
-from .fairness import _gap
+from .compare import factor_losses, mean_overlap, per_user_utility, ranking_utility
+from .fairness import utility_gap
 from .lira import _values_at, check_shadows, fit_shadows
 from .membership import (
     ATTACKERS,
@@ -270,11 +270,11 @@ def reports(user_items, test=None, *, fraction=0.01, how="random", seed=0, k=10,
     def measures(model):
         """(membership inference against held-out and unseen pairs, utility,
         fairness, certificate) of one model."""
-        per_user = _per_user(model, test, k)  # ranked once for utility and fairness
+        per_user = per_user_utility(model, test, k)  # ranked once for utility and fairness
         return (held_out_inference(model),
                 membership_inference(model, forgotten, unseen).to_dict(),
-                _ranking_utility(per_user),
-                _gap(per_user["users"], per_user["ndcg"], activity, top, "ndcg").to_dict(),
+                ranking_utility(per_user),
+                utility_gap(per_user["users"], per_user["ndcg"], activity, top, "ndcg").to_dict(),
                 float(model.certificate().max_row))
 
     # only the first repeat's models are measured; later ones give timings
@@ -317,7 +317,7 @@ def reports(user_items, test=None, *, fraction=0.01, how="random", seed=0, k=10,
         completeness, unseen_mia, utility, fairness, certificate = (
             {stage: stages[stage][axis] for stage in _STAGES} for axis in range(5))
         # compare() would rank both models on test again for unused deltas
-        loss_ratio = _losses(model, retrained)[2]
+        loss_ratio = factor_losses(model, retrained)[2]
         forget_s = float(np.median(forget_runs[w]))
         efficiency = {
             "forget_seconds": forget_s, "retrain_seconds": retrain_s,
@@ -329,7 +329,7 @@ def reports(user_items, test=None, *, fraction=0.01, how="random", seed=0, k=10,
             "sweeps": int(receipt.sweeps), "converged": bool(receipt.converged),
             "settled": bool(receipt.settled),
             "tolerance": float(receipt.tolerance), "certificate": certificate,
-            "loss_ratio": loss_ratio, "overlap": _mean_overlap(model, retrained, k),
+            "loss_ratio": loss_ratio, "overlap": mean_overlap(model, retrained, k),
         }
         setting = {"n_users": n_users, "n_items": n_items, "nnz": int(train.nnz),
                    "n_test": int(test.nnz), "fraction": float(fraction), "how": how,
