@@ -368,7 +368,7 @@ def cmd_info(args):
     history = model.metadata.get("history", [])
     info = {
         "file": model_path(args.model),
-        "kind": "implicit" if model._implicit else "explicit",
+        "kind": model.kind,
         "users": int(model.user_factors.shape[0]),
         "items": int(model.item_factors.shape[0]),
         "interactions": int(model.user_items.nnz),

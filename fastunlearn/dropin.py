@@ -121,7 +121,7 @@ calculate_training_loss, num_threads, random_state
         self.fit_callback = None
 
     @classmethod
-    def _from_params(cls, cg_steps=3, **params):
+    def from_hyperparameters(cls, cg_steps=3, **params):
         model = cls(**params)
         model.cg_steps = cg_steps
         return model

@@ -52,8 +52,8 @@ class MatrixFactorization(Fitting, Unlearning, FactorModel):
     (:class:`~fastunlearn.serving.FactorModel`).
     """
 
-    _implicit = None  # set by subclasses
-    _param_names = ()
+    kind = None  # "implicit" or "explicit", set by subclasses
+    hyperparameter_names = ()
 
     # ------------------------------------------------------------ parameters
 
@@ -70,7 +70,7 @@ class MatrixFactorization(Fitting, Unlearning, FactorModel):
 
     def hyperparameters(self):
         """Every hyperparameter of this model (what a file keeps), as a dict."""
-        return {name: getattr(self, name) for name in self._param_names}
+        return {name: getattr(self, name) for name in self.hyperparameter_names}
 
     def get_params(self, deep=True):
         """The constructor's arguments, as a dict (scikit-learn's estimator
@@ -96,10 +96,10 @@ class MatrixFactorization(Fitting, Unlearning, FactorModel):
             For a name that is not a hyperparameter, or an invalid value
             (the model is then left as it was).
         """
-        unknown = sorted(set(params) - set(self._param_names))  # cg_steps included
+        unknown = sorted(set(params) - set(self.hyperparameter_names))  # cg_steps included
         if unknown:
             raise ValueError(f"invalid parameter(s) {unknown} for {type(self).__name__}; "
-                             f"valid ones: {list(self._param_names)}")
+                             f"valid ones: {list(self.hyperparameter_names)}")
         old = self.hyperparameters()
         for name, value in params.items():
             setattr(self, name, value)
@@ -122,13 +122,13 @@ class MatrixFactorization(Fitting, Unlearning, FactorModel):
         return forgetting.LocalBackend(self.spec, self._state, self.metadata)
 
     @classmethod
-    def _from_params(cls, **params):
+    def from_hyperparameters(cls, **params):
         """A model with hyperparameters ``params`` (as :meth:`get_params` gives)."""
         return cls(**params)
 
     def _assign(self, params):
         """Set the constructor arguments ``params`` and an unfitted state."""
-        for name in self._param_names:
+        for name in self.hyperparameter_names:
             setattr(self, name, params[name])
         self._state = ModelState()  # unfitted: no factors, no data
         self.metadata = {}  # external id maps and forget receipts (see persistence)
@@ -194,7 +194,7 @@ class MatrixFactorization(Fitting, Unlearning, FactorModel):
         return self._state.is_fitted
 
     @staticmethod
-    def _for_kind(kind):
+    def for_kind(kind):
         """The estimator of a model file's ``kind`` ("implicit" or "explicit")."""
         return ImplicitALS if kind == "implicit" else ExplicitALS
 
@@ -234,7 +234,7 @@ class MatrixFactorization(Fitting, Unlearning, FactorModel):
         if "dtype" not in hyperparameters:
             dt = np.result_type(user_factors, np.asarray(item_factors))
             hyperparameters["dtype"] = dt if dt in (np.float32, np.float64) else np.float64
-        model = cls._from_params(**hyperparameters)
+        model = cls.from_hyperparameters(**hyperparameters)
         model._check_params()
         k = model.factors
         X = check_factors(user_factors, "user_factors", model.dtype, k)
@@ -329,14 +329,14 @@ class ImplicitALS(MatrixFactorization):
     >>> ids, scores = model.recommend(0, user_items[0], N=10)   # doctest: +SKIP
     """
 
-    _implicit = True
+    kind = "implicit"
 
     def __init__(self, factors=100, regularization=0.01, alpha=1.0, dtype=np.float32,
                  use_native=True, use_cg=True, iterations=15, calculate_training_loss=False,
                  num_threads=0, random_state=None, *, cg_steps=3):
         self._assign(locals())
 
-    _param_names = _parameters(__init__)
+    hyperparameter_names = _parameters(__init__)
 
     def _check_params(self):
         super()._check_params()
@@ -374,14 +374,14 @@ class ImplicitALS(MatrixFactorization):
 
         if isinstance(model, (str, os.PathLike)) or hasattr(model, "read"):
             model = persistence.load_as(MatrixFactorization, model)
-            if not model._implicit:
+            if model.kind != "implicit":
                 raise ValueError("from_implicit needs an implicit-feedback model, the file "
                                  "holds an ExplicitALS")
         if hasattr(model, "to_cpu") and not isinstance(getattr(model, "user_factors", None),
                                                         np.ndarray):
             model = model.to_cpu()
         # implicit's models have every constructor argument but cg_steps
-        params = {name: getattr(model, name) for name in cls._param_names
+        params = {name: getattr(model, name) for name in cls.hyperparameter_names
                   if hasattr(model, name)}
         params.setdefault("cg_steps", 3)
         params.update(overrides)
@@ -470,14 +470,14 @@ class ExplicitALS(MatrixFactorization):
     ``predict`` returns predicted ratings.
     """
 
-    _implicit = False
+    kind = "explicit"
 
     def __init__(self, factors=100, regularization=0.1, weighted_regularization=False,
                  dtype=np.float32, use_cg=False, iterations=15, calculate_training_loss=False,
                  num_threads=0, random_state=None, *, cg_steps=3):
         self._assign(locals())
 
-    _param_names = _parameters(__init__)
+    hyperparameter_names = _parameters(__init__)
 
     @property
     def objective(self):

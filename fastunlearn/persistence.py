@@ -113,7 +113,7 @@ def save(model, path, metadata=None):
         The path written (or the file object).
     """
     state = model.state
-    if model._implicit and state.data is None:
+    if model.kind == "implicit" and state.data is None:
         model._check_factors()
         return write_arrays(implicit_members(model, factors_only=True), path)
     model._check_fitted()
@@ -125,7 +125,7 @@ def save(model, path, metadata=None):
         params["random_state"] = None  # generators are not part of the model
     arrays = {
         "format_version": np.array(FORMAT_VERSION, dtype=np.int64),
-        "kind": np.array("implicit" if model._implicit else "explicit"),
+        "kind": np.array(model.kind),
         "hyperparameters": np.array(json.dumps(params)),
         "user_factors": state.user_factors,
         "item_factors": state.item_factors,
@@ -136,8 +136,8 @@ def save(model, path, metadata=None):
         "history": np.array(json.dumps(metadata.pop("history", []))),
         "pending": np.array(state.pending, dtype=np.int64),
     }
-    arrays.update(_measure_arrays(state, bool(model._implicit)))
-    if model._implicit:
+    arrays.update(_measure_arrays(state, model.kind == "implicit"))
+    if model.kind == "implicit":
         arrays.update(implicit_members(model))
     for key in _META_KEYS:
         if metadata.get(key) is not None:
@@ -237,7 +237,7 @@ def _loaded_measures(arrays, model, path):
         raise ModelFileError(f"{path}: 'measures_fingerprint' must be a string")
     n_users, n_items = model.state.data.shape
     k = model.factors
-    grams = (2, k, k) if model._implicit else (2, 0, 0)
+    grams = (2, k, k) if model.kind == "implicit" else (2, 0, 0)
     for name, shape in (("measures_user_norms", (n_users,)), ("measures_item_norms", (n_items,)),
                         ("measures_sq_users", (n_users,)), ("measures_sq_items", (n_items,)),
                         ("measures_grams", grams), ("measures_scalars", (2,))):
@@ -249,8 +249,8 @@ def _loaded_measures(arrays, model, path):
     g = arrays["measures_grams"]
     data_loss, exact = arrays["measures_scalars"]
     return Measures(arrays["measures_user_norms"], arrays["measures_item_norms"],
-                    float(data_loss), g[0] if model._implicit else None,
-                    g[1] if model._implicit else None, arrays["measures_sq_users"],
+                    float(data_loss), g[0] if model.kind == "implicit" else None,
+                    g[1] if model.kind == "implicit" else None, arrays["measures_sq_users"],
                     arrays["measures_sq_items"], exact=bool(exact))
 
 
@@ -296,7 +296,7 @@ def _remove_stale_temporaries(directory, base):
 def load_as(cls, path):
     """Read the model file at ``path`` (see :func:`fastunlearn.load`) as an
     instance of ``cls``, or, when ``cls`` is the estimators' base class,
-    of the estimator the file names (``cls._for_kind``)."""
+    of the estimator the file names (``cls.for_kind``)."""
     if hasattr(path, "read"):
         name = str(getattr(path, "name", None) or f"<{type(path).__name__}>")
         source = path
@@ -314,9 +314,9 @@ def load_as(cls, path):
 
 def _estimator(cls, kind, path):
     """The class to build: ``cls`` itself when it is an estimator, else the file's kind."""
-    if cls._implicit is None:  # the base class: the file decides
-        return cls._for_kind(kind)
-    if (kind == "implicit") != bool(cls._implicit):
+    if cls.kind is None:  # the base class: the file decides
+        return cls.for_kind(kind)
+    if kind != cls.kind:
         raise ModelFileError(f"{path}: holds an {kind} model, not a {cls.__name__}")
     return cls
 
@@ -478,12 +478,12 @@ def _build(arrays, path, cls=None):
     if not isinstance(history, list) or not all(isinstance(r, dict) for r in history):
         raise ModelFileError(f"{path}: damaged forget history (not a list of receipts)")
     cls = _estimator(cls, kind, path)
-    unknown = set(params) - set(cls._param_names)
+    unknown = set(params) - set(cls.hyperparameter_names)
     if unknown:
         raise ModelFileError(f"{path}: unknown hyperparameters {sorted(unknown)}")
     _check_params(params, path)
     try:
-        model = cls._from_params(**params)
+        model = cls.from_hyperparameters(**params)
         model._check_params()
         dtype = check_dtype(model.dtype)
     except (TypeError, ValueError) as exc:
@@ -551,7 +551,7 @@ def _implicit_scalars(arrays, path):
 def _check_implicit_members(arrays, model, path):
     """implicit's copies of the hyperparameters must say what the JSON says."""
     expected = {key: arr.item() for key, arr in implicit_members(model).items()} \
-        if model._implicit else {}  # an explicit model's file has no such members
+        if model.kind == "implicit" else {}  # an explicit model's file has no such members
     for key, value in _implicit_scalars(arrays, path).items():
         if key not in expected or value != expected[key]:
             raise ModelFileError(f"{path}: member '{key}' ({value!r}) disagrees with the "
@@ -581,7 +581,7 @@ def _build_from_implicit(arrays, path, cls):
         raise ModelFileError(f"{path}: random_state must be >= 0, got {params['random_state']}")
     cls = _estimator(cls, "implicit", path)
     try:
-        model = cls._from_params(**params)
+        model = cls.from_hyperparameters(**params)
         model._check_params()
     except (TypeError, ValueError) as exc:
         raise ModelFileError(f"{path}: invalid hyperparameters ({exc})") from exc

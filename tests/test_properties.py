@@ -45,7 +45,7 @@ ESTIMATORS = {
 
 def objective_kwargs(model):
     """The reference's description of the model's objective."""
-    return dict(model="implicit" if model._implicit else "explicit",
+    return dict(model=model.kind,
                 regularization=model.regularization, alpha=model.objective.alpha,
                 weighted=model.objective.weighted)
 

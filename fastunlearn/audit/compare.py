@@ -35,7 +35,7 @@ def ranking_utility(per_user):
 
 def _utility(model, test, k):
     """Top-k metrics (implicit) or rating errors (explicit) on ``test``."""
-    if model._implicit:
+    if model.kind == "implicit":
         return ranking_utility(per_user_utility(model, test, k))
     errors = stored_errors(model, test)  # once for both errors
     return {"rmse": rmse_of(errors), "mae": mae_of(errors), "n_ratings": int(test.nnz)}
@@ -147,7 +147,7 @@ def compare(model_a, model_b, test, k=10):
     if shape_b != shape:
         raise ValueError(f"model_a has {shape[0]} users x {shape[1]} items but model_b has "
                          f"{shape_b[0]} x {shape_b[1]}")
-    if model_a._implicit != model_b._implicit:
+    if model_a.kind != model_b.kind:
         raise ValueError("model_a and model_b must both be implicit or both explicit")
     k = check_positive_int(k, "k")
     train = model_a.user_items

@@ -89,7 +89,7 @@ def fairness_gap(model, test, k=10, top=0.2, *, activity=None, per_user=None):
     if activity.shape != (n_users,) or activity.dtype.kind not in "iuf":
         raise ValueError(f"activity must be {n_users} numbers (one per user), got shape "
                          f"{activity.shape} and dtype {activity.dtype}")
-    if model._implicit:
+    if model.kind == "implicit":
         if per_user is None:
             per_user = per_user_utility(model, test, k)
         return utility_gap(per_user["users"], per_user["ndcg"], activity, top, "ndcg")

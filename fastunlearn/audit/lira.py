@@ -303,7 +303,7 @@ def fit_shadows(model, forgotten, held_out, *, shadows=DEFAULT_SHADOWS, seed=0):
         counts = row_counts - np.bincount(users[~members[s]], minlength=shape[0])
         indptr = np.concatenate([[0], np.cumsum(counts)])
         matrix = sp.csr_matrix((all_values[mask], cols[mask], indptr), shape=shape)
-        shadow = type(model)._from_params(**{**params, "random_state": int(seeds[s])})
+        shadow = type(model).from_hyperparameters(**{**params, "random_state": int(seeds[s])})
         shadow.fit(matrix, show_progress=False)
         scores[s] = _scores(shadow, users, items)
     # implicit scores estimate a preference of 1 for every stored pair

@@ -286,7 +286,7 @@ def completeness(model, forgotten, test, *, repeats=3, seed=0, shadows=0):
     forget = measure(model)
     retrains = []
     for r in range(repeats):
-        retrain = type(model)._from_params(**{**params, "random_state": seed + r}).fit(
+        retrain = type(model).from_hyperparameters(**{**params, "random_state": seed + r}).fit(
             retained, show_progress=False)
         retrains.append(measure(retrain))
     found = gaps(forget, retrains)
