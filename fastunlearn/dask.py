@@ -453,6 +453,15 @@ class _DaskALS:
         self._check_fitted()
         return fg.settle(_DaskBackend(self), fg.ForgetOptions(**options))
 
+    def partial_fit(self, user_items_delta, **options):
+        """Add interactions (and users and items) and re-converge; see
+        :meth:`ImplicitALS.partial_fit`.  The blocks are laid out afresh
+        for the grown data (a pass over it, and every factor row moves
+        once between the client and the workers)."""
+        self._check_fitted()
+        return fg.add(_DaskBackend(self), self.user_items, user_items_delta,
+                      fg.ForgetOptions(**options))
+
     def _entries(self, side, ids):
         """(ids of side, ids of the other side) of the stored entries of ``ids``."""
         out_a, out_b = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
@@ -769,25 +778,47 @@ class _DaskBackend(fg.Backend):
         return 0  # singular rows keep their value on the workers, uncounted
 
     def stage_removal(self, users, items):
-        self.staged = (users, items)
+        self.staged = ("remove", users, items)
 
     def stage_settle(self):
         self.staged = None
 
     def stage_addition(self, merged, shape):
-        raise NotImplementedError("partial_fit on a Dask model: move it to a local one "
-                                  "with to_local()")
+        self.staged = ("add", merged, shape)
 
     def before(self):
         return self.model.loss(), self.model.certificate()
 
     def apply(self, users, tol, track_loss):
+        model = self.model
         self.tol = tol
-        self.work = _copy_state(self.model._state)
         self.older = {}
-        if self.staged is not None:
-            self.older = self.model._remove_entries(self.work, *self.staged)
-            self.work["nnz"] -= len(self.staged[0])
+        self.committed = model._state
+        if self.staged is not None and self.staged[0] == "add":
+            self.work = self._grown(*self.staged[1:])
+        else:
+            self.work = _copy_state(model._state)
+        # the request's blocks are the ones the driver routes to until it ends
+        model._state = self.work
+        if self.staged is not None and self.staged[0] == "remove":
+            self.older = model._remove_entries(self.work, *self.staged[1:])
+            self.work["nnz"] -= len(self.staged[1])
+
+    def _grown(self, merged, shape):
+        """A new layout of the blocks for the data after an addition (new
+        rows start at zero), measured: every block's rows change places."""
+        model = self.model
+        X, Y = model.user_factors, model.item_factors
+        grown = [np.zeros((n, X.shape[1]), X.dtype) for n in shape]
+        grown[0][:len(X)], grown[1][:len(Y)] = X, Y
+        offsets, blocks = model._layout(merged, *grown)
+        placed, homes = model._place(blocks)
+        work = {"shape": merged.shape, "offsets": offsets, "blocks": placed, "homes": homes,
+                "nnz": int(merged.nnz), "k": X.shape[1]}
+        model._state = work  # its routes, not the committed blocks'
+        model._grams(work)
+        model._measure(work)
+        return work
 
     def local(self, users, items, exact):
         model, work = self.model, self.work
@@ -795,7 +826,8 @@ class _DaskBackend(fg.Backend):
             plan = {b: rows - work["offsets"][side][b]
                     for b, rows in model._owners(side, ids).items()}
             if exact:
-                older = {b: self.older[b] for b in plan} if side == "users" else None
+                older = {b: self.older[b] for b in plan} if side == "users" and self.older \
+                    else None
                 self.rows_solved["local"] += model._solve_blocks(work, side, plan, older=older)
                 work["exact"] = False
             else:
@@ -834,16 +866,17 @@ class _DaskBackend(fg.Backend):
         return self.model._loss(self.work)
 
     def commit(self):
-        model, old = self.model, self.model._state
+        model = self.model
         model._state = self.work
         model._replicate(self.work["blocks"])
-        _release(model.client, old, self.work)
+        _release(model.client, self.committed, self.work)
 
     def rollback(self, error):
         """Nothing of the new blocks becomes the model's; a failure on the
         cluster says whether the model survived it."""
         model = self.model
         if self.work is not None:
+            model._state = self.committed
             _release(model.client, self.work, model._state)
         if isinstance(error, (ValueError, TypeError, KeyboardInterrupt)):
             return

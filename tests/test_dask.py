@@ -522,3 +522,24 @@ def test_dask_loss_is_the_local_loss_of_the_same_factors(client, fitted_kinds, n
     same = local_cls.from_factors(dist.user_factors, dist.item_factors, dist.user_items,
                                   **params)
     assert dist.loss() == pytest.approx(same.loss(), rel=1e-10)
+
+
+@pytest.mark.parametrize("name", sorted(KINDS))
+def test_dask_and_local_partial_fit_alike(client, fitted_kinds, name):
+    """Entries added to stored rows and to a new user and a new item: the
+    same factors and report as the local model."""
+    n_users, n_items = fitted_kinds[name].user_items.shape
+    rows, cols = [0, 3, n_users, n_users, 7], [5, n_items, 2, 9, 11]
+    delta = sp.csr_matrix((np.full(5, 4.0), (rows, cols)), shape=(n_users + 1, n_items + 1))
+
+    def add(model, **options):
+        return model.partial_fit(delta, **options)
+
+    local, dist, (ours, theirs) = same_request(client, fitted_kinds, name, add, {})
+    assert dist.shape == (n_users + 1, n_items + 1)
+    np.testing.assert_allclose(dist.user_factors, local.user_factors, rtol=0, atol=1e-8)
+    np.testing.assert_allclose(dist.item_factors, local.item_factors, rtol=0, atol=1e-8)
+    for field in REPORT_FIELDS + ("n_added",):
+        assert getattr(theirs, field) == getattr(ours, field), field
+    assert theirs.loss_after == pytest.approx(ours.loss_after, rel=1e-9)
+    assert (dist.user_items != local.user_items).nnz == 0
