@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 import pyarrow.dataset as ds
 
 from .columns import Bad
@@ -23,13 +24,16 @@ def dataset(path):
     if not os.path.exists(path):
         raise FileNotFoundError(f"{os.fspath(path)}: no such file or directory")
     try:
-        return ds.dataset(os.fspath(path), format="parquet", partitioning="hive")
+        data = ds.dataset(os.fspath(path), format="parquet", partitioning="hive")
     except Exception as e:  # pyarrow raises several kinds for a file that is not Parquet
         raise DataFormatError(path, None, f"not a Parquet file or directory ({e})") from None
+    if not data.files:
+        raise DataFormatError(path, None, "a directory without Parquet files")
+    return data
 
 
 def read_parquet(path, *, columns: dict, duplicates: str, default_value: float,
-                 positions: bool = False, keep: bool = False):
+                 positions: bool = False, keep: bool = False, dtype=np.float32):
     """(matrix, user ids, item ids) of the Parquet data at ``path``.
 
     Parameters
@@ -39,12 +43,14 @@ def read_parquet(path, *, columns: dict, duplicates: str, default_value: float,
         text files with a header.
     positions : bool
         Ids are row and column numbers (see :class:`~.table.Collector`).
+    dtype : float32 or float64
+        Values of the matrix.
     """
     data = dataset(path)
     names = tuple(data.schema.names)
     chosen = by_name(path, names, columns)
     wanted = {role: names[j] for role, j in chosen.items()}
-    collector = Collector(default_value, positions=positions, keep=keep,
+    collector = Collector(default_value, positions=positions, keep=keep, dtype=dtype,
                           expected=data.count_rows())
     files = data.files
     where = []  # (first data row, file) of each file read
@@ -60,7 +66,8 @@ def read_parquet(path, *, columns: dict, duplicates: str, default_value: float,
         matrix, user_ids, item_ids = collector.finish(duplicates)
     except Redo:
         return read_parquet(path, columns=columns, duplicates=duplicates,
-                            default_value=default_value, positions=positions, keep=True)
+                            default_value=default_value, positions=positions, keep=True,
+                            dtype=dtype)
     except Bad as e:
         raise _at(path, where, e.row, e.reason) from None
     except Repeat as e:

@@ -31,6 +31,8 @@ class Collector:
         Ids are row and column numbers (non-negative integers) rather than
         external ids: the shape is one more than the largest, and the id
         maps are ``0..n-1`` (the Dask estimators' Parquet input).
+    dtype : float32 or float64
+        Values of the matrix (float64 for the float64 Dask estimators).
     expected : int
         Rows expected: buffers are sized for it (an over-estimate costs
         address space only, see :class:`~.columns.Growing`).
@@ -41,10 +43,11 @@ class Collector:
     """
 
     def __init__(self, default_value: float = 1.0, *, unquote=False, positions=False,
-                 keep=False, expected=0):
+                 keep=False, expected=0, dtype=np.float32):
         self.default_value = float(default_value)
         self.positions = positions
         self.keep = keep
+        self.dtype = np.dtype(dtype)
         self.expected = int(expected)
         self.users = Ids("user", unquote, self.expected)
         self.items = Ids("item", unquote, self.expected)
@@ -61,7 +64,8 @@ class Collector:
             v = numbers(_arrow(value), "value", self.n, float32=True)
             if self.values is None:
                 self.values = Growing(np.float32, self.expected)
-            if not self.wide and not np.array_equal(v.astype(np.float32), v):
+            if not self.wide and (self.dtype == np.float64
+                                  or not np.array_equal(v.astype(np.float32), v)):
                 self.wide = True
                 self.values.widen(np.float64)
             self.values.append(v)
@@ -88,7 +92,8 @@ class Collector:
         self._codes = (user_ids, rows, item_ids, cols) if self.keep else None
         triples = [rows, cols, values]
         del rows, cols, values
-        return assemble(triples, shape, duplicates, keep=self.keep), user_ids, item_ids
+        matrix = assemble(triples, shape, duplicates, keep=self.keep, dtype=self.dtype)
+        return matrix, user_ids, item_ids
 
     def pair(self, row: int) -> tuple:
         """(user id, item id) of data row ``row``, after :meth:`finish`."""
