@@ -10,7 +10,9 @@ from __future__ import annotations
 import os
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 
 from .columns import Bad
 from .errors import DataFormatError
@@ -57,8 +59,7 @@ def read_parquet(path, *, columns: dict, duplicates: str, default_value: float,
     try:
         for fragment in data.get_fragments():
             where.append((collector.n, fragment.path))
-            for batch in fragment.to_batches(columns=list(wanted.values()),
-                                             schema=data.schema):
+            for batch in _batches(fragment, list(wanted.values()), data.schema):
                 get = {role: batch.column(name) for role, name in wanted.items()}
                 collector.add(get["user"], get["item"], get.get("value"), get.get("timestamp"))
         if collector.n == 0:
@@ -75,7 +76,7 @@ def read_parquet(path, *, columns: dict, duplicates: str, default_value: float,
         first = _at(path, where, e.first, "")
         raise _at(path, where, e.repeat, f"duplicate pair (user {user!r}, item {item!r}), "
                                          f"first on row {first.line} of {first.path}") from None
-    except OSError as e:
+    except (OSError, pa.ArrowException) as e:
         raise DataFormatError(files[0] if len(files) == 1 else path, None,
                               f"cannot be read ({e})") from None
     if "value" in wanted:
@@ -83,6 +84,17 @@ def read_parquet(path, *, columns: dict, duplicates: str, default_value: float,
                           f"pass value=False, timestamp={wanted['value']!r} (command line: "
                           f"--value-col none --timestamp-col {wanted['value']})")
     return matrix, user_ids, item_ids
+
+
+def _batches(fragment, columns, schema):
+    """Batches of ``columns`` of one file: through ParquetFile, whose decoding
+    holds far less memory than a dataset scan, unless a column is a
+    partition key that only the dataset knows."""
+    parquet = pq.ParquetFile(fragment.path)
+    if set(columns) <= set(parquet.schema_arrow.names):
+        return parquet.iter_batches(batch_size=1 << 16, columns=columns)
+    return fragment.to_batches(columns=columns, schema=schema, batch_size=1 << 16,
+                               memory_pool=pa.system_memory_pool())
 
 
 def _at(path, where, row, reason) -> DataFormatError:

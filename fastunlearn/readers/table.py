@@ -71,6 +71,8 @@ class Collector:
             self.values.append(v)
         if timestamp is not None:
             numbers(_arrow(timestamp), "timestamp", self.n, float32=False)
+        if (self.n + len(user)) >> 20 != self.n >> 20:
+            release_heap()  # every million rows: decoded blocks must not pile up
         self.n += len(user)
 
     def finish(self, duplicates: str):
