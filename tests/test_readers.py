@@ -382,3 +382,23 @@ def test_read_interactions_public_api_unchanged():
                  "read_interactions", "to_external", "to_internal"):
         assert name in data.__all__ and hasattr(data, name)
     assert data.FORMATS[0] == "auto" and "parquet" in data.FORMATS
+
+
+@pytest.mark.parametrize("line,bad", [(2, "1,2"), (9_000, "1,2,x"), (30_001, ",5,1"),
+                                      (30_002, "u7,i1,inf")])
+def test_targeted_pass_agrees_with_the_full_scan(tmp_path, monkeypatch, line, bad):
+    from fastunlearn.readers import layout as layout_mod
+    from fastunlearn.readers import locate, text
+
+    monkeypatch.setattr(locate, "_PIECE", 1 << 14)  # many pieces in a small file
+    lines = ["user,item,rating"] + [f"u{i % 50},i{i % 7},{1 + i % 5}" for i in range(30_001)]
+    lines[line - 1] = bad
+    p = write(tmp_path, "t.csv", "\r\n".join(lines) + "\r\n")
+    chosen = layout_mod.choose(p, "csv", header=None, auto=True,
+                               columns=dict.fromkeys(("user", "item", "value", "timestamp")))
+    targeted = locate.first_error(p, chosen, text._suspect(chosen))
+    full = locate.first_error(p, chosen)
+    assert targeted is not None and str(targeted) == str(full)
+    assert targeted.line == line
+    with pytest.raises(DataFormatError, match=f", line {line}: "):
+        read_interactions(p)
