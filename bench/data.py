@@ -15,8 +15,9 @@ sampled every 2 ms, and is reported as a multiple of the result's own size
 (CSR arrays plus id maps).  The data is generated under the system's
 temporary folder (``--data-dir`` or ``$TMPDIR``), never in the repository:
 500k users and 100k items drawn uniformly, ratings 1-5 (10M lines, about
-140 MB; ``--quick``: 200k lines).  ``FASTUNLEARN_BENCH_LARGE=1`` adds a 100M-
-line file (about 1.5 GB on disk, several GB of memory for the reference).
+140 MB; ``--quick``: 200k lines).  ``FASTUNLEARN_BENCH_DATA_LINES`` sets the
+sizes instead (comma separated; ``100000000`` is about 1.5 GB on disk and
+several GB of memory for the reference).
 """
 import json
 import os
@@ -128,8 +129,8 @@ def _measure(pipeline, path):
 
 def run(quick=False, repeats=3, data_dir=None):
     sizes = list(SIZES["quick" if quick else "full"])
-    if not quick and os.environ.get("FASTUNLEARN_BENCH_LARGE") == "1":
-        sizes.append(100_000_000)
+    if not quick and os.environ.get("FASTUNLEARN_BENCH_DATA_LINES"):
+        sizes = [int(n) for n in os.environ["FASTUNLEARN_BENCH_DATA_LINES"].split(",")]
     folder = Path(data_dir or tempfile.gettempdir()) / "fastunlearn-bench-data"
     folder.mkdir(parents=True, exist_ok=True)
     rows, results = [], []
@@ -171,6 +172,8 @@ def run(quick=False, repeats=3, data_dir=None):
              "the fast pass, then the careful pass that finds the line.")
     header = ["lines", "format", "on disk", "fastunlearn s", "reference s", "ratio",
               "fastunlearn peak", "reference peak"]
-    return write("data-quick" if quick else "data", {"repeats": repeats, "results": results},
+    name = "data-quick" if quick else "data" if sizes == SIZES["full"] else \
+        "data-" + "-".join(f"{n // 1_000_000}M" for n in sizes)
+    return write(name, {"repeats": repeats, "results": results},
                  rows, header, notes=notes,
                  params={"n_users": N_USERS, "n_items": N_ITEMS, "sizes": sizes})
