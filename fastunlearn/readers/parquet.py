@@ -82,7 +82,7 @@ def read_parquet(path, *, columns: dict, duplicates: str, default_value: float,
     if "value" in wanted:
         unix_time_warning(matrix.data, os.fspath(path), repr(wanted["value"]),
                           f"pass value=False, timestamp={wanted['value']!r} (command line: "
-                          f"--value-col none --timestamp-col {wanted['value']})")
+                          f"--value-col none --timestamp-col {wanted['value']})", stacklevel=5)
     return matrix, user_ids, item_ids
 
 

@@ -141,8 +141,10 @@ def _positions(ids, codes, role):
     return np.arange(n, dtype=np.int64), ids[codes]
 
 
-def unix_time_warning(values: np.ndarray, source: str, column: str, advice: str) -> None:
-    """Warn when every value is an integer of Unix-time magnitude."""
+def unix_time_warning(values: np.ndarray, source: str, column: str, advice: str,
+                      stacklevel: int = 4) -> None:
+    """Warn when every value is an integer of Unix-time magnitude
+    (``stacklevel`` points the warning at the caller of the public function)."""
     if values.size < 2:
         return
     lo, hi = float(values.min()), float(values.max())
@@ -154,4 +156,4 @@ def unix_time_warning(values: np.ndarray, source: str, column: str, advice: str)
         f"{source}: every value in the value column ({column}) is an integer between "
         f"{lo:.0f} and {hi:.0f}, the size of Unix times, so the model would treat "
         f"timestamps as interaction strengths; if that column is a timestamp, {advice}",
-        DataWarning, stacklevel=4)
+        DataWarning, stacklevel=stacklevel)

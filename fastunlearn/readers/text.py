@@ -53,7 +53,7 @@ def read_text(path, layout: Layout, *, duplicates: str, default_value: float, ke
     if "value" in cols:
         j = cols["value"]
         unix_time_warning(matrix.data, str(path), f"column {j + 1}, {layout.names[j]!r}",
-                          _unix_advice(layout))
+                          _unix_advice(layout), stacklevel=5)
     return matrix, user_ids, item_ids
 
 
