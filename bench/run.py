@@ -1,5 +1,5 @@
 """Benchmark entry point:
-``python bench/run.py {fit,forget,audit,scaling,cluster,serve,all,plots} [--quick] [--out DIR]``.
+``python bench/run.py {fit,forget,audit,scaling,cluster,serve,data,all,plots} [--quick] [--out DIR]``.
 
 Each sub-benchmark prints a Markdown table and writes JSON and Markdown (and,
 with matplotlib, PNG plots) under bench/results/, or under ``--out DIR``.
@@ -26,8 +26,10 @@ except ImportError:  # a source checkout built with `setup.py build_ext --inplac
     sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
 
 BENCHMARKS = ("fit", "forget", "audit", "scaling")  # what "all" runs
-EXTRA = ("cluster", "serve")  # the Dask section of scaling on its own; ANN serving
-REPEATS = {"fit": 3, "forget": 3, "audit": 5, "scaling": 3, "cluster": 3, "serve": 3}  # --repeats defaults
+EXTRA = ("cluster", "serve", "data")  # the Dask section of scaling on its own; ANN serving;
+# reading files
+REPEATS = {"fit": 3, "forget": 3, "audit": 5, "scaling": 3, "cluster": 3, "serve": 3,
+           "data": 3}  # --repeats defaults
 
 
 def main(argv=None):
@@ -60,8 +62,16 @@ def main(argv=None):
     child.add_argument("--iterations", type=int, required=True)
     child.add_argument("--factors", type=int, required=True)
     child.add_argument("--threads", type=int, required=True)
+    child = sub.add_parser("data-child")  # one read in a fresh process
+    child.add_argument("--pipeline", required=True)
+    child.add_argument("--path", required=True)
     args = parser.parse_args(argv)
 
+    if args.bench == "data-child":
+        import data
+
+        data.child(args)
+        return 0
     if args.bench == "fit-child":
         import fit
 

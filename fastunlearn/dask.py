@@ -12,9 +12,7 @@ and decides from those alone which blocks need work.
 
 Requires ``dask.distributed`` (``pip install "fastunlearn[dask]"``).
 """
-import glob
 import math
-import os
 
 import numpy as np
 import scipy.sparse as sp
@@ -188,9 +186,10 @@ class _DaskALS:
         Parameters
         ----------
         user_items : scipy.sparse matrix (n_users, n_items), or str
-            The interactions, or the path of a Parquet dataset with columns
-            ``user``, ``item`` and ``value`` (integer ids from 0), read by
-            the workers.
+            The interactions, or the path of a Parquet file or directory
+            with columns ``user``, ``item`` and ``value`` (integer ids from
+            0, which are the row and column numbers; the names as
+            ``read_interactions`` recognises them), read by the workers.
         show_progress : bool
             Show a tqdm progress bar, one step per iteration, as a local fit.
 
@@ -212,20 +211,21 @@ class _DaskALS:
         return self
 
     def _read_parquet(self, path):
-        """The (user, item, value) Parquet dataset at ``path``, read by the
-        workers (one task per file) and assembled as CSR."""
-        files = sorted(glob.glob(os.path.join(path, "*.parquet"))) if os.path.isdir(path) \
-            else [path]
-        if not files:
-            raise FileNotFoundError(f"no Parquet files under {path!r}")
-        parts = self.client.gather([self.client.submit(_read_triples, f, pure=False)
-                                    for f in files])
-        users = np.concatenate([p[0] for p in parts])
-        items = np.concatenate([p[1] for p in parts])
-        values = np.concatenate([p[2] for p in parts])
-        shape = (int(users.max()) + 1 if len(users) else 0,
-                 int(items.max()) + 1 if len(items) else 0)
-        return sp.csr_matrix((values, (users, items)), shape=shape)
+        """The Parquet dataset at ``path`` (a file or a directory, partitioned
+        or not), read by the workers with the package's one reader
+        (fastunlearn.readers.parquet; one task per file) and summed into one
+        CSR on the client."""
+        from .readers.parquet import dataset
+
+        files = dataset(path).files
+        parts = self.client.gather([self.client.submit(_read_triples, f, self._spec.dtype,
+                                                       pure=False) for f in files])
+        shape = (max(p.shape[0] for p in parts), max(p.shape[1] for p in parts))
+        total = sp.csr_matrix(shape, dtype=self._spec.dtype)
+        for part in parts:  # repeats across files add up, as within a file
+            part.resize(shape)
+            total = total + part
+        return total
 
     def _install(self, csr, X, Y):
         offsets, blocks = self._layout(csr, X, Y)
@@ -929,12 +929,14 @@ def _liked(block, ids):
     return out
 
 
-def _read_triples(path):
-    import pyarrow.parquet as pq
+def _read_triples(path, dtype):
+    """One Parquet file as CSR, ids as row and column numbers (on a worker)."""
+    from .readers.parquet import read_parquet
 
-    table = pq.read_table(path, columns=["user", "item", "value"])
-    return (table["user"].to_numpy().astype(np.int64), table["item"].to_numpy().astype(np.int64),
-            table["value"].to_numpy())
+    matrix, _, _ = read_parquet(path, columns={"user": None, "item": None, "value": None,
+                                               "timestamp": None},
+                                duplicates="sum", default_value=1.0, positions=True, dtype=dtype)
+    return matrix
 
 
 def _copy_state(state):

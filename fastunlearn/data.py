@@ -97,8 +97,6 @@ class Interactions:
         ----------
         table : pandas.DataFrame, polars.DataFrame, pyarrow.Table or mapping
             The interactions; a mapping takes column names to 1-D arrays.
-            pandas and polars are not imported unless a frame of theirs is
-            given.
         user, item : str
             Columns of the user and item ids (integers or strings; the id
             rules are those of files, see the class docstring).
@@ -121,12 +119,6 @@ class Interactions:
             a repeat under ``duplicates="error"``; the message names the row.
         KeyError
             For a column the table does not have.
-
-        Examples
-        --------
-        >>> inter = Interactions.from_frame(ratings, user="userId", item="movieId",
-        ...                                 value="rating")  # doctest: +SKIP
-        >>> model.fit(inter.matrix)  # doctest: +SKIP
         """
         from .readers.frames import read_frame
 
@@ -173,12 +165,9 @@ def read_interactions(
     default_value : float, default 1.0
         Value of every interaction when there is no value column.
     header : bool or None, default None
-        Whether the first line of a text file is a header.  None detects it:
-        with three or more columns, the first line is a header when its
-        third field is not a number; with two, when neither field is a
-        number and either the rest of a column is all integers or its
-        fields are common column names (``user``, ``item_id``, ...), or the
-        line holds a name given as `user`, `item`, `value` or `timestamp`.
+        Whether the first line of a text file is a header; None detects it
+        (docs/design.md, section 6: a third field that is not a number, two
+        known names, names over a column of integers, or a name given below).
     user, item, value, timestamp : str, int, False or None
         Which column holds what.  None chooses: by the header's names (under
         common spellings: ``user``, ``userId``, ``customer_id``, ...;

@@ -111,14 +111,42 @@ def index_dtype(shape, nnz):
 def check_sparse(matrix, name="user_items"):
     """Require a 2-D scipy.sparse matrix of real numbers (raises otherwise)."""
     if not sp.issparse(matrix):
-        raise TypeError(
-            f"{name} must be a scipy.sparse matrix (users x items), got "
-            f"{type(matrix).__name__}; convert dense data with scipy.sparse.csr_matrix"
-        )
+        raise TypeError(f"{name} must be a scipy.sparse matrix (users x items), got "
+                        f"{type(matrix).__name__}{_dense_advice(matrix)}")
     if matrix.ndim != 2:
         raise ValueError(f"{name} must be 2-D, got shape {matrix.shape}")
     if matrix.dtype.kind not in "biuf":
         raise TypeError(f"{name} must hold real numbers, got dtype {matrix.dtype}")
+
+
+def _dense_advice(data):
+    """How to turn what was passed instead of a sparse matrix into one."""
+    frame = "fastunlearn.data.Interactions.from_frame"
+    names = getattr(data, "column_names", None)  # pyarrow, before its .columns (arrays)
+    if names is None and hasattr(data, "columns"):  # pandas, polars
+        names = list(data.columns)
+    if names is not None:
+        from .readers.layout import SPELLINGS, normalise
+
+        names = [str(c) for c in names]
+        roles = {}
+        for role in ("user", "item", "value"):
+            hits = [c for c in names if normalise(c) in SPELLINGS[role]]
+            if hits:
+                roles[role] = hits[0]
+        guess = ", ".join(f"{r}={c!r}" for r, c in roles.items()) or "user=..., item=..."
+        return (f" with columns {names[:8]}: a table of interactions (one row per user and "
+                f"item) becomes one with inter = {frame}(table, {guess}) (check the "
+                f"columns), then fit(inter.matrix); inter.user_ids and inter.item_ids map "
+                f"rows and columns back to your ids")
+    shape = getattr(data, "shape", None)
+    if shape is not None and len(shape) == 2 and 2 <= shape[1] <= 4 and shape[0] > shape[1]:
+        return (f" of shape {tuple(shape)}: if its rows are (user, item[, value]) records, "
+                f"read them with inter = {frame}({{'user': a[:, 0], 'item': a[:, 1], "
+                f"'value': a[:, 2]}}, user='user', item='item', value='value') and fit("
+                f"inter.matrix); if it is a dense users x items matrix, convert it with "
+                f"scipy.sparse.csr_matrix")
+    return "; convert dense data with scipy.sparse.csr_matrix"
 
 
 def check_user_items(user_items, dtype, name="user_items"):

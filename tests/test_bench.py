@@ -183,3 +183,26 @@ def test_serve_quick(tmp_path):
         assert 0 <= index["recall_at_10"] <= 1
     hnsw = [v for k, v in result["indexes"].items() if k.startswith("hnsw")][0]
     assert hnsw["recall_at_10"] >= 0.95
+
+
+def test_data_quick(tmp_path):
+    """``bench/run.py data --quick``: both pipelines on the same files, ratios,
+    and the bad-value row naming its line; nothing written to the repository."""
+    if not RUN.exists():
+        pytest.skip("bench/ is not part of this installation")
+    env = {**os.environ, "PYTHONPATH": PKG_ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
+           "TMPDIR": str(tmp_path)}
+    before = _snapshot(ROOT / "bench" / "results")
+    proc = subprocess.run([sys.executable, str(RUN), "data", "--quick", "--out",
+                           str(tmp_path / "out")], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert _snapshot(ROOT / "bench" / "results") == before
+    payload = load(tmp_path / "out", "data")
+    timed = [r for r in payload["results"] if "time_ratio" in r]
+    assert {r["format"] for r in timed} == {"csv", "parquet"}
+    for r in timed:
+        assert r["time_ratio"] > 0 and r["peak_over_result"] > 0
+        assert r["fastunlearn"]["result_bytes"] == r["reference"]["result_bytes"]
+    bad = [r for r in payload["results"] if "bad_line" in r]
+    assert bad and f"line {bad[0]['bad_line']}:" in bad[0]["fastunlearn"]["error"]

@@ -61,7 +61,7 @@ class Ids:
             bad = ~np.isfinite(x) | (x != np.round(x)) | (np.abs(x) >= 2.0**63)
             if bad.any():
                 i = int(np.flatnonzero(bad)[0])
-                raise Bad(self.n + i, f"{self.role} id {x[i]!r} is not an integer")
+                raise Bad(self.n + i, f"{self.role} id {float(x[i])!r} is not an integer")
             self._add_ints(x.astype(np.int64))
         elif pa.types.is_string(t) or pa.types.is_large_string(t):
             ints = None if self.ints is None else _canonical(arr)
@@ -260,5 +260,5 @@ def numbers(arr, role: str, offset: int, *, float32: bool) -> np.ndarray:
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         kind = "finite float32 number" if float32 else "finite number"
-        raise Bad(offset + i, f"{role} {x[i]!r} is not a {kind}")
+        raise Bad(offset + i, f"{role} {float(x[i])!r} is not a {kind}")
     return x

@@ -284,7 +284,7 @@ def unused_columns_warning(path, layout: Layout, columns: dict) -> None:
     unused = [n for j, n in enumerate(layout.names) if j not in layout.columns.values()]
     if unused:
         warnings.warn(
-            f"{path}: no value column recognised, so every interaction counts "
-            f"{'as the default value'}; unused columns: {_listing(unused)}. To use one "
+            f"{path}: no value column recognised, so every interaction gets the default "
+            f"value; unused columns: {_listing(unused)}. To use one "
             f"as the values pass value=NAME (command line: --value-col NAME), or "
             f"value=False (--value-col none) to silence this", DataWarning, stacklevel=4)

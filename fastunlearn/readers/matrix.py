@@ -67,8 +67,9 @@ def _sorted_triples(triples: list, shape):
     return _by_row(n_users, n_items, rows_c, cols_c, vals_c, idx)
 
 
-def assemble(triples: list, shape, duplicates: str, *, keep: bool = True):
-    """A canonical float32 CSR matrix of ``shape`` from numbered triples.
+def assemble(triples: list, shape, duplicates: str, *, keep: bool = True,
+             dtype=np.float32):
+    """A canonical CSR matrix of ``shape`` from numbered triples.
 
     Parameters
     ----------
@@ -80,6 +81,8 @@ def assemble(triples: list, shape, duplicates: str, *, keep: bool = True):
     keep : bool
         Whether the caller keeps ``rows`` and ``cols`` (needed to name the
         rows of an error).
+    dtype : float32 or float64
+        Values of the result.
 
     Raises
     ------
@@ -104,7 +107,7 @@ def assemble(triples: list, shape, duplicates: str, *, keep: bool = True):
         indptr, indices, data = _combine(indptr, indices, data, new, repeats, duplicates)
     del new
     with np.errstate(over="ignore", invalid="ignore"):
-        data32 = data.astype(np.float32, copy=False)
+        data32 = data.astype(dtype, copy=False)
     del data
     bad = ~np.isfinite(data32)
     if bad.any():

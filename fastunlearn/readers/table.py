@@ -31,6 +31,8 @@ class Collector:
         Ids are row and column numbers (non-negative integers) rather than
         external ids: the shape is one more than the largest, and the id
         maps are ``0..n-1`` (the Dask estimators' Parquet input).
+    dtype : float32 or float64
+        Values of the matrix (float64 for the float64 Dask estimators).
     expected : int
         Rows expected: buffers are sized for it (an over-estimate costs
         address space only, see :class:`~.columns.Growing`).
@@ -41,10 +43,11 @@ class Collector:
     """
 
     def __init__(self, default_value: float = 1.0, *, unquote=False, positions=False,
-                 keep=False, expected=0):
+                 keep=False, expected=0, dtype=np.float32):
         self.default_value = float(default_value)
         self.positions = positions
         self.keep = keep
+        self.dtype = np.dtype(dtype)
         self.expected = int(expected)
         self.users = Ids("user", unquote, self.expected)
         self.items = Ids("item", unquote, self.expected)
@@ -61,12 +64,15 @@ class Collector:
             v = numbers(_arrow(value), "value", self.n, float32=True)
             if self.values is None:
                 self.values = Growing(np.float32, self.expected)
-            if not self.wide and not np.array_equal(v.astype(np.float32), v):
+            if not self.wide and (self.dtype == np.float64
+                                  or not np.array_equal(v.astype(np.float32), v)):
                 self.wide = True
                 self.values.widen(np.float64)
             self.values.append(v)
         if timestamp is not None:
             numbers(_arrow(timestamp), "timestamp", self.n, float32=False)
+        if (self.n + len(user)) >> 20 != self.n >> 20:
+            release_heap()  # every million rows: decoded blocks must not pile up
         self.n += len(user)
 
     def finish(self, duplicates: str):
@@ -88,7 +94,8 @@ class Collector:
         self._codes = (user_ids, rows, item_ids, cols) if self.keep else None
         triples = [rows, cols, values]
         del rows, cols, values
-        return assemble(triples, shape, duplicates, keep=self.keep), user_ids, item_ids
+        matrix = assemble(triples, shape, duplicates, keep=self.keep, dtype=self.dtype)
+        return matrix, user_ids, item_ids
 
     def pair(self, row: int) -> tuple:
         """(user id, item id) of data row ``row``, after :meth:`finish`."""
@@ -134,8 +141,10 @@ def _positions(ids, codes, role):
     return np.arange(n, dtype=np.int64), ids[codes]
 
 
-def unix_time_warning(values: np.ndarray, source: str, column: str, advice: str) -> None:
-    """Warn when every value is an integer of Unix-time magnitude."""
+def unix_time_warning(values: np.ndarray, source: str, column: str, advice: str,
+                      stacklevel: int = 4) -> None:
+    """Warn when every value is an integer of Unix-time magnitude
+    (``stacklevel`` points the warning at the caller of the public function)."""
     if values.size < 2:
         return
     lo, hi = float(values.min()), float(values.max())
@@ -147,4 +156,4 @@ def unix_time_warning(values: np.ndarray, source: str, column: str, advice: str)
         f"{source}: every value in the value column ({column}) is an integer between "
         f"{lo:.0f} and {hi:.0f}, the size of Unix times, so the model would treat "
         f"timestamps as interaction strengths; if that column is a timestamp, {advice}",
-        DataWarning, stacklevel=4)
+        DataWarning, stacklevel=stacklevel)

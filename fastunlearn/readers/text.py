@@ -8,6 +8,7 @@ pass (:mod:`.locate`), which names the line (docs/design.md, section 6).
 
 from __future__ import annotations
 
+import io
 import os
 
 import pyarrow as pa
@@ -52,7 +53,7 @@ def read_text(path, layout: Layout, *, duplicates: str, default_value: float, ke
     if "value" in cols:
         j = cols["value"]
         unix_time_warning(matrix.data, str(path), f"column {j + 1}, {layout.names[j]!r}",
-                          _unix_advice(layout))
+                          _unix_advice(layout), stacklevel=5)
     return matrix, user_ids, item_ids
 
 
@@ -76,11 +77,34 @@ def _unix_advice(layout: Layout) -> str:
 def _fail(path, layout: Layout, bad: Bad | None) -> DataFormatError | None:
     """The error to raise: the careful pass's first bad line, else ``bad``
     placed on its line."""
-    error = locate.first_error(path, layout)
+    error = locate.first_error(path, layout, _suspect(layout))
     if error is not None or bad is None:
         return error
     line = locate.lines_of(path, layout, [bad.row]).get(bad.row)
     return DataFormatError(path, line, bad.reason)
+
+
+def _suspect(layout: Layout):
+    """Whether a piece of the file (whole lines) fails the fast reader;
+    None when the layout has no user and item columns to read."""
+    if not {"user", "item"} <= set(layout.columns):
+        return None
+
+    def fails(raw: bytes, first: bool) -> bool:
+        collector = Collector(unquote=layout.quoting, keep=True)
+        try:
+            with _open(io.BytesIO(raw), layout, first) as reader:
+                for batch in reader:
+                    get = {role: batch.column(_name(j)) for role, j in layout.columns.items()}
+                    collector.add(get["user"], get["item"], get.get("value"),
+                                  get.get("timestamp"))
+            if collector.n:
+                collector.finish("last")
+        except (Bad, pa.ArrowException, UnicodeDecodeError):
+            return True
+        return False
+
+    return fails
 
 
 def _expected_rows(path) -> int:
@@ -96,7 +120,7 @@ def _name(j: int) -> str:
     return f"f{j}"
 
 
-def _open(path, layout: Layout):
+def _open(path, layout: Layout, first: bool = True):
     colon = layout.delimiter == "::"
     # "::" is two characters; with ":" every other column is the empty text
     # between the two colons, and the real column j is column 2j.
@@ -106,8 +130,8 @@ def _open(path, layout: Layout):
     chosen = {role: _name(j) for role, j in layout.columns.items()}
     types = {chosen[r]: pa.string() for r in ("user", "item")}
     types.update({chosen[r]: pa.float64() for r in ("value", "timestamp") if r in chosen})
-    read = pcsv.ReadOptions(column_names=names, skip_rows=layout.first_line if layout.header
-                            else 0, block_size=_BLOCK)
+    skip = layout.first_line if layout.header and first else 0
+    read = pcsv.ReadOptions(column_names=names, skip_rows=skip, block_size=_BLOCK)
     parse = pcsv.ParseOptions(delimiter=":" if colon else layout.delimiter,
                               quote_char='"' if layout.quoting else False,
                               newlines_in_values=layout.quoting, ignore_empty_lines=True,
