@@ -7,6 +7,7 @@ Run by ``bench/run.py audit`` (``--shadows N``, 0 skips it) or on its own
 with ``bench/run.py audit --lira-only``, which rewrites only this section of
 results/audit.md (and results/audit-lira.json).
 """
+import contextlib
 import json
 import time
 
@@ -29,6 +30,29 @@ SETS = [("random", 0.01, (0,)), ("random", 0.05, (0, 1, 2, 3)), ("core", 0.01, (
         ("core", 0.05, (0,)), ("edge", 0.01, (0,)), ("edge", 0.05, (0,))]
 EXPLICIT_SETS = [("random", 0.01, (0,)), ("random", 0.05, (0, 1))]
 WASHOUTS = ("auto", 0)
+
+
+@contextlib.contextmanager
+def washout_option(washout):
+    """``forget``'s ``washout`` for a washout spec, with the engine's
+    relaxation patched for the spec's duration.
+
+    A spec is ``"auto"``, an int, or a prototype ``"N@w"``: N over-relaxed
+    sweeps at relaxation w, for measuring a washout policy before the engine
+    adopts it (the constant is put back afterwards).
+    """
+    if not (isinstance(washout, str) and "@" in washout):
+        yield washout
+        return
+    from fastunlearn.forgetting import engine
+
+    sweeps, relaxation = washout.split("@")
+    before = engine.RELAXATION
+    engine.RELAXATION = float(relaxation)
+    try:
+        yield int(sweeps)
+    finally:
+        engine.RELAXATION = before
 
 
 def case(kind, R, params, how, fraction, seed, repeats, shadows, washouts, timing_runs=3):
@@ -63,9 +87,10 @@ def case(kind, R, params, how, fraction, seed, repeats, shadows, washouts, timin
         for _ in range(timing_runs):
             model = cls.from_factors(original.user_factors, original.item_factors, train,
                                      **params)
-            begin = time.perf_counter()
-            receipt = model.forget(users, items, washout=w)
-            runs.append(time.perf_counter() - begin)
+            with washout_option(w) as option:
+                begin = time.perf_counter()
+                receipt = model.forget(users, items, washout=option)
+                runs.append(time.perf_counter() - begin)
         forgets[w] = {"seconds": float(np.median(runs)), "rows_solved": receipt.rows_solved,
                       "washout": receipt.washout, **measure(model)}
     retained = model.user_items.copy()
