@@ -5,7 +5,8 @@ and for an ExplicitALS model, next to the score and rank attackers.
 
 Run by ``bench/run.py audit`` (``--shadows N``, 0 skips it) or on its own
 with ``bench/run.py audit --lira-only``, which rewrites only this section of
-results/audit.md (and results/audit-lira.json).
+results/audit.md (and results/audit-lira.json).  ``python
+bench/audit_lira.py`` redraws the section from the JSON.
 """
 import contextlib
 import json
@@ -200,37 +201,89 @@ NOTES = """
 """
 
 
-def run(quick=False, repeats=3, shadows=audit.DEFAULT_SHADOWS, washouts=WASHOUTS,
-        command="python bench/run.py audit --lira-only"):
-    """Measure the section; write audit-lira.json and splice the section
-    into audit.md (replacing an earlier one)."""
-    results, rows = [], []
-    for name, result in cases(quick, repeats, shadows, washouts):
-        if result is None:
+def summary(results):
+    """Per washout: sets complete under all four attackers, and the sets
+    whose forget sits above every retrain seed under LiRA, by model and set."""
+    lines = []
+    washouts = list(results[0]["forgets"]) if results else []
+    for w in washouts:
+        complete = [all(v["within"] for v in verdicts(r, w).values()) for r in results]
+        lines.append(f"* washout {w}: complete under all four attackers in {sum(complete)} "
+                     f"of {len(results)} sets.")
+    groups = {}
+    for r in results:
+        label = (f"{r['kind']} {r['setting']['factors']}"
+                 + (f", alpha {r['setting']['alpha']:g}" if r["kind"] == "implicit" else "")
+                 + f", {r['how']} {r['fraction']:.0%}")
+        groups.setdefault(label, []).append(r)
+    for label, group in groups.items():
+        if len(group) < 2:
             continue
-        results.append({"data": name, **result})
-        rows.extend(rows_of(name, result))
-        print(f"{name} {result['kind']} {result['setting']} {result['how']} "
-              f"{result['fraction']:.0%} seed {result['seed']} done", flush=True)
+        cells = []
+        for w in washouts:
+            above = sum(verdicts(r, w)["lira_auc"]["above_every_seed"] for r in group)
+            within = sum(verdicts(r, w)["lira_auc"]["within"] for r in group)
+            cells.append(f"washout {w}: above every seed in {above}, within in {within}")
+        lines.append(f"* {label}, {len(group)} sets (LiRA): " + "; ".join(cells) + ".")
+    return "\n".join(lines)
+
+
+PROTOTYPE = """
+* Washout `N@w` is a prototype, not what the engine does: N over-relaxed
+  sweeps at relaxation w (the engine's `RELAXATION` patched for that forget
+  only, `washout_option` in bench/audit_lira.py; the default washout is two
+  sweeps at 1.7, `forgetting.options.WASHOUT_SWEEPS` and `RELAXATION`).
+"""
+
+
+def write_markdown(payload, quick=False):
+    """Splice the section for ``payload`` into audit.md (replacing an
+    earlier one)."""
     from common import table
 
-    text = (f"{HEADING}\n\n" + table(HEADER, rows) + "\n" + NOTES.format(
-        shadows=shadows, repeats=repeats, command=command).strip() + "\n")
-    suffix = "-quick" if quick else ""
-    folder = results_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    payload = {"machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-               "commit": commit(), "params": {"settings": SETTINGS, "explicit": EXPLICIT},
-               "shadows": shadows, "repeats": repeats, "results": results}
-    (folder / f"audit-lira{suffix}.json").write_text(json.dumps(payload, indent=2,
-                                                                default=_plain))
-    md = folder / f"audit{suffix}.md"
+    results = payload["results"]
+    rows = [row for r in results for row in rows_of(r["data"], r)]
+    notes = NOTES.format(shadows=payload["shadows"], repeats=payload["repeats"],
+                         command=payload["command"]).strip()
+    if any("@" in str(w) for w in payload["washouts"]):
+        notes += "\n" + PROTOTYPE.strip()
+    text = (f"{HEADING}\n\n" + table(HEADER, rows) + "\n" + summary(results) + "\n\n"
+            + notes + "\n")
+    md = results_dir() / f"audit{'-quick' if quick else ''}.md"
     before = md.read_text() if md.exists() else ""
     if HEADING in before:
         before = before[:before.index(HEADING)]
     md.write_text(before.rstrip("\n") + ("\n\n" if before.strip() else "") + text)
     print(text)
+
+
+def run(quick=False, repeats=3, shadows=audit.DEFAULT_SHADOWS, washouts=WASHOUTS,
+        command="python bench/run.py audit --lira-only"):
+    """Measure the section; write audit-lira.json and splice the section
+    into audit.md."""
+    results = []
+    for name, result in cases(quick, repeats, shadows, washouts):
+        if result is None:
+            continue
+        results.append({"data": name, **result})
+        print(f"{name} {result['kind']} {result['setting']} {result['how']} "
+              f"{result['fraction']:.0%} seed {result['seed']} done", flush=True)
+    folder = results_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    payload = {"machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+               "commit": commit(), "params": {"settings": SETTINGS, "explicit": EXPLICIT},
+               "command": command, "washouts": [str(w) for w in washouts],
+               "shadows": shadows, "repeats": repeats, "results": results}
+    (folder / f"audit-lira{'-quick' if quick else ''}.json").write_text(
+        json.dumps(payload, indent=2, default=_plain))
+    write_markdown(payload, quick)
     return payload
+
+
+def redraw(quick=False):
+    """Rewrite the section of audit.md from audit-lira.json."""
+    name = f"audit-lira{'-quick' if quick else ''}.json"
+    write_markdown(json.loads((results_dir() / name).read_text()), quick)
 
 
 def _plain(value):
@@ -241,3 +294,7 @@ def _plain(value):
     if isinstance(value, np.bool_):
         return bool(value)
     raise TypeError(type(value).__name__)
+
+
+if __name__ == "__main__":
+    redraw()
