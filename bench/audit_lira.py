@@ -5,8 +5,10 @@ and for an ExplicitALS model, next to the score and rank attackers.
 
 Run by ``bench/run.py audit`` (``--shadows N``, 0 skips it) or on its own
 with ``bench/run.py audit --lira-only``, which rewrites only this section of
-results/audit.md (and results/audit-lira.json).
+results/audit.md (and results/audit-lira.json).  ``python
+bench/audit_lira.py`` redraws the section from the JSON.
 """
+import contextlib
 import json
 import time
 
@@ -29,6 +31,29 @@ SETS = [("random", 0.01, (0,)), ("random", 0.05, (0, 1, 2, 3)), ("core", 0.01, (
         ("core", 0.05, (0,)), ("edge", 0.01, (0,)), ("edge", 0.05, (0,))]
 EXPLICIT_SETS = [("random", 0.01, (0,)), ("random", 0.05, (0, 1))]
 WASHOUTS = ("auto", 0)
+
+
+@contextlib.contextmanager
+def washout_option(washout):
+    """``forget``'s ``washout`` for a washout spec, with the engine's
+    relaxation patched for the spec's duration.
+
+    A spec is ``"auto"``, an int, or a prototype ``"N@w"``: N over-relaxed
+    sweeps at relaxation w, for measuring a washout policy before the engine
+    adopts it (the constant is put back afterwards).
+    """
+    if not (isinstance(washout, str) and "@" in washout):
+        yield washout
+        return
+    from fastunlearn.forgetting import engine
+
+    sweeps, relaxation = washout.split("@")
+    before = engine.RELAXATION
+    engine.RELAXATION = float(relaxation)
+    try:
+        yield int(sweeps)
+    finally:
+        engine.RELAXATION = before
 
 
 def case(kind, R, params, how, fraction, seed, repeats, shadows, washouts, timing_runs=3):
@@ -63,9 +88,10 @@ def case(kind, R, params, how, fraction, seed, repeats, shadows, washouts, timin
         for _ in range(timing_runs):
             model = cls.from_factors(original.user_factors, original.item_factors, train,
                                      **params)
-            begin = time.perf_counter()
-            receipt = model.forget(users, items, washout=w)
-            runs.append(time.perf_counter() - begin)
+            with washout_option(w) as option:
+                begin = time.perf_counter()
+                receipt = model.forget(users, items, washout=option)
+                runs.append(time.perf_counter() - begin)
         forgets[w] = {"seconds": float(np.median(runs)), "rows_solved": receipt.rows_solved,
                       "washout": receipt.washout, **measure(model)}
     retained = model.user_items.copy()
@@ -175,37 +201,89 @@ NOTES = """
 """
 
 
-def run(quick=False, repeats=3, shadows=audit.DEFAULT_SHADOWS, washouts=WASHOUTS,
-        command="python bench/run.py audit --lira-only"):
-    """Measure the section; write audit-lira.json and splice the section
-    into audit.md (replacing an earlier one)."""
-    results, rows = [], []
-    for name, result in cases(quick, repeats, shadows, washouts):
-        if result is None:
+def summary(results):
+    """Per washout: sets complete under all four attackers, and the sets
+    whose forget sits above every retrain seed under LiRA, by model and set."""
+    lines = []
+    washouts = list(results[0]["forgets"]) if results else []
+    for w in washouts:
+        complete = [all(v["within"] for v in verdicts(r, w).values()) for r in results]
+        lines.append(f"* washout {w}: complete under all four attackers in {sum(complete)} "
+                     f"of {len(results)} sets.")
+    groups = {}
+    for r in results:
+        label = (f"{r['kind']} {r['setting']['factors']}"
+                 + (f", alpha {r['setting']['alpha']:g}" if r["kind"] == "implicit" else "")
+                 + f", {r['how']} {r['fraction']:.0%}")
+        groups.setdefault(label, []).append(r)
+    for label, group in groups.items():
+        if len(group) < 2:
             continue
-        results.append({"data": name, **result})
-        rows.extend(rows_of(name, result))
-        print(f"{name} {result['kind']} {result['setting']} {result['how']} "
-              f"{result['fraction']:.0%} seed {result['seed']} done", flush=True)
+        cells = []
+        for w in washouts:
+            above = sum(verdicts(r, w)["lira_auc"]["above_every_seed"] for r in group)
+            within = sum(verdicts(r, w)["lira_auc"]["within"] for r in group)
+            cells.append(f"washout {w}: above every seed in {above}, within in {within}")
+        lines.append(f"* {label}, {len(group)} sets (LiRA): " + "; ".join(cells) + ".")
+    return "\n".join(lines)
+
+
+PROTOTYPE = """
+* Washout `N@w` is a prototype, not what the engine does: N over-relaxed
+  sweeps at relaxation w (the engine's `RELAXATION` patched for that forget
+  only, `washout_option` in bench/audit_lira.py; the default washout is two
+  sweeps at 1.7, `forgetting.options.WASHOUT_SWEEPS` and `RELAXATION`).
+"""
+
+
+def write_markdown(payload, quick=False):
+    """Splice the section for ``payload`` into audit.md (replacing an
+    earlier one)."""
     from common import table
 
-    text = (f"{HEADING}\n\n" + table(HEADER, rows) + "\n" + NOTES.format(
-        shadows=shadows, repeats=repeats, command=command).strip() + "\n")
-    suffix = "-quick" if quick else ""
-    folder = results_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    payload = {"machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-               "commit": commit(), "params": {"settings": SETTINGS, "explicit": EXPLICIT},
-               "shadows": shadows, "repeats": repeats, "results": results}
-    (folder / f"audit-lira{suffix}.json").write_text(json.dumps(payload, indent=2,
-                                                                default=_plain))
-    md = folder / f"audit{suffix}.md"
+    results = payload["results"]
+    rows = [row for r in results for row in rows_of(r["data"], r)]
+    notes = NOTES.format(shadows=payload["shadows"], repeats=payload["repeats"],
+                         command=payload["command"]).strip()
+    if any("@" in str(w) for w in payload["washouts"]):
+        notes += "\n" + PROTOTYPE.strip()
+    text = (f"{HEADING}\n\n" + table(HEADER, rows) + "\n" + summary(results) + "\n\n"
+            + notes + "\n")
+    md = results_dir() / f"audit{'-quick' if quick else ''}.md"
     before = md.read_text() if md.exists() else ""
     if HEADING in before:
         before = before[:before.index(HEADING)]
     md.write_text(before.rstrip("\n") + ("\n\n" if before.strip() else "") + text)
     print(text)
+
+
+def run(quick=False, repeats=3, shadows=audit.DEFAULT_SHADOWS, washouts=WASHOUTS,
+        command="python bench/run.py audit --lira-only"):
+    """Measure the section; write audit-lira.json and splice the section
+    into audit.md."""
+    results = []
+    for name, result in cases(quick, repeats, shadows, washouts):
+        if result is None:
+            continue
+        results.append({"data": name, **result})
+        print(f"{name} {result['kind']} {result['setting']} {result['how']} "
+              f"{result['fraction']:.0%} seed {result['seed']} done", flush=True)
+    folder = results_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    payload = {"machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+               "commit": commit(), "params": {"settings": SETTINGS, "explicit": EXPLICIT},
+               "command": command, "washouts": [str(w) for w in washouts],
+               "shadows": shadows, "repeats": repeats, "results": results}
+    (folder / f"audit-lira{'-quick' if quick else ''}.json").write_text(
+        json.dumps(payload, indent=2, default=_plain))
+    write_markdown(payload, quick)
     return payload
+
+
+def redraw(quick=False):
+    """Rewrite the section of audit.md from audit-lira.json."""
+    name = f"audit-lira{'-quick' if quick else ''}.json"
+    write_markdown(json.loads((results_dir() / name).read_text()), quick)
 
 
 def _plain(value):
@@ -216,3 +294,7 @@ def _plain(value):
     if isinstance(value, np.bool_):
         return bool(value)
     raise TypeError(type(value).__name__)
+
+
+if __name__ == "__main__":
+    redraw()

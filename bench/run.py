@@ -13,7 +13,7 @@ its outputs ``*-quick*`` (gitignored).
 (bench/audit_lira.py, ``--shadows``: 16, 0 skips it); ``audit --lira-only``
 runs that section alone (3 retrain seeds unless ``--repeats``) and rewrites
 only its part of results/audit.md; ``--washouts auto,0,3`` sets the forgets
-it measures.
+it measures (``N@w``: a prototype washout of N sweeps at relaxation w).
 """
 import argparse
 import sys
@@ -95,7 +95,7 @@ def main(argv=None):
         if name == "audit" and args.shadows:
             import audit_lira
 
-            washouts = tuple(w if w == "auto" else int(w)
+            washouts = tuple(w if w == "auto" or "@" in w else int(w)
                              for w in getattr(args, "washouts", "auto,0").split(","))
             # quick: two retrain seeds, the fewest that give a spread
             audit_lira.run(quick=args.quick, repeats=2 if args.quick else args.repeats or 3,

@@ -254,3 +254,25 @@ def test_default_forget_of_explicit_ratings_keeps_the_retrains_rmse(movielens):
         seeds = [rmse(r, test) for r in retrains]
         allowed = max(0.005, max(seeds) - min(seeds))
         assert abs(rmse(model, test) - seeds[0]) <= allowed, (s, rmse(model, test), seeds)
+
+
+# The per-example attacker (audit.lira, 16 shadow models): the default forget
+# of random 1 % is at parity under it; at 5 % the two relaxed sweeps leave a
+# trace it sees (issue 31; bench/results/audit.md, "Likelihood-ratio
+# attacker": three sweeps at relaxation 1.9 removed it in the prototype).
+# Slow: 16 shadow fits and three retrains each (about 30 s on 2 idle cores).
+@pytest.mark.slow
+@pytest.mark.parametrize("fraction, params", [
+    (0.01, ML),
+    pytest.param(0.05, BENCH, marks=pytest.mark.xfail(
+        strict=True, reason="the default washout leaves a trace at 5 % that the "
+                            "likelihood-ratio attacker sees")),
+], ids=["random1-factors32-alpha5", "random5-factors64-alpha1"])
+def test_default_forget_is_complete_under_the_likelihood_ratio_attacker(
+        movielens, fraction, params):
+    default, = audit.reports(movielens, fraction=fraction, how="random", repeats=3,
+                             shadows=16, **params)
+    assert set(default.completeness_gaps()) == set(audit.ATTACKERS)
+    # the original model is caught; what the forget leaves is judged against retrains
+    assert default.completeness["original"]["lira_auc"] > 0.75
+    assert_complete(default)

@@ -286,19 +286,20 @@ def fit_shadows(model, forgotten, held_out, *, shadows=DEFAULT_SHADOWS, seed=0):
     all_keys = all_keys[order]
     cols = (all_keys % n_items).astype(data.indices.dtype)
     row_counts = np.bincount(all_keys // n_items, minlength=shape[0])
-    is_candidate = owner >= 0
+    at = np.flatnonzero(owner >= 0)  # where the candidates sit in the union
+    owner = owner[at]
 
     rng = np.random.default_rng(seed)
-    # each candidate IN in exactly half of the shadows: the shadows of the
-    # half of a random permutation
+    # each candidate IN in exactly half of the shadows: the first half of
+    # its own random order of them
     ranks = np.argsort(rng.random((len(keys), shadows)), axis=1).argsort(axis=1)
     members = (ranks < shadows // 2).T.copy()
     seeds = rng.integers(0, 2**31 - 1, size=shadows, dtype=np.int64)
     params = model.hyperparameters()
     scores = np.empty((shadows, len(keys)), dtype=np.float64)
     for s in range(shadows):
-        mask = ~is_candidate
-        mask[is_candidate] = members[s, owner[is_candidate]]
+        mask = np.ones(len(all_keys), dtype=bool)
+        mask[at] = members[s, owner]
         # rows lose their OUT candidates; the rest of the union is kept as is
         counts = row_counts - np.bincount(users[~members[s]], minlength=shape[0])
         indptr = np.concatenate([[0], np.cumsum(counts)])
