@@ -422,9 +422,9 @@ def cmd_info(args):
 
 def _lookup(ids, id_array):
     """Row numbers of external ``ids`` in ``id_array``, -1 where unknown."""
-    from .data import _lookup_ids
+    from .data import lookup_ids
 
-    return _lookup_ids(list(ids), id_array)
+    return lookup_ids(list(ids), id_array)
 
 
 def cmd_audit(args):

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse
 
-from .idmaps import UnknownIdError, _lookup_ids, to_external, to_internal  # noqa: F401
+from .idmaps import UnknownIdError, lookup_ids, to_external, to_internal  # noqa: F401
 from .readers.errors import DataFormatError, DataWarning
 from .readers.layout import check_columns
 from .readers.layout import guess_format as _guess_format

@@ -63,14 +63,14 @@ def to_internal(ids: Any, id_array: np.ndarray) -> Any:
     """
     scalar = _is_scalar_id(ids)
     queries = [ids] if scalar else list(ids)
-    result = _lookup_ids(queries, id_array)
+    result = lookup_ids(queries, id_array)
     missing = np.flatnonzero(result < 0)
     if missing.size:
         raise UnknownIdError([queries[i] for i in missing])
     return int(result[0]) if scalar else result
 
 
-def _lookup_ids(queries: list, id_array: np.ndarray) -> np.ndarray:
+def lookup_ids(queries: list, id_array: np.ndarray) -> np.ndarray:
     """Row numbers of `queries` in `id_array` (as :func:`to_internal` matches
     them), -1 for ids that are not there; int64 array in query order."""
     id_array = np.asarray(id_array)

@@ -456,11 +456,11 @@ def same_request(client, fitted_kinds, name, request, options):
 REQUESTS = {
     "users": lambda m, **o: m.forget_users([4, 9, 200], **o),
     "items": lambda m, **o: m.forget_items([2, 31], **o),
-    "pairs": lambda m, **o: m.forget(*_pairs(m), **o),
+    "pairs": lambda m, **o: m.forget(*checked_pairs(m), **o),
 }
 
 
-def _pairs(model):
+def checked_pairs(model):
     coo = model.user_items.tocoo()
     pick = np.random.default_rng(5).choice(coo.nnz, 40, replace=False)
     return coo.row[pick], coo.col[pick]

@@ -25,7 +25,7 @@ import scipy.sparse as sp
 
 from ..pairs import check_model, is_stored, pair_keys, two_sample_auc
 from ..validation import check_positive_int
-from .sets import _pairs
+from .sets import checked_pairs
 
 # What the audit functions use when asked for the attack without a number
 # (the issue that introduced it measured with 32; 16 gives the same AUCs to
@@ -192,7 +192,7 @@ class ShadowModels:
                                n, len(target) - n, self.shadows)
 
 
-def _values_at(csr, users, items):
+def values_at(csr, users, items):
     """Stored values of ``csr`` (canonical) at the pairs, and where stored."""
     keys = pair_keys(csr)
     query = users * csr.shape[1] + items
@@ -205,7 +205,7 @@ def _values_at(csr, users, items):
 def _pairs_and_values(pairs, shape, name):
     """(users, items, values or None) of a (users, items) tuple or a sparse
     matrix (whose stored values are the pairs' values)."""
-    users, items = _pairs(pairs, shape, name)
+    users, items = checked_pairs(pairs, shape, name)
     if sp.issparse(pairs):
         csr = sp.csr_matrix(pairs, copy=True)
         csr.sum_duplicates()
@@ -266,7 +266,7 @@ def fit_shadows(model, forgotten, held_out, *, shadows=DEFAULT_SHADOWS, seed=0):
     keys = np.concatenate([f_keys, h_keys])
     users, items = keys // n_items, keys % n_items
     data = model.user_items
-    values, stored = _values_at(data, users, items)
+    values, stored = values_at(data, users, items)
     fallback = float(data.data.mean()) if data.nnz else 1.0
     given = np.concatenate([f_values[first] if f_values is not None
                             else np.full(len(f_keys), np.nan),

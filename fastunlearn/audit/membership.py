@@ -12,8 +12,8 @@ from ..evaluation import score_block_rows, sorted_scores
 from ..pairs import check_matrix, check_model, is_stored, pair_keys, two_sample_auc
 from ..ranking import count_below
 from ..validation import check_positive_int
-from .lira import _values_at, check_shadows, fit_shadows
-from .sets import _pairs, held_out_pairs, sample_unseen
+from .lira import values_at, check_shadows, fit_shadows
+from .sets import checked_pairs, held_out_pairs, sample_unseen
 
 # The attackers of the completeness test, by their keys in the measures: the
 # population attackers always, the likelihood-ratio ones (online, offline)
@@ -76,7 +76,7 @@ def rank_percentiles(model, users, items):
         NaN where the user's pool holds no other item.
     """
     shape = check_model(model, "model")
-    users, items = _pairs((users, items), shape, "pairs")
+    users, items = checked_pairs((users, items), shape, "pairs")
     n_items = shape[1]
     history = model.user_items
     counts = np.diff(history.indptr).astype(np.int64)
@@ -135,13 +135,13 @@ def membership_inference(model, forgotten, unseen=None, seed=None):
     MembershipInference
     """
     shape = check_model(model, "model")
-    f_users, f_items = _pairs(forgotten, shape, "forgotten")
+    f_users, f_items = checked_pairs(forgotten, shape, "forgotten")
     if unseen is None:
         seen = model.user_items + sp.csr_matrix(
             (np.ones(len(f_users)), (f_users, f_items)), shape=shape)
         u_users, u_items = sample_unseen(seen, f_users, seed=seed)
     else:
-        u_users, u_items = _pairs(unseen, shape, "unseen")
+        u_users, u_items = checked_pairs(unseen, shape, "unseen")
     if not len(f_users) or not len(u_users):
         raise ValueError(f"membership inference needs forgotten and unseen pairs, got "
                          f"{len(f_users)} and {len(u_users)}")
@@ -159,7 +159,7 @@ def membership_inference(model, forgotten, unseen=None, seed=None):
         n_forgotten=n, n_unseen=len(u_users))
 
 
-def _held_out_inference(model, forgotten, held_out):
+def attack_held_out(model, forgotten, held_out):
     """:func:`membership_inference` against ``held_out`` pairs as a dict, NaN
     AUCs when there are none (users without test data, e.g. edge sets)."""
     if len(held_out[0]):
@@ -261,7 +261,7 @@ def completeness(model, forgotten, test, *, repeats=3, seed=0, shadows=0):
         When no user of ``forgotten`` has a held-out pair.
     """
     shape = check_model(model, "model")
-    pairs = _pairs(forgotten, shape, "forgotten")
+    pairs = checked_pairs(forgotten, shape, "forgotten")
     test = check_matrix(test, "test", shape)
     repeats = check_positive_int(repeats, "repeats")
     shadows = 0 if shadows == 0 else check_shadows(shadows)
@@ -271,7 +271,7 @@ def completeness(model, forgotten, test, *, repeats=3, seed=0, shadows=0):
     attack = None
     if shadows:
         # the held-out pairs with their values in test (the shadows train on them)
-        held_matrix = sp.csr_matrix((_values_at(test, *held)[0], held), shape=shape)
+        held_matrix = sp.csr_matrix((values_at(test, *held)[0], held), shape=shape)
         attack = fit_shadows(model, forgotten, held_matrix, shadows=shadows, seed=seed).attack
     params = model.hyperparameters()
     retained = model.user_items.copy()

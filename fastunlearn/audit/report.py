@@ -15,11 +15,11 @@ from ..pairs import canonical, check_matrix
 from ..validation import check_fraction, check_positive_int, check_sparse
 from .compare import factor_losses, mean_overlap, per_user_utility, ranking_utility
 from .fairness import utility_gap
-from .lira import _values_at, check_shadows, fit_shadows
+from .lira import values_at, check_shadows, fit_shadows
 from .membership import (
     ATTACKERS,
     COMPLETENESS_FLOOR,
-    _held_out_inference,
+    attack_held_out,
     gaps,
     membership_inference,
     within,
@@ -253,14 +253,14 @@ def reports(user_items, test=None, *, fraction=0.01, how="random", seed=0, k=10,
         # the original holds the retained data and the forgotten pairs'
         # values; the held-out pairs take theirs from test
         start = time.perf_counter()
-        held_matrix = sp.csr_matrix((_values_at(test, *held_out)[0], held_out),
+        held_matrix = sp.csr_matrix((values_at(test, *held_out)[0], held_out),
                                     shape=train.shape)
         attack = fit_shadows(original, forgotten, held_matrix, shadows=shadows,
                              seed=seed).attack
         shadow_s = time.perf_counter() - start
 
     def held_out_inference(model):
-        found = _held_out_inference(model, forgotten, held_out)
+        found = attack_held_out(model, forgotten, held_out)
         if shadows:
             lira = attack(model) if attack is not None else None
             found.update(lira_auc=lira.lira_auc if lira else float("nan"),

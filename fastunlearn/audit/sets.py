@@ -17,7 +17,7 @@ UNLEARNING_SETS = ("random", "core", "edge")
 # ----------------------------------------------------------------------------
 # validation helpers (the shared ones live in evaluation and validation)
 # ----------------------------------------------------------------------------
-def _pairs(pairs, shape, name):
+def checked_pairs(pairs, shape, name):
     """(users, items) int64 arrays from a tuple of id arrays or a sparse matrix."""
     if sp.issparse(pairs):
         coo = check_matrix(pairs, name, shape).tocoo()
