@@ -45,15 +45,15 @@ def washout_option(washout):
     if not (isinstance(washout, str) and "@" in washout):
         yield washout
         return
-    from fastunlearn.forgetting import engine
+    from fastunlearn.forgetting import options
 
     sweeps, relaxation = washout.split("@")
-    before = engine.RELAXATION
-    engine.RELAXATION = float(relaxation)
+    before = options.RELAXATION
+    options.RELAXATION = float(relaxation)
     try:
         yield int(sweeps)
     finally:
-        engine.RELAXATION = before
+        options.RELAXATION = before
 
 
 def case(kind, R, params, how, fraction, seed, repeats, shadows, washouts, timing_runs=3):
@@ -230,7 +230,7 @@ def summary(results):
 
 PROTOTYPE = """
 * Washout `N@w` is a prototype, not what the engine does: N over-relaxed
-  sweeps at relaxation w (the engine's `RELAXATION` patched for that forget
+  sweeps at relaxation w (`forgetting.options.RELAXATION` patched for that forget
   only, `washout_option` in bench/audit_lira.py; the default washout is two
   sweeps at 1.7, `forgetting.options.WASHOUT_SWEEPS` and `RELAXATION`).
 """

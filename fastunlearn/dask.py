@@ -833,15 +833,15 @@ class _DaskBackend(fg.Backend):
             else:
                 self.rows_solved["local"] += model._solve_plain(work, side, plan)
 
-    def washout(self, relaxed):
+    def washout(self, plan):
         model, work = self.model, self.work
         use_cg, cg_steps = self.spec.solver
-        for _ in range(relaxed):
-            model._sweep((use_cg, fg.RELAXED_CG_STEPS, fg.RELAXED_CG_RTOL), fg.RELAXATION,
+        for _ in range(plan.sweeps):
+            model._sweep((use_cg, fg.RELAXED_CG_STEPS, fg.RELAXED_CG_RTOL), plan.relaxation,
                          state=work)
         model._sweep((use_cg, cg_steps, 0.0), state=work)
         model._measure(state=work)
-        self.rows_solved["washout"] += (relaxed + 1) * self.n_rows
+        self.rows_solved["washout"] += (plan.sweeps + 1) * self.n_rows
 
     def masked_pass(self, side):
         solved = self.model._solve_blocks(self.work, side,

@@ -47,21 +47,23 @@ interactions and the pending count are restored exactly as they were.
 """
 from .engine import Backend, Outcome, full_sweeps, reconverge, run
 from .local import LocalBackend, gram_change_norm, gram_change_times, threads_for
-from .options import (EXACT_SLACK, PENDING_FRACTION, PHASES, RELAXATION, RELAXED_CG_RTOL,
-                      RELAXED_CG_STEPS, STRATEGIES, WASHOUT_SWEEPS, ForgetOptions, check_washout,
-                      pending_limit)
+from .options import (EXACT_SLACK, LARGE_RELAXATION, LARGE_WASHOUT_FRACTION,
+                      LARGE_WASHOUT_SWEEPS, PENDING_FRACTION, PHASES, RELAXATION, RELAXED_CG_RTOL,
+                      RELAXED_CG_STEPS, STRATEGIES, WASHOUT_SWEEPS, ForgetOptions, Washout,
+                      check_washout, pending_limit, washout_for)
 from .reports import (ForgetReport, PartialFitReport, RunReport, SettleReport, digest_pairs,
                       make_receipt, run_fields, unique_pairs, verify_receipt)
 from .requests import (add, check_missing, entries_of, pairs_from_request, remove,
                        replaced_entries, settle)
 
 __all__ = [
-    "EXACT_SLACK", "PENDING_FRACTION", "PHASES", "RELAXATION", "RELAXED_CG_RTOL",
+    "EXACT_SLACK", "LARGE_RELAXATION", "LARGE_WASHOUT_FRACTION", "LARGE_WASHOUT_SWEEPS",
+    "PENDING_FRACTION", "PHASES", "RELAXATION", "RELAXED_CG_RTOL",
     "RELAXED_CG_STEPS", "STRATEGIES", "WASHOUT_SWEEPS",
     "Backend", "ForgetOptions", "ForgetReport", "LocalBackend", "Outcome", "PartialFitReport",
-    "RunReport", "SettleReport", "add", "check_missing", "check_washout", "digest_pairs",
+    "RunReport", "SettleReport", "Washout", "add", "check_missing", "check_washout", "digest_pairs",
     "entries_of", "full_sweeps", "gram_change_norm", "gram_change_times", "make_receipt",
     "pairs_from_request", "pending_limit", "reconverge", "remove", "replaced_entries", "run",
     "run_fields",
-    "settle", "threads_for", "unique_pairs", "verify_receipt",
+    "settle", "threads_for", "unique_pairs", "verify_receipt", "washout_for",
 ]

@@ -46,8 +46,8 @@ class Backend:
         ``users``' terms;
         ``local(users, items, exact)`` solves those rows, exactly (bounds
         kept) or by the model's own solver (a washout follows);
-        ``washout(relaxed)`` runs ``relaxed`` over-relaxed sweeps, one plain
-        sweep and a measurement of proven bounds;
+        ``washout(plan)`` runs a :class:`~.options.Washout`'s over-relaxed
+        sweeps, one plain sweep and a measurement of proven bounds;
         ``masked_pass(side)`` checks the rows of ``side`` whose bound is
         over the tolerance and solves those really over it, returning how
         many it solved;
@@ -85,7 +85,7 @@ def run(backend, users, items, options, relaxed, desc, changed=True):
     """Make the staged change and re-converge, all or nothing.
 
     ``users`` and ``items`` are the rows whose entries change; ``relaxed``
-    the over-relaxed sweeps of the washout (None: no washout now);
+    the :class:`~.options.Washout` to run (None: no washout now);
     ``changed=False``: nothing to do but report.  Returns an :class:`Outcome`.
     """
     with single_threaded_blas():

@@ -9,7 +9,7 @@ import numpy as np
 from .. import objective as obj
 from ..state import advance_checksum
 from .engine import Backend
-from .options import EXACT_SLACK, RELAXATION, RELAXED_CG_RTOL, RELAXED_CG_STEPS
+from .options import EXACT_SLACK, RELAXED_CG_RTOL, RELAXED_CG_STEPS
 
 
 class _Bounds:
@@ -274,19 +274,19 @@ class LocalBackend(Backend):
             self.checksums = dict.fromkeys(self.checksums)  # read them all after
         self.exact = None
 
-    def washout(self, relaxed):
+    def washout(self, plan):
         use_cg, cg_steps = self.spec.solver
         self.save_all()
         work = {"users": np.empty_like(self.X), "items": np.empty_like(self.Y)}
-        for _ in range(relaxed):
-            obj.relaxed_sweep(self.objective, self.data, self.X, self.Y, RELAXATION,
+        for _ in range(plan.sweeps):
+            obj.relaxed_sweep(self.objective, self.data, self.X, self.Y, plan.relaxation,
                               use_cg=use_cg, cg_steps=RELAXED_CG_STEPS, cg_rtol=RELAXED_CG_RTOL,
                               num_threads=self.threads, work=work)
         for buffer in work.values():  # rows of the model before the sweeps: wiped
             buffer[...] = 0
         obj.sweep(self.objective, self.data, self.X, self.Y, use_cg=use_cg, cg_steps=cg_steps,
                   num_threads=self.threads)
-        self.rows_solved["washout"] += (relaxed + 1) * self.n_rows
+        self.rows_solved["washout"] += (plan.sweeps + 1) * self.n_rows
         # bounds, not exact norms: the masked sweeps measure again the rows
         # whose bound is over the tolerance
         self.load(obj.measure(self.objective, self.data, self.X, self.Y,

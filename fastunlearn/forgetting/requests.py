@@ -11,7 +11,7 @@ import scipy.sparse as sp
 
 from ..validation import check_ids, check_user_items
 from . import engine
-from .options import WASHOUT_SWEEPS
+from .options import RELAXATION, Washout, washout_for
 from .reports import (ForgetReport, PartialFitReport, SettleReport, make_receipt, run_fields,
                       unique_pairs)
 
@@ -74,7 +74,8 @@ def remove(backend, users, items, options):
     if len(users):
         entries, requests = entries + len(users), requests + 1
         backend.stage_removal(users, items)
-    relaxed = options.relaxed_sweeps(entries, backend.nnz) if len(users) else None
+    relaxed = options.washout_now(backend.spec.objective, entries, backend.nnz) \
+        if len(users) else None
     outcome = engine.run(backend, users, items, options, relaxed, "Forgetting",
                          changed=bool(len(users)))
     if relaxed is not None:  # the washout covered everything pending
@@ -82,8 +83,9 @@ def remove(backend, users, items, options):
     report = ForgetReport(
         **run_fields(outcome, start), n_removed=len(users),
         users_affected=len(np.unique(users)), items_affected=len(np.unique(items)),
-        strategy=options.strategy, digest=digest, receipt_key=key, washout=relaxed or 0,
-        settled=entries == 0, pending_entries=entries, pending_requests=requests)
+        strategy=options.strategy, digest=digest, receipt_key=key,
+        washout=relaxed.sweeps if relaxed else 0, settled=entries == 0,
+        pending_entries=entries, pending_requests=requests)
     if len(users):
         backend.metadata.setdefault("history", []).append(report.receipt())
     backend.pending = (entries, requests)
@@ -108,8 +110,9 @@ def settle(backend, options):
     entries, requests = backend.pending
     relaxed = None
     if entries:
-        relaxed = options.washout if isinstance(options.washout, int) and options.washout \
-            else WASHOUT_SWEEPS
+        relaxed = Washout(options.washout, RELAXATION) \
+            if isinstance(options.washout, int) and options.washout \
+            else washout_for(backend.spec.objective, entries, backend.nnz)
         backend.stage_settle()
     none = np.zeros(0, np.int64)
     outcome = engine.run(backend, none, none, options, relaxed, "Settling",
@@ -139,7 +142,8 @@ def add(backend, data, delta, options):
         (np.concatenate([old.data, coo.data]),
          (np.concatenate([old.row, coo.row]), np.concatenate([old.col, coo.col]))),
         shape=shape), dtype)
-    relaxed = options.washout if options.washout != "auto" and options.washout else None
+    relaxed = Washout(options.washout, RELAXATION) \
+        if options.washout != "auto" and options.washout else None
     backend.stage_addition(merged, shape)
     users, items = coo.row.astype(np.int64), coo.col.astype(np.int64)
     outcome = engine.run(backend, users, items, options, relaxed, "Adding")
@@ -150,7 +154,7 @@ def add(backend, data, delta, options):
     return PartialFitReport(
         **run_fields(outcome, start), n_removed=0, users_affected=len(np.unique(coo.row)),
         items_affected=len(np.unique(coo.col)), strategy=options.strategy, digest=digest,
-        receipt_key=key, n_added=int(delta.nnz), washout=relaxed or 0,
+        receipt_key=key, n_added=int(delta.nnz), washout=relaxed.sweeps if relaxed else 0,
         settled=entries == 0, pending_entries=entries, pending_requests=requests)
 
 
