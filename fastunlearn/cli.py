@@ -127,19 +127,39 @@ def _id_maps(model):
     return users, items
 
 
-# Starts with a control character no reader yields, so it cannot collide
-# with a real id; the row number keeps the ids unique.
-_FORGOTTEN = "\x1fforgotten:{}"
+def _receipt_words(model, receipt):
+    """'receipt N of TIME' for a tombstone's receipt number."""
+    history = model.metadata.get("history", [])
+    if not receipt:
+        return "no receipt: nothing of theirs was stored"
+    when = history[receipt - 1].get("time") if receipt <= len(history) else None
+    return f"receipt {receipt}" + (f", {when}" if when else "")
 
 
-def _tombstoned(ids, rows):
-    """The id map with the external ids of ``rows`` replaced: a forgotten
-    user's own id is a trace of them, even without their interactions."""
-    ids = np.asarray(ids).astype(str)  # a copy: the model's own map is left as it is
-    ids = ids.astype(f"<U{max(ids.dtype.itemsize // 4, 32)}")  # room for a tombstone
-    for row in np.atleast_1d(rows):
-        ids[row] = _FORGOTTEN.format(int(row))
-    return ids
+def _resolve(ids, id_array, what, model, missing="raise", hint=True):
+    """Row numbers of external ``ids`` and what was skipped: ids forgotten
+    earlier (their tombstones) and ids never known.  Unless ``missing`` is
+    "ignore", either kind is an error that says which it is."""
+    from . import tombstones
+
+    ids = [ids] if isinstance(ids, (str, int, np.integer)) else list(ids)
+    found = _lookup(ids, id_array)
+    absent = [q for q, r in zip(ids, found) if r < 0]
+    gone = tombstones.forgotten(absent, id_array)
+    unknown = [q for q in absent if q not in gone]
+    if absent and missing != "ignore":
+        if gone:
+            shown = "; ".join(f"'{q}' ({_receipt_words(model, r)})"
+                              for q, r in list(gone.items())[:5])
+            more = f" and {len(gone) - 5} more" if len(gone) > 5 else ""
+            raise CLIError(f"{what} ids already forgotten: {shown}{more}"
+                           + (f"; also {len(unknown)} unknown" if unknown else "")
+                           + ("; pass --missing ignore to make a repeated request a no-op"
+                              if hint else ""))
+        _internal(unknown, id_array, what)  # raises, naming them
+    skipped = {f"forgotten_{what}s": [str(q) for q in gone],
+               f"unknown_{what}s": [str(q) for q in unknown]}
+    return found, skipped
 
 
 def _internal(ids, id_array, what):
@@ -228,6 +248,19 @@ def _washout(text):
     return value
 
 
+def _skipped_lines(skipped):
+    """Report lines for what --missing ignore skipped, counted and listed."""
+    lines = []
+    for key, value in skipped.items():
+        label = "skipped, " + key.replace("_", " ")
+        if isinstance(value, list):
+            shown = ", ".join(repr(v) for v in value[:10])
+            lines.append((label, f"{len(value)}: {shown}" + (" ..." if len(value) > 10 else "")))
+        else:
+            lines.append((label, value))
+    return lines
+
+
 def cmd_forget(args):
     from .persistence import save
 
@@ -252,25 +285,32 @@ def cmd_forget(args):
                    exact_certificate=args.exact_certificate, show_progress=_progress(args))
     try:
         if args.users is not None:
-            rows = _internal(args.users, user_ids, "user")
+            rows, skipped = _resolve(args.users, user_ids, "user", model, args.missing)
+            rows = np.unique(rows[rows >= 0])
             report = model.forget_users(rows, **options)
-            if model.metadata.get("user_ids") is not None:
-                model.metadata["user_ids"] = _tombstoned(user_ids, rows)
+            if model.metadata.get("user_ids") is not None and len(rows):
+                from .tombstones import tombstoned
+
+                receipt = len(model.metadata.get("history", [])) if report.n_removed else 0
+                model.metadata["user_ids"] = tombstoned(user_ids, rows, receipt)
         elif args.items is not None:
-            cols = _internal(args.items, item_ids, "item")
-            report = model.forget_items(cols, **options)
+            cols, skipped = _resolve(args.items, item_ids, "item", model, args.missing)
+            report = model.forget_items(np.unique(cols[cols >= 0]), **options)
         else:
             pairs = _read(args.pairs, args.format, args)
             coo = pairs.matrix.tocoo()
-            if args.missing == "ignore":  # unknown ids (e.g. forgotten users): not stored
-                rows = _lookup(pairs.user_ids, user_ids)[coo.row]
-                cols = _lookup(pairs.item_ids, item_ids)[coo.col]
-                keep = (rows >= 0) & (cols >= 0)
-                rows, cols = rows[keep], cols[keep]
-            else:
-                rows = _internal(pairs.user_ids[coo.row].tolist(), user_ids, "user")
-                cols = _internal(pairs.item_ids[coo.col].tolist(), item_ids, "item")
+            # ids forgotten or unknown: their pairs are skipped (or the error)
+            user_rows, skipped = _resolve(pairs.user_ids.tolist(), user_ids, "user", model,
+                                          args.missing)
+            item_cols, more = _resolve(pairs.item_ids.tolist(), item_ids, "item", model,
+                                       args.missing)
+            skipped.update(more)
+            rows, cols = user_rows[coo.row], item_cols[coo.col]
+            keep = (rows >= 0) & (cols >= 0)
+            skipped["pairs_with_unknown_or_forgotten_ids"] = int((~keep).sum())
+            rows, cols = rows[keep], cols[keep]
             report = model.forget(rows, cols, missing=args.missing, **options)
+            skipped["pairs_not_stored"] = int(len(rows) - report.n_removed)
     except CLIError:
         raise
     except ValueError as exc:  # e.g. pairs that are not stored in the model
@@ -281,16 +321,23 @@ def cmd_forget(args):
         tolerance=args.tolerance, exact_certificate=args.exact_certificate,
         show_progress=_progress(args))
     model.metadata["history"] = _jsonable(model.metadata.get("history", []))
-    written = save(model, target, metadata=model.metadata)
+    if report.n_removed == 0 and target == source:
+        written = source  # a repeated request: the file is left as it was
+    else:
+        written = save(model, target, metadata=model.metadata)
 
     result = _jsonable(report.to_dict())
     result["settle"] = None if settled is None else _jsonable(settled.to_dict())
+    result["skipped"] = {k: v for k, v in skipped.items() if v}
     if args.json:
         result["output"] = written
         print(json.dumps(result, indent=2))
     elif not args.quiet:
+        if report.n_removed == 0:
+            print("nothing to forget: every id or pair asked for is already gone")
         _print_kv([
             ("removed", result["n_removed"]),
+            *_skipped_lines(result["skipped"]),
             ("users affected", result["users_affected"]),
             ("items affected", result["items_affected"]),
             ("rows solved", f"{result['rows_solved']} "
@@ -308,9 +355,10 @@ def cmd_forget(args):
             ("tolerance", f"{result['tolerance']:.3e}"),
             ("converged", "yes" if result["converged"] else "no"),
             ("washout", _washout_line(result["washout"], settled)),
-            ("digest", result["digest"]),
-            ("receipt key", result["receipt_key"] + "  (give it to the requester; "
-                                                    "it is not saved)"),
+            *([("digest", result["digest"]),
+               ("receipt key", result["receipt_key"] + "  (give it to the requester; "
+                                                       "it is not saved)")]
+              if report.n_removed else [("receipt", "none: nothing was removed")]),
             ("output", written),
         ])
     return 0
@@ -323,7 +371,7 @@ def cmd_recommend(args):
 
     model = _load(args.model)
     user_ids, item_ids = _id_maps(model)
-    row = _internal(args.user, user_ids, "user")
+    row = int(_resolve(args.user, user_ids, "user", model, hint=False)[0][0])
     if args.n < 1:
         raise CLIError("-n must be at least 1")
     ids, scores = model.recommend(row, model.user_items[row], N=args.n)
@@ -693,8 +741,9 @@ def build_parser():
                    help="measure the certificate after exactly (one more pass over the data) "
                         "instead of reporting the engine's proven upper bound")
     p.add_argument("--missing", choices=("raise", "ignore"), default="raise",
-                   help="pairs not stored in the model, or with ids it does not know: "
-                        "error (default) or skip")
+                   help="ids already forgotten, ids the model does not know and pairs "
+                        "not stored: error (default), or skip them, counted and listed, so "
+                        "that a repeated request is a no-op")
     p.add_argument("--format", default="auto", choices=FORMATS,
                    help="format of the --pairs file")
     _column_options(p)

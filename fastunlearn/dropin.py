@@ -1,6 +1,6 @@
 """The drop-in for ``implicit.als.AlternatingLeastSquares`` 0.7: implicit's
 constructor, method signatures, warnings and list widths over
-:class:`~fastunlearn.ImplicitALS` (docs/design.md, section 6; the README
+:class:`~fastunlearn.ImplicitALS` (docs/design.md, section 6; docs/implicit.md
 lists every deliberate difference).
 """
 import logging

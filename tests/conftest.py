@@ -1,5 +1,6 @@
 """Shared fixtures: small random problems, the MovieLens 100K path and the
-Hypothesis settings of every property and fuzz test."""
+Hypothesis settings of every property and fuzz test; the summary line that
+counts the tests skipped for want of MovieLens 100K."""
 import os
 from pathlib import Path
 
@@ -9,7 +10,21 @@ from hypothesis import HealthCheck, settings
 
 import reference as ref
 
-MOVIELENS = Path(__file__).resolve().parents[2] / "shared" / "data" / "ml-100k" / "u.data"
+
+
+def _movielens_path():
+    """MovieLens 100K's u.data: where FASTUNLEARN_MOVIELENS points (the file
+    or its directory), else ../shared/data/ml-100k/u.data beside the checkout."""
+    given = os.environ.get("FASTUNLEARN_MOVIELENS")
+    if not given:
+        return Path(__file__).resolve().parents[2] / "shared" / "data" / "ml-100k" / "u.data"
+    path = Path(given).expanduser()
+    return path / "u.data" if path.is_dir() else path
+
+
+MOVIELENS = _movielens_path()
+# Every skip for want of the data says this, which the summary counts.
+MOVIELENS_MISSING = "MovieLens 100K not found at"
 
 # (model kind for the reference, estimator constructor arguments)
 OBJECTIVES = {
@@ -58,7 +73,7 @@ def objective_name(request):
 def movielens():
     """MovieLens 100K as a users x items CSR of ratings (skips when absent)."""
     if not MOVIELENS.exists():
-        pytest.skip(f"MovieLens 100K not found at {MOVIELENS}")
+        pytest.skip(f"{MOVIELENS_MISSING} {MOVIELENS}")
     import scipy.sparse as sp
 
     raw = np.loadtxt(MOVIELENS, dtype=np.int64)
@@ -68,3 +83,20 @@ def movielens():
 
 def problem(seed, **kwargs):
     return ref.random_problem(seed, **kwargs)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Say how many tests went without MovieLens 100K, and how to supply it;
+    and how many documentation examples ran (tests/test_readme_examples.py)."""
+    missing = [r for r in terminalreporter.stats.get("skipped", [])
+               if MOVIELENS_MISSING in str(getattr(r, "longrepr", ""))]
+    if missing:
+        terminalreporter.write_line(
+            f"{len(missing)} tests skipped: {MOVIELENS_MISSING} {MOVIELENS}; set "
+            "FASTUNLEARN_MOVIELENS to the ml-100k directory or its u.data (README, "
+            "'Install and try it')", yellow=True)
+    counts = getattr(terminalreporter.config, "_fastunlearn_doc_blocks", None)
+    if counts:
+        terminalreporter.write_line(
+            f"documentation examples: {counts['run']} blocks run, {counts['not run']} marked "
+            "'not run' (README.md, docs/*.md)")

@@ -12,13 +12,11 @@ import scipy.sparse
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conftest import examples
+from conftest import MOVIELENS, MOVIELENS_MISSING, examples
 from fastunlearn import data
 
 DataFormatError = data.DataFormatError
 read_interactions = data.read_interactions
-
-ML100K = Path(__file__).resolve().parents[2] / "shared" / "data" / "ml-100k"
 
 
 def write(tmp_path, name, text):
@@ -101,10 +99,10 @@ def test_movielens_small_file(tmp_path):
 
 
 def test_movielens_100k_real_file():
-    udata = ML100K / "u.data"
-    if not udata.exists():
-        pytest.skip(f"{udata} not available")
-    inter = data.load_movielens(ML100K)
+    if not MOVIELENS.exists():
+        pytest.skip(f"{MOVIELENS_MISSING} {MOVIELENS}")
+    # The directory form, when the file has its usual name.
+    inter = data.load_movielens(MOVIELENS.parent if MOVIELENS.name == "u.data" else MOVIELENS)
     check_canonical(inter)
     assert inter.matrix.shape == (943, 1682)
     assert inter.matrix.nnz == 100000

@@ -4,7 +4,6 @@ brute-force NumPy computation, rating errors, and MovieLens 100K."""
 import math
 import os
 import sys
-from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -15,11 +14,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import fastunlearn
-from conftest import examples
+from conftest import MOVIELENS as ML100K
+from conftest import MOVIELENS_MISSING, examples
 from fastunlearn import evaluation as ev
 from reference import topk
 
-ML100K = Path(__file__).resolve().parents[2] / "shared" / "data" / "ml-100k" / "u.data"
 METRICS = ("precision", "recall", "ndcg", "hit_rate", "auc")
 
 
@@ -402,7 +401,7 @@ def test_rmse_validation():
 # ----------------------------------------------------------------------------
 # MovieLens 100K
 # ----------------------------------------------------------------------------
-@pytest.mark.skipif(not ML100K.exists(), reason="MovieLens 100K not available")
+@pytest.mark.skipif(not ML100K.exists(), reason=f"{MOVIELENS_MISSING} {ML100K}")
 def test_movielens_als_beats_popularity():
     d = np.loadtxt(ML100K, dtype=np.int64, delimiter="\t")
     R = sp.csr_matrix((np.ones(len(d), np.float32), (d[:, 0] - 1, d[:, 1] - 1)))

@@ -6,7 +6,7 @@ Every test builds an implicit model, sets its factors, takes it over with
 scores, shapes, dtypes, warnings and exceptions.  Scores are compared to
 float tolerance; ids are compared as sets wherever scores tie, since the
 order among equal scores is arbitrary in both.  Where fastunlearn differs on
-purpose (README, "Behaviour that differs from implicit") the test says so:
+purpose (docs/implicit.md, "What differs, on purpose") the test says so:
 padding past the real candidates (implicit returns filtered or made-up ids
 there, fastunlearn -1), and duplicate CSR entries (summed here, taken one
 by one by implicit's kernels).

@@ -1,0 +1,96 @@
+"""A repeated erasure request through the command line: a no-op that says so
+with --missing ignore, an error naming the earlier receipt without it, never
+"unknown"; serving a forgotten user says the same."""
+import hashlib
+import json
+import os
+
+import numpy as np
+import pytest
+
+import fastunlearn
+from fastunlearn import tombstones
+from fastunlearn.cli import main
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory):
+    d = tmp_path_factory.mktemp("repeat")
+    rows = [(f"u{u}", f"i{i}") for u in range(1, 21) for i in range(1, 13) if (u * i) % 4]
+    (d / "data.csv").write_text("user,item\n" + "".join(f"{u},{i}\n" for u, i in rows))
+    assert main(["fit", str(d / "data.csv"), "-o", str(d / "model.npz"), "--factors", "4",
+                 "--iterations", "3", "--seed", "0", "--quiet"]) == 0
+    assert main(["forget", str(d / "model.npz"), "--users", "u3", "-o", str(d / "once.npz"),
+                 "--quiet"]) == 0
+    return d
+
+
+def cli(capsys, *args):
+    status = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_forgetting_a_user_again_names_the_earlier_receipt(fitted, capsys):
+    before = os.path.getmtime(fitted / "once.npz")
+    status, _, err = cli(capsys, "forget", fitted / "once.npz", "--users", "u3", "--in-place")
+    assert status == 2
+    assert "already forgotten: 'u3' (receipt 1, " in err and "unknown" not in err
+    history = fastunlearn.load(fitted / "once.npz").metadata["history"]
+    assert history[0]["time"] in err
+    assert os.path.getmtime(fitted / "once.npz") == before
+
+
+def test_repeat_with_missing_ignore_is_a_no_op(fitted, capsys):
+    path = fitted / "once.npz"
+    before = path.read_bytes()
+    status, out, _ = cli(capsys, "forget", path, "--users", "u3", "--in-place",
+                         "--missing", "ignore", "--json")
+    assert status == 0
+    report = json.loads(out)
+    assert report["n_removed"] == 0
+    assert report["skipped"] == {"forgotten_users": ["u3"]}
+    assert path.read_bytes() == before  # nothing rewritten, no receipt added
+    status, out, _ = cli(capsys, "forget", path, "--users", "u3", "nobody", "u5",
+                         "--missing", "ignore", "-o", fitted / "twice.npz")
+    assert status == 0 and "skipped, forgotten users: 1: 'u3'" in out
+    assert "skipped, unknown users:   1: 'nobody'" in out
+    model = fastunlearn.load(fitted / "twice.npz")
+    assert len(model.metadata["history"]) == 2  # u5's request only
+    assert tombstones.forgotten(["u3", "u5", "u6"], model.metadata["user_ids"]) == {"u3": 1, "u5": 2}
+
+
+def test_pairs_of_a_forgotten_user(fitted, capsys):
+    (fitted / "pairs.csv").write_text("user,item\nu3,i1\nu3,i2\nu5,i1\nu2,i2\n")
+    status, _, err = cli(capsys, "forget", fitted / "once.npz", "--pairs", fitted / "pairs.csv",
+                         "-o", fitted / "p.npz")
+    assert status == 2 and "already forgotten: 'u3'" in err
+    assert not (fitted / "p.npz").exists()
+    status, out, _ = cli(capsys, "forget", fitted / "once.npz", "--pairs", fitted / "pairs.csv",
+                         "-o", fitted / "p.npz", "--missing", "ignore", "--json")
+    report = json.loads(out)
+    # u5 holds i1, u2 not i2 (2 * 2 % 4 == 0): one removed, u2-i2 and u3's two skipped
+    assert report["n_removed"] == 1
+    assert report["skipped"] == {"forgotten_users": ["u3"],
+                                 "pairs_with_unknown_or_forgotten_ids": 2, "pairs_not_stored": 1}
+
+
+def test_recommend_for_a_forgotten_user_says_so(fitted, capsys):
+    status, _, err = cli(capsys, "recommend", fitted / "once.npz", "--user", "u3")
+    assert status == 2 and "already forgotten: 'u3' (receipt 1" in err
+    assert "--missing" not in err
+    status, _, err = cli(capsys, "recommend", fitted / "once.npz", "--user", "nobody")
+    assert status == 2 and "unknown user ids: 'nobody'" in err
+
+
+def test_tombstone_keeps_a_hash_not_the_id():
+    ids = np.array(["alice", "bob", "carol"])
+    out = tombstones.tombstoned(ids, [1], receipt=4)
+    assert out[0] == "alice" and out[2] == "carol" and "bob" not in out[1]
+    digest = hashlib.sha256(b"fastunlearn forgotten id\x00bob").hexdigest()[:16]
+    assert out[1] == f"{tombstones.PREFIX}1:{digest}:4"
+    assert tombstones.forgotten([" bob ", "alice", "dave"], out) == {" bob ": 4}
+    # a second forget keeps the first receipt; integer ids match their strings
+    assert tombstones.tombstoned(out, [1], receipt=9)[1] == out[1]
+    ints = tombstones.tombstoned(np.array([7, 8]), [0], receipt=1)
+    assert tombstones.forgotten(["007", 7, "8"], ints) == {"007": 1, 7: 1}
