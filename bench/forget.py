@@ -9,7 +9,9 @@ many requests: 200 sequential requests of 3 random pairs (one call each,
 against one retrain), and loading a saved model and forgetting one user
 (against one fit).  Completeness itself is measured by bench/audit.py.
 """
+import copy
 import os
+import pickle
 import tempfile
 
 import numpy as np
@@ -108,19 +110,27 @@ def sequential(base, train, params, rng, repeats):
 
 def load_and_forget(base, train, repeats):
     """Seconds to load a saved model and forget one median user, cold start
-    excluded by the saved measures (median over repeats)."""
+    excluded by the saved measures (median over repeats); and the same
+    forget on a ``copy.deepcopy`` and a pickle round trip of the model,
+    which keep its measures too."""
     user = median_user(train)
+    copies = {"deepcopy": copy.deepcopy, "pickle": lambda m: pickle.loads(pickle.dumps(m))}
     with tempfile.TemporaryDirectory() as folder:
         path = base.save(os.path.join(folder, "model.npz"))
-        loads, forgets = [], []
+        loads, forgets, on_copies = [], [], {name: [] for name in copies}
         for _ in range(repeats):
             seconds, model = timed(lambda: fu.load(path))
             loads.append(seconds)
             seconds, _ = timed(lambda: model.forget_users([user]))
             forgets.append(seconds)
+            for name, make in copies.items():
+                twin = make(base)
+                on_copies[name].append(timed(lambda: twin.forget_users([user]))[0])
     return {"load_seconds": median(loads), "forget_seconds": median(forgets),
             "seconds": median([a + b for a, b in zip(loads, forgets)]),
-            "load_runs": loads, "forget_runs": forgets}
+            "load_runs": loads, "forget_runs": forgets,
+            **{f"forget_{name}_seconds": median(runs) for name, runs in on_copies.items()},
+            **{f"forget_{name}_runs": runs for name, runs in on_copies.items()}}
 
 
 def run(quick=False, repeats=3):
@@ -184,7 +194,9 @@ def run(quick=False, repeats=3):
         loaded.update(data=name, fit_seconds=median(fit_runs), fit_runs=fit_runs)
         load_rows.append([name, f"{loaded['load_seconds']:.3f}",
                           f"{loaded['forget_seconds']:.4f}", f"{loaded['fit_seconds']:.3f}",
-                          f"1/{loaded['fit_seconds'] / loaded['seconds']:.0f}"])
+                          f"1/{loaded['fit_seconds'] / loaded['seconds']:.0f}",
+                          f"{loaded['forget_deepcopy_seconds']:.4f}",
+                          f"{loaded['forget_pickle_seconds']:.4f}"])
         results.append({"data": name, "scenario": "sequential", **seq})
         results.append({"data": name, "scenario": "load + forget user", **loaded})
     header = ["data", "scenario", "removed", "settled", "forget s", "forget s (cold)",
@@ -196,10 +208,11 @@ def run(quick=False, repeats=3):
          ["data", "requests x pairs", "total s", "retrain s", "total / retrain",
           "washouts run", "pending after"], seq_rows),
         ("Load a saved model, forget one median user",
-         ["data", "load s", "forget s", "fit s", "(load + forget) / fit"], load_rows)]
+         ["data", "load s", "forget s", "fit s", "(load + forget) / fit",
+          "forget s (deepcopy)", "forget s (pickled)"], load_rows)]
     notes = """
 * forget: `model.forget` with default options on a measured model; it washes
-  out (two over-relaxed sweeps and a plain one) when the removals pending,
+  out (over-relaxed sweeps and a plain one) when the removals pending,
   its own included, reach 0.1 % of the stored entries, else the removal is
   certified now and left pending ("settled" says which). cold: the same on
   factors never measured. no washout: `washout=0`. full-sweeps: plain
