@@ -9,7 +9,10 @@ from hypothesis import HealthCheck, settings
 
 import reference as ref
 
-MOVIELENS = Path(__file__).resolve().parents[2] / "shared" / "data" / "ml-100k" / "u.data"
+# FASTUNLEARN_MOVIELENS names u.data elsewhere (a mutation run's copy of the
+# tests lives one directory deeper; docs/mutation.md)
+MOVIELENS = Path(os.environ.get("FASTUNLEARN_MOVIELENS") or
+                 Path(__file__).resolve().parents[2] / "shared" / "data" / "ml-100k" / "u.data")
 
 # (model kind for the reference, estimator constructor arguments)
 OBJECTIVES = {
