@@ -1,0 +1,76 @@
+"""The completeness verdict on hand-computed cases: the gap is the forget's
+AUC minus the seed-0 retrain's, the gap allowed is the larger of the floor
+and the retrains' spread, and a forget is complete when every attacker's
+gap, above or below the retrain's, is within the gap allowed (docs/design.md,
+section 7).  The AUCs are exact binary fractions, so the boundary cases are
+exact too.
+"""
+import pytest
+
+from fastunlearn import audit
+from fastunlearn.audit import AuditReport
+
+ATTACKERS = ("score_auc", "rank_auc")
+
+
+def aucs(score, rank):
+    return {"score_auc": score, "rank_auc": rank}
+
+
+def test_gaps_are_against_the_first_retrain_with_the_spread_or_the_floor_allowed():
+    forget = aucs(0.75, 0.5)
+    retrains = [aucs(0.625, 0.5625), aucs(0.6875, 0.53125), aucs(0.59375, 0.625)]
+    found = audit.gaps(forget, retrains)
+    # score: 0.75 - 0.625, spread 0.6875 - 0.59375; rank: 0.5 - 0.5625, spread
+    # 0.625 - 0.53125
+    assert found == {"score_auc": (0.125, 0.09375), "rank_auc": (-0.0625, 0.09375)}
+    # retrains that agree closely: the floor is allowed instead
+    close = [aucs(0.625, 0.5), aucs(0.62890625, 0.5), aucs(0.6259765625, 0.501953125)]
+    found = audit.gaps(forget, close)
+    assert found["score_auc"] == (0.125, audit.COMPLETENESS_FLOOR)
+    assert found["rank_auc"] == (0.0, audit.COMPLETENESS_FLOOR)
+    assert audit.gaps(forget, close, floor=0.25) == {"score_auc": (0.125, 0.25),
+                                                     "rank_auc": (0.0, 0.25)}
+    # one retrain has no spread: the floor alone
+    assert audit.gaps(forget, retrains[:1], floor=0.0625) == {"score_auc": (0.125, 0.0625),
+                                                              "rank_auc": (-0.0625, 0.0625)}
+
+
+@pytest.mark.parametrize("found, complete", [
+    ({"score_auc": (0.0, 0.01), "rank_auc": (0.0, 0.01)}, True),
+    ({"score_auc": (0.0625, 0.0625), "rank_auc": (-0.0625, 0.0625)}, True),  # on the bound
+    ({"score_auc": (0.125, 0.0625), "rank_auc": (0.0, 0.0625)}, False),  # a trace
+    ({"score_auc": (0.0, 0.0625), "rank_auc": (0.125, 0.0625)}, False),  # the other attacker
+    # below the retrain by more than allowed (over-removal) fails too
+    ({"score_auc": (-0.125, 0.0625), "rank_auc": (0.0, 0.0625)}, False),
+    ({"score_auc": (0.0, 0.0625), "rank_auc": (-0.125, 0.0625)}, False),
+])
+def test_within_needs_every_attacker_within_its_allowed_gap_either_way(found, complete):
+    assert audit.within(found) is complete
+
+
+def report_with(forget, retrains):
+    """An AuditReport whose completeness measures are ``forget`` and the
+    ``retrains`` (the other axes are not read by the verdict)."""
+    spread = {key: [r[key] for r in retrains] for key in ATTACKERS}
+    completeness = {"original": aucs(0.875, 0.875), "forget": forget, "retrain": retrains[0]}
+    return AuditReport(completeness=completeness, unseen={}, utility={}, efficiency={},
+                       fairness={}, setting={}, retrain_spread=spread)
+
+
+@pytest.mark.parametrize("forget, complete", [
+    (aucs(0.6875, 0.5), True),
+    (aucs(0.625 + 0.09375, 0.5), True),  # on the bound
+    (aucs(0.75, 0.5), False),
+    (aucs(0.5, 0.5), False),  # over-removal
+    (aucs(0.625, 0.375), False),
+])
+def test_audit_report_verdict_is_that_of_its_gaps(forget, complete):
+    retrains = [aucs(0.625, 0.5), aucs(0.6875, 0.5), aucs(0.59375, 0.53125)]
+    result = report_with(forget, retrains)
+    assert result.completeness_gaps() == audit.gaps(forget, retrains)
+    assert result.completeness_gaps()["score_auc"] == (forget["score_auc"] - 0.625, 0.09375)
+    assert result.is_complete() is complete
+    # a larger floor forgives any of these gaps
+    assert result.completeness_gaps(floor=0.25)["rank_auc"][1] == 0.25
+    assert result.is_complete(floor=0.25)
