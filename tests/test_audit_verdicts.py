@@ -74,3 +74,61 @@ def test_audit_report_verdict_is_that_of_its_gaps(forget, complete):
     # a larger floor forgives any of these gaps
     assert result.completeness_gaps(floor=0.25)["rank_auc"][1] == 0.25
     assert result.is_complete(floor=0.25)
+
+
+def test_no_held_out_pair_is_no_verdict_of_completeness():
+    """When the forgotten pairs' users have no test pairs, the held-out
+    measures are NaN (with the forgotten count and no unseen pair) and the
+    audit does not call the forget complete."""
+    import numpy as np
+    import scipy.sparse as sp
+
+    from fastunlearn.synthetic import make_implicit
+
+    from fastunlearn.evaluation import train_test_split
+
+    train, test = train_test_split(make_implicit(60, 40, 900, seed=2), 0.2, seed=0)
+    users, _ = audit.unlearning_set(train, 0.02, "edge", seed=0)  # what reports() draws
+    keep = ~np.isin(np.arange(train.shape[0]), users)
+    test = sp.csr_matrix(test.multiply(keep[:, None]))  # the other users' pairs only
+    test.eliminate_zeros()
+    assert test.nnz
+    result = audit.report(train, test, fraction=0.02, how="edge", seed=0, factors=3,
+                          iterations=2, num_threads=1)
+    assert result.setting["n_removed"] == len(users)
+    for stage in ("original", "forget", "retrain"):
+        measured = result.completeness[stage]
+        assert np.isnan(measured["score_auc"]) and np.isnan(measured["rank_auc"])
+        assert measured["n_forgotten"] == len(users) and measured["n_unseen"] == 0
+        assert isinstance(measured["score_auc"], float)
+    assert not result.is_complete()
+    # the same set against never-seen pairs is measured as usual
+    assert result.unseen["forget"]["n_unseen"] == len(users)
+
+
+def test_completeness_names_what_is_wrong_with_its_input():
+    import numpy as np
+    import scipy.sparse as sp
+
+    import fastunlearn as fu
+    from fastunlearn.evaluation import train_test_split
+    from fastunlearn.synthetic import make_implicit
+
+    train, test = train_test_split(make_implicit(40, 30, 500, seed=4), 0.2, seed=0)
+    model = fu.ImplicitALS(factors=3, iterations=2, random_state=0, num_threads=1).fit(
+        train, show_progress=False)
+    forgotten = audit.unlearning_set(train, 0.05, "random", seed=0)
+    model.forget(*forgotten)
+    with pytest.raises(fu.NotFittedError, match=r"^model \(ImplicitALS\) is not fitted"):
+        audit.completeness(fu.ImplicitALS(), forgotten, test)
+    with pytest.raises(ValueError, match=r"^forgotten users out of range"):
+        audit.completeness(model, (np.array([10_000]), np.array([0])), test)
+    with pytest.raises(TypeError, match=r"^forgotten must be"):
+        audit.completeness(model, [1, 2, 3], test)
+    with pytest.raises(ValueError, match=r"^test has shape"):
+        audit.completeness(model, forgotten, test[:, :-1])
+    with pytest.raises(ValueError, match=r"^repeats must be >= 1, got 0"):
+        audit.completeness(model, forgotten, test, repeats=0)
+    with pytest.raises(ValueError, match=r"^none of the forgotten pairs' users has a pair in "
+                                         r"test$"):
+        audit.completeness(model, forgotten, sp.csr_matrix(test.shape))
