@@ -132,3 +132,43 @@ def test_completeness_names_what_is_wrong_with_its_input():
     with pytest.raises(ValueError, match=r"^none of the forgotten pairs' users has a pair in "
                                          r"test$"):
         audit.completeness(model, forgotten, sp.csr_matrix(test.shape))
+
+
+def test_default_unseen_pairs_avoid_the_forgotten_pairs_the_model_still_holds():
+    """By default the never-seen pairs avoid the retained data and the
+    forgotten pairs, even where the model still holds them (the original
+    model, before its forget): the same draw as sample_unseen over both."""
+    import numpy as np
+    import scipy.sparse as sp
+
+    import fastunlearn as fu
+
+    rng = np.random.default_rng(8)
+    R = sp.csr_matrix((rng.random((30, 20)) < 0.3).astype(np.float32))
+    model = fu.ImplicitALS(factors=3, iterations=2, random_state=0, num_threads=1).fit(
+        R, show_progress=False)
+    coo = R.tocoo()
+    pick = rng.choice(coo.nnz, coo.nnz // 4, replace=False)
+    forgotten = (coo.row[pick].astype(np.int64), coo.col[pick].astype(np.int64))
+    # everything to avoid, built from the pairs alone
+    avoid = sp.csr_matrix(R.astype(bool), dtype=np.float64)
+    for seed in range(3):
+        unseen = audit.sample_unseen(avoid, forgotten[0], seed=seed)
+        assert not avoid[unseen].any()
+        assert audit.membership_inference(model, forgotten, seed=seed) == \
+            audit.membership_inference(model, forgotten, unseen)
+
+
+def test_completeness_prints_nothing(capsys):
+    import fastunlearn as fu
+    from fastunlearn.evaluation import train_test_split
+    from fastunlearn.synthetic import make_implicit
+
+    train, test = train_test_split(make_implicit(40, 30, 500, seed=4), 0.2, seed=0)
+    model = fu.ImplicitALS(factors=3, iterations=2, random_state=0, num_threads=1).fit(
+        train, show_progress=False)
+    forgotten = audit.unlearning_set(train, 0.05, "random", seed=0)
+    model.forget(*forgotten)
+    capsys.readouterr()
+    assert audit.completeness(model, forgotten, test, repeats=2).retrains
+    assert capsys.readouterr() == ("", "")
