@@ -172,3 +172,21 @@ def test_completeness_prints_nothing(capsys):
     capsys.readouterr()
     assert audit.completeness(model, forgotten, test, repeats=2).retrains
     assert capsys.readouterr() == ("", "")
+
+
+def test_completeness_defaults_to_three_retrains_from_seed_zero():
+    import fastunlearn as fu
+    from fastunlearn.evaluation import train_test_split
+    from fastunlearn.synthetic import make_implicit
+
+    train, test = train_test_split(make_implicit(40, 30, 500, seed=4), 0.2, seed=0)
+    params = dict(factors=3, iterations=2, num_threads=1)
+    model = fu.ImplicitALS(**params, random_state=7).fit(train, show_progress=False)
+    forgotten = audit.unlearning_set(train, 0.05, "random", seed=0)
+    model.forget(*forgotten)
+    held = audit.held_out_pairs(test, forgotten[0])
+    result = audit.completeness(model, forgotten, test)
+    expected = [audit.membership_inference(
+        fu.ImplicitALS(**params, random_state=seed).fit(model.user_items, show_progress=False),
+        forgotten, held).to_dict() for seed in (0, 1, 2)]
+    assert result.retrains == expected
