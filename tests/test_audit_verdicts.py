@@ -190,3 +190,22 @@ def test_completeness_defaults_to_three_retrains_from_seed_zero():
         fu.ImplicitALS(**params, random_state=seed).fit(model.user_items, show_progress=False),
         forgotten, held).to_dict() for seed in (0, 1, 2)]
     assert result.retrains == expected
+
+
+def test_membership_inference_names_what_is_wrong_with_its_input():
+    import numpy as np
+    import scipy.sparse as sp
+
+    import fastunlearn as fu
+
+    R = sp.csr_matrix((np.random.default_rng(9).random((12, 10)) < 0.4).astype(np.float32))
+    model = fu.ImplicitALS(factors=2, iterations=1, random_state=0, num_threads=1).fit(
+        R, show_progress=False)
+    coo = R.tocoo()
+    pairs = (coo.row[:3], coo.col[:3])
+    with pytest.raises(fu.NotFittedError, match=r"^model \(ImplicitALS\) is not fitted"):
+        audit.membership_inference(fu.ImplicitALS(), pairs)
+    with pytest.raises(ValueError, match=r"^forgotten users out of range"):
+        audit.membership_inference(model, (np.array([99]), np.array([0])))
+    with pytest.raises(ValueError, match=r"^unseen items out of range"):
+        audit.membership_inference(model, pairs, (np.array([0]), np.array([99])))

@@ -148,3 +148,12 @@ def test_removing_whole_rows_first_and_last():
     same(data.by_user, R)
     data.by_user.restore(undo)
     same(data.by_user, R)
+
+
+def test_user_items_is_a_view_of_the_buffers():
+    """The matrix handed out shares the buffers (no copy of the data set)."""
+    R = matrix(1, 8, 6, 0.4)
+    data = TrainingData(R.copy())
+    view = data.user_items()
+    assert np.shares_memory(view.data, data.by_user.data)
+    assert np.shares_memory(view.indices, data.by_user.indices)
