@@ -8,6 +8,7 @@ can it be checked without its key.  The reference below recomputes the
 digest independently (HMAC-SHA256 of the sorted distinct pairs as
 little-endian int64), so a receipt saved by one version stays verifiable.
 """
+import datetime
 import hashlib
 import hmac
 import secrets
@@ -172,3 +173,48 @@ def test_receipt_of_a_forget_binds_the_removed_items_of_one_user():
                                      report.digest)
         assert not fu.verify_receipt([0], [item], report.receipt_key, report.digest)
     assert model.metadata["history"][-1]["digest"] == report.digest
+
+
+def _utc(stamp):
+    return datetime.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(
+        tzinfo=datetime.timezone.utc)
+
+
+def _now_to_the_second():
+    return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+
+
+def test_history_records_what_each_request_and_settle_did(tmp_path):
+    """The receipt in ``metadata["history"]`` holds what the README lists
+    (counts, certificate after, tolerance, converged, settled, pending, a UTC
+    time, digest) with the report's values; a settle() adds its own record."""
+    rng = np.random.default_rng(5)
+    R = sp.random(N_USERS, N_ITEMS, density=0.3, random_state=5, format="csr",
+                  dtype=np.float32)
+    model = fu.ImplicitALS(factors=4, iterations=5, random_state=0).fit(R, show_progress=False)
+    coo = model.user_items.tocoo()
+    pick = rng.choice(coo.nnz, 7, replace=False)
+    users, items = coo.row[pick], coo.col[pick]
+    start = _now_to_the_second()
+    report = model.forget(users, items, washout=0)
+    record = dict(model.metadata["history"][-1])
+    assert start <= _utc(record.pop("time")) <= _now_to_the_second()
+    assert record == {
+        "digest": report.digest, "n_removed": 7, "users_affected": len(set(users.tolist())),
+        "items_affected": len(set(items.tolist())),
+        "certificate_after": report.certificate_after.max_row,
+        "tolerance": report.tolerance, "converged": report.converged, "settled": False,
+        "pending_entries": 7}
+    assert report.converged and report.n_removed == 7 and report.pending_entries == 7
+    assert fu.verify_receipt(users, items, report.receipt_key, record["digest"])
+
+    settled = model.settle()
+    record = dict(model.metadata["history"][-1])
+    assert start <= _utc(record.pop("time")) <= _now_to_the_second()
+    assert record == {"event": "settle", "entries": 7, "requests": 1,
+                      "certificate_after": settled.certificate_after.max_row,
+                      "tolerance": settled.tolerance, "converged": settled.converged}
+    assert settled.converged and len(model.metadata["history"]) == 2
+    # both survive a save and a load
+    loaded = fu.load(model.save(tmp_path / "m.npz"))
+    assert loaded.metadata["history"] == model.metadata["history"]
