@@ -39,8 +39,9 @@ ISA_FLAGS = {
     "avx512": ["-mavx512f", "-mavx512cd", "-mavx512bw", "-mavx512dq", "-mavx512vl",
                "-mavx2", "-mfma", "-mprefer-vector-width=512", "-ffp-contract=fast"],
 }
-# Kernel families compiled once per variant: fastunlearn/{family}_{variant}.pyx
-ISA_FAMILIES = ("_als",)
+# Kernel families compiled once per variant, fastunlearn/{family}_{variant}.pyx,
+# with the C sources each also needs
+ISA_FAMILIES = {"_als": [], "_topk": ["csrc/topk.c"]}
 
 _OPENMP_PROBE = "#include <omp.h>\nint main(void) { return omp_get_max_threads() > 0 ? 0 : 1; }\n"
 # What the variants rely on: the flags, and run-time CPU detection (csrc/fu_cpu.h)
@@ -139,16 +140,23 @@ class BuildExt(build_ext):
             ext.extra_link_args = link_args + ext.extra_link_args
             kept.append(ext)
         self.extensions = kept
+        # the single extensions of earlier versions (_als, _topk): left in
+        # place, they would be imported instead of _als.py, _topk.py
+        for family in ISA_FAMILIES:
+            self._remove_stale(Extension(f"fastunlearn.{family}", []))
         if self.parallel is None:  # the variants compile independently
             self.parallel = os.cpu_count() or 1
         super().build_extensions()
 
     def _remove_stale(self, ext):
-        """An in-place build that skips a variant removes its old binary, which
-        would otherwise be found and run."""
-        if self.inplace:
-            stem = os.path.join(*ext.name.split("."))
+        """Remove the binary of an extension this build does not make, from
+        the source tree (in-place builds) and the build folder (what wheels
+        are made of): it would otherwise be found and run."""
+        here = os.path.dirname(os.path.abspath(__file__))
+        for root in (here, self.build_lib):
+            stem = os.path.join(root, *ext.name.split("."))
             for path in glob.glob(stem + ".*.so") + glob.glob(stem + ".*.pyd"):
+                print(f"fastunlearn: removing {path}, which this build does not make")
                 os.remove(path)
 
 
@@ -162,10 +170,9 @@ def _extension(name, sources):
 
 
 extensions = [
-    *(_extension(f"{family}_{variant}", [f"fastunlearn/{family}_{variant}.pyx"])
-      for family in ISA_FAMILIES for variant in ("baseline", *ISA_FLAGS)),
+    *(_extension(f"{family}_{variant}", [f"fastunlearn/{family}_{variant}.pyx", *c_sources])
+      for family, c_sources in ISA_FAMILIES.items() for variant in ("baseline", *ISA_FLAGS)),
     _extension("_cpu", ["fastunlearn/_cpu.pyx"]),
-    _extension("_topk", ["fastunlearn/_topk.pyx", "csrc/topk.c"]),
     _extension("_csr", ["fastunlearn/_csr.pyx", "csrc/csr_edit.c"]),
 ]
 

@@ -3,9 +3,10 @@ this CPU runs, and which one is used.
 
 The kernels are one source compiled several times: for a portable baseline
 and, on x86-64, for AVX2 with FMA and for AVX-512 (``_als_kernels.pxi`` into
-``_als_baseline``, ``_als_avx2``, ``_als_avx512``; see docs/design.md,
-section 8).  At import the best variant that was built and that the CPU runs
-is chosen, and ``fastunlearn._als`` re-exports its functions.
+``_als_baseline``, ``_als_avx2``, ``_als_avx512``, and the same for
+``_topk``; see docs/design.md, section 8).  At import the best variant that
+was built and that the CPU runs is chosen, and ``fastunlearn._als`` and
+``fastunlearn._topk`` re-export its functions.
 
 ``FASTUNLEARN_ISA=baseline|avx2|avx512`` (read at import) forces a variant,
 for testing and for comparing them; one that was not built or that this CPU
@@ -32,7 +33,7 @@ VARIANTS = {
     "baseline": frozenset(),
 }
 ENV = "FASTUNLEARN_ISA"
-_FAMILIES = ("_als",)  # kernel modules built per variant
+_FAMILIES = ("_als", "_topk")  # kernel modules built per variant
 _bound = {}  # family -> the namespace of the module that re-exports it
 
 
@@ -74,6 +75,11 @@ def runnable():
 def _choose():
     """The variant to use and, when ``FASTUNLEARN_ISA`` was refused, why."""
     ok = runnable()
+    if not built():
+        raise ImportError(
+            "fastunlearn's compiled kernels are missing (no fastunlearn._als_baseline or "
+            "_topk_baseline): install with 'pip install .', or build a source checkout with "
+            "'python setup.py build_ext --inplace'.")
     if not ok:
         lacking = sorted(compiled_features("baseline") - cpu_features())
         raise ImportError(

@@ -24,7 +24,7 @@ import scipy.sparse as sp
 import fastunlearn as fu
 import reference as ref
 from conftest import OBJECTIVES, reference_kwargs
-from fastunlearn import _als, isa
+from fastunlearn import _als, _topk, isa
 
 RUNNABLE = isa.runnable()
 PKG_ROOT = str(Path(fu.__file__).resolve().parents[1])
@@ -109,6 +109,12 @@ def test_a_native_build_on_another_cpu_fails_to_import_clearly(monkeypatch):
         isa._choose()
 
 
+def test_missing_kernels_fail_to_import_clearly(monkeypatch):
+    monkeypatch.setattr(isa, "built", lambda: [])
+    with pytest.raises(ImportError, match="compiled kernels are missing.*pip install"):
+        isa._choose()
+
+
 @pytest.mark.parametrize("forced", ["baseline", "no-such-isa"])
 def test_the_environment_variable_forces_the_variant_at_import(forced, tmp_path):
     script = "import fastunlearn as fu; print(fu._als.VARIANT, fu.show_config()['isa']['forced'])"
@@ -131,6 +137,7 @@ def test_use_switches_the_kernels_and_restores_them():
         with isa.use(variant):
             assert _als.VARIANT == variant == isa.selected()
             assert _als.solve_cg is isa._module("_als", variant).solve_cg
+            assert _topk.topk is isa._module("_topk", variant).topk
     assert _als.VARIANT == before and isa.selected() == before
     with pytest.raises(ValueError, match="variant must be one of .*got 'mmx'"):
         with isa.use("mmx"):
@@ -187,6 +194,33 @@ def test_each_variant_is_bitwise_reproducible_across_threads_and_close_to_the_ot
             np.testing.assert_allclose(ours, theirs, rtol=0, atol=rtol * np.abs(theirs).max(),
                                        err_msg=variant)
         assert np.isclose(model.loss(), base.loss(), rtol=rtol)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_each_variant_recommends_as_the_reference(dtype):
+    """Top-N of every variant against a stable sort of the scores (ties by
+    lower id), with filtered items and users with fewer candidates than N;
+    scores are multiples of 1/8, so that many tie exactly in every variant."""
+    rng = np.random.default_rng(7)
+    n_users, n_items, k = 40, 300, 8
+    X = rng.integers(-2, 3, (n_users, k)).astype(dtype)
+    Y = (rng.integers(-2, 3, (n_items, k)) / 8).astype(dtype)
+    liked = sp.random(n_users, n_items, density=0.2, format="lil", random_state=rng)
+    liked[0, :n_items - 3] = 1  # user 0 has at most 3 candidates left, fewer than N
+    liked = liked.tocsr()
+    scores = (X.astype(np.float64) @ Y.T.astype(np.float64))
+    scores[liked.toarray() != 0] = -np.inf
+    expected = np.argsort(-scores, axis=1, kind="stable")[:, :10]
+    for variant in RUNNABLE:
+        with isa.use(variant):
+            model = fu.ImplicitALS.from_factors(X, Y, liked, dtype=dtype, num_threads=2)
+            ids, got = model.recommend(np.arange(n_users), liked, N=10)
+        np.testing.assert_array_equal(ids[1:], expected[1:], err_msg=variant)
+        left = int(np.isfinite(scores[0]).sum())
+        assert 0 < left < 10
+        np.testing.assert_array_equal(ids[0, :left], expected[0, :left], err_msg=variant)
+        assert np.all(ids[0, left:] == -1)
+        np.testing.assert_allclose(got[1:], np.take_along_axis(scores, expected, 1)[1:])
 
 
 def test_each_variant_forgets_bitwise_reproducibly_across_threads():
