@@ -83,11 +83,10 @@ def run(quick=False, repeats=3, factors=64, iterations=10, threads=2, isa=False)
         libraries = ("fastunlearn",)
     if quick:
         factors, per_solver = 16, {"cg": 2, "cholesky": 2}
-    variants = [None]
-    if isa:
-        from fastunlearn import isa as isa_mod
+    from fastunlearn import isa as isa_mod
 
-        variants = isa_mod.runnable()
+    default_kernels = isa_mod.selected()  # what the children use unless forced
+    variants = isa_mod.runnable() if isa else [None]
     runs_of = [(lib, None) for lib in libraries if lib != "fastunlearn"] + \
         [("fastunlearn", v) for v in variants]
     rows, results = [], []
@@ -122,7 +121,8 @@ def run(quick=False, repeats=3, factors=64, iterations=10, threads=2, isa=False)
                              if peer else None)
                     loss_gap = ours["loss"] / peer["loss"] - 1 if peer else None
                     results.append({"data": name, "shape": list(R.shape), "nnz": int(R.nnz),
-                                    "solver": solver, "kernels": variant or "default", "factors": factors, "iterations": iterations,
+                                    "solver": solver, "kernels": variant or default_kernels,
+                                    "factors": factors, "iterations": iterations,
                                     "threads": threads, "csr_plus_transpose_plus_factors_bytes":
                                     model_bytes, **{lib: v for lib, v in per_lib.items()},
                                     "time_ratio": ratio, "loss_gap": loss_gap})
@@ -140,5 +140,5 @@ def run(quick=False, repeats=3, factors=64, iterations=10, threads=2, isa=False)
               "CSR+T+factors MiB"]
     params = {**SETTINGS, "factors": factors, "iterations": per_solver, "num_threads": threads,
               "random_state": 0}
-    return write("fit-quick" if quick else "fit-isa" if isa else "fit", {"repeats": repeats, "results": results},
-                 rows, header, params=params)
+    out_name = "fit-quick" if quick else "fit-isa" if isa else "fit"
+    return write(out_name, {"repeats": repeats, "results": results}, rows, header, params=params)

@@ -2,20 +2,22 @@
  *
  * Rows hold k (typically 32..256) contiguous values.  Calling BLAS-1 for
  * vectors this short costs more in call overhead than in arithmetic, so the
- * kernels use these inline loops instead.  Reductions keep FU_LANES partial
- * sums, lane l summing the elements j = l (mod FU_LANES), and add them up in
- * a fixed tree: the compiler keeps the lanes in vector registers whatever
- * their width (4 SSE2, 2 AVX2 or 1 AVX-512 registers of floats), and the
- * order of the sums is the same for every width, so the variants compiled
- * for each instruction set (fastunlearn/isa.py) round alike except where
- * FMA fuses a multiply and an add.  (`omp simd reduction` left the order to
- * the vector width and, with GCC, finished with a serial sum of the lanes
- * through memory: 16 dependent adds after a 4-instruction AVX-512 loop at
- * k = 64.)  The lanes index through a pointer to the chunk: with
- * -fwrapv (Python's flags) `x[j + l]` may wrap, and GCC then gathers the
- * chunk element by element.  No -ffast-math, which would break NaN checks.  The order is
- * fixed for a given binary, so results do not depend on the number of
- * threads.
+ * kernels use these inline loops instead.
+ *
+ * Reductions keep FU_LANES partial sums, lane l summing the elements
+ * j = l (mod FU_LANES), and add them up in a fixed tree: the compiler keeps
+ * the lanes in vector registers whatever their width (4 SSE2, 2 AVX2 or 1
+ * AVX-512 registers of floats), and the order of the sums is the same for
+ * every width, so the variants compiled for each instruction set
+ * (fastunlearn/isa.py) round alike except where FMA fuses a multiply and an
+ * add.  (`omp simd reduction` left the order to the vector width and, with
+ * GCC, ended in a serial sum of the lanes through memory: 16 dependent adds
+ * after a 4-instruction AVX-512 loop at k = 64.)  The lanes index through a
+ * pointer to the chunk: under -fwrapv (Python's flags) `x[j + l]` may wrap,
+ * and GCC then gathers the chunk element by element.
+ *
+ * No -ffast-math, which would break NaN checks.  The order is fixed for a
+ * given binary, so results do not depend on the number of threads.
  */
 #ifndef FU_VEC_H
 #define FU_VEC_H
