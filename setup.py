@@ -96,8 +96,8 @@ def _isa_variants(compiler):
         else:
             print(f"\n*** fastunlearn: the C compiler does not accept {' '.join(flags)} or "
                   "lacks __builtin_cpu_supports; building WITHOUT the "
-                  f"{variant} kernels (the portable ones run instead, slower on CPUs that "
-                  "have it). A newer gcc or clang builds them. ***\n", file=sys.stderr)
+                  f"{variant} kernels (CPUs that have {variant} run the next best variant, "
+                  "more slowly). A newer gcc or clang builds them. ***\n", file=sys.stderr)
     return made
 
 
