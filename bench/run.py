@@ -1,6 +1,9 @@
 """Benchmark entry point:
 ``python bench/run.py {fit,forget,audit,scaling,cluster,serve,data,all,plots} [--quick] [--out DIR]``.
 
+``fit --isa --iterations cg=15,cholesky=5`` measures each kernel variant
+(fastunlearn.isa) against implicit, the repeats interleaved.
+
 Each sub-benchmark prints a Markdown table and writes JSON and Markdown (and,
 with matplotlib, PNG plots) under bench/results/, or under ``--out DIR``.
 Timings are medians of several runs (``--repeats``: 3, or 5 for audit),
@@ -45,6 +48,13 @@ def main(argv=None):
             p.add_argument("--repeats", type=int, default=None,
                            help="runs per measurement (default 3; audit 5, which are also "
                                 "its retrain seeds 0-4)")
+        if name == "fit":
+            p.add_argument("--isa", action="store_true",
+                           help="measure fastunlearn once per kernel variant this CPU runs "
+                                "(FASTUNLEARN_ISA; writes fit-isa.*)")
+            p.add_argument("--iterations", default="10",
+                           help="fit iterations: N, or per solver as cg=N,cholesky=M "
+                                "(default 10)")
         if name in ("audit", "all"):
             p.add_argument("--shadows", type=int, default=16,
                            help="shadow models of the audit's likelihood-ratio section "
@@ -91,7 +101,12 @@ def main(argv=None):
     for name in BENCHMARKS if args.bench == "all" else (args.bench,):
         repeats = 1 if args.quick else args.repeats or REPEATS[name]
         if not lira_only:
-            __import__(name).run(quick=args.quick, repeats=repeats)
+            extra = {}
+            if args.bench == "fit":
+                its = args.iterations
+                extra = dict(isa=args.isa, iterations=int(its) if "=" not in its else
+                             {k: int(v) for k, v in (kv.split("=") for kv in its.split(","))})
+            __import__(name).run(quick=args.quick, repeats=repeats, **extra)
         if name == "audit" and args.shadows:
             import audit_lira
 

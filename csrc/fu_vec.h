@@ -2,10 +2,22 @@
  *
  * Rows hold k (typically 32..256) contiguous values.  Calling BLAS-1 for
  * vectors this short costs more in call overhead than in arithmetic, so the
- * kernels use these inline loops instead; `omp simd` lets the compiler
- * vectorise the reductions without -ffast-math (which would break NaN checks
- * and reproducibility).  The summation order is fixed for a given binary, so
- * results do not depend on the number of threads.
+ * kernels use these inline loops instead.
+ *
+ * Reductions keep FU_LANES partial sums, lane l summing the elements
+ * j = l (mod FU_LANES), and add them up in a fixed tree: the compiler keeps
+ * the lanes in vector registers whatever their width (4 SSE2, 2 AVX2 or 1
+ * AVX-512 registers of floats), and the order of the sums is the same for
+ * every width, so the variants compiled for each instruction set
+ * (fastunlearn/isa.py) round alike except where FMA fuses a multiply and an
+ * add.  (`omp simd reduction` left the order to the vector width and, with
+ * GCC, ended in a serial sum of the lanes through memory: 16 dependent adds
+ * after a 4-instruction AVX-512 loop at k = 64.)  The lanes index through a
+ * pointer to the chunk: under -fwrapv (Python's flags) `x[j + l]` may wrap,
+ * and GCC then gathers the chunk element by element.
+ *
+ * No -ffast-math, which would break NaN checks.  The order is fixed for a
+ * given binary, so results do not depend on the number of threads.
  */
 #ifndef FU_VEC_H
 #define FU_VEC_H
@@ -29,13 +41,64 @@ static inline int fu_openmp_enabled(void)
 #endif
 }
 
+/* Partial sums of a reduction: a multiple of every vector width in floats
+ * (16 = one AVX-512 register). */
+#define FU_LANES 16
+
+/* acc[0] = sum of acc[0..FU_LANES), pairwise in a fixed order. */
+#define FU_LANES_SUM(acc)                                                     \
+    for (int w_ = FU_LANES / 2; w_ > 0; w_ /= 2) {                            \
+        FU_SIMD for (int l_ = 0; l_ < w_; ++l_) (acc)[l_] += (acc)[l_ + w_];  \
+    }
+
 #define FU_DEFINE_VEC(T, S)                                                   \
     static inline T fu_dot_##S(int n, const T *restrict x, const T *restrict y) \
     {                                                                         \
-        T s = 0;                                                              \
-        FU_SIMD_SUM_S                                                         \
-        for (int j = 0; j < n; ++j) s += x[j] * y[j];                         \
-        return s;                                                             \
+        T acc[FU_LANES] = {0};                                                \
+        int j = 0;                                                            \
+        for (; j + FU_LANES <= n; j += FU_LANES) {                            \
+            const T *restrict xj = x + j, *restrict yj = y + j;               \
+            FU_SIMD for (int l = 0; l < FU_LANES; ++l) acc[l] += xj[l] * yj[l]; \
+        }                                                                     \
+        x += j;                                                               \
+        y += j;                                                               \
+        for (int l = 0; l < n - j; ++l) acc[l] += x[l] * y[l];                \
+        FU_LANES_SUM(acc)                                                     \
+        return acc[0];                                                        \
+    }                                                                         \
+    /* x . y in double (measures and certificates) */                        \
+    static inline double fu_dot_widen_##S(int n, const T *restrict x,        \
+                                          const T *restrict y)               \
+    {                                                                         \
+        double acc[FU_LANES] = {0};                                           \
+        int j = 0;                                                            \
+        for (; j + FU_LANES <= n; j += FU_LANES) {                            \
+            const T *restrict xj = x + j, *restrict yj = y + j;               \
+            FU_SIMD for (int l = 0; l < FU_LANES; ++l) acc[l] += (double)xj[l] * yj[l]; \
+        }                                                                     \
+        x += j;                                                               \
+        y += j;                                                               \
+        for (int l = 0; l < n - j; ++l) acc[l] += (double)x[l] * y[l];        \
+        FU_LANES_SUM(acc)                                                     \
+        return acc[0];                                                        \
+    }                                                                         \
+    /* sum of x[j]^2 in double */                                             \
+    static inline double fu_sumsq_##S(int n, const T *restrict x)            \
+    {                                                                         \
+        return fu_dot_widen_##S(n, x, x);                                     \
+    }                                                                         \
+    /* y = x + b * y (CG's new search direction) */                           \
+    static inline void fu_xpby_##S(int n, const T *restrict x, T b, T *restrict y) \
+    {                                                                         \
+        FU_SIMD                                                               \
+        for (int j = 0; j < n; ++j) y[j] = x[j] + b * y[j];                   \
+    }                                                                         \
+    /* g += a * x, g in double (gradients accumulated in double) */           \
+    static inline void fu_axpy_widen_##S(int n, double a, const T *restrict x, \
+                                         double *restrict g)                  \
+    {                                                                         \
+        FU_SIMD                                                               \
+        for (int j = 0; j < n; ++j) g[j] += a * x[j];                         \
     }                                                                         \
     /* y += a * x */                                                          \
     static inline void fu_axpy_##S(int n, T a, const T *restrict x, T *restrict y) \

@@ -7,7 +7,7 @@ import sys
 
 from threadpoolctl import ThreadpoolController, threadpool_info
 
-from . import _als
+from . import _als, isa
 from ._version import __version__
 
 
@@ -94,9 +94,12 @@ def show_config(file=None):
     -------
     dict
         ``version``, ``openmp`` (compiled in), ``threads`` (what
-        ``num_threads=0`` resolves to), ``cpus``, ``omp_num_threads``
-        and ``blas`` (one entry per BLAS library loaded: name, version,
-        threading layer and its own thread count).
+        ``num_threads=0`` resolves to), ``cpus``, ``omp_num_threads``,
+        ``isa`` (the kernel variant in use, the variants built and those
+        this CPU runs, ``FASTUNLEARN_ISA`` and why it was refused, if it
+        was; see ``fastunlearn.isa``) and ``blas`` (one entry per BLAS
+        library loaded: name, version, threading layer and its own thread
+        count).
     """
     import numpy
     import scipy
@@ -110,6 +113,7 @@ def show_config(file=None):
         "threads": effective_n_threads(0),
         "cpus": available_cpus(),
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        "isa": isa.info(),
         "blas": [
             {
                 "library": lib.get("internal_api"),
@@ -128,6 +132,14 @@ def show_config(file=None):
     print(f"  OpenMP compiled in: {info['openmp']}", file=out)
     print(f"  kernel threads (num_threads=0): {info['threads']} of {info['cpus']} usable CPUs; "
           f"OMP_NUM_THREADS={info['omp_num_threads']}", file=out)
+    variants = info["isa"]
+    native = (f"; built with -march=native: {' '.join(variants['baseline_native'])}"
+              if variants["baseline_native"] else "")
+    print(f"  kernels: {variants['selected']} (built: {', '.join(variants['built'])}; "
+          f"this CPU runs: {', '.join(variants['runnable'])}{native})", file=out)
+    if variants["forced"]:
+        print(f"  {isa.ENV}={variants['forced']}"
+              + (f" refused: {variants['refused']}" if variants["refused"] else ""), file=out)
     for lib in info["blas"]:
         print(f"  BLAS: {lib['library']} {lib['version']} ({lib['threading_layer']}, "
               f"{lib['num_threads']} threads; forced to 1 inside kernels)", file=out)

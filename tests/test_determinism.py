@@ -11,7 +11,9 @@ CG is bitwise reproducible across thread counts too: rows are processed in
 fixed blocks of 32 whatever the number of threads, and each row's arithmetic
 does not depend on the thread.  Its factors differ from Cholesky's (it stops
 after ``cg_steps`` steps per row).  Neither solver is bitwise reproducible
-across machines with other CPUs, compilers or BLAS builds.
+across machines with other CPUs, compilers or BLAS builds, nor across the
+kernel variants of fastunlearn.isa (this file tests the one in use;
+test_isa.py each of them).
 """
 import hashlib
 import os

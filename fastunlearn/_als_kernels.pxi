@@ -1,3 +1,6 @@
+# The ALS kernels, compiled once per instruction-set variant: included by
+# _als_baseline.pyx, _als_avx2.pyx and _als_avx512.pyx; fastunlearn/_als.py
+# re-exports the variant isa.py chose (docs/design.md, section 8).
 """Compiled ALS kernels: row solves (Cholesky, CG), row gradients, loss, Gram,
 and for forgetting the bound updates and the state checksum.
 
@@ -34,6 +37,9 @@ cdef extern from "fu_chol.h" nogil:
     void fu_potrs_upper_f(int k, const float *U, float *b)
     void fu_potrs_upper_d(int k, const double *U, double *b)
 
+cdef extern from "fu_cpu.h" nogil:
+    int fu_compiled_features()
+
 cdef extern from "fu_vec.h" nogil:
     int fu_openmp_enabled()
     float fu_dot_f(int n, const float *x, const float *y)
@@ -42,6 +48,14 @@ cdef extern from "fu_vec.h" nogil:
     void fu_axpy_d(int n, double a, const double *x, double *y)
     void fu_scale_copy_f(int n, float a, const float *x, float *y)
     void fu_scale_copy_d(int n, double a, const double *x, double *y)
+    double fu_dot_widen_f(int n, const float *x, const float *y)
+    double fu_dot_widen_d(int n, const double *x, const double *y)
+    double fu_sumsq_f(int n, const float *x)
+    double fu_sumsq_d(int n, const double *x)
+    void fu_xpby_f(int n, const float *x, float b, float *y)
+    void fu_xpby_d(int n, const double *x, double b, double *y)
+    void fu_axpy_widen_f(int n, double a, const float *x, double *g)
+    void fu_axpy_widen_d(int n, double a, const double *x, double *g)
     void fu_prefetch_row(const void *row, size_t nbytes)
 
 # Rows gathered per syrk call (bounds the scratch; large enough for BLAS-3 speed)
@@ -69,6 +83,13 @@ SCRATCH_CONSTANTS = {"gather": GATHER, "cg_block": CG_BLOCK, "gram_parts": GRAM_
 def openmp_enabled():
     """Whether the kernels were compiled with OpenMP."""
     return bool(fu_openmp_enabled())
+
+
+def compiled_features():
+    """Bits (csrc/fu_cpu.h) of the instruction-set features this variant was
+    compiled to use: none for the portable baseline, unless built with
+    ``-march=native``."""
+    return fu_compiled_features()
 
 
 # ---------------------------------------------------------------- primitives
@@ -104,6 +125,34 @@ cdef inline void _scale_copy(int n, floating a, const floating *x, floating *y) 
         fu_scale_copy_f(n, a, x, y)
     else:
         fu_scale_copy_d(n, a, x, y)
+
+
+cdef inline double _sumsq(int n, const floating *x) noexcept nogil:
+    if floating is float:
+        return fu_sumsq_f(n, x)
+    else:
+        return fu_sumsq_d(n, x)
+
+
+cdef inline double _dot_widen(int n, const floating *x, const floating *y) noexcept nogil:
+    if floating is float:
+        return fu_dot_widen_f(n, x, y)
+    else:
+        return fu_dot_widen_d(n, x, y)
+
+
+cdef inline void _xpby(int n, const floating *x, floating b, floating *y) noexcept nogil:
+    if floating is float:
+        fu_xpby_f(n, x, b, y)
+    else:
+        fu_xpby_d(n, x, b, y)
+
+
+cdef inline void _axpy_widen(int n, double a, const floating *x, double *g) noexcept nogil:
+    if floating is float:
+        fu_axpy_widen_f(n, a, x, g)
+    else:
+        fu_axpy_widen_d(n, a, x, g)
 
 
 cdef inline void _syrk(int k, int m, floating alpha, floating *rows, floating *A) noexcept nogil:
@@ -509,16 +558,9 @@ cdef int _cholesky_row(int k, int64_t r, const index_t *indptr, const index_t *i
 cdef void _dense_times(int k, const floating *base, bint implicit, double lam,
                        const floating *x, double *out) noexcept nogil:
     """out = D x in double, D the dense part of the row's A (base or lam I)."""
-    cdef int i, j
-    cdef double t
+    cdef int i
     for i in range(k):
-        if implicit:
-            t = 0
-            for j in range(k):
-                t += <double> base[i * k + j] * x[j]
-            out[i] = t
-        else:
-            out[i] = lam * x[i]
+        out[i] = _dot_widen(k, base + i * k, x) if implicit else lam * x[i]
 
 
 cdef inline double _gamma(int64_t n, double unit) noexcept nogil:
@@ -527,11 +569,7 @@ cdef inline double _gamma(int64_t n, double unit) noexcept nogil:
 
 
 cdef inline double _norm(int k, const floating *x) noexcept nogil:
-    cdef double s = 0
-    cdef int d
-    for d in range(k):
-        s += <double> x[d] * x[d]
-    return sqrt(s)
+    return sqrt(_sumsq(k, x))
 
 
 cdef double _measure_row(int k, const floating *A, const floating *b, const floating *x,
@@ -551,12 +589,11 @@ cdef double _measure_row(int k, const floating *A, const floating *b, const floa
     _dense_times(k, base, implicit, lam, x, Dx)
     for i in range(k):
         Ax[i] = 0
+    # column j of the triangle, A[0:j, j], is contiguous: it adds x[j] times
+    # itself to Ax[0:j], and its dot product with x[0:j] to Ax[j]
     for j in range(k):
-        for i in range(j):
-            t = A[i + j * k]
-            Ax[i] += t * x[j]
-            Ax[j] += t * x[i]
-        Ax[j] += <double> A[j + j * k] * x[j]
+        _axpy_widen(j, x[j], A + j * k, Ax)
+        Ax[j] += _dot_widen(j, A + j * k, x) + <double> A[j + j * k] * x[j]
     for i in range(k):
         dense += Dx[i] * x[i]
         quad += Ax[i] * x[i]
@@ -672,8 +709,7 @@ cdef void _cg_block(int k, int64_t j0, int nb, const int64_t *rows, const index_
             if rsnew < CG_EPS or rsnew <= stop[j]:
                 active[j] = 0
                 continue
-            for d in range(k):
-                Pb[j * k + d] = Rb[j * k + d] + (rsnew / rs[j]) * Pb[j * k + d]
+            _xpby(k, Rb + j * k, rsnew / rs[j], Pb + j * k)
             rs[j] = rsnew
 
     for j in range(nb):
@@ -798,7 +834,7 @@ cdef double _row_gradient(int k, int64_t start, int64_t end, const index_t *indi
     cdef const floating *ys[4]
     cdef double dots[4]
     cdef int64_t e, first
-    cdef int d, j, m
+    cdef int j, m
     cdef double a, bc, s, total = 0, terms = 0, dot_err = 0
     # four entries at a time: their dot products are independent, so the CPU
     # overlaps them (and the loads of their rows) instead of waiting on each
@@ -821,17 +857,13 @@ cdef double _row_gradient(int k, int64_t start, int64_t end, const index_t *indi
                 if s != 0:
                     _axpy(k, <floating> s, ys[j], gf)
             elif s != 0:
-                for d in range(k):
-                    g[d] += s * ys[j][d]
+                _axpy_widen(k, s, ys[j], g)
     if loss != NULL:
         loss[0] = total
     if g == NULL:
         sums[0], sums[1] = terms, dot_err
         return _norm(k, gf)
-    s = 0
-    for d in range(k):
-        s += g[d] * g[d]
-    return sqrt(s)
+    return sqrt(fu_sumsq_d(k, g))
 
 
 def row_losses(const index_t[::1] indptr, const index_t[::1] indices,

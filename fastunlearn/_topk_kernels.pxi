@@ -1,3 +1,6 @@
+# Top-N selection, compiled once per instruction-set variant: included by
+# _topk_baseline.pyx, _topk_avx2.pyx and _topk_avx512.pyx; fastunlearn/_topk.py
+# re-exports the variant isa.py chose (docs/design.md, section 8).
 """Compiled top-N selection: scores by gemm over blocks of queries, then a
 bounded heap per query (csrc/topk.c), parallel over queries."""
 from cython cimport floating

@@ -1,0 +1,3 @@
+"""The ALS kernels (_als_kernels.pxi) compiled for AVX2 and FMA; used
+through _als.py."""
+include "_als_kernels.pxi"
