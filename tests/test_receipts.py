@@ -218,3 +218,11 @@ def test_history_records_what_each_request_and_settle_did(tmp_path):
     # both survive a save and a load
     loaded = fu.load(model.save(tmp_path / "m.npz"))
     assert loaded.metadata["history"] == model.metadata["history"]
+
+
+def test_unique_pairs_gives_the_distinct_pairs_sorted_as_int64():
+    users = np.array([[3, 1], [3, 2]], dtype=np.int32)  # any integer dtype and shape
+    items = np.array([[0, 5], [0, 9]], dtype=np.uint16)
+    got_users, got_items = unique_pairs(users, items)
+    assert got_users.dtype == got_items.dtype == np.int64
+    assert list(zip(got_users.tolist(), got_items.tolist())) == [(1, 5), (2, 9), (3, 0)]
