@@ -42,11 +42,18 @@ def cpu_features():
     return _cpu.cpu_features()
 
 
+_HERE = os.path.dirname(os.path.abspath(__file__))
+
+
 def _module(family, variant):
+    """The compiled module of ``family`` for ``variant`` in this package, or
+    None.  One found elsewhere is not this build's: an editable install's
+    import hook can supply, from its own tree, a submodule this one lacks."""
     try:
-        return importlib.import_module(f"fastunlearn.{family}_{variant}")
+        mod = importlib.import_module(f"fastunlearn.{family}_{variant}")
     except ImportError:
         return None
+    return mod if os.path.dirname(os.path.abspath(mod.__file__)) == _HERE else None
 
 
 def compiled_features(variant, family="_als"):
