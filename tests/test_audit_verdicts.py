@@ -85,9 +85,9 @@ def test_no_held_out_pair_is_no_verdict_of_completeness():
 
     from fastunlearn.synthetic import make_implicit
 
-    from fastunlearn.evaluation import train_test_split
+    from fastunlearn.evaluation import holdout_split
 
-    train, test = train_test_split(make_implicit(60, 40, 900, seed=2), 0.2, seed=0)
+    train, test = holdout_split(make_implicit(60, 40, 900, seed=2), 0.2, seed=0)
     users, _ = audit.unlearning_set(train, 0.02, "edge", seed=0)  # what reports() draws
     keep = ~np.isin(np.arange(train.shape[0]), users)
     test = sp.csr_matrix(test.multiply(keep[:, None]))  # the other users' pairs only
@@ -111,10 +111,10 @@ def test_completeness_names_what_is_wrong_with_its_input():
     import scipy.sparse as sp
 
     import fastunlearn as fu
-    from fastunlearn.evaluation import train_test_split
+    from fastunlearn.evaluation import holdout_split
     from fastunlearn.synthetic import make_implicit
 
-    train, test = train_test_split(make_implicit(40, 30, 500, seed=4), 0.2, seed=0)
+    train, test = holdout_split(make_implicit(40, 30, 500, seed=4), 0.2, seed=0)
     model = fu.ImplicitALS(factors=3, iterations=2, random_state=0, num_threads=1).fit(
         train, show_progress=False)
     forgotten = audit.unlearning_set(train, 0.05, "random", seed=0)
@@ -161,10 +161,10 @@ def test_default_unseen_pairs_avoid_the_forgotten_pairs_the_model_still_holds():
 
 def test_completeness_prints_nothing(capsys):
     import fastunlearn as fu
-    from fastunlearn.evaluation import train_test_split
+    from fastunlearn.evaluation import holdout_split
     from fastunlearn.synthetic import make_implicit
 
-    train, test = train_test_split(make_implicit(40, 30, 500, seed=4), 0.2, seed=0)
+    train, test = holdout_split(make_implicit(40, 30, 500, seed=4), 0.2, seed=0)
     model = fu.ImplicitALS(factors=3, iterations=2, random_state=0, num_threads=1).fit(
         train, show_progress=False)
     forgotten = audit.unlearning_set(train, 0.05, "random", seed=0)
@@ -176,10 +176,10 @@ def test_completeness_prints_nothing(capsys):
 
 def test_completeness_defaults_to_three_retrains_from_seed_zero():
     import fastunlearn as fu
-    from fastunlearn.evaluation import train_test_split
+    from fastunlearn.evaluation import holdout_split
     from fastunlearn.synthetic import make_implicit
 
-    train, test = train_test_split(make_implicit(40, 30, 500, seed=4), 0.2, seed=0)
+    train, test = holdout_split(make_implicit(40, 30, 500, seed=4), 0.2, seed=0)
     params = dict(factors=3, iterations=2, num_threads=1)
     model = fu.ImplicitALS(**params, random_state=7).fit(train, show_progress=False)
     forgotten = audit.unlearning_set(train, 0.05, "random", seed=0)
