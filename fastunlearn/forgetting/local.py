@@ -21,7 +21,7 @@ class _Bounds:
     solve of rows R of one side raises the bounds of the other side's rows
     (a) through the entries they share with R and (b) in implicit mode
     through the Gram matrix every row of the other side sees (see
-    :class:`_Reconverger`).
+    :class:`LocalBackend`).
     """
 
     def __init__(self, objective, measures, tol):
