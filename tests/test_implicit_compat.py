@@ -460,7 +460,7 @@ def test_implicit_code_catches_the_conversion_warning():
             ours.recalculate_user(0, sp.coo_matrix(R[0]))
 
 
-def test_the_warning_needs_no_implicit():
+def test_the_warning_needs_no_implicit(tmp_path):
     """Without implicit the class stands alone (a UserWarning)."""
     import subprocess
     import sys
@@ -469,8 +469,10 @@ def test_the_warning_needs_no_implicit():
             "import fastunlearn as fu\n"
             "assert 'implicit.utils' not in sys.modules\n"
             "print([c.__module__ + '.' + c.__name__ for c in fu.ParameterWarning.__mro__])")
+    # run outside the checkout: its source tree (without built kernels in a
+    # clean clone) would shadow the installed package
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout
+                         check=True, cwd=tmp_path).stdout
     assert "implicit" not in out and "builtins.UserWarning" in out
 
 

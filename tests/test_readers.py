@@ -275,7 +275,7 @@ def test_from_frame_errors():
         Interactions.from_frame([[1, 2]], user="u", item="i")
 
 
-def test_from_frame_does_not_import_pandas_or_polars():
+def test_from_frame_does_not_import_pandas_or_polars(tmp_path):
     # pyarrow itself imports pandas (when installed) on its first array, so
     # the check is twofold: no module of the package imports either, and
     # polars stays unloaded through a from_frame of a pyarrow table.
@@ -292,8 +292,9 @@ def test_from_frame_does_not_import_pandas_or_polars():
             "from fastunlearn.data import Interactions\n"
             "Interactions.from_frame(pa.table({'u': [1], 'i': [2]}), user='u', item='i')\n"
             "print('polars' in sys.modules)\n")
+    # outside the checkout, whose source tree would shadow the installed package
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
+                         check=True, cwd=tmp_path)
     assert out.stdout.strip() == "False"
 
 
