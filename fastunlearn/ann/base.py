@@ -330,10 +330,7 @@ class IndexedModel:
         users, scalar = check_ids(userid, ANY_ID if recalculate_user else n_users, "userid")
         if items is not None or self.recommend_index is None:
             if items is not None:
-                if filter_items is not None and len(np.atleast_1d(filter_items)):
-                    raise ValueError("can't set both items and filter_items")
-                items, _ = check_ids(items, n_items, "items")
-                items = np.setdiff1d(items, self.forgotten_items)
+                items = self._candidates(items, filter_items, n_items)
                 width = min(N, len(items))
                 if len(items) == 0:
                     return _empty(len(users), width, scalar)
@@ -370,10 +367,7 @@ class IndexedModel:
         ids, scalar = check_ids(itemid, ANY_ID if recalculate_item else n_items, "itemid")
         if items is not None or self.similar_items_index is None:
             if items is not None:
-                if filter_items is not None and len(np.atleast_1d(filter_items)):
-                    raise ValueError("can't set both items and filter_items")
-                items, _ = check_ids(items, n_items, "items")
-                items = np.setdiff1d(items, self.forgotten_items)
+                items = self._candidates(items, filter_items, n_items)
                 if len(items) == 0:
                     return _empty(len(ids), N, scalar)
                 kwargs = {"items": items}
@@ -390,6 +384,14 @@ class IndexedModel:
         found, scores = self._search_filtered(self.similar_items_index, unit_rows(queries), N,
                                               excluded, None)
         return (found[0], scores[0]) if scalar else (found, scores)
+
+    def _candidates(self, items, filter_items, n_items):
+        """The requested ``items`` (validated), less the forgotten ones;
+        ``filter_items`` cannot be given with them."""
+        if filter_items is not None and len(np.atleast_1d(filter_items)):
+            raise ValueError("can't set both items and filter_items")
+        items, _ = check_ids(items, n_items, "items")
+        return np.setdiff1d(items, self.forgotten_items)
 
     def similar_users(self, userid, N=10, filter_users=None, users=None):
         """Users most similar to ``userid`` by cosine, exactly (the model's,
