@@ -44,6 +44,7 @@ import scipy.sparse as sp
 
 from .pairs import (auc_from_ranks, canonical, check_matrix, check_model, is_stored, pair_keys,
                     row_of)
+from . import implicit_evaluation
 from .implicit_evaluation import (  # noqa: F401 - implicit's API, re-exported
     AUC_at_k,
     mean_average_precision_at_k,
@@ -67,13 +68,7 @@ __all__ = [
     "ranking_metrics",
     "rmse",
     "summarise",
-    # implicit 0.7's API (implicit_evaluation)
-    "AUC_at_k",
-    "mean_average_precision_at_k",
-    "ndcg_at_k",
-    "precision_at_k",
-    "ranking_metrics_at_k",
-    "train_test_split",
+    *implicit_evaluation.__all__,  # implicit 0.7's API, under its names
 ]
 
 # Entries of one dense users x items score block, scored and sorted in place
