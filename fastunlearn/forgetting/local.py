@@ -120,6 +120,7 @@ class LocalBackend(Backend):
         self.objective = spec.objective
         self.threads = spec.threads()
         self.change = None
+        self.asked = (None, None)  # the pairs of the last stored() and their positions
         self.old_terms = None
         self.undo = _FactorUndo()
 
@@ -142,7 +143,9 @@ class LocalBackend(Backend):
         return self.state.user_factors.shape[0] + self.state.item_factors.shape[0]
 
     def stored(self, users, items):
-        return self.state.data.by_user.positions(users, items) >= 0
+        positions = self.state.data.by_user.positions(users, items)
+        self.asked = users, positions  # reused by stage_removal for the same pairs
+        return positions >= 0
 
     def sweep(self):
         """One ALS iteration of the model with its own solver (a fit's);
@@ -156,8 +159,10 @@ class LocalBackend(Backend):
 
     def stage_removal(self, users, items):
         data = self.state.data
-        self.change = _Removal(data, data.by_user.positions(users, items),
-                               data.by_item.positions(items, users))
+        asked, positions = self.asked
+        if asked is not users:  # some pairs were not stored and left out
+            positions = data.by_user.positions(users, items)
+        self.change = _Removal(data, positions, data.by_item.positions(items, users))
 
     def stage_addition(self, merged, shape):
         self.change = _Addition(self.state, merged, shape, self.spec.factors, self.spec.dtype)
