@@ -21,7 +21,7 @@ from .serving import FactorModel, fit_columns
 from .spec import ModelSpec
 from .state import ModelState
 from .training import Fitting
-from .unlearning import Unlearning
+from .unlearning import RowUpdates, Unlearning
 from .validation import (
     ANY_ID,
     MAX_FACTORS,
@@ -43,12 +43,13 @@ def _parameters(init):
     return tuple(inspect.signature(init).parameters)[1:]
 
 
-class MatrixFactorization(Fitting, Unlearning, FactorModel):
+class MatrixFactorization(Fitting, Unlearning, RowUpdates, FactorModel):
     """Shared implementation of both estimators; use a subclass.
 
     Hyperparameters and one :class:`~fastunlearn.state.ModelState`,
     composed with fitting (:class:`~fastunlearn.training.Fitting`),
-    forgetting (:class:`~fastunlearn.unlearning.Unlearning`) and serving
+    forgetting (:class:`~fastunlearn.unlearning.Unlearning`,
+    :class:`~fastunlearn.unlearning.RowUpdates`) and serving
     (:class:`~fastunlearn.serving.FactorModel`).
     """
 

@@ -44,6 +44,25 @@ class Objective:
         the distributed summaries ask."""
         return self.weighted and not self.implicit
 
+    def entry_weights(self, values):
+        """Normal-equation coefficients ``(a, b)`` (float64) of stored
+        entries with ``values``, as the kernels' ``_entry`` computes them:
+        implicit ``a = c - 1``, ``b = c [v > 0]`` with ``c = alpha |v|``;
+        explicit ``a = 1``, ``b = v``.  For code that works on a few rows
+        outside the kernels (the Dask owners' shares, docs/design.md,
+        section 9); ``tests/test_objective.py`` holds it to the kernels."""
+        values = np.asarray(values, np.float64)
+        if self.implicit:
+            c = self.alpha * np.abs(values)
+            return c - 1.0, np.where(values > 0, c, 0.0)
+        return np.ones_like(values), values
+
+    def row_regularization(self, counts):
+        """Each row's ``lambda`` from its number of stored entries:
+        ``lambda * counts`` under ALS-WR, ``lambda`` otherwise (float64)."""
+        counts = np.asarray(counts, np.float64)
+        return self.regularization * (counts if self.weighted_penalty else np.ones_like(counts))
+
     def penalty(self, sq, weighted_sq):
         """The regularisation term from the sum of squared row norms
         ``sq`` and the same sum weighted by each row's entries ``weighted_sq``."""

@@ -112,8 +112,8 @@ def save(model, path, metadata=None):
     str or file object
         The path written (or the file object).
     """
-    state = model.state
-    if model.kind == "implicit" and state.data is None:
+    state, spec = model.state, model.spec
+    if spec.kind == "implicit" and state.data is None:
         model._check_factors()
         return write_arrays(implicit_members(model, factors_only=True), path)
     model._check_fitted()
@@ -125,7 +125,7 @@ def save(model, path, metadata=None):
         params["random_state"] = None  # generators are not part of the model
     arrays = {
         "format_version": np.array(FORMAT_VERSION, dtype=np.int64),
-        "kind": np.array(model.kind),
+        "kind": np.array(spec.kind),
         "hyperparameters": np.array(json.dumps(params)),
         "user_factors": state.user_factors,
         "item_factors": state.item_factors,
@@ -136,8 +136,8 @@ def save(model, path, metadata=None):
         "history": np.array(json.dumps(metadata.pop("history", []))),
         "pending": np.array(state.pending, dtype=np.int64),
     }
-    arrays.update(_measure_arrays(state, model.kind == "implicit"))
-    if model.kind == "implicit":
+    arrays.update(_measure_arrays(state, spec.objective.implicit))
+    if spec.kind == "implicit":
         arrays.update(implicit_members(model))
     for key in _META_KEYS:
         if metadata.get(key) is not None:
@@ -223,7 +223,7 @@ def _measure_arrays(state, implicit):
     return arrays
 
 
-def _loaded_measures(arrays, model, path):
+def _loaded_measures(arrays, spec, shape, path):
     """The measures a file holds, if they are intact and belong to its
     factors and interactions, else None (measured again when needed)."""
     from .objective import Measures
@@ -235,9 +235,9 @@ def _loaded_measures(arrays, model, path):
     fingerprint = arrays["measures_fingerprint"]
     if fingerprint.shape != () or fingerprint.dtype.kind != "U":
         raise ModelFileError(f"{path}: 'measures_fingerprint' must be a string")
-    n_users, n_items = model.state.data.shape
-    k = model.factors
-    grams = (2, k, k) if model.kind == "implicit" else (2, 0, 0)
+    n_users, n_items = shape
+    k, implicit = spec.factors, spec.objective.implicit
+    grams = (2, k, k) if implicit else (2, 0, 0)
     for name, shape in (("measures_user_norms", (n_users,)), ("measures_item_norms", (n_items,)),
                         ("measures_sq_users", (n_users,)), ("measures_sq_items", (n_items,)),
                         ("measures_grams", grams), ("measures_scalars", (2,))):
@@ -249,8 +249,8 @@ def _loaded_measures(arrays, model, path):
     g = arrays["measures_grams"]
     data_loss, exact = arrays["measures_scalars"]
     return Measures(arrays["measures_user_norms"], arrays["measures_item_norms"],
-                    float(data_loss), g[0] if model.kind == "implicit" else None,
-                    g[1] if model.kind == "implicit" else None, arrays["measures_sq_users"],
+                    float(data_loss), g[0] if implicit else None,
+                    g[1] if implicit else None, arrays["measures_sq_users"],
                     arrays["measures_sq_items"], exact=bool(exact))
 
 
@@ -494,7 +494,7 @@ def _build(arrays, path, cls=None):
     if shape.shape != (2,) or shape.dtype.kind != "i" or shape.min() < 0:
         raise ModelFileError(f"{path}: 'shape' must be two non-negative integers")
     n_users, n_items = (int(v) for v in shape)
-    k = model.factors
+    k = model.spec.factors
     for name, arr, n in (("user_factors", X, n_users), ("item_factors", Y, n_items)):
         if arr.dtype != dtype or arr.shape != (n, k):
             raise ModelFileError(
@@ -526,7 +526,7 @@ def _build(arrays, path, cls=None):
     state.install(np.ascontiguousarray(X), np.ascontiguousarray(Y), user_items)
     model.metadata = metadata
     state.pending = pending
-    measures = _loaded_measures(arrays, model, path)
+    measures = _loaded_measures(arrays, model.spec, (n_users, n_items), path)
     if measures is not None:
         state.remember(measures)
     return model

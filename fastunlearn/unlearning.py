@@ -1,7 +1,8 @@
-"""The forgetting façade of the estimators (:class:`Unlearning`): forget
-pairs, users and items, settle, add data, implicit's row updates.  Each
-method validates, builds the request and hands it to
-:mod:`fastunlearn.forgetting` over the model's backend."""
+"""The forgetting façade of the estimators: forget pairs, users and items,
+settle and add data (:class:`Unlearning`, local and distributed alike),
+and implicit's row updates (:class:`RowUpdates`, local).  Each method
+validates, builds the request and hands it to :mod:`fastunlearn.forgetting`
+over the model's backend."""
 import numpy as np
 import scipy.sparse as sp
 
@@ -11,9 +12,9 @@ from .validation import ANY_ID, check_ids, check_user_items
 
 
 class Unlearning:
-    """Forgetting and adding data, for an estimator with ``_state`` (a
-    :class:`~fastunlearn.state.ModelState`), ``_backend()``, ``objective``
-    and the checks of :class:`~fastunlearn.models.MatrixFactorization`."""
+    """Forgetting and adding data, for an estimator with ``_backend()`` (a
+    :class:`~fastunlearn.forgetting.engine.Backend` for one request),
+    ``_check_fitted()`` and ``_factors_changed()``."""
 
     def forget(self, userids, itemids=None, **options):
         """Remove stored interactions and re-converge to the retained objective.
@@ -77,7 +78,8 @@ class Unlearning:
         """
         self._check_fitted()
         options = forgetting.ForgetOptions(**options)
-        shape = self._state.data.shape
+        backend = self._backend()
+        shape = backend.shape
         if sp.issparse(userids) and itemids is None:
             users, items = forgetting.pairs_from_request(shape, userids, None)
         else:
@@ -86,23 +88,25 @@ class Unlearning:
                                  "matrix); use forget_users to remove whole users")
             users, items = forgetting.pairs_from_request(shape, userids, itemids)
         self._factors_changed()
-        return forgetting.remove(self._backend(), users, items, options)
+        return forgetting.remove(backend, users, items, options)
 
     def forget_users(self, userids, **options):
         """Remove every interaction of ``userids`` (see :meth:`forget` for options)."""
         self._check_fitted()
         options = forgetting.ForgetOptions(**options)
-        users, items = forgetting.entries_of(self._state.data, userids, "users")
+        backend = self._backend()
+        users, items = backend.entries(userids, "users")
         self._factors_changed()
-        return forgetting.remove(self._backend(), users, items, options)
+        return forgetting.remove(backend, users, items, options)
 
     def forget_items(self, itemids, **options):
         """Remove every interaction with ``itemids`` (see :meth:`forget` for options)."""
         self._check_fitted()
         options = forgetting.ForgetOptions(**options)
-        users, items = forgetting.entries_of(self._state.data, itemids, "items")
+        backend = self._backend()
+        users, items = backend.entries(itemids, "items")
         self._factors_changed()
-        return forgetting.remove(self._backend(), users, items, options)
+        return forgetting.remove(backend, users, items, options)
 
     @property
     def pending(self):
@@ -111,7 +115,7 @@ class Unlearning:
         Bounded: a default ``forget`` washes out once the entries reach 0.1 %
         of the stored ones; :meth:`settle` washes them out now.
         """
-        entries, requests = self._state.pending
+        entries, requests = self._backend().pending
         return {"entries": int(entries), "requests": int(requests)}
 
     def settle(self, **options):
@@ -149,8 +153,16 @@ class Unlearning:
         """
         self._check_fitted()
         self._factors_changed()
-        return forgetting.add(self._backend(), self._state.data.user_items(), user_items_delta,
+        backend = self._backend()
+        return forgetting.add(backend, backend.user_items(), user_items_delta,
                               forgetting.ForgetOptions(**options))
+
+
+class RowUpdates:
+    """implicit's row updates (``partial_fit_users``, ``partial_fit_items``)
+    for an in-memory estimator with ``_state`` (a
+    :class:`~fastunlearn.state.ModelState`) and :class:`Unlearning`."""
+
 
     def partial_fit_users(self, userids, user_items):
         """Replace the interactions of ``userids`` and re-converge (implicit's signature).

@@ -2,6 +2,7 @@
 worker processes with one thread each (docs/design.md, section 9)."""
 import logging
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from fastunlearn.synthetic import make_implicit
 
 distributed = pytest.importorskip("distributed")
 fud = pytest.importorskip("fastunlearn.dask")
+from fastunlearn.distributed.backend import DaskBackend  # noqa: E402
 
 PARAMS = dict(factors=8, regularization=0.1, alpha=2.0, iterations=4, random_state=0,
               num_threads=1, dtype=np.float64)
@@ -60,7 +62,8 @@ def test_factors_do_not_depend_on_the_number_of_workers(fitted, data):
     with distributed.Client(distributed.LocalCluster(n_workers=1, threads_per_worker=1,
                                                      processes=False, memory_limit=0,
                                                      dashboard_address=":0")) as one:
-        alone = fud.DaskImplicitALS(one, blocks=3, **PARAMS).fit(data)
+        with pytest.warns(RuntimeWarning, match="blocks=3 on 1 workers"):
+            alone = fud.DaskImplicitALS(one, blocks=3, **PARAMS).fit(data)
         np.testing.assert_array_equal(alone.user_factors, dist.user_factors)
         np.testing.assert_array_equal(alone.item_factors, dist.item_factors)
 
@@ -84,9 +87,11 @@ def test_recommend_equals_local(fitted, data):
     lids, lscores = local.recommend(users, data[users], N=7)
     np.testing.assert_allclose(scores, lscores, rtol=1e-9)
     np.testing.assert_array_equal(ids, lids)
+    assert ids.dtype == lids.dtype and scores.dtype == lscores.dtype
     one_ids, one_scores = dist.recommend(5, N=4, filter_items=[int(lids[1, 0])])
     l_ids, l_scores = local.recommend(5, data[5], N=4, filter_items=[int(lids[1, 0])])
     np.testing.assert_array_equal(one_ids, l_ids)
+    assert one_ids.dtype == l_ids.dtype
     np.testing.assert_allclose(one_scores, l_scores, rtol=1e-9)
 
 
@@ -180,8 +185,8 @@ def test_a_lost_worker_leaves_the_model_whole(client, fitted, data, monkeypatch)
     both cases the model is consistent and usable."""
     dist = twin(client, fitted[1], replicas=2)
     X, Y = dist.user_factors, dist.item_factors
-    victim = dist._state["homes"]["items"][0]
-    real = fud._DaskALS._solve_blocks
+    victim = dist._cluster.state["homes"]["items"][0]
+    real = DaskBackend._solve
     calls = []
 
     def dying(self, *args, **kwargs):
@@ -190,7 +195,7 @@ def test_a_lost_worker_leaves_the_model_whole(client, fitted, data, monkeypatch)
             client.run(lambda: __import__("os")._exit(1), workers=[victim], wait=False)
         return real(self, *args, **kwargs)
 
-    monkeypatch.setattr(fud._DaskALS, "_solve_blocks", dying)
+    monkeypatch.setattr(DaskBackend, "_solve", dying)
     user = 20
     items = data[user].indices
     try:
@@ -200,7 +205,7 @@ def test_a_lost_worker_leaves_the_model_whole(client, fitted, data, monkeypatch)
         np.testing.assert_array_equal(dist.user_factors, X)
         np.testing.assert_array_equal(dist.item_factors, Y)
         assert (dist.user_items != data).nnz == 0
-        monkeypatch.setattr(fud._DaskALS, "_solve_blocks", real)
+        monkeypatch.setattr(DaskBackend, "_solve", real)
         client.wait_for_workers(2, timeout=60)
         report = dist.forget_users([user], pending_limit=10 ** 6)
     check_consistent(dist, report, retained(data, [user] * len(items), items))
@@ -308,7 +313,7 @@ def fitted_kind(kind, R):
 def test_partial_sums_give_the_exact_gradient_norms(kind):
     """A block re-checks rows from its partners' owners' partial sums: the
     norms equal the kernels' exact gradient norms of a local model."""
-    from fastunlearn import _blocks
+    from fastunlearn.distributed import blocks
     from fastunlearn import objective as obj
 
     R = make_implicit(90, 40, 700, seed=8)
@@ -316,14 +321,14 @@ def test_partial_sums_give_the_exact_gradient_norms(kind):
     model = fitted_kind(kind, R)
     X, Y = model.user_factors, model.item_factors
     items = R.T.tocsr()
-    owners = [_blocks.make_block("items", lo, items[lo:hi], Y[lo:hi], {})
+    owners = [blocks.make_block("items", lo, items[lo:hi], Y[lo:hi], {})
               for lo, hi in ((0, 15), (15, 40))]
-    users = _blocks.make_block("users", 30, R[30:90], X[30:90], {})
+    users = blocks.make_block("users", 30, R[30:90], X[30:90], {})
     rows = np.array([0, 3, 17, 59])  # local rows of the user block
     ids = rows + 30
-    partials = [_blocks.partial_gradients(b, ids, X[ids], model.objective) for b in owners]
+    partials = [blocks.partial_gradients(b, ids, X[ids], model.objective) for b in owners]
     gram = obj.gram64(Y) if model.objective.implicit else None
-    block, _ = _blocks.finish_norms(users, rows, partials, gram, model.objective, np.inf)
+    block, _ = blocks.finish_norms(users, rows, partials, gram, model.objective, np.inf)
     exact = obj.gradient_norms(model.objective, model.state.data, X, Y, "users", ids,
                                num_threads=1)
     np.testing.assert_allclose(block.bounds[rows], exact, rtol=1e-9, atol=1e-12)
@@ -336,7 +341,7 @@ def test_solving_from_the_owners_normal_equations_equals_the_local_solve(kind):
     factors) equal the local exact solve; the owners' raises equal the
     kernel's, and the moved rows' norms, data term change and Gram change
     are the exact ones."""
-    from fastunlearn import _blocks
+    from fastunlearn.distributed import blocks
     from fastunlearn import objective as obj
 
     R = make_implicit(90, 40, 900, seed=9)
@@ -347,16 +352,16 @@ def test_solving_from_the_owners_normal_equations_equals_the_local_solve(kind):
     X += 0.05 * np.random.default_rng(0).normal(size=X.shape)  # away from the fit's optimum
     Y += 0.05 * np.random.default_rng(1).normal(size=Y.shape)
     items = R.T.tocsr()
-    owners = [_blocks.make_block("users", lo, R[lo:hi], X[lo:hi], {})
+    owners = [blocks.make_block("users", lo, R[lo:hi], X[lo:hi], {})
               for lo, hi in ((0, 50), (50, 90))]
     for b in owners:
         b.bounds[:] = 0.0
-    block = _blocks.make_block("items", 10, items[10:40], Y[10:40], {})
+    block = blocks.make_block("items", 10, items[10:40], Y[10:40], {})
     rows = np.array([1, 4, 22])  # local rows of the item block
     ids = rows + 10
     gram = obj.gram64(X) if o.implicit else None
-    parts = [_blocks.normal_parts(b, ids, o) for b in owners]
-    solved, info = _blocks.solve_parts(block, rows, parts, gram, o)
+    parts = [blocks.normal_parts(b, ids, o) for b in owners]
+    solved, info = blocks.solve_parts(block, rows, parts, gram, o)
 
     data = model.state.data
     Xl, Yl = X.copy(), Y.copy()
@@ -373,12 +378,12 @@ def test_solving_from_the_owners_normal_equations_equals_the_local_solve(kind):
     obj.raise_partner_bounds(o, data, "items", ids, old, new, X, expected)
     partials, raised = [], np.zeros(X.shape[0])
     for b in owners:
-        done, (summary, partial) = _blocks.partner_work(b, ids, (old, new), o)
+        done, (summary, partial) = blocks.partner_work(b, ids, (old, new), o)
         raised[b.start:b.start + b.n] = done.bounds
         assert summary == done.summary()
         partials.append(partial)
     np.testing.assert_allclose(raised, expected, rtol=1e-9, atol=1e-12)
-    measured, _ = _blocks.finish_norms(solved, rows, partials, gram, o, np.inf)
+    measured, _ = blocks.finish_norms(solved, rows, partials, gram, o, np.inf)
     Ym = Y.copy()
     Ym[ids] = solved.F[rows]
     exact = obj.gradient_norms(o, data, X, Ym, "items", ids, num_threads=1)
@@ -403,7 +408,7 @@ def test_one_users_forget_sends_normal_equations_not_factors(client, monkeypatch
     results = {}
     for how in ("parts", "rows"):
         if how == "rows":
-            monkeypatch.setattr(fud._DaskALS, "_parts_are_smaller", lambda self, *a: False)
+            monkeypatch.setattr(DaskBackend, "_parts_are_smaller", lambda self, *a: False)
         dist = fud.DaskImplicitALS.from_local(client, local, blocks=2)
         dist.certificate()
         before = sent()
@@ -543,3 +548,42 @@ def test_dask_and_local_partial_fit_alike(client, fitted_kinds, name):
         assert getattr(theirs, field) == getattr(ours, field), field
     assert theirs.loss_after == pytest.approx(ours.loss_after, rel=1e-9)
     assert (dist.user_items != local.user_items).nnz == 0
+
+
+# ---------------------------------------------------------------- estimator protocol
+
+def test_scikit_learn_protocol(client, fitted):
+    """get_params / set_params / clone as on the local estimators: the
+    clone shares the client, is unfitted and has equal parameters; bad
+    values are refused and leave the model as it was."""
+    sklearn_base = pytest.importorskip("sklearn.base")
+    dist, local = fitted
+    params = dist.get_params(deep=True)
+    assert params["client"] is client and params["blocks"] == 3 and params["replicas"] == 1
+    assert {k: v for k, v in params.items() if k not in ("client", "blocks", "replicas")} \
+        == local.hyperparameters()
+    copy = sklearn_base.clone(dist)
+    assert type(copy) is type(dist) and not copy.is_fitted
+    assert copy.get_params() == params and copy.client is client
+    assert copy.set_params(regularization=0.5, blocks=2) is copy
+    assert copy.get_params()["regularization"] == 0.5 and copy.blocks == 2
+    assert copy.spec.objective.regularization == 0.5
+    with pytest.raises(ValueError, match="regularization"):
+        copy.set_params(regularization=-1.0, blocks=4)
+    assert copy.blocks == 2 and copy.get_params()["regularization"] == 0.5
+    with pytest.raises(ValueError, match="blocks"):
+        copy.set_params(blocks=0)
+    with pytest.raises(ValueError, match="factor"):
+        copy.set_params(factorz=3)
+    assert dist.get_params() == params  # the original is untouched
+
+
+def test_many_small_blocks_warn(client):
+    """blocks far beyond the workers on small data: a warning naming the
+    faster setting; one block a worker: none."""
+    R = make_implicit(200, 50, 1500, seed=5)
+    with pytest.warns(RuntimeWarning, match="blocks=2 \\(one per worker\\)"):
+        fud.DaskImplicitALS(client, blocks=8, **PARAMS).fit(R, show_progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fud.DaskImplicitALS(client, blocks=2, **PARAMS).fit(R, show_progress=False)

@@ -330,3 +330,30 @@ def test_random_problem_properties(seed):
     R2, X2, Y2 = random_problem(seed, empty_rows=False, dtype=np.float32)
     assert (R != R2).nnz == 0
     np.testing.assert_array_equal(X, X2)
+
+
+# ----------------------------------------------------------------------------
+# the objective's entry weights and row regularisation (what code outside
+# the kernels, such as the Dask owners' shares, builds normal equations from)
+# ----------------------------------------------------------------------------
+@pytest.mark.parametrize("negative", [False, True])
+@pytest.mark.parametrize("model,weighted,alpha", MODELS)
+def test_entry_weights_and_row_regularization_give_the_reference_equations(
+        model, weighted, alpha, negative):
+    from fastunlearn.objective import Objective
+
+    R, X, Y = random_problem(7, negative=negative)
+    kw = _kw(model, weighted, alpha)
+    objective = Objective(model == "implicit", kw["regularization"], alpha, weighted)
+    counts = np.diff(R.indptr)
+    lam = objective.row_regularization(counts)
+    for u in range(R.shape[0]):
+        cols, values = R.indices[R.indptr[u]:R.indptr[u + 1]], R.data[R.indptr[u]:R.indptr[u + 1]]
+        a, b = objective.entry_weights(values)
+        F = Y[cols]
+        A = (F * a[:, None]).T @ F + lam[u] * np.eye(Y.shape[1])
+        if objective.implicit:
+            A += Y.T @ Y
+        expected_A, expected_b = normal_equations(R, X, Y, u, side="users", **kw)
+        np.testing.assert_allclose(A, expected_A, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(F.T @ b, expected_b, rtol=1e-12, atol=1e-12)

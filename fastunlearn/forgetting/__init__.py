@@ -54,8 +54,8 @@ from .options import (EXACT_SLACK, LARGE_RELAXATION, LARGE_WASHOUT_FRACTION,
                       check_washout, pending_limit, washout_for)
 from .reports import (ForgetReport, PartialFitReport, RunReport, SettleReport, digest_pairs,
                       make_receipt, run_fields, unique_pairs, verify_receipt)
-from .requests import (add, check_missing, entries_of, pairs_from_request, remove,
-                       replaced_entries, settle)
+from .requests import (add, check_missing, entries_of, pairs_from_request, pairs_of_rows,
+                       remove, replaced_entries, request_rows, settle)
 
 __all__ = [
     "EXACT_SLACK", "LARGE_RELAXATION", "LARGE_WASHOUT_FRACTION", "LARGE_WASHOUT_SWEEPS",
@@ -64,7 +64,7 @@ __all__ = [
     "Backend", "ForgetOptions", "ForgetReport", "LocalBackend", "Outcome", "PartialFitReport",
     "RunReport", "SettleReport", "Washout", "add", "check_missing", "check_washout", "digest_pairs",
     "entries_of", "full_sweeps", "gram_change_norm", "gram_change_times", "make_receipt",
-    "pairs_from_request", "pending_limit", "reconverge", "remove", "replaced_entries", "run",
-    "run_fields",
+    "pairs_from_request", "pairs_of_rows", "pending_limit", "reconverge", "remove",
+    "replaced_entries", "request_rows", "run", "run_fields",
     "settle", "threads_for", "unique_pairs", "verify_receipt", "washout_for",
 ]

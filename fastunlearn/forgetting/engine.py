@@ -28,9 +28,13 @@ class Backend:
     The model
         ``spec`` (:class:`~fastunlearn.spec.ModelSpec`), ``metadata`` (the
         model's dict, for the receipt history), ``pending`` ((entries,
-        requests) not yet washed out; settable), ``nnz`` (stored entries),
-        ``n_rows`` (users plus items), ``stored(users, items)`` (a boolean
-        mask of the pairs that are stored), ``sweep()`` (one ALS iteration
+        requests) not yet washed out; settable), ``shape`` (users, items),
+        ``nnz`` (stored entries), ``n_rows`` (users plus items),
+        ``stored(users, items)`` (a boolean mask of the pairs that are
+        stored), ``entries(ids, side)`` ((users, items) of every stored
+        entry of those users or items, validated as
+        :func:`~.requests.request_rows`), ``user_items()`` (the retained
+        data as CSR), ``sweep()`` (one ALS iteration
         with the model's own solver, the fit loop's in
         :mod:`fastunlearn.training`; returns the row solves that met a
         singular system).

@@ -10,6 +10,7 @@ from .. import objective as obj
 from ..state import advance_checksum
 from .engine import Backend
 from .options import EXACT_SLACK, RELAXED_CG_RTOL, RELAXED_CG_STEPS
+from .requests import entries_of
 
 
 class _Bounds:
@@ -135,8 +136,18 @@ class LocalBackend(Backend):
         self.state.pending = value
 
     @property
+    def shape(self):
+        return self.state.data.shape
+
+    @property
     def nnz(self):
         return self.state.data.nnz
+
+    def entries(self, ids, side):
+        return entries_of(self.state.data, ids, side)
+
+    def user_items(self):
+        return self.state.data.user_items()
 
     @property
     def n_rows(self):

@@ -1,8 +1,8 @@
 """The requests every backend serves the same way: which pairs, which
 washout, the receipt and the report (:func:`remove`, :func:`settle`,
 :func:`add`), over a :class:`~fastunlearn.forgetting.engine.Backend`; and
-the request helpers of the in-memory model (:func:`pairs_from_request`,
-:func:`entries_of`).
+the helpers that turn a request into pairs (:func:`pairs_from_request`,
+:func:`request_rows`, :func:`entries_of` for the in-memory model).
 """
 import time
 
@@ -44,15 +44,29 @@ def _row_entries(indptr, rows):
     return owner, np.repeat(starts, counts) + offsets
 
 
-def entries_of(data, ids, side):
-    """All stored (user, item) pairs of the given users (or items) in
-    ``data`` (:class:`~fastunlearn.storage.TrainingData`)."""
-    n = data.shape[0 if side == "users" else 1]
+def request_rows(ids, shape, side):
+    """The distinct rows of ``side`` (sorted int64) named by ``ids`` (ids,
+    or a sparse matrix's stored rows or columns), for a model of ``shape``."""
     if sp.issparse(ids):
         coo = ids.tocoo()
         ids = coo.row if side == "users" else coo.col
-    rows, _ = check_ids(ids, n, "userids" if side == "users" else "itemids")
-    rows = np.unique(rows)
+    rows, _ = check_ids(ids, shape[0 if side == "users" else 1],
+                        "userids" if side == "users" else "itemids")
+    return np.unique(rows)
+
+
+def pairs_of_rows(rows, others, side):
+    """(users, items) of the entries ``others[j]`` (a list of arrays) stored
+    with each row ``rows[j]`` of ``side``."""
+    owner = np.repeat(np.asarray(rows, np.int64), [len(o) for o in others])
+    other = np.concatenate([np.asarray(o, np.int64) for o in others] + [np.zeros(0, np.int64)])
+    return (owner, other) if side == "users" else (other, owner)
+
+
+def entries_of(data, ids, side):
+    """All stored (user, item) pairs of the given users (or items) in
+    ``data`` (:class:`~fastunlearn.storage.TrainingData`)."""
+    rows = request_rows(ids, data.shape, side)
     indptr, indices, _ = data.side(side).arrays()
     owner, flat = _row_entries(indptr, rows)
     owner, other = rows[owner], indices[flat].astype(np.int64)
