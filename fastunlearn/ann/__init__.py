@@ -6,7 +6,8 @@
 the model's factors through ``forget``, ``forget_users``, ``forget_items``,
 ``partial_fit`` and ``settle`` (docs/ann.md).
 """
-from .base import REBUILD_FRACTION, IndexedModel, moved_rows
+from .base import moved_rows
+from .indexed import REBUILD_FRACTION, IndexedModel
 from .faiss_index import FaissModel
 from .hnsw_index import HNSWModel
 

@@ -6,7 +6,8 @@ import struct
 import numpy as np
 
 from ..validation import check_positive_int
-from .base import IndexedModel, Slot, augmented, fits_bound, norm_bound, unit_rows
+from .base import Slot, augmented, fits_bound, norm_bound, unit_rows
+from .indexed import IndexedModel
 
 
 def _faiss():
@@ -126,7 +127,7 @@ class FaissModel(IndexedModel):
     implicit); ``forget``, ``forget_users``, ``forget_items``,
     ``partial_fit`` and ``settle`` change the model and then the indexes
     (moved rows removed and added again, forgotten items removed, a washout
-    rebuilt): see :class:`~fastunlearn.ann.base.IndexedModel` and docs/ann.md.
+    rebuilt): see :class:`~fastunlearn.ann.indexed.IndexedModel` and docs/ann.md.
 
     Parameters
     ----------

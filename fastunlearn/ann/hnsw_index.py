@@ -6,7 +6,8 @@ import tempfile
 import numpy as np
 
 from ..validation import check_positive_int
-from .base import IndexedModel, Slot, unit_rows
+from .base import Slot, unit_rows
+from .indexed import IndexedModel
 
 
 def _hnswlib():
