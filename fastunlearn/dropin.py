@@ -124,6 +124,7 @@ calculate_training_loss, num_threads, random_state
     def from_hyperparameters(cls, cg_steps=3, **params):
         model = cls(**params)
         model.cg_steps = cg_steps
+        model._check_params()  # cg_steps is not a constructor argument here
         return model
 
     # ------------------------------------------------------------ training

@@ -236,7 +236,6 @@ class MatrixFactorization(Fitting, Unlearning, RowUpdates, FactorModel):
             dt = np.result_type(user_factors, np.asarray(item_factors))
             hyperparameters["dtype"] = dt if dt in (np.float32, np.float64) else np.float64
         model = cls.from_hyperparameters(**hyperparameters)
-        model._check_params()
         k = model.factors
         X = check_factors(user_factors, "user_factors", model.dtype, k)
         Y = check_factors(item_factors, "item_factors", model.dtype, k)

@@ -484,7 +484,6 @@ def _build(arrays, path, cls=None):
     _check_params(params, path)
     try:
         model = cls.from_hyperparameters(**params)
-        model._check_params()
         dtype = check_dtype(model.dtype)
     except (TypeError, ValueError) as exc:
         raise ModelFileError(f"{path}: invalid hyperparameters ({exc})") from exc
@@ -582,7 +581,6 @@ def _build_from_implicit(arrays, path, cls):
     cls = _estimator(cls, "implicit", path)
     try:
         model = cls.from_hyperparameters(**params)
-        model._check_params()
     except (TypeError, ValueError) as exc:
         raise ModelFileError(f"{path}: invalid hyperparameters ({exc})") from exc
     if X is not None:
