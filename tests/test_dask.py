@@ -587,3 +587,14 @@ def test_many_small_blocks_warn(client):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         fud.DaskImplicitALS(client, blocks=2, **PARAMS).fit(R, show_progress=False)
+
+
+def test_fit_shows_progress_as_the_local_fit(client, capsys):
+    """A progress bar per iteration by default, named after the estimator;
+    none with show_progress=False."""
+    R = make_implicit(100, 40, 600, seed=6)
+    fud.DaskImplicitALS(client, **PARAMS).fit(R)
+    err = capsys.readouterr().err
+    assert "DaskImplicitALS" in err and f"{PARAMS['iterations']}/{PARAMS['iterations']}" in err
+    fud.DaskImplicitALS(client, **PARAMS).fit(R, show_progress=False)
+    assert "DaskImplicitALS" not in capsys.readouterr().err
