@@ -106,6 +106,59 @@ static inline int fu_openmp_enabled(void)
         FU_SIMD                                                               \
         for (int j = 0; j < n; ++j) y[j] += a * x[j];                         \
     }                                                                         \
+    /* out[i] = x . y_i for four rows y_0..y_3, each summed exactly as        \
+     * fu_dot (same lanes, same tree): x is loaded once for all four, and the \
+     * four sums are independent chains */                                    \
+    static inline void fu_dot4_##S(int n, const T *restrict x,                \
+                                   const T *restrict y0, const T *restrict y1,\
+                                   const T *restrict y2, const T *restrict y3,\
+                                   T *restrict out)                           \
+    {                                                                         \
+        T a0[FU_LANES] = {0}, a1[FU_LANES] = {0};                             \
+        T a2[FU_LANES] = {0}, a3[FU_LANES] = {0};                             \
+        int j = 0;                                                            \
+        for (; j + FU_LANES <= n; j += FU_LANES) {                            \
+            const T *restrict xj = x + j, *restrict p0 = y0 + j;              \
+            const T *restrict p1 = y1 + j, *restrict p2 = y2 + j;             \
+            const T *restrict p3 = y3 + j;                                    \
+            FU_SIMD for (int l = 0; l < FU_LANES; ++l) {                      \
+                a0[l] += p0[l] * xj[l];                                       \
+                a1[l] += p1[l] * xj[l];                                       \
+                a2[l] += p2[l] * xj[l];                                       \
+                a3[l] += p3[l] * xj[l];                                       \
+            }                                                                 \
+        }                                                                     \
+        x += j; y0 += j; y1 += j; y2 += j; y3 += j;                           \
+        for (int l = 0; l < n - j; ++l) {                                     \
+            a0[l] += y0[l] * x[l];                                            \
+            a1[l] += y1[l] * x[l];                                            \
+            a2[l] += y2[l] * x[l];                                            \
+            a3[l] += y3[l] * x[l];                                            \
+        }                                                                     \
+        FU_LANES_SUM(a0)                                                      \
+        FU_LANES_SUM(a1)                                                      \
+        FU_LANES_SUM(a2)                                                      \
+        FU_LANES_SUM(a3)                                                      \
+        out[0] = a0[0]; out[1] = a1[0]; out[2] = a2[0]; out[3] = a3[0];       \
+    }                                                                         \
+    /* y += a0 x0 + a1 x1 + a2 x2 + a3 x3, added in that order element by     \
+     * element (the rounding of four fu_axpy calls), y loaded and stored once */\
+    static inline void fu_axpy4_##S(int n, const T *restrict a,               \
+                                    const T *restrict x0, const T *restrict x1,\
+                                    const T *restrict x2, const T *restrict x3,\
+                                    T *restrict y)                            \
+    {                                                                         \
+        const T b0 = a[0], b1 = a[1], b2 = a[2], b3 = a[3];                   \
+        FU_SIMD                                                               \
+        for (int j = 0; j < n; ++j) {                                         \
+            T s = y[j];                                                       \
+            s += b0 * x0[j];                                                  \
+            s += b1 * x1[j];                                                  \
+            s += b2 * x2[j];                                                  \
+            s += b3 * x3[j];                                                  \
+            y[j] = s;                                                         \
+        }                                                                     \
+    }                                                                         \
     /* y = a * x */                                                           \
     static inline void fu_scale_copy_##S(int n, T a, const T *restrict x, T *restrict y) \
     {                                                                         \

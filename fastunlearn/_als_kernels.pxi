@@ -56,6 +56,14 @@ cdef extern from "fu_vec.h" nogil:
     void fu_xpby_d(int n, const double *x, double b, double *y)
     void fu_axpy_widen_f(int n, double a, const float *x, double *g)
     void fu_axpy_widen_d(int n, double a, const double *x, double *g)
+    void fu_dot4_f(int n, const float *x, const float *y0, const float *y1, const float *y2,
+                   const float *y3, float *out)
+    void fu_dot4_d(int n, const double *x, const double *y0, const double *y1,
+                   const double *y2, const double *y3, double *out)
+    void fu_axpy4_f(int n, const float *a, const float *x0, const float *x1, const float *x2,
+                    const float *x3, float *y)
+    void fu_axpy4_d(int n, const double *a, const double *x0, const double *x1,
+                    const double *x2, const double *x3, double *y)
     void fu_prefetch_row(const void *row, size_t nbytes)
 
 # Rows gathered per syrk call (bounds the scratch; large enough for BLAS-3 speed)
@@ -118,6 +126,22 @@ cdef inline void _axpy(int n, floating a, const floating *x, floating *y) noexce
         fu_axpy_f(n, a, x, y)
     else:
         fu_axpy_d(n, a, x, y)
+
+
+cdef inline void _dot4(int n, const floating *x, const floating **ys,
+                       floating *out) noexcept nogil:
+    if floating is float:
+        fu_dot4_f(n, x, ys[0], ys[1], ys[2], ys[3], out)
+    else:
+        fu_dot4_d(n, x, ys[0], ys[1], ys[2], ys[3], out)
+
+
+cdef inline void _axpy4(int n, const floating *a, const floating **xs,
+                        floating *y) noexcept nogil:
+    if floating is float:
+        fu_axpy4_f(n, a, xs[0], xs[1], xs[2], xs[3], y)
+    else:
+        fu_axpy4_d(n, a, xs[0], xs[1], xs[2], xs[3], y)
 
 
 cdef inline void _scale_copy(int n, floating a, const floating *x, floating *y) noexcept nogil:
@@ -256,54 +280,80 @@ cdef inline void _add_sparse(int k, int64_t start, int64_t end, const index_t *i
                              double alpha, const floating *v, floating *out) noexcept nogil:
     """out += sum_e a_e (y_e . v) y_e over the row's entries.
 
-    Four entries at a time, the next four rows prefetched, as in
-    ``_gradient_row``: the rows are scattered, and waiting on each row's
-    load and dot product in turn is what this loop would otherwise spend
-    its time on.  ``out`` is still updated in entry order (same rounding).
+    The entries with ``a_e != 0`` (implicit: r = 1 / alpha adds nothing to
+    A) four at a time: their four dot products share the loads of ``v``
+    and run as independent chains, and ``out`` is loaded and stored once
+    for the four updates, which add in entry order (the rounding of one
+    axpy per entry).  The next rows are prefetched: they are scattered,
+    and their loads, not the arithmetic, bound this loop.
     """
     cdef const floating *ys[4]
-    cdef double dots[4]
+    cdef floating dots[4]
+    cdef floating scaled[4]
     cdef double coef[4]
-    cdef int64_t first
+    cdef int64_t e = start
     cdef int j, m
-    cdef double b
-    for first in range(start, end, 4):
-        m = <int> min(4, end - first)
-        _prefetch_rows(k, first + 4, min(first + 8, end), indices, Y)
-        for j in range(m):
-            _entry(data[first + j], implicit, alpha, &coef[j], &b)
-            ys[j] = Y + <int64_t> indices[first + j] * k
-            if coef[j] != 0:  # (implicit: r = 1 / alpha adds nothing to A)
+    cdef double a, b
+    while e < end:
+        m = 0
+        while e < end and m < 4:
+            _entry(data[e], implicit, alpha, &a, &b)
+            if a != 0:
+                coef[m] = a
+                ys[m] = Y + <int64_t> indices[e] * k
+                m += 1
+            e += 1
+        _prefetch_rows(k, e, min(e + 4, end), indices, Y)
+        if m == 4:
+            _dot4(k, v, ys, dots)
+            for j in range(4):
+                scaled[j] = <floating> (coef[j] * <double> dots[j])
+            _axpy4(k, scaled, ys, out)
+        else:
+            for j in range(m):
                 dots[j] = _dot(k, ys[j], v)
-        for j in range(m):
-            if coef[j] != 0:
-                _axpy(k, <floating> (coef[j] * dots[j]), ys[j], out)
+            for j in range(m):
+                _axpy(k, <floating> (coef[j] * <double> dots[j]), ys[j], out)
 
 
 cdef inline void _add_residual(int k, int64_t start, int64_t end, const index_t *indices,
                                const floating *data, const floating *Y, bint implicit,
                                double alpha, const floating *x, floating *out) noexcept nogil:
     """out += sum_e (b_e - a_e (y_e . x)) y_e: the sparse part of b - A x in one
-    pass over the row's entries (a warm-started CG's first residual), laid out
-    as ``_add_sparse``."""
+    pass over the row's entries (a warm-started CG's first residual), four
+    entries at a time as ``_add_sparse``; entries whose term is zero add
+    nothing and are skipped."""
     cdef const floating *ys[4]
-    cdef double dots[4]
+    cdef floating dots[4]
+    cdef floating scaled[4]
     cdef double coef[4]
     cdef double bs[4]
-    cdef int64_t first
+    cdef int64_t e = start
     cdef int j, m
     cdef double s
-    for first in range(start, end, 4):
-        m = <int> min(4, end - first)
-        _prefetch_rows(k, first + 4, min(first + 8, end), indices, Y)
-        for j in range(m):
-            _entry(data[first + j], implicit, alpha, &coef[j], &bs[j])
-            ys[j] = Y + <int64_t> indices[first + j] * k
-            dots[j] = _dot(k, ys[j], x) if coef[j] != 0 else 0.0
-        for j in range(m):
-            s = bs[j] - coef[j] * dots[j]
-            if s != 0:
-                _axpy(k, <floating> s, ys[j], out)
+    while e < end:
+        m = 0
+        while e < end and m < 4:
+            _entry(data[e], implicit, alpha, &coef[m], &bs[m])
+            if coef[m] != 0 or bs[m] != 0:
+                ys[m] = Y + <int64_t> indices[e] * k
+                m += 1
+            e += 1
+        _prefetch_rows(k, e, min(e + 4, end), indices, Y)
+        if m == 4:
+            if coef[0] != 0 and coef[1] != 0 and coef[2] != 0 and coef[3] != 0:
+                _dot4(k, x, ys, dots)
+            else:  # (implicit: entries r = 1 / alpha need no dot product)
+                for j in range(4):
+                    dots[j] = _dot(k, ys[j], x) if coef[j] != 0 else 0
+            for j in range(4):
+                scaled[j] = <floating> (bs[j] - coef[j] * <double> dots[j])
+            _axpy4(k, scaled, ys, out)
+        else:
+            for j in range(m):
+                s = bs[j] - coef[j] * <double> _dot(k, ys[j], x)
+                if s != 0:
+                    _axpy(k, <floating> s, ys[j], out)
 
 
 cdef void _apply_block(int k, int nb, const int64_t *rows, const index_t *indptr,
@@ -832,19 +882,26 @@ cdef double _row_gradient(int k, int64_t start, int64_t end, const index_t *indi
     ``loss`` (if not NULL) receives the row's data term from the same dot
     products."""
     cdef const floating *ys[4]
+    cdef floating dots4[4]
     cdef double dots[4]
     cdef int64_t e, first
     cdef int j, m
     cdef double a, bc, s, total = 0, terms = 0, dot_err = 0
-    # four entries at a time: their dot products are independent, so the CPU
-    # overlaps them (and the loads of their rows) instead of waiting on each
-    # reduction; g is still updated in entry order (same rounding)
+    # four entries at a time: their dot products are independent chains that
+    # share the loads of x (``_dot4``), so the CPU overlaps them (and the
+    # loads of their rows); g is still updated in entry order (same rounding)
     for first in range(start, end, 4):
         m = <int> min(4, end - first)
         _prefetch_rows(k, first + 4, min(first + 8, end), indices, Y)
         for j in range(m):
             ys[j] = Y + <int64_t> indices[first + j] * k
-            dots[j] = _dot(k, ys[j], x)
+        if m == 4:
+            _dot4(k, x, ys, dots4)
+            for j in range(4):
+                dots[j] = dots4[j]
+        else:
+            for j in range(m):
+                dots[j] = _dot(k, ys[j], x)
         for j in range(m):
             e = first + j
             _entry(data[e], implicit, alpha, &a, &bc)
