@@ -50,7 +50,7 @@ class Objective:
         implicit ``a = c - 1``, ``b = c [v > 0]`` with ``c = alpha |v|``;
         explicit ``a = 1``, ``b = v``.  For code that works on a few rows
         outside the kernels (the Dask owners' shares, docs/design.md,
-        section 9); ``tests/test_objective.py`` holds it to the kernels."""
+        section 9); ``tests/test_reference.py`` holds it to the NumPy reference."""
         values = np.asarray(values, np.float64)
         if self.implicit:
             c = self.alpha * np.abs(values)
