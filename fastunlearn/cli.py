@@ -56,7 +56,8 @@ def _jsonable(obj):
 
 
 def _progress(args):
-    return not getattr(args, "quiet", False) and sys.stderr.isatty()
+    return (not getattr(args, "quiet", False) and not getattr(args, "no_progress", False)
+            and sys.stderr.isatty())
 
 
 def _load(path):
@@ -518,12 +519,15 @@ def cmd_audit(args):
             forgotten = sp.csr_matrix((coo_f.data[known], forgotten), shape=shape)
     try:
         found = model_report(model, test, k=args.k, forgotten=forgotten,
-                             shadows=args.shadows).to_dict()
+                             shadows=args.shadows, show_progress=_progress(args)).to_dict()
     except ValueError as exc:
         raise CLIError(f"{args.forgotten or args.test}: {exc}") from None
     complete = found["completeness"]
     if complete is not None:
+        from .audit.intervals import reading
+
         complete["pairs_unknown"] = unknown_pairs
+        complete["readings"] = {key: reading(*gap) for key, gap in complete["gaps"].items()}
     counts["users_evaluated"] = found["users_evaluated"]
     if found["in_training_data"] is not None:
         counts["in_training_data"] = found["in_training_data"]
@@ -552,16 +556,27 @@ def cmd_audit(args):
                      f"{_fmt(f['active'], '.4f')} ({f['n_active']}) - rest "
                      f"{_fmt(f['inactive'], '.4f')} ({f['n_inactive']})"))
     if complete is not None:
+        rows_out.append(("completeness pairs",
+                         f"{complete['forget']['n_forgotten']} forgotten vs "
+                         f"{complete['forget']['n_unseen']} held-out"))
         for attacker, label in _ATTACKER_LABELS:
             if attacker not in complete["gaps"]:
                 continue
             seeds = [r[attacker] for r in complete["retrains"]]
             gap_value, allowed = complete["gaps"][attacker]
+            ci = (complete["intervals"] or {}).get(attacker)
+            ci = (f" [95% {ci['forget'][0]:.4f}..{ci['forget'][1]:.4f}]"
+                  if ci and ci["forget"][0] is not None else "")
             rows_out.append((f"completeness, {label} attacker",
-                             f"AUC {complete['forget'][attacker]:.4f} vs retrains "
+                             f"AUC {complete['forget'][attacker]:.4f}{ci} vs retrains "
                              f"{min(seeds):.4f}..{max(seeds):.4f} (gap {gap_value:+.4f}, "
-                             f"allowed {allowed:.4f})"))
-        rows_out.append(("complete", "yes" if complete["complete"] else "NO"))
+                             f"allowed {allowed:.4f}): {complete['readings'][attacker]}"))
+        verdict = complete["verdict"]
+        rows_out.append(("complete", {"complete": "yes", "incomplete": "NO"}.get(
+            verdict, complete["verdict_text"])))
+        if verdict == "too few pairs to judge":
+            rows_out.append(("hint", "forget more pairs at once, or audit a larger set of "
+                                     "forgotten pairs, for a verdict"))
     _print_kv(rows_out)
     return 0
 
@@ -789,6 +804,8 @@ def build_parser():
                    help="with --forgotten, also run the likelihood-ratio attacker on N shadow "
                         "models (even, >= 4; 16 is a good start); each shadow is one more fit "
                         "of MODEL's size (default 0: not run)")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar of the retrains on stderr (shown only on a terminal)")
     p.add_argument("--format", default="auto", choices=FORMATS,
                    help="format of the test file (default: by file name)")
     _column_options(p)

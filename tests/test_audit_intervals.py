@@ -214,3 +214,69 @@ def test_model_report_shows_progress_of_the_retrains_when_asked(split, capsys):
     assert "completeness retrains" in capsys.readouterr().err
     audit.model_report(model, split[1], forgotten=pairs, repeats=2)
     assert capsys.readouterr().err == ""
+
+
+# ---------------------------------------------------------------- the CLI
+@pytest.fixture(scope="module")
+def cli_files(split, tmp_path_factory):
+    """MovieLens' training split fitted through the CLI, five of its pairs
+    forgotten, and the held-out split, as files of external ids."""
+    from fastunlearn.cli import main
+
+    train, test, _ = split
+    d = tmp_path_factory.mktemp("audit-cli")
+
+    def write(name, matrix, rows=None):
+        coo = matrix.tocoo()
+        rows = range(coo.nnz) if rows is None else rows
+        (d / name).write_text("user,item\n" + "".join(
+            f"{coo.row[j] + 1},{coo.col[j] + 1}\n" for j in rows))
+
+    write("train.csv", train)
+    write("test.csv", test)
+    write("erase.csv", train, np.random.default_rng(1).choice(train.nnz, 5, replace=False))
+    assert main(["fit", str(d / "train.csv"), "-o", str(d / "model.npz"), "--factors", "16",
+                 "--iterations", "8", "--seed", "0", "--quiet"]) == 0
+    assert main(["forget", str(d / "model.npz"), "--pairs", str(d / "erase.csv"), "-o",
+                 str(d / "forgot.npz"), "--quiet"]) == 0
+    return d
+
+
+def audit_cli(capsys, d, *extra):
+    from fastunlearn.cli import main
+
+    capsys.readouterr()
+    status = main(["audit", str(d / "forgot.npz"), "--test", str(d / "test.csv"),
+                   "--forgotten", str(d / "erase.csv"), *extra])
+    out, err = capsys.readouterr()
+    assert status == 0, err
+    return out, err
+
+
+def test_cli_audit_of_five_pairs_says_too_few_to_judge(cli_files, capsys):
+    got = json.loads(audit_cli(capsys, cli_files, "--json")[0])["completeness"]
+    assert got["verdict"] == "too few pairs to judge" and got["complete"] is None
+    assert got["verdict_text"].startswith("too few pairs to judge (n = 5; ")
+    for key in ("score_auc", "rank_auc"):
+        low, high = got["intervals"][key]["forget"]
+        assert low <= got["forget"][key] <= high
+        assert got["readings"][key] == intervals.reading(*got["gaps"][key])
+    text, _ = audit_cli(capsys, cli_files)
+    lines = {key: value.strip() for key, value in
+             (line.split(": ", 1) for line in text.splitlines() if ": " in line)}
+    assert lines["complete"].startswith("too few pairs to judge (n = 5; ")
+    assert lines["completeness pairs"].startswith("5 forgotten vs ")
+    assert "[95% " in lines["completeness, rank attacker"]
+    assert "forget more pairs at once" in lines["hint"]
+
+
+def test_cli_audit_shows_progress_on_a_terminal_unless_told_not_to(cli_files, capsys,
+                                                                    monkeypatch):
+    import sys
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    _, err = audit_cli(capsys, cli_files)
+    assert "completeness retrains" in err
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    _, err = audit_cli(capsys, cli_files, "--no-progress")
+    assert "completeness retrains" not in err
