@@ -169,7 +169,7 @@ def _internal(ids, id_array, what):
     try:
         return to_internal(ids, id_array)
     except UnknownIdError as exc:
-        raise CLIError(str(exc).replace(" ids:", f" {what} ids:", 1)) from None
+        raise CLIError(str(exc).replace(" unknown ", f" unknown {what} ", 1)) from None
 
 
 def _cert_dict(cert):
@@ -180,6 +180,11 @@ def _print_kv(rows):
     width = max((len(k) for k, _ in rows), default=0)
     for key, value in rows:
         print(f"{key + ':':<{width + 1}} {value}")
+
+
+def _count(n, one, many=None):
+    """'1 request', '2 requests' (``many`` for irregular plurals)."""
+    return f"{n} {one if n == 1 else (many or one + 's')}"
 
 
 def _fmt(x, spec=".4g"):
@@ -329,6 +334,9 @@ def cmd_forget(args):
 
     result = _jsonable(report.to_dict())
     result["settle"] = None if settled is None else _jsonable(settled.to_dict())
+    # the top level describes the saved file: settled before it was written
+    result["settled"] = bool(model.pending["entries"] == 0)
+    result["pending_entries"] = int(model.pending["entries"])
     result["skipped"] = {k: v for k, v in skipped.items() if v}
     if args.json:
         result["output"] = written
@@ -373,8 +381,8 @@ def cmd_recommend(args):
     model = _load(args.model)
     user_ids, item_ids = _id_maps(model)
     row = int(_resolve(args.user, user_ids, "user", model, hint=False)[0][0])
-    if args.n < 1:
-        raise CLIError("-n must be at least 1")
+    if args.n < 0:
+        raise CLIError(f"-n must be >= 0 (0: an empty list, as N=0 in the API), got {args.n}")
     ids, scores = model.recommend(row, model.user_items[row], N=args.n)
     keep = ids >= 0
     ids, scores = ids[keep], scores[keep]
@@ -389,8 +397,8 @@ def cmd_similar(args):
     model = _load(args.model)
     user_ids, item_ids = _id_maps(model)
     col = _internal(args.item, item_ids, "item")
-    if args.n < 1:
-        raise CLIError("-n must be at least 1")
+    if args.n < 0:
+        raise CLIError(f"-n must be >= 0 (0: an empty list, as N=0 in the API), got {args.n}")
     ids, scores = model.similar_items(col, N=args.n + 1)
     keep = (ids >= 0) & (ids != col)
     ids, scores = ids[keep][:args.n], scores[keep][:args.n]
@@ -400,13 +408,16 @@ def cmd_similar(args):
 
 
 def _print_ranked(args, head, items, scores):
+    """The ranked list: JSON (ids as strings, users and items alike, as in
+    the files and on the command line) or columns under a header."""
     if args.json:
-        print(json.dumps({**head, "results": [
-            {"item": _jsonable(i), "score": float(s)} for i, s in zip(items, scores)]}, indent=2))
+        print(json.dumps({**{k: str(v) for k, v in head.items()}, "results": [
+            {"item": str(i), "score": float(s)} for i, s in zip(items, scores)]}, indent=2))
         return
     width = max((len(str(i)) for i in items), default=4)
+    print(f"{'rank':>4}  {'item':<{width}}  score")
     for rank, (item, score) in enumerate(zip(items, scores), 1):
-        print(f"{rank:>3}  {str(item):<{width}}  {score:.6f}")
+        print(f"{rank:>4}  {str(item):<{width}}  {score:.6f}")
 
 
 def cmd_info(args):
@@ -450,14 +461,15 @@ def cmd_info(args):
         ("certificate", f"max_row={info['certificate']['max_row']:.3e} "
                         f"frobenius={info['certificate']['frobenius']:.3e}"),
         ("loss", f"{info['loss']:.6g}"),
-        ("pending washout", f"{info['pending']['entries']} entries of "
-                            f"{info['pending']['requests']} requests"),
+        ("pending washout", f"{_count(info['pending']['entries'], 'entry', 'entries')} of "
+                            f"{_count(info['pending']['requests'], 'request')}"),
         ("forget receipts", len(info["history"])),
     ])
     for n, r in enumerate(info["history"], 1):
         if r.get("event") == "settle":
-            print(f"  {n:>3}. {r.get('time')}  washout of {r.get('entries')} pending entries "
-                  f"({r.get('requests')} requests)  "
+            print(f"  {n:>3}. {r.get('time')}  washout of "
+                  f"{_count(r.get('entries'), 'pending entry', 'pending entries')} "
+                  f"({_count(r.get('requests'), 'request')})  "
                   f"converged={'yes' if r.get('converged') else 'no'}")
             continue
         washed = "" if r.get("settled") in (None, True) else "  (washout pending)"
@@ -771,7 +783,8 @@ def build_parser():
                                    "already has.")
     p.add_argument("model", metavar="MODEL")
     p.add_argument("--user", required=True, metavar="ID", help="external user id")
-    p.add_argument("-n", type=int, default=10, help="number of items (default 10)")
+    p.add_argument("-n", type=int, default=10,
+                   help="number of items (default 10; 0: an empty list)")
     p.add_argument("--json", action="store_true", help="JSON output")
     p.set_defaults(func=cmd_recommend)
 
@@ -780,7 +793,8 @@ def build_parser():
                                    "(the item itself left out).")
     p.add_argument("model", metavar="MODEL")
     p.add_argument("--item", required=True, metavar="ID", help="external item id")
-    p.add_argument("-n", type=int, default=10, help="number of items (default 10)")
+    p.add_argument("-n", type=int, default=10,
+                   help="number of items (default 10; 0: an empty list)")
     p.add_argument("--json", action="store_true", help="JSON output")
     p.set_defaults(func=cmd_similar)
 
@@ -789,7 +803,7 @@ def build_parser():
                                    "read with the model's id maps): precision, recall, nDCG, "
                                    "hit rate at k and AUC for implicit models (items in the "
                                    "model's training data are not ranked), RMSE and MAE for "
-                                   "explicit ones, and the fairness gap: the metric of the 20%% "
+                                   "explicit ones, and the fairness gap: the metric of the 20% "
                                    "most active users minus the rest's. Test rows whose user "
                                    "or item the model does not know are skipped and counted.")
     p.add_argument("model", metavar="MODEL")

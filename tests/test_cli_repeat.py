@@ -80,7 +80,7 @@ def test_recommend_for_a_forgotten_user_says_so(fitted, capsys):
     assert status == 2 and "already forgotten: 'u3' (receipt 1" in err
     assert "--missing" not in err
     status, _, err = cli(capsys, "recommend", fitted / "once.npz", "--user", "nobody")
-    assert status == 2 and "unknown user ids: 'nobody'" in err
+    assert status == 2 and "1 unknown user id: 'nobody'" in err
 
 
 def test_tombstone_keeps_a_hash_not_the_id():
