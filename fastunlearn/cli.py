@@ -163,6 +163,42 @@ def _resolve(ids, id_array, what, model, missing="raise", hint=True):
     return found, skipped
 
 
+def _resolve_in_file(args, ids, id_array, what, model):
+    """:func:`_resolve` of the ids of the ``--pairs`` file: an error names
+    the file and the first line holding a forgotten or unknown id."""
+    try:
+        return _resolve(ids, id_array, what, model, args.missing)
+    except CLIError as exc:
+        from .readers.where import first_lines
+
+        absent = [q for q, r in zip(ids, _lookup(ids, id_array)) if r < 0]
+        fmt = args.format if args.format != "auto" else _guess(args.pairs)
+        lines = first_lines(args.pairs, fmt, what, absent, columns=_reader_columns(args),
+                            auto=args.format == "auto")
+        where = f", line {min(lines.values())}" if lines else ""
+        raise CLIError(f"{args.pairs}{where}: {exc}", exc.status) from None
+
+
+def _guess(path):
+    from .readers.layout import guess_format
+
+    return guess_format(path)
+
+
+def _reader_columns(args):
+    from .readers.layout import check_columns
+
+    given = _columns(args)
+    return check_columns(**{role: given.get(role) for role in
+                            ("user", "item", "value", "timestamp")})
+
+
+def _pair_list(pairs, rows, cols):
+    """[[user, item], ...] (external ids, strings) of rows/columns of the
+    ``--pairs`` file's matrix."""
+    return [[str(pairs.user_ids[r]), str(pairs.item_ids[c])] for r, c in zip(rows, cols)]
+
+
 def _internal(ids, id_array, what):
     from .data import UnknownIdError, to_internal
 
@@ -260,7 +296,8 @@ def _skipped_lines(skipped):
     for key, value in skipped.items():
         label = "skipped, " + key.replace("_", " ")
         if isinstance(value, list):
-            shown = ", ".join(repr(v) for v in value[:10])
+            shown = ", ".join(f"({v[0]}, {v[1]})" if isinstance(v, list) else repr(v)
+                              for v in value[:10])
             lines.append((label, f"{len(value)}: {shown}" + (" ..." if len(value) > 10 else "")))
         else:
             lines.append((label, value))
@@ -301,22 +338,45 @@ def cmd_forget(args):
                 model.metadata["user_ids"] = tombstoned(user_ids, rows, receipt)
         elif args.items is not None:
             cols, skipped = _resolve(args.items, item_ids, "item", model, args.missing)
-            report = model.forget_items(np.unique(cols[cols >= 0]), **options)
+            cols = np.unique(cols[cols >= 0])
+            report = model.forget_items(cols, **options)
+            if model.metadata.get("item_ids") is not None and len(cols):
+                from .tombstones import tombstoned
+
+                receipt = len(model.metadata.get("history", [])) if report.n_removed else 0
+                model.metadata["item_ids"] = tombstoned(item_ids, cols, receipt)
         else:
             pairs = _read(args.pairs, args.format, args)
             coo = pairs.matrix.tocoo()
-            # ids forgotten or unknown: their pairs are skipped (or the error)
-            user_rows, skipped = _resolve(pairs.user_ids.tolist(), user_ids, "user", model,
-                                          args.missing)
-            item_cols, more = _resolve(pairs.item_ids.tolist(), item_ids, "item", model,
-                                       args.missing)
+            # ids forgotten or unknown: their pairs are skipped (or the error,
+            # naming the file and line)
+            user_rows, skipped = _resolve_in_file(args, pairs.user_ids.tolist(), user_ids,
+                                                  "user", model)
+            item_cols, more = _resolve_in_file(args, pairs.item_ids.tolist(), item_ids,
+                                               "item", model)
             skipped.update(more)
             rows, cols = user_rows[coo.row], item_cols[coo.col]
             keep = (rows >= 0) & (cols >= 0)
-            skipped["pairs_with_unknown_or_forgotten_ids"] = int((~keep).sum())
-            rows, cols = rows[keep], cols[keep]
+            skipped["pairs_with_unknown_or_forgotten_ids"] = _pair_list(
+                pairs, coo.row[~keep], coo.col[~keep])
+            stored = np.zeros(len(keep), dtype=bool)
+            if keep.any():
+                from .pairs import is_stored, pair_keys
+
+                n_items = model.item_factors.shape[0]
+                stored[keep] = is_stored(pair_keys(model.user_items),
+                                         rows[keep].astype(np.int64) * n_items + cols[keep])
+            if args.missing != "ignore" and not stored[keep].all():
+                first = np.flatnonzero(keep & ~stored)
+                shown = ", ".join(f"({u}, {i})" for u, i in
+                                  _pair_list(pairs, coo.row[first[:3]], coo.col[first[:3]]))
+                raise CLIError(f"{args.pairs}: {len(first)} of its {int(keep.sum())} pairs "
+                               f"are not stored in the model, e.g. {shown}; pass --missing "
+                               "ignore to skip them")
+            skipped["pairs_not_stored"] = _pair_list(pairs, coo.row[keep & ~stored],
+                                                     coo.col[keep & ~stored])
+            rows, cols = rows[keep & stored], cols[keep & stored]
             report = model.forget(rows, cols, missing=args.missing, **options)
-            skipped["pairs_not_stored"] = int(len(rows) - report.n_removed)
     except CLIError:
         raise
     except ValueError as exc:  # e.g. pairs that are not stored in the model
@@ -383,7 +443,8 @@ def cmd_recommend(args):
     row = int(_resolve(args.user, user_ids, "user", model, hint=False)[0][0])
     if args.n < 0:
         raise CLIError(f"-n must be >= 0 (0: an empty list, as N=0 in the API), got {args.n}")
-    ids, scores = model.recommend(row, model.user_items[row], N=args.n)
+    ids, scores = model.recommend(row, model.user_items[row], N=args.n,
+                                  filter_items=_forgotten_rows(item_ids))
     keep = ids >= 0
     ids, scores = ids[keep], scores[keep]
     items = to_external(ids, item_ids).tolist() if len(ids) else []
@@ -396,15 +457,27 @@ def cmd_similar(args):
 
     model = _load(args.model)
     user_ids, item_ids = _id_maps(model)
-    col = _internal(args.item, item_ids, "item")
+    col = int(_resolve(args.item, item_ids, "item", model, hint=False)[0][0])
     if args.n < 0:
         raise CLIError(f"-n must be >= 0 (0: an empty list, as N=0 in the API), got {args.n}")
-    ids, scores = model.similar_items(col, N=args.n + 1)
+    ids, scores = model.similar_items(col, N=args.n + 1, filter_items=_forgotten_rows(item_ids))
     keep = (ids >= 0) & (ids != col)
     ids, scores = ids[keep][:args.n], scores[keep][:args.n]
     items = to_external(ids, item_ids).tolist() if len(ids) else []
     _print_ranked(args, {"item": args.item}, items, scores)
     return 0
+
+
+def _forgotten_rows(id_array):
+    """Rows of the id map holding tombstones (forgotten items are never
+    served), or None."""
+    from .tombstones import PREFIX
+
+    id_array = np.asarray(id_array)
+    if id_array.dtype.kind != "U":
+        return None
+    rows = np.flatnonzero(np.char.startswith(id_array, PREFIX))
+    return rows if len(rows) else None
 
 
 def _print_ranked(args, head, items, scores):

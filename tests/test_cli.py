@@ -99,9 +99,10 @@ def test_forget_then_recommend_matches_api(workdir):
     assert "i1" not in [x["item"] for x in got["results"]] or \
         m2.user_items[row, to_internal("i1", items)] == 0
 
-    # plain-text output lists the same items
+    # plain-text output lists the same items, under a header
     text = ok(run(d, "recommend", "m2.npz", "--user", "u7", "-n", "5")).stdout
-    assert [ln.split()[1] for ln in text.strip().splitlines()] == \
+    assert text.splitlines()[0].split() == ["rank", "item", "score"]
+    assert [ln.split()[1] for ln in text.strip().splitlines()[1:]] == \
         [x["item"] for x in got["results"]]
 
     # similar items
