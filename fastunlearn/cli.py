@@ -172,17 +172,17 @@ def _resolve_in_file(args, ids, id_array, what, model):
         from .readers.where import first_lines
 
         absent = [q for q, r in zip(ids, _lookup(ids, id_array)) if r < 0]
-        fmt = args.format if args.format != "auto" else _guess(args.pairs)
-        lines = first_lines(args.pairs, fmt, what, absent, columns=_reader_columns(args),
-                            auto=args.format == "auto")
+        lines = first_lines(args.pairs, _format_of(args), what, absent,
+                            columns=_reader_columns(args), auto=args.format == "auto")
         where = f", line {min(lines.values())}" if lines else ""
         raise CLIError(f"{args.pairs}{where}: {exc}", exc.status) from None
 
 
-def _guess(path):
+def _format_of(args):
+    """The format the ``--pairs`` file was read in."""
     from .readers.layout import guess_format
 
-    return guess_format(path)
+    return args.format if args.format != "auto" else guess_format(args.pairs)
 
 
 def _reader_columns(args):
@@ -195,7 +195,7 @@ def _reader_columns(args):
 
 def _pair_list(pairs, rows, cols):
     """[[user, item], ...] (external ids, strings) of rows/columns of the
-    ``--pairs`` file's matrix."""
+    ``--pairs`` file's matrix (to find their lines; never printed)."""
     return [[str(pairs.user_ids[r]), str(pairs.item_ids[c])] for r, c in zip(rows, cols)]
 
 
@@ -296,8 +296,7 @@ def _skipped_lines(skipped):
     for key, value in skipped.items():
         label = "skipped, " + key.replace("_", " ")
         if isinstance(value, list):
-            shown = ", ".join(f"({v[0]}, {v[1]})" if isinstance(v, list) else repr(v)
-                              for v in value[:10])
+            shown = ", ".join(repr(v) for v in value[:10])
             lines.append((label, f"{len(value)}: {shown}" + (" ..." if len(value) > 10 else "")))
         else:
             lines.append((label, value))
@@ -357,8 +356,9 @@ def cmd_forget(args):
             skipped.update(more)
             rows, cols = user_rows[coo.row], item_cols[coo.col]
             keep = (rows >= 0) & (cols >= 0)
-            skipped["pairs_with_unknown_or_forgotten_ids"] = _pair_list(
-                pairs, coo.row[~keep], coo.col[~keep])
+            # pairs are counted, never listed: a retried request's pairs are
+            # the erased interactions, which must not reach logs again
+            skipped["pairs_with_unknown_or_forgotten_ids"] = int((~keep).sum())
             stored = np.zeros(len(keep), dtype=bool)
             if keep.any():
                 from .pairs import is_stored, pair_keys
@@ -367,14 +367,18 @@ def cmd_forget(args):
                 stored[keep] = is_stored(pair_keys(model.user_items),
                                          rows[keep].astype(np.int64) * n_items + cols[keep])
             if args.missing != "ignore" and not stored[keep].all():
+                from .readers.where import pair_lines
+
                 first = np.flatnonzero(keep & ~stored)
-                shown = ", ".join(f"({u}, {i})" for u, i in
-                                  _pair_list(pairs, coo.row[first[:3]], coo.col[first[:3]]))
-                raise CLIError(f"{args.pairs}: {len(first)} of its {int(keep.sum())} pairs "
-                               f"are not stored in the model, e.g. {shown}; pass --missing "
-                               "ignore to skip them")
-            skipped["pairs_not_stored"] = _pair_list(pairs, coo.row[keep & ~stored],
-                                                     coo.col[keep & ~stored])
+                bad = _pair_list(pairs, coo.row[first], coo.col[first])
+                lines = pair_lines(args.pairs, _format_of(args), bad,
+                                   columns=_reader_columns(args), auto=args.format == "auto")
+                where = f", line {min(lines.values())}" if lines else ""
+                # the line, not the pair: it may be one forgotten before
+                raise CLIError(f"{args.pairs}{where}: {_count(len(first), 'pair')} of "
+                               f"{int(keep.sum())} not stored in the model (forgotten "
+                               "before, or never there); pass --missing ignore to skip them")
+            skipped["pairs_not_stored"] = int((keep & ~stored).sum())
             rows, cols = rows[keep & stored], cols[keep & stored]
             report = model.forget(rows, cols, missing=args.missing, **options)
     except CLIError:
