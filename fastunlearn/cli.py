@@ -740,8 +740,8 @@ def cmd_demo(args):
     for label, report in (("forget (default)", default), ("forget, washout=0", plain)):
         gaps = report.completeness_gaps()
         worst = max(abs(g) / a for g, a in gaps.values())
-        print(f"  {label:<22} {'complete' if report.is_complete() else 'NOT complete'} "
-              f"(largest gap {worst:.2f} of what retrains allow)")
+        print(f"  {label:<22} {_demo_verdict(report)} "
+              f"(largest gap {worst:.2f} of what retrains and sampling allow)")
     print()
     u = default.utility
     print(f"accuracy (nDCG@10 on test)  original {u['original']['ndcg']:.4f}  "
@@ -751,6 +751,19 @@ def cmd_demo(args):
           f"forget {cert['forget']:.3e}  retrain {cert['retrain']:.3e}  "
           f"(tolerance {e['tolerance']:.3e}, converged {'yes' if e['converged'] else 'no'})")
     return 0
+
+
+def _demo_verdict(report):
+    """'complete', 'NOT complete' or 'too few pairs to judge (n = ...)'."""
+    from .audit.intervals import Verdict, min_forgotten_pairs
+    from .audit.membership import verdict_text
+
+    verdict = report.verdict()
+    if verdict is not Verdict.TOO_FEW_PAIRS:
+        return "complete" if verdict is Verdict.COMPLETE else "NOT complete"
+    n_forgotten, n_unseen = (report.completeness["forget"][key]
+                             for key in ("n_forgotten", "n_unseen"))
+    return verdict_text(verdict, n_forgotten, n_unseen, min_forgotten_pairs(n_unseen))
 
 
 # ---------------------------------------------------------------- parser

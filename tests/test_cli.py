@@ -180,7 +180,7 @@ def test_demo_tiny(tmp_path):
                     "retrain from scratch", "of a retrain", "converged", "forget (default)",
                     "forget, washout=0", "retrains, seeds 0-2"):
         assert section in r.stdout
-    assert "complete (largest gap" in r.stdout
+    assert "too few pairs to judge (n = " in r.stdout and "(largest gap" in r.stdout
     assert r.stdout.isascii()
 
 
@@ -198,8 +198,10 @@ def test_demo_reports_what_audit_reports_gives(tmp_path):
     for label, report in (("forget (default)", default), ("forget, washout=0", plain)):
         mia = report.completeness["forget"]
         assert f"{label:<22}" + "".join(f" {mia[key]:>16.4f}" for key in keys) in r.stdout
-        verdict = "complete" if report.is_complete() else "NOT complete"
-        assert f"{label:<22} {verdict} (" in r.stdout
+        # 24 forgotten pairs: too few for a verdict, and the demo says so
+        assert report.verdict() is audit.Verdict.TOO_FEW_PAIRS
+        assert f"{label:<22} too few pairs to judge (n = " \
+               f"{mia['n_forgotten']}; at least " in r.stdout
 
 
 # ---------------------------------------------------------------- audit
