@@ -62,7 +62,7 @@ def machine():
             "processor": platform.processor() or platform.machine(),
             "cpus": os.cpu_count(), "numpy": np.__version__, "scipy": scipy.__version__,
             "fastunlearn": fastunlearn.__version__,
-            "openmp": fastunlearn.show_config(file=open(os.devnull, "w"))["openmp"]}
+            "openmp": fastunlearn.config_info()["openmp"]}
     try:
         import implicit
 

@@ -6,7 +6,7 @@ the model is certified stationary for the objective a retrain on the
 remaining data minimises.
 """
 from ._version import __version__
-from .config import show_config
+from .config import config_info, show_config
 from .forgetting import ForgetReport, PartialFitReport, verify_receipt
 from .dropin import AlternatingLeastSquares
 from .models import ExplicitALS, ImplicitALS, load
@@ -36,6 +36,7 @@ __all__ = [
     "from_spark",
     "load",
     "save",
+    "config_info",
     "show_config",
     "verify_receipt",
 ]

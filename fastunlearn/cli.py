@@ -56,7 +56,8 @@ def _jsonable(obj):
 
 
 def _progress(args):
-    return not getattr(args, "quiet", False) and sys.stderr.isatty()
+    return (not getattr(args, "quiet", False) and not getattr(args, "no_progress", False)
+            and sys.stderr.isatty())
 
 
 def _load(path):
@@ -162,13 +163,49 @@ def _resolve(ids, id_array, what, model, missing="raise", hint=True):
     return found, skipped
 
 
+def _resolve_in_file(args, ids, id_array, what, model):
+    """:func:`_resolve` of the ids of the ``--pairs`` file: an error names
+    the file and the first line holding a forgotten or unknown id."""
+    try:
+        return _resolve(ids, id_array, what, model, args.missing)
+    except CLIError as exc:
+        from .readers.where import first_lines
+
+        absent = [q for q, r in zip(ids, _lookup(ids, id_array)) if r < 0]
+        lines = first_lines(args.pairs, _format_of(args), what, absent,
+                            columns=_reader_columns(args), auto=args.format == "auto")
+        where = f", line {min(lines.values())}" if lines else ""
+        raise CLIError(f"{args.pairs}{where}: {exc}", exc.status) from None
+
+
+def _format_of(args):
+    """The format the ``--pairs`` file was read in."""
+    from .readers.layout import guess_format
+
+    return args.format if args.format != "auto" else guess_format(args.pairs)
+
+
+def _reader_columns(args):
+    from .readers.layout import check_columns
+
+    given = _columns(args)
+    return check_columns(**{role: given.get(role) for role in
+                            ("user", "item", "value", "timestamp")})
+
+
+def _pair_list(pairs, rows, cols):
+    """[[user, item], ...] (external ids, strings) of rows/columns of the
+    ``--pairs`` file's matrix (to find their lines; never printed)."""
+    return [[str(pairs.user_ids[r]), str(pairs.item_ids[c])] for r, c in zip(rows, cols)]
+
+
 def _internal(ids, id_array, what):
     from .data import UnknownIdError, to_internal
 
     try:
         return to_internal(ids, id_array)
     except UnknownIdError as exc:
-        raise CLIError(str(exc).replace(" ids:", f" {what} ids:", 1)) from None
+        raise CLIError(str(exc).replace(" unknown ", f" unknown {what} ", 1)) from None
 
 
 def _cert_dict(cert):
@@ -179,6 +216,11 @@ def _print_kv(rows):
     width = max((len(k) for k, _ in rows), default=0)
     for key, value in rows:
         print(f"{key + ':':<{width + 1}} {value}")
+
+
+def _count(n, one, many=None):
+    """'1 request', '2 requests' (``many`` for irregular plurals)."""
+    return f"{n} {one if n == 1 else (many or one + 's')}"
 
 
 def _fmt(x, spec=".4g"):
@@ -295,22 +337,50 @@ def cmd_forget(args):
                 model.metadata["user_ids"] = tombstoned(user_ids, rows, receipt)
         elif args.items is not None:
             cols, skipped = _resolve(args.items, item_ids, "item", model, args.missing)
-            report = model.forget_items(np.unique(cols[cols >= 0]), **options)
+            cols = np.unique(cols[cols >= 0])
+            report = model.forget_items(cols, **options)
+            if model.metadata.get("item_ids") is not None and len(cols):
+                from .tombstones import tombstoned
+
+                receipt = len(model.metadata.get("history", [])) if report.n_removed else 0
+                model.metadata["item_ids"] = tombstoned(item_ids, cols, receipt)
         else:
             pairs = _read(args.pairs, args.format, args)
             coo = pairs.matrix.tocoo()
-            # ids forgotten or unknown: their pairs are skipped (or the error)
-            user_rows, skipped = _resolve(pairs.user_ids.tolist(), user_ids, "user", model,
-                                          args.missing)
-            item_cols, more = _resolve(pairs.item_ids.tolist(), item_ids, "item", model,
-                                       args.missing)
+            # ids forgotten or unknown: their pairs are skipped (or the error,
+            # naming the file and line)
+            user_rows, skipped = _resolve_in_file(args, pairs.user_ids.tolist(), user_ids,
+                                                  "user", model)
+            item_cols, more = _resolve_in_file(args, pairs.item_ids.tolist(), item_ids,
+                                               "item", model)
             skipped.update(more)
             rows, cols = user_rows[coo.row], item_cols[coo.col]
             keep = (rows >= 0) & (cols >= 0)
+            # pairs are counted, never listed: a retried request's pairs are
+            # the erased interactions, which must not reach logs again
             skipped["pairs_with_unknown_or_forgotten_ids"] = int((~keep).sum())
-            rows, cols = rows[keep], cols[keep]
+            stored = np.zeros(len(keep), dtype=bool)
+            if keep.any():
+                from .pairs import is_stored, pair_keys
+
+                n_items = model.item_factors.shape[0]
+                stored[keep] = is_stored(pair_keys(model.user_items),
+                                         rows[keep].astype(np.int64) * n_items + cols[keep])
+            if args.missing != "ignore" and not stored[keep].all():
+                from .readers.where import pair_lines
+
+                first = np.flatnonzero(keep & ~stored)
+                bad = _pair_list(pairs, coo.row[first], coo.col[first])
+                lines = pair_lines(args.pairs, _format_of(args), bad,
+                                   columns=_reader_columns(args), auto=args.format == "auto")
+                where = f", line {min(lines.values())}" if lines else ""
+                # the line, not the pair: it may be one forgotten before
+                raise CLIError(f"{args.pairs}{where}: {_count(len(first), 'pair')} of "
+                               f"{int(keep.sum())} not stored in the model (forgotten "
+                               "before, or never there); pass --missing ignore to skip them")
+            skipped["pairs_not_stored"] = int((keep & ~stored).sum())
+            rows, cols = rows[keep & stored], cols[keep & stored]
             report = model.forget(rows, cols, missing=args.missing, **options)
-            skipped["pairs_not_stored"] = int(len(rows) - report.n_removed)
     except CLIError:
         raise
     except ValueError as exc:  # e.g. pairs that are not stored in the model
@@ -328,6 +398,9 @@ def cmd_forget(args):
 
     result = _jsonable(report.to_dict())
     result["settle"] = None if settled is None else _jsonable(settled.to_dict())
+    # the top level describes the saved file: settled before it was written
+    result["settled"] = bool(model.pending["entries"] == 0)
+    result["pending_entries"] = int(model.pending["entries"])
     result["skipped"] = {k: v for k, v in skipped.items() if v}
     if args.json:
         result["output"] = written
@@ -372,9 +445,10 @@ def cmd_recommend(args):
     model = _load(args.model)
     user_ids, item_ids = _id_maps(model)
     row = int(_resolve(args.user, user_ids, "user", model, hint=False)[0][0])
-    if args.n < 1:
-        raise CLIError("-n must be at least 1")
-    ids, scores = model.recommend(row, model.user_items[row], N=args.n)
+    if args.n < 0:
+        raise CLIError(f"-n must be >= 0 (0: an empty list, as N=0 in the API), got {args.n}")
+    ids, scores = model.recommend(row, model.user_items[row], N=args.n,
+                                  filter_items=_forgotten_rows(item_ids))
     keep = ids >= 0
     ids, scores = ids[keep], scores[keep]
     items = to_external(ids, item_ids).tolist() if len(ids) else []
@@ -387,10 +461,10 @@ def cmd_similar(args):
 
     model = _load(args.model)
     user_ids, item_ids = _id_maps(model)
-    col = _internal(args.item, item_ids, "item")
-    if args.n < 1:
-        raise CLIError("-n must be at least 1")
-    ids, scores = model.similar_items(col, N=args.n + 1)
+    col = int(_resolve(args.item, item_ids, "item", model, hint=False)[0][0])
+    if args.n < 0:
+        raise CLIError(f"-n must be >= 0 (0: an empty list, as N=0 in the API), got {args.n}")
+    ids, scores = model.similar_items(col, N=args.n + 1, filter_items=_forgotten_rows(item_ids))
     keep = (ids >= 0) & (ids != col)
     ids, scores = ids[keep][:args.n], scores[keep][:args.n]
     items = to_external(ids, item_ids).tolist() if len(ids) else []
@@ -398,14 +472,29 @@ def cmd_similar(args):
     return 0
 
 
+def _forgotten_rows(id_array):
+    """Rows of the id map holding tombstones (forgotten items are never
+    served), or None."""
+    from .tombstones import PREFIX
+
+    id_array = np.asarray(id_array)
+    if id_array.dtype.kind != "U":
+        return None
+    rows = np.flatnonzero(np.char.startswith(id_array, PREFIX))
+    return rows if len(rows) else None
+
+
 def _print_ranked(args, head, items, scores):
+    """The ranked list: JSON (ids as strings, users and items alike, as in
+    the files and on the command line) or columns under a header."""
     if args.json:
-        print(json.dumps({**head, "results": [
-            {"item": _jsonable(i), "score": float(s)} for i, s in zip(items, scores)]}, indent=2))
+        print(json.dumps({**{k: str(v) for k, v in head.items()}, "results": [
+            {"item": str(i), "score": float(s)} for i, s in zip(items, scores)]}, indent=2))
         return
     width = max((len(str(i)) for i in items), default=4)
+    print(f"{'rank':>4}  {'item':<{width}}  score")
     for rank, (item, score) in enumerate(zip(items, scores), 1):
-        print(f"{rank:>3}  {str(item):<{width}}  {score:.6f}")
+        print(f"{rank:>4}  {str(item):<{width}}  {score:.6f}")
 
 
 def cmd_info(args):
@@ -449,14 +538,15 @@ def cmd_info(args):
         ("certificate", f"max_row={info['certificate']['max_row']:.3e} "
                         f"frobenius={info['certificate']['frobenius']:.3e}"),
         ("loss", f"{info['loss']:.6g}"),
-        ("pending washout", f"{info['pending']['entries']} entries of "
-                            f"{info['pending']['requests']} requests"),
+        ("pending washout", f"{_count(info['pending']['entries'], 'entry', 'entries')} of "
+                            f"{_count(info['pending']['requests'], 'request')}"),
         ("forget receipts", len(info["history"])),
     ])
     for n, r in enumerate(info["history"], 1):
         if r.get("event") == "settle":
-            print(f"  {n:>3}. {r.get('time')}  washout of {r.get('entries')} pending entries "
-                  f"({r.get('requests')} requests)  "
+            print(f"  {n:>3}. {r.get('time')}  washout of "
+                  f"{_count(r.get('entries'), 'pending entry', 'pending entries')} "
+                  f"({_count(r.get('requests'), 'request')})  "
                   f"converged={'yes' if r.get('converged') else 'no'}")
             continue
         washed = "" if r.get("settled") in (None, True) else "  (washout pending)"
@@ -518,12 +608,15 @@ def cmd_audit(args):
             forgotten = sp.csr_matrix((coo_f.data[known], forgotten), shape=shape)
     try:
         found = model_report(model, test, k=args.k, forgotten=forgotten,
-                             shadows=args.shadows).to_dict()
+                             shadows=args.shadows, show_progress=_progress(args)).to_dict()
     except ValueError as exc:
         raise CLIError(f"{args.forgotten or args.test}: {exc}") from None
     complete = found["completeness"]
     if complete is not None:
+        from .audit.intervals import reading
+
         complete["pairs_unknown"] = unknown_pairs
+        complete["readings"] = {key: reading(*gap) for key, gap in complete["gaps"].items()}
     counts["users_evaluated"] = found["users_evaluated"]
     if found["in_training_data"] is not None:
         counts["in_training_data"] = found["in_training_data"]
@@ -552,16 +645,27 @@ def cmd_audit(args):
                      f"{_fmt(f['active'], '.4f')} ({f['n_active']}) - rest "
                      f"{_fmt(f['inactive'], '.4f')} ({f['n_inactive']})"))
     if complete is not None:
+        rows_out.append(("completeness pairs",
+                         f"{complete['forget']['n_forgotten']} forgotten vs "
+                         f"{complete['forget']['n_unseen']} held-out"))
         for attacker, label in _ATTACKER_LABELS:
             if attacker not in complete["gaps"]:
                 continue
             seeds = [r[attacker] for r in complete["retrains"]]
             gap_value, allowed = complete["gaps"][attacker]
+            ci = (complete["intervals"] or {}).get(attacker)
+            ci = (f" [95% {ci['forget'][0]:.4f}..{ci['forget'][1]:.4f}]"
+                  if ci and ci["forget"][0] is not None else "")
             rows_out.append((f"completeness, {label} attacker",
-                             f"AUC {complete['forget'][attacker]:.4f} vs retrains "
+                             f"AUC {complete['forget'][attacker]:.4f}{ci} vs retrains "
                              f"{min(seeds):.4f}..{max(seeds):.4f} (gap {gap_value:+.4f}, "
-                             f"allowed {allowed:.4f})"))
-        rows_out.append(("complete", "yes" if complete["complete"] else "NO"))
+                             f"allowed {allowed:.4f}): {complete['readings'][attacker]}"))
+        verdict = complete["verdict"]
+        rows_out.append(("complete", {"complete": "yes", "incomplete": "NO"}.get(
+            verdict, complete["verdict_text"])))
+        if verdict == "too few pairs to judge":
+            rows_out.append(("hint", "forget more pairs at once, or audit a larger set of "
+                                     "forgotten pairs, for a verdict"))
     _print_kv(rows_out)
     return 0
 
@@ -636,8 +740,8 @@ def cmd_demo(args):
     for label, report in (("forget (default)", default), ("forget, washout=0", plain)):
         gaps = report.completeness_gaps()
         worst = max(abs(g) / a for g, a in gaps.values())
-        print(f"  {label:<22} {'complete' if report.is_complete() else 'NOT complete'} "
-              f"(largest gap {worst:.2f} of what retrains allow)")
+        print(f"  {label:<22} {_demo_verdict(report)} "
+              f"(largest gap {worst:.2f} of what retrains and sampling allow)")
     print()
     u = default.utility
     print(f"accuracy (nDCG@10 on test)  original {u['original']['ndcg']:.4f}  "
@@ -647,6 +751,19 @@ def cmd_demo(args):
           f"forget {cert['forget']:.3e}  retrain {cert['retrain']:.3e}  "
           f"(tolerance {e['tolerance']:.3e}, converged {'yes' if e['converged'] else 'no'})")
     return 0
+
+
+def _demo_verdict(report):
+    """'complete', 'NOT complete' or 'too few pairs to judge (n = ...)'."""
+    from .audit.intervals import Verdict, min_forgotten_pairs
+    from .audit.membership import verdict_text
+
+    verdict = report.verdict()
+    if verdict is not Verdict.TOO_FEW_PAIRS:
+        return "complete" if verdict is Verdict.COMPLETE else "NOT complete"
+    n_forgotten, n_unseen = (report.completeness["forget"][key]
+                             for key in ("n_forgotten", "n_unseen"))
+    return verdict_text(verdict, n_forgotten, n_unseen, min_forgotten_pairs(n_unseen))
 
 
 # ---------------------------------------------------------------- parser
@@ -756,7 +873,8 @@ def build_parser():
                                    "already has.")
     p.add_argument("model", metavar="MODEL")
     p.add_argument("--user", required=True, metavar="ID", help="external user id")
-    p.add_argument("-n", type=int, default=10, help="number of items (default 10)")
+    p.add_argument("-n", type=int, default=10,
+                   help="number of items (default 10; 0: an empty list)")
     p.add_argument("--json", action="store_true", help="JSON output")
     p.set_defaults(func=cmd_recommend)
 
@@ -765,7 +883,8 @@ def build_parser():
                                    "(the item itself left out).")
     p.add_argument("model", metavar="MODEL")
     p.add_argument("--item", required=True, metavar="ID", help="external item id")
-    p.add_argument("-n", type=int, default=10, help="number of items (default 10)")
+    p.add_argument("-n", type=int, default=10,
+                   help="number of items (default 10; 0: an empty list)")
     p.add_argument("--json", action="store_true", help="JSON output")
     p.set_defaults(func=cmd_similar)
 
@@ -774,7 +893,7 @@ def build_parser():
                                    "read with the model's id maps): precision, recall, nDCG, "
                                    "hit rate at k and AUC for implicit models (items in the "
                                    "model's training data are not ranked), RMSE and MAE for "
-                                   "explicit ones, and the fairness gap: the metric of the 20%% "
+                                   "explicit ones, and the fairness gap: the metric of the 20% "
                                    "most active users minus the rest's. Test rows whose user "
                                    "or item the model does not know are skipped and counted.")
     p.add_argument("model", metavar="MODEL")
@@ -789,6 +908,8 @@ def build_parser():
                    help="with --forgotten, also run the likelihood-ratio attacker on N shadow "
                         "models (even, >= 4; 16 is a good start); each shadow is one more fit "
                         "of MODEL's size (default 0: not run)")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar of the retrains on stderr (shown only on a terminal)")
     p.add_argument("--format", default="auto", choices=FORMATS,
                    help="format of the test file (default: by file name)")
     _column_options(p)

@@ -87,13 +87,14 @@ def _blas_controller():
     return ThreadpoolController()
 
 
-def show_config(file=None):
-    """Print and return the build and runtime configuration.
+def config_info():
+    """The build and runtime configuration, as a dict (what
+    :func:`show_config` prints).
 
     Returns
     -------
     dict
-        ``version``, ``openmp`` (compiled in), ``threads`` (what
+        ``version``, ``python``, ``numpy``, ``scipy``, ``openmp`` (compiled in), ``threads`` (what
         ``num_threads=0`` resolves to), ``cpus``, ``omp_num_threads``,
         ``isa`` (the kernel variant in use, the variants built and those
         this CPU runs, ``FASTUNLEARN_ISA`` and why it was refused, if it
@@ -126,6 +127,27 @@ def show_config(file=None):
             if lib.get("user_api") == "blas"
         ],
     }
+    return info
+
+
+def show_config(file=None, mode="stdout"):
+    """Print the build and runtime configuration; return None, as
+    ``numpy.show_config`` and ``implicit.show_config`` do (so a REPL shows
+    it once).
+
+    Parameters
+    ----------
+    file : writable text file, optional
+        Where to print (default ``sys.stdout``).
+    mode : {"stdout", "dicts"}
+        "dicts" prints nothing and returns :func:`config_info`'s dict
+        instead (NumPy's ``show_config(mode="dicts")``).
+    """
+    if mode not in ("stdout", "dicts"):
+        raise ValueError(f"mode must be 'stdout' or 'dicts', got {mode!r}")
+    info = config_info()
+    if mode == "dicts":
+        return info
     out = file if file is not None else sys.stdout
     print(f"fastunlearn {info['version']} (Python {info['python']}, NumPy {info['numpy']}, "
           f"SciPy {info['scipy']})", file=out)
@@ -143,4 +165,4 @@ def show_config(file=None):
     for lib in info["blas"]:
         print(f"  BLAS: {lib['library']} {lib['version']} ({lib['threading_layer']}, "
               f"{lib['num_threads']} threads; forced to 1 inside kernels)", file=out)
-    return info
+    return None

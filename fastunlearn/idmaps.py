@@ -31,6 +31,8 @@ class UnknownIdError(ValueError):
         shown = ", ".join(repr(u) for u in self.unknown[:5])
         more = len(self.unknown) - 5
         tail = f" (and {more} more)" if more > 0 else ""
+        if len(self.unknown) == 1 and what.endswith("s"):
+            what = what[:-1]  # "1 unknown id"
         super().__init__(f"{len(self.unknown)} unknown {what}: {shown}{tail}")
 
     def __reduce__(self):

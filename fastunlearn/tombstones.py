@@ -1,7 +1,7 @@
-"""Tombstones: what a saved id map keeps of a forgotten user's id.
+"""Tombstones: what a saved id map keeps of a forgotten user's or item's id.
 
-When the command line forgets whole users it replaces their ids in the
-saved id map, since an id left in place would say who was there.  A repeated
+When the command line forgets whole users or items it replaces their ids in
+the saved id map, since an id left in place would say who was there.  A repeated
 request must still be recognised (erasure requests are retried: the answer
 is "already forgotten", not "unknown"), so the entry becomes a tombstone
 that holds a hash of the id and the number of the receipt that forgot it.

@@ -35,7 +35,9 @@ class Unlearning:
             "masked" re-solves only rows whose gradient exceeds the tolerance;
             "full" is plain Unlearn-ALS (warm start, full sweeps), the baseline.
         missing : {"raise", "ignore"}
-            What to do with pairs that are not stored.
+            What to do with pairs that are not stored (never, or forgotten
+            before): an error naming them, or skip them, counted in
+            ``report.n_skipped``; a repeated request is then a no-op.
         washout : "auto" (default) or int
             Completeness.  A stationary point is not enough: along directions
             in which ALS converges slowly a removal's trace outlives the

@@ -99,9 +99,10 @@ def test_forget_then_recommend_matches_api(workdir):
     assert "i1" not in [x["item"] for x in got["results"]] or \
         m2.user_items[row, to_internal("i1", items)] == 0
 
-    # plain-text output lists the same items
+    # plain-text output lists the same items, under a header
     text = ok(run(d, "recommend", "m2.npz", "--user", "u7", "-n", "5")).stdout
-    assert [ln.split()[1] for ln in text.strip().splitlines()] == \
+    assert text.splitlines()[0].split() == ["rank", "item", "score"]
+    assert [ln.split()[1] for ln in text.strip().splitlines()[1:]] == \
         [x["item"] for x in got["results"]]
 
     # similar items
@@ -179,7 +180,7 @@ def test_demo_tiny(tmp_path):
                     "retrain from scratch", "of a retrain", "converged", "forget (default)",
                     "forget, washout=0", "retrains, seeds 0-2"):
         assert section in r.stdout
-    assert "complete (largest gap" in r.stdout
+    assert "too few pairs to judge (n = " in r.stdout and "(largest gap" in r.stdout
     assert r.stdout.isascii()
 
 
@@ -197,8 +198,10 @@ def test_demo_reports_what_audit_reports_gives(tmp_path):
     for label, report in (("forget (default)", default), ("forget, washout=0", plain)):
         mia = report.completeness["forget"]
         assert f"{label:<22}" + "".join(f" {mia[key]:>16.4f}" for key in keys) in r.stdout
-        verdict = "complete" if report.is_complete() else "NOT complete"
-        assert f"{label:<22} {verdict} (" in r.stdout
+        # 24 forgotten pairs: too few for a verdict, and the demo says so
+        assert report.verdict() is audit.Verdict.TOO_FEW_PAIRS
+        assert f"{label:<22} too few pairs to judge (n = " \
+               f"{mia['n_forgotten']}; at least " in r.stdout
 
 
 # ---------------------------------------------------------------- audit

@@ -429,7 +429,7 @@ def test_to_internal_string_and_int_forms(tmp_path):
 
 def test_to_internal_unknown_ids(tmp_path):
     ids = np.array([1, 2, 3], dtype=np.int64)
-    with pytest.raises(ValueError, match=r"1 unknown ids: '4'") as e:
+    with pytest.raises(ValueError, match=r"^1 unknown id: '4'$") as e:
         data.to_internal(["1", "4"], ids)
     assert e.value.unknown == ["4"]
     with pytest.raises(ValueError) as e:

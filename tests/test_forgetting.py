@@ -217,6 +217,26 @@ def test_missing_pairs_raise_or_are_ignored():
     assert report.n_removed == 2
 
 
+def test_repeated_request_with_missing_ignore_is_a_no_op_that_counts_what_it_skipped():
+    model = fitted("implicit", seed=14)
+    users, items = random_pairs(model, 3, seed=14)
+    first = model.forget(users, items)
+    assert first.n_removed == 3 and first.n_skipped == 0
+    snapshot, history = state(model), list(model.metadata["history"])
+    again = model.forget(users, items, missing="ignore")
+    assert again.n_removed == 0 and again.n_skipped == 3 and again.rows_solved == 0
+    assert all(np.array_equal(a, b) for a, b in zip(snapshot, state(model)))
+    assert model.metadata["history"] == history  # no receipt for nothing
+    # half a repeat: the new pair removed, the old ones counted (once each)
+    more_u, more_i = random_pairs(model, 1, seed=15)
+    mixed = model.forget(np.r_[users, users, more_u], np.r_[items, items, more_i],
+                         missing="ignore")
+    assert mixed.n_removed == 1 and mixed.n_skipped == 3
+    assert mixed.to_dict()["n_skipped"] == 3
+    with pytest.raises(ValueError, match="3 of the 3 pairs to forget are not stored"):
+        model.forget(users, items)
+
+
 def test_empty_request_is_a_no_op_with_report():
     model = fitted("implicit", seed=12)
     snapshot = state(model)

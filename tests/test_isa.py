@@ -59,7 +59,7 @@ def test_the_best_runnable_variant_is_used_unless_forced():
     else:
         assert isa.selected() == RUNNABLE[0]
     assert _als.VARIANT == isa.selected()
-    info = fu.show_config(file=open(os.devnull, "w"))["isa"]
+    info = fu.config_info()["isa"]
     assert info["selected"] == isa.selected() and info["runnable"] == RUNNABLE
 
 
@@ -117,7 +117,7 @@ def test_missing_kernels_fail_to_import_clearly(monkeypatch):
 
 @pytest.mark.parametrize("forced", ["baseline", "no-such-isa"])
 def test_the_environment_variable_forces_the_variant_at_import(forced, tmp_path):
-    script = "import fastunlearn as fu; print(fu._als.VARIANT, fu.show_config()['isa']['forced'])"
+    script = "import fastunlearn as fu; print(fu._als.VARIANT, fu.config_info()['isa']['forced'])"
     env = {**os.environ, isa.ENV: forced,
            "PYTHONPATH": PKG_ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,

@@ -206,10 +206,17 @@ def test_drop_in_is_an_implicit_estimator_with_the_factory_order():
             model.num_threads, model.random_state) == (64, 0.05, 2.0, False, 7, 1, 3)
 
 
-def test_show_config_reports_build():
-    info = fu.show_config(file=open("/dev/null", "w"))
+def test_show_config_reports_build(capsys):
+    info = fu.config_info()
     assert info["version"] == fu.__version__
     assert isinstance(info["openmp"], bool) and info["threads"] >= 1
+    # prints once and returns None, as numpy's and implicit's do
+    assert fu.show_config() is None
+    out = capsys.readouterr().out
+    assert out.startswith(f"fastunlearn {fu.__version__} ") and "OpenMP compiled in" in out
+    assert fu.show_config(mode="dicts") == info and capsys.readouterr().out == ""
+    with pytest.raises(ValueError, match="mode must be 'stdout' or 'dicts', got 'json'"):
+        fu.show_config(mode="json")
 
 
 @pytest.mark.parametrize("k", [7, 193])  # small-k C Cholesky, and LAPACK above 192

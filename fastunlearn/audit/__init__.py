@@ -23,7 +23,7 @@ and :func:`report` runs the whole comparison in one call.
 ``fastunlearn audit`` prints).
 
 Modules: :mod:`.sets` (the sets audited), :mod:`.membership`
-(completeness), :mod:`.lira` (the likelihood-ratio attacker),
+(completeness), :mod:`.intervals` (its sampling error and verdict), :mod:`.lira` (the likelihood-ratio attacker),
 :mod:`.compare` (utility), :mod:`.fairness` and :mod:`.report` (the whole
 audit) and :mod:`.served` (one model).
 
@@ -32,6 +32,14 @@ arrays, or as a sparse matrix whose stored entries are the pairs.
 """
 from .compare import Comparison, compare
 from .fairness import FairnessGap, fairness_gap
+from .intervals import (
+                        MAX_HALF_WIDTH,
+                        Verdict,
+                        auc_standard_error,
+                        min_forgotten_pairs,
+                        null_half_width,
+                        paired_difference_se,
+)
 from .lira import (
                    DEFAULT_SHADOWS,
                    LikelihoodRatio,
@@ -49,6 +57,7 @@ from .membership import (
                          gaps,
                          membership_inference,
                          rank_percentiles,
+                         verdict_of,
                          within,
 )
 from .report import AuditReport, report, reports
@@ -59,7 +68,9 @@ __all__ = [
     "ATTACKERS",
     "COMPLETENESS_FLOOR",
     "DEFAULT_SHADOWS",
+    "MAX_HALF_WIDTH",
     "UNLEARNING_SETS",
+    "Verdict",
     "AuditReport",
     "Comparison",
     "Completeness",
@@ -68,6 +79,7 @@ __all__ = [
     "MembershipInference",
     "ModelReport",
     "ShadowModels",
+    "auc_standard_error",
     "compare",
     "completeness",
     "fairness_gap",
@@ -77,11 +89,15 @@ __all__ = [
     "likelihood_ratio",
     "lira_statistics",
     "membership_inference",
+    "min_forgotten_pairs",
     "model_report",
+    "null_half_width",
+    "paired_difference_se",
     "rank_percentiles",
     "report",
     "reports",
     "sample_unseen",
     "unlearning_set",
+    "verdict_of",
     "within",
 ]

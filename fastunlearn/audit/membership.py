@@ -3,15 +3,25 @@ score and by rank) and the held-out completeness test against retrains.
 
 Part of :mod:`fastunlearn.audit` (docs/design.md, section 7).
 """
+import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import scipy.sparse as sp
+from tqdm.auto import tqdm
 
 from ..evaluation import score_block_rows, sorted_scores
 from ..pairs import check_matrix, check_model, is_stored, pair_keys, two_sample_auc
 from ..ranking import count_below
 from ..validation import check_positive_int
+from .intervals import (
+    Z95,
+    Verdict,
+    auc_standard_error,
+    min_forgotten_pairs,
+    paired_difference_se,
+    too_few_pairs,
+)
 from .lira import values_at, check_shadows, fit_shadows
 from .sets import checked_pairs, held_out_pairs, sample_unseen
 
@@ -145,18 +155,31 @@ def membership_inference(model, forgotten, unseen=None, seed=None):
     if not len(f_users) or not len(u_users):
         raise ValueError(f"membership inference needs forgotten and unseen pairs, got "
                          f"{len(f_users)} and {len(u_users)}")
+    values = attacker_values(model, (f_users, f_items), (u_users, u_items))
+    return MembershipInference(
+        score_auc=two_sample_auc(*values["score_auc"]),
+        rank_auc=two_sample_auc(*values["rank_auc"]),
+        n_forgotten=len(f_users), n_unseen=len(u_users))
+
+
+def attacker_values(model, forgotten, unseen):
+    """What the score and rank attackers of :func:`membership_inference`
+    see: ``{"score_auc": (members, non-members), "rank_auc": (...)}``, the
+    raw scores and rank percentiles of the checked pairs ``forgotten`` and
+    ``unseen`` (id arrays), in their order.  Pairs without a percentile (a
+    user whose every other item is in her history) are left out of the
+    rank attacker's; which they are depends on the retained data only, so
+    models holding the same data see the same pairs."""
+    (f_users, f_items), (u_users, u_items) = forgotten, unseen
     users = np.concatenate([f_users, u_users])
     items = np.concatenate([f_items, u_items])
     scores = np.einsum("ij,ij->i", model.user_factors[users], model.item_factors[items],
                        dtype=np.float64)
     percentiles = rank_percentiles(model, users, items)
     n = len(f_users)
-    # a user whose every other item is in her history has no percentile: left out
     ok = ~np.isnan(percentiles)
-    return MembershipInference(
-        score_auc=two_sample_auc(scores[:n], scores[n:]),
-        rank_auc=two_sample_auc(percentiles[:n][ok[:n]], percentiles[n:][ok[n:]]),
-        n_forgotten=n, n_unseen=len(u_users))
+    return {"score_auc": (scores[:n], scores[n:]),
+            "rank_auc": (percentiles[:n][ok[:n]], percentiles[n:][ok[n:]])}
 
 
 def attack_held_out(model, forgotten, held_out):
@@ -184,34 +207,78 @@ class Completeness:
     gaps : dict
         Per attacker (``score_auc``, ``rank_auc``, and with shadows
         ``lira_auc``, ``lira_offline_auc``): ``(forget - retrain,
-        allowed)``, against the first retrain; ``allowed`` is the larger of
-        0.01 and the retrains' spread.
-    complete : bool
-        Every attacker within ``allowed``.
+        allowed)``, against the first retrain; ``allowed`` is the largest
+        of 0.01, the retrains' spread and, for the score and rank attackers,
+        the 95 % half-width of the gap over the pairs sampled (DeLong's
+        paired standard error, ``intervals``).
+    complete : bool or None
+        Every attacker within ``allowed``; None when there are too few
+        pairs to judge (``verdict``).
     shadows : int
         Shadow models of the likelihood-ratio attack (0: not run).
+    intervals : dict
+        Per score and rank attacker: ``forget`` and ``retrain`` (seed 0),
+        each the 95 % interval ``[low, high]`` of that AUC (DeLong's
+        standard error, normal approximation), and ``gap_se``, DeLong's
+        standard error of their difference on the same pairs.
+    verdict : Verdict
+        ``COMPLETE``, ``INCOMPLETE`` or ``TOO_FEW_PAIRS``: when an AUC
+        with no signal would have an interval wider than
+        :data:`~fastunlearn.audit.intervals.MAX_HALF_WIDTH` either side
+        (``n_forgotten`` against ``n_unseen`` held-out pairs), the test
+        cannot tell a trace from sampling noise and says so instead.
+    min_pairs : int or None
+        The fewest forgotten pairs the test judges against this many
+        held-out pairs (None: no number is enough).
     """
 
     forget: dict
     retrains: list
     gaps: dict
-    complete: bool
+    complete: object
     shadows: int = 0
+    intervals: dict = None
+    verdict: Verdict = Verdict.INCOMPLETE
+    min_pairs: object = None
 
     def to_dict(self):
-        return asdict(self)
+        return {**asdict(self), "verdict_text": self.verdict_text}
+
+    @property
+    def verdict_text(self):
+        """The verdict in words: "complete", "incomplete" or "too few pairs
+        to judge (n = 5; ...)"."""
+        return verdict_text(self.verdict, self.forget["n_forgotten"], self.forget["n_unseen"],
+                            self.min_pairs)
 
 
-def gaps(forget, retrains, floor=COMPLETENESS_FLOOR):
+def verdict_text(verdict, n_forgotten, n_unseen, min_pairs):
+    """``verdict`` in words, with the sample size when too small."""
+    if verdict is not Verdict.TOO_FEW_PAIRS:
+        return verdict.value
+    if min_pairs is None:
+        need = (f"at least {min_forgotten_pairs(math.inf)} forgotten pairs needed, and more "
+                f"held-out pairs than these {n_unseen}")
+    else:
+        need = f"at least {min_pairs} forgotten pairs needed against these {n_unseen} held-out"
+    return f"{verdict.value} (n = {n_forgotten}; {need})"
+
+
+def gaps(forget, retrains, floor=COMPLETENESS_FLOOR, se=None):
     """{attacker: (forget's AUC minus the seed-0 retrain's, the gap allowed)}
     for each attacker of :data:`ATTACKERS` that ``forget`` holds (the score
     and rank attackers, the likelihood-ratio ones when measured); the gap
-    allowed is the larger of ``floor`` and the retrain seeds' spread.
+    allowed is the largest of ``floor``, the retrain seeds' spread and,
+    where ``se`` (attacker: standard error of the gap) has a finite value,
+    ``Z95 * se``: the gap that sampling the pairs alone allows at 95 %.
     ``forget`` and each of ``retrains`` map attacker names to AUCs."""
     out = {}
+    se = se or {}
     for key in (key for key in ATTACKERS if key in forget):
         seeds = np.array([r[key] for r in retrains], dtype=np.float64)
         allowed = max(floor, float(seeds.max() - seeds.min()) if len(seeds) else 0.0)
+        if np.isfinite(se.get(key, np.nan)):
+            allowed = max(allowed, Z95 * float(se[key]))
         out[key] = (float(forget[key] - retrains[0][key]), allowed)
     return out
 
@@ -222,7 +289,38 @@ def within(found):
     return all(abs(gap) <= allowed for gap, allowed in found.values())
 
 
-def completeness(model, forgotten, test, *, repeats=3, seed=0, shadows=0):
+def verdict_of(found, n_forgotten, n_unseen):
+    """The :class:`Verdict` of gaps ``found`` measured on ``n_forgotten``
+    forgotten and ``n_unseen`` held-out pairs: too few pairs first, then
+    :func:`within`."""
+    if too_few_pairs(n_forgotten, n_unseen):
+        return Verdict.TOO_FEW_PAIRS
+    return Verdict.COMPLETE if within(found) else Verdict.INCOMPLETE
+
+
+def interval(auc, se):
+    """The 95 % interval ``[auc - Z95 se, auc + Z95 se]`` clipped to [0, 1]
+    (NaNs when ``se`` is NaN)."""
+    if not np.isfinite(se):
+        return [float("nan"), float("nan")]
+    return [max(0.0, auc - Z95 * se), min(1.0, auc + Z95 * se)]
+
+
+def sampling_intervals(forget_values, retrain_values):
+    """Per score and rank attacker, the ``intervals`` of
+    :class:`Completeness` from :func:`attacker_values` of the forget and of
+    the seed-0 retrain (the same pairs)."""
+    out = {}
+    for key, (pos_f, neg_f) in forget_values.items():
+        pos_r, neg_r = retrain_values[key]
+        out[key] = {
+            "forget": interval(two_sample_auc(pos_f, neg_f), auc_standard_error(pos_f, neg_f)),
+            "retrain": interval(two_sample_auc(pos_r, neg_r), auc_standard_error(pos_r, neg_r)),
+            "gap_se": paired_difference_se(pos_f, neg_f, pos_r, neg_r)}
+    return out
+
+
+def completeness(model, forgotten, test, *, repeats=3, seed=0, shadows=0, show_progress=False):
     """Does ``model`` tell the pairs it forgot from held-out ones any better
     than a retrain does?
 
@@ -233,6 +331,14 @@ def completeness(model, forgotten, test, *, repeats=3, seed=0, shadows=0):
     ``test`` that belong to the same users (:func:`held_out_pairs`).  With
     ``shadows``, the likelihood-ratio attacker too (:func:`fit_shadows`,
     online and offline), whose shadows are further fits.
+
+    The verdict is honest about sample size (docs/design.md, section 7,
+    "Sample size"): the gap allowed includes what sampling the pairs alone
+    allows (DeLong's standard error of the paired AUC difference, 95 %), a
+    gap below the retrains (over-removal, were it real) counts as a gap
+    like one above them, and with too few pairs for any AUC interval to be
+    narrower than ``MAX_HALF_WIDTH`` the verdict is
+    ``Verdict.TOO_FEW_PAIRS``, not yes or no.
 
     Parameters
     ----------
@@ -250,6 +356,8 @@ def completeness(model, forgotten, test, *, repeats=3, seed=0, shadows=0):
         0 (default): no likelihood-ratio attack; else the number of shadow
         models, even and at least 4 (:data:`DEFAULT_SHADOWS` is a good
         start).  Costs ``shadows`` fits on top of the ``repeats`` retrains.
+    show_progress : bool
+        A progress bar on stderr, one step per retrain.
 
     Returns
     -------
@@ -277,17 +385,28 @@ def completeness(model, forgotten, test, *, repeats=3, seed=0, shadows=0):
     retained = model.user_items.copy()
 
     def measure(fitted):
-        found = membership_inference(fitted, pairs, held).to_dict()
+        values = attacker_values(fitted, pairs, held)
+        found = {key: two_sample_auc(*v) for key, v in values.items()}
+        found.update(n_forgotten=len(pairs[0]), n_unseen=len(held[0]))
         if attack is not None:
             lira = attack(fitted)
             found.update(lira_auc=lira.lira_auc, lira_offline_auc=lira.lira_offline_auc)
-        return found
+        return found, values
 
-    forget = measure(model)
+    forget, forget_values = measure(model)
     retrains = []
-    for r in range(repeats):
-        retrain = type(model).from_hyperparameters(**{**params, "random_state": seed + r}).fit(
-            retained, show_progress=False)
-        retrains.append(measure(retrain))
-    found = gaps(forget, retrains)
-    return Completeness(forget, retrains, found, within(found), shadows)
+    with tqdm(total=repeats, desc="completeness retrains", disable=not show_progress) as bar:
+        for r in range(repeats):
+            retrain = type(model).from_hyperparameters(
+                **{**params, "random_state": seed + r}).fit(retained, show_progress=False)
+            found, values = measure(retrain)
+            retrains.append(found)
+            if r == 0:
+                intervals = sampling_intervals(forget_values, values)
+            bar.update()
+    found = gaps(forget, retrains, se={key: v["gap_se"] for key, v in intervals.items()})
+    n_f, n_u = len(pairs[0]), len(held[0])
+    verdict = verdict_of(found, n_f, n_u)
+    return Completeness(forget, retrains, found,
+                        None if verdict is Verdict.TOO_FEW_PAIRS else verdict is Verdict.COMPLETE,
+                        shadows, intervals, verdict, min_forgotten_pairs(n_u))

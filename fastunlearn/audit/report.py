@@ -20,8 +20,11 @@ from .membership import (
     ATTACKERS,
     COMPLETENESS_FLOOR,
     attack_held_out,
+    attacker_values,
     gaps,
     membership_inference,
+    sampling_intervals,
+    verdict_of,
     within,
 )
 from .sets import UNLEARNING_SETS, held_out_pairs, sample_unseen, unlearning_set
@@ -68,6 +71,11 @@ class AuditReport:
         ``unseen_score_auc`` and ``unseen_rank_auc``, ``ndcg``, ``recall``,
         ``gap``) its value for each retrain, one per repeat with
         seeds ``seed, seed + 1, ...``: how far retraining alone moves it.
+    intervals : dict or None
+        Per score and rank attacker of the held-out test, the 95 %
+        intervals of the forget's and the seed-0 retrain's AUCs and the
+        standard error of their difference (as
+        :attr:`Completeness.intervals`); None: not measured.
     """
 
     completeness: dict
@@ -77,6 +85,7 @@ class AuditReport:
     fairness: dict
     setting: dict
     retrain_spread: dict
+    intervals: dict = None
 
     def to_dict(self):
         return asdict(self)
@@ -85,16 +94,28 @@ class AuditReport:
         """Per attacker (``score_auc``, ``rank_auc``, and the likelihood-ratio
         ``lira_auc`` and ``lira_offline_auc`` when measured) of the held-out
         test: ``(forget - retrain, allowed)``, where ``allowed`` is the
-        larger of ``floor`` and the spread (max - min) of the retrains' AUCs."""
+        largest of ``floor``, the spread (max - min) of the retrains' AUCs
+        and, with ``intervals``, the gap sampling the pairs allows (see
+        :func:`gaps`)."""
         keys = [key for key in ATTACKERS if key in self.retrain_spread]
         retrains = [{key: self.retrain_spread[key][r] for key in keys}
                     for r in range(len(self.retrain_spread["score_auc"]))]
-        return gaps(self.completeness["forget"], retrains, floor)
+        se = {key: v["gap_se"] for key, v in (self.intervals or {}).items()}
+        return gaps(self.completeness["forget"], retrains, floor, se)
 
     def is_complete(self, floor=COMPLETENESS_FLOOR):
         """Whether every attacker is within :meth:`completeness_gaps`
-        (False when the forgotten pairs' users have no held-out pairs)."""
+        (False when the forgotten pairs' users have no held-out pairs; see
+        :meth:`verdict` for a verdict that tells too few pairs apart)."""
         return within(self.completeness_gaps(floor))
+
+    def verdict(self, floor=COMPLETENESS_FLOOR):
+        """The :class:`Verdict` of the held-out test: ``TOO_FEW_PAIRS``
+        when its pairs are too few to judge (see :func:`completeness`),
+        else complete or not as :meth:`is_complete`."""
+        forget = self.completeness["forget"]
+        return verdict_of(self.completeness_gaps(floor), forget["n_forgotten"],
+                          forget["n_unseen"])
 
     def to_markdown(self):
         """The report as a Markdown table (one row per measure)."""
@@ -259,6 +280,10 @@ def reports(user_items, test=None, *, fraction=0.01, how="random", seed=0, k=10,
                              seed=seed).attack
         shadow_s = time.perf_counter() - start
 
+    def held_out_values(model):
+        # what the attackers see, for the intervals of the held-out test
+        return attacker_values(model, forgotten, held_out) if len(held_out[0]) else None
+
     def held_out_inference(model):
         found = attack_held_out(model, forgotten, held_out)
         if shadows:
@@ -299,6 +324,7 @@ def reports(user_items, test=None, *, fraction=0.01, how="random", seed=0, k=10,
         retrain_runs.append(time.perf_counter() - start)
         if repeat == 0:
             retrained = run_retrained
+            retrain_values = held_out_values(run_retrained)
         retrain_measures.append(measures(run_retrained))
     where = {"score_auc": (0, "score_auc"), "rank_auc": (0, "rank_auc"),
              "unseen_score_auc": (1, "score_auc"), "unseen_rank_auc": (1, "rank_auc"),
@@ -314,6 +340,9 @@ def reports(user_items, test=None, *, fraction=0.01, how="random", seed=0, k=10,
     for w in washouts:
         model, receipt = forgot[w]
         stages = {**shared, "forget": measures(model)}
+        intervals = None
+        if retrain_values is not None:
+            intervals = sampling_intervals(held_out_values(model), retrain_values)
         completeness, unseen_mia, utility, fairness, certificate = (
             {stage: stages[stage][axis] for stage in _STAGES} for axis in range(5))
         # compare() would rank both models on test again for unused deltas
@@ -339,5 +368,5 @@ def reports(user_items, test=None, *, fraction=0.01, how="random", seed=0, k=10,
                    "shadows": shadows,
                    **{key: value for key, value in params.items() if key != "random_state"}}
         results.append(AuditReport(completeness, unseen_mia, utility, efficiency, fairness,
-                                   setting, spread))
+                                   setting, spread, intervals))
     return results

@@ -51,7 +51,8 @@ class ModelReport:
         return out
 
 
-def model_report(model, test, *, k=10, forgotten=None, repeats=3, seed=0, shadows=0):
+def model_report(model, test, *, k=10, forgotten=None, repeats=3, seed=0, shadows=0,
+                 show_progress=False):
     """Audit ``model`` on held-out interactions ``test``.
 
     Parameters
@@ -69,6 +70,8 @@ def model_report(model, test, *, k=10, forgotten=None, repeats=3, seed=0, shadow
         With ``forgotten``: 0 (default) or the number of shadow models of
         the likelihood-ratio attacker (even, >= 4), each a further fit (see
         :func:`completeness`).
+    show_progress : bool
+        With ``forgotten``: a progress bar of the retrains on stderr.
 
     Returns
     -------
@@ -97,7 +100,7 @@ def model_report(model, test, *, k=10, forgotten=None, repeats=3, seed=0, shadow
     complete = None
     if forgotten is not None:
         complete = completeness(model, forgotten, test, repeats=repeats, seed=seed,
-                                shadows=shadows)
+                                shadows=shadows, show_progress=show_progress)
     return ModelReport("implicit" if model.objective.implicit else "explicit", k, metrics,
                        users_evaluated, in_training,
                        fairness_gap(model, test, k=k, per_user=per_user), complete)

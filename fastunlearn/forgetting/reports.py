@@ -83,6 +83,11 @@ class ForgetReport(RunReport):
     pending_entries, pending_requests : int
         Removed entries, and the requests they came in, that no washout has
         covered yet, after this call (0 when ``settled``).
+    n_skipped : int
+        Distinct pairs asked for that were not stored (never, or forgotten
+        by an earlier request), skipped under ``missing="ignore"``.  A
+        request whose every pair is skipped is a no-op: ``n_removed`` 0, no
+        receipt in the history, the factors untouched.
     """
 
     n_removed: int
@@ -96,6 +101,7 @@ class ForgetReport(RunReport):
     settled: bool = True
     pending_entries: int = 0
     pending_requests: int = 0
+    n_skipped: int = 0
 
     def receipt(self):
         """The part kept in the model's history: counts, outcome and digest."""

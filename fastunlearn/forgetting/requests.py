@@ -80,6 +80,7 @@ def remove(backend, users, items, options):
     start = time.perf_counter()
     users, items = unique_pairs(users, items)
     stored = backend.stored(users, items)
+    n_skipped = int(len(users) - np.count_nonzero(stored))
     if not stored.all():
         keep = check_missing(users, items, stored, options.missing)
         users, items = users[keep], items[keep]
@@ -99,7 +100,7 @@ def remove(backend, users, items, options):
         users_affected=len(np.unique(users)), items_affected=len(np.unique(items)),
         strategy=options.strategy, digest=digest, receipt_key=key,
         washout=relaxed.sweeps if relaxed else 0, settled=entries == 0,
-        pending_entries=entries, pending_requests=requests)
+        pending_entries=entries, pending_requests=requests, n_skipped=n_skipped)
     if len(users):
         backend.metadata.setdefault("history", []).append(report.receipt())
     backend.pending = (entries, requests)
