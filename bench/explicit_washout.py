@@ -33,9 +33,12 @@ from fastunlearn.forgetting import options, requests
 # the completeness tests' explicit setting (tests/test_completeness.py)
 EXPLICIT = dict(factors=32, regularization=5.0, weighted_regularization=False, iterations=15,
                 use_cg=True, num_threads=2)
+# ALS-WR (--weighted): the regularization at which it fits (at 5 it fits zero factors)
+WEIGHTED = {**EXPLICIT, "regularization": 0.1, "weighted_regularization": True}
 # (name, factors, fraction, how, set seeds)
 SETS = [("random5", 32, 0.05, "random", (0, 1, 2)), ("random1", 32, 0.01, "random", (0, 1, 2)),
-        ("core1-f64", 64, 0.01, "core", (0,))]
+        ("core1-f64", 64, 0.01, "core", (0,)), ("core5", 32, 0.05, "core", (0,)),
+        ("edge5", 32, 0.05, "edge", (0,))]
 CANDIDATES = ("auto", "0@1.0", "1@1.0", "2@1.0", "2@1.3", "3@1.9", "8@1.9", "2@1.7~0.5",
               "2@1.7~1", "6@1.0~1")
 ATTACKERS = ("score_auc", "rank_auc", "lira_auc", "lira_offline_auc", "rmse")
@@ -166,7 +169,8 @@ def markdown(payload):
                         + ["yes" if v["lira_auc"][2] else "no", "yes" if ok else "NO",
                            f"{forget['seconds']:.3f}"])
     lines = [f"* washout {c}: parity on {sum(ok)} of {len(ok)} sets" for c, ok in passed.items()]
-    return (f"# Plain ExplicitALS: which washout forgets at parity\n\n"
+    kind = "ALS-WR" if payload["params"]["weighted_regularization"] else "Plain"
+    return (f"# {kind} ExplicitALS: which washout forgets at parity\n\n"
             f"{payload['date']}; {payload['shadows']} shadows; "
             f"params {payload['params']}.\n\n" + table(header, rows) + "\n"
             + "\n".join(lines) + "\n\n" + NOTES.format(**payload).strip() + "\n")
@@ -184,7 +188,8 @@ NOTES = """
   engine).
 * MovieLens 100K, 80/20 split seed 0, original fitted with seed 0;
   "random5"/"random1": random 5 % / 1 % sets of the training data at
-  factors 32, "core1-f64": core 1 % at factors 64.
+  factors 32, "core1-f64": core 1 % at factors 64, "core5"/"edge5": core
+  and edge 5 % at factors 32.
 * Command: `{command}`; on a shared, loaded 2-core machine (forget
   seconds are indicative only).
 """
@@ -194,15 +199,17 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--shadows", type=int, default=16)
     parser.add_argument("--candidates", nargs="+", default=list(CANDIDATES))
-    parser.add_argument("--sets", nargs="+", default=[s[0] for s in SETS])
+    parser.add_argument("--sets", nargs="+", default=[s[0] for s in SETS[:3]])
     parser.add_argument("--out", default="explicit-washout")
     parser.add_argument("--redraw", action="store_true")
+    parser.add_argument("--weighted", action="store_true", help="ALS-WR at regularization 0.1")
     args = parser.parse_args()
     folder = results_dir()
     if args.redraw:
         payload = json.loads((folder / f"{args.out}.json").read_text())
         (folder / f"{args.out}.md").write_text(markdown(payload))
         return
+    base = WEIGHTED if args.weighted else EXPLICIT
     R = movielens()
     train, test = holdout_split(R, 0.2, seed=0)
     results = []
@@ -210,7 +217,7 @@ def main():
     for name, factors, fraction, how, seeds in SETS:
         if name not in args.sets:
             continue
-        params = {**EXPLICIT, "factors": factors}
+        params = {**base, "factors": factors}
         if factors not in originals:
             originals[factors] = fu.ExplicitALS(**params, random_state=0).fit(
                 train, show_progress=False)
@@ -226,7 +233,7 @@ def main():
                                  f"{'^' if above else ''}" for k, (g, a, above) in v.items())
                 print(f"{name} s{s} {c:>6} {cells} t {forget['seconds']:.3f}", flush=True)
     folder.mkdir(parents=True, exist_ok=True)
-    payload = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "params": EXPLICIT,
+    payload = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "params": base,
                "shadows": args.shadows, "machine": machine(), "commit": commit(),
                "command": " ".join(["python bench/explicit_washout.py", *sys.argv[1:]]),
                "results": results}
