@@ -388,5 +388,42 @@ def _plain(value):
     raise TypeError(type(value).__name__)
 
 
+def default_table(results):
+    """The default forget's gap to the seed-0 retrain under each attacker,
+    one row per model and kind of set (the README's table): several sets
+    of a kind give the range of their gaps; a gap past what is allowed is
+    marked with its limit."""
+    names = {"score_auc": "score", "rank_auc": "rank", "lira_auc": "LiRA",
+             "lira_offline_auc": "LiRA offline"}
+    groups = {}
+    for r in results:
+        w = "settled" if "settled" in r["forgets"] else "auto"
+        data = "synthetic 400k" if r["data"].startswith("synthetic") else "MovieLens 100K"
+        groups.setdefault((data, model_label(r), set_label(r)), []).append(verdicts(r, w))
+    rows = []
+    for (data, model, label), found in groups.items():
+        cells = []
+        for key in names:
+            gaps = [v[key]["gap"] for v in found]
+            text = (f"{gaps[0]:+.3f}" if len(gaps) == 1
+                    else f"{min(gaps):+.3f} to {max(gaps):+.3f}")
+            bad = [v[key] for v in found if not v[key]["within"]]
+            if bad:
+                text += " **(" + ", ".join(f"> {b['allowed']:.3f}" for b in bad) + ")**"
+            cells.append(text)
+        complete = sum(all(x["within"] for x in v.values()) for v in found)
+        sets = f"{label}" + (f" ({len(found)} sets)" if len(found) > 1 else "")
+        rows.append([data, model, sets, *cells, f"{complete} of {len(found)}"])
+    from common import table
+
+    return table(["data", "model", "set", *names.values(), "complete"], rows)
+
+
 if __name__ == "__main__":
-    redraw()
+    import sys
+
+    if "--table" in sys.argv:
+        print(default_table(json.loads((results_dir() / "audit-lira.json").read_text())[
+            "results"]))
+    else:
+        redraw()
