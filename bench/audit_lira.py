@@ -1,7 +1,10 @@
 """The audit's likelihood-ratio section: per-example membership inference
 with shadow models (``fastunlearn.audit.fit_shadows``) against the original
 model, the forget and retrains, on MovieLens 100K at both audited settings
-and for an ExplicitALS model, next to the score and rank attackers.
+(random, core and edge sets; 200 sequential 3-pair requests, as served and
+settled), on a 400k-entry synthetic set and for ExplicitALS models (plain
+at regularization 5, the completeness tests' setting, and ALS-WR), next to
+the score and rank attackers.
 
 Run by ``bench/run.py audit`` (``--shadows N``, 0 skips it) or on its own
 with ``bench/run.py audit --lira-only``, which rewrites only this section of
@@ -24,12 +27,17 @@ HEADING = "## Likelihood-ratio attacker (LiRA)"
 IMPLICIT = dict(regularization=0.05, iterations=15, use_cg=True, num_threads=2)
 SETTINGS = [("implicit", {**IMPLICIT, "factors": 32, "alpha": 5.0}),
             ("implicit", {**IMPLICIT, "factors": 64, "alpha": 1.0})]
-EXPLICIT = ("explicit", dict(factors=32, regularization=0.1, iterations=15, num_threads=2))
+EXPLICIT = [("explicit", dict(factors=32, regularization=5.0, weighted_regularization=False,
+                              iterations=15, use_cg=True, num_threads=2)),
+            ("explicit", dict(factors=32, regularization=0.1, weighted_regularization=True,
+                              iterations=15, use_cg=True, num_threads=2))]
 # (how, fraction, unlearning-set seeds); random 5 % on several sets, for
 # "never above every retrain seed"
 SETS = [("random", 0.01, (0,)), ("random", 0.05, (0, 1, 2, 3)), ("core", 0.01, (0,)),
         ("core", 0.05, (0,)), ("edge", 0.01, (0,)), ("edge", 0.05, (0,))]
 EXPLICIT_SETS = [("random", 0.01, (0,)), ("random", 0.05, (0, 1))]
+# the completeness tests' sequence: 200 requests of 3 random pairs
+SEQUENCE = (200, 3)
 WASHOUTS = ("auto", 0)
 
 
@@ -101,11 +109,70 @@ def case(kind, R, params, how, fraction, seed, repeats, shadows, washouts, timin
         retrain = cls(**params, random_state=seed + r).fit(retained, show_progress=False)
         retrain_runs.append(time.perf_counter() - begin)
         retrains.append(measure(retrain))
-    return {"kind": kind, "setting": {k: params.get(k) for k in ("factors", "alpha")},
+    return {"kind": kind, "setting": setting_of(params),
             "how": how, "fraction": fraction, "seed": seed, "n_removed": len(users),
             "n_held_out": len(held[0]), "shadows": shadows, "shadow_seconds": shadow_s,
             "retrain_seconds": float(np.median(retrain_runs)), "original": measure(original),
             "forgets": {str(w): f for w, f in forgets.items()}, "retrains": retrains}
+
+
+def setting_of(params):
+    return {k: params.get(k) for k in ("factors", "alpha", "regularization",
+                                        "weighted_regularization")}
+
+
+def sequence_case(R, params, repeats, shadows, seed=0):
+    """The completeness tests' sequence (tests/test_completeness.py): 200
+    forget calls of 3 random pairs each on one model, attacked as served
+    after the last call (some removals pending) and after ``settle()``."""
+    requests, size = SEQUENCE
+    train, test = holdout_split(R, 0.2, seed=seed)
+    original = fu.ImplicitALS(**params, random_state=seed).fit(train, show_progress=False)
+    coo = train.tocoo()
+    pick = np.random.default_rng(seed).choice(train.nnz, requests * size, replace=False)
+    users, items = coo.row[pick].astype(np.int64), coo.col[pick].astype(np.int64)
+    held = audit.held_out_pairs(test, users)
+
+    def as_matrix(matrix, pairs):
+        return sp.csr_matrix((np.asarray(matrix[pairs]).ravel(), pairs), shape=train.shape)
+
+    start = time.perf_counter()
+    attack = audit.fit_shadows(original, as_matrix(train, (users, items)),
+                               as_matrix(test, held), shadows=shadows, seed=seed).attack
+    shadow_s = time.perf_counter() - start
+
+    def measure(model):
+        found = audit.membership_inference(model, (users, items), held).to_dict()
+        lira = attack(model)
+        found.update(lira_auc=lira.lira_auc, lira_offline_auc=lira.lira_offline_auc)
+        return found
+
+    model = fu.ImplicitALS.from_factors(original.user_factors, original.item_factors, train,
+                                        **params)
+    begin = time.perf_counter()
+    washouts = sum(model.forget(users[size * r:size * (r + 1)],
+                                items[size * r:size * (r + 1)]).washout > 0
+                   for r in range(requests))
+    served_s = time.perf_counter() - begin
+    served = {"seconds": served_s, "washout": washouts, **measure(model)}
+    begin = time.perf_counter()
+    model.settle()
+    settled = {"seconds": served_s + time.perf_counter() - begin, "washout": washouts,
+               **measure(model)}
+    retained = model.user_items.copy()
+    retrains, retrain_runs = [], []
+    for r in range(repeats):
+        begin = time.perf_counter()
+        retrain = fu.ImplicitALS(**params, random_state=seed + r).fit(retained,
+                                                                      show_progress=False)
+        retrain_runs.append(time.perf_counter() - begin)
+        retrains.append(measure(retrain))
+    return {"kind": "implicit", "setting": setting_of(params),
+            "how": f"sequence {requests}x{size}", "fraction": len(users) / train.nnz,
+            "seed": seed, "n_removed": len(users), "n_held_out": len(held[0]),
+            "shadows": shadows, "shadow_seconds": shadow_s,
+            "retrain_seconds": float(np.median(retrain_runs)), "original": measure(original),
+            "forgets": {"served": served, "settled": settled}, "retrains": retrains}
 
 
 def verdicts(result, washout):
@@ -138,11 +205,19 @@ def cases(quick, repeats, shadows, washouts=WASHOUTS):
             for seed in seeds:
                 yield "movielens-100k", case(kind, R, params, how, fraction, seed, repeats,
                                              shadows, washouts)
-    kind, params = EXPLICIT
-    for how, fraction, seeds in EXPLICIT_SETS:
-        for seed in seeds:
-            yield "movielens-100k", case(kind, R, params, how, fraction, seed, repeats,
-                                         shadows, washouts)
+    for _, params in SETTINGS:
+        yield "movielens-100k", sequence_case(R, params, repeats, shadows)
+    for kind, params in EXPLICIT:
+        for how, fraction, seeds in EXPLICIT_SETS:
+            for seed in seeds:
+                yield "movielens-100k", case(kind, R, params, how, fraction, seed, repeats,
+                                             shadows, washouts)
+    from fastunlearn.synthetic import make_implicit
+
+    # the completeness tests' synthetic set
+    yield "synthetic-400k", case("implicit", make_implicit(20_000, 4_000, 400_000, seed=1),
+                                 {**IMPLICIT, "factors": 32, "alpha": 1.0}, "random", 0.01, 0,
+                                 repeats, shadows, washouts)
 
 
 HEADER = ["data", "model", "set", "set seed", "washout", "removed", "held-out",
@@ -152,16 +227,23 @@ HEADER = ["data", "model", "set", "set seed", "washout", "removed", "held-out",
           "shadows s"]
 
 
+def model_label(result):
+    setting = result["setting"]
+    if result["kind"] == "implicit":
+        return f"implicit {setting['factors']}, {setting['alpha']:g}"
+    wr = "ALS-WR" if setting.get("weighted_regularization") else "plain"
+    return f"explicit {wr} {setting['factors']}, reg {setting.get('regularization')}"
+
+
 def rows_of(name, result):
     out = []
-    model = (f"implicit {result['setting']['factors']}, {result['setting']['alpha']:g}"
-             if result["kind"] == "implicit" else f"explicit {result['setting']['factors']}")
+    model = model_label(result)
     for w, forget in result["forgets"].items():
         v = verdicts(result, w)
         lira = [r["lira_auc"] for r in result["retrains"]]
         offline = [r["lira_offline_auc"] for r in result["retrains"]]
         out.append([
-            name, model, f"{result['how']} {result['fraction']:.0%}", result["seed"], w,
+            name, model, set_label(result), result["seed"], w,
             result["n_removed"], result["n_held_out"],
             f"{result['original']['lira_auc']:.4f}", f"{forget['lira_auc']:.4f}",
             f"{lira[0]:.4f}", f"{min(lira):.4f}..{max(lira):.4f}",
@@ -195,32 +277,40 @@ NOTES = """
   rank, LiRA and offline LiRA gaps all within what is allowed.  Score and
   rank gaps as in the tables above.
 * Each unlearning set seed also seeds the 80/20 split, the original model
-  and the shadows.  Forget seconds: medians of 3 runs; shadows: all
+  and the shadows.  "sequence 200x3": 600 random training pairs forgotten
+  by 200 calls of 3 pairs on one model (the completeness tests'
+  sequence); washout "served" is the model after the last call (removals
+  under the pending limit not yet washed out), "settled" the same after
+  `settle()`; its forget seconds are all 200 calls (and the settle).
+  The synthetic set is `make_implicit(20_000, 4_000, 400_000, seed=1)`.  Forget seconds: medians of 3 runs; shadows: all
   {shadows} fits.  On a shared, loaded 2-core machine.
 * Command: `{command}`.
 """
+
+
+def set_label(result):
+    how = result["how"]
+    return how if how.startswith("sequence") else f"{how} {result['fraction']:.0%}"
 
 
 def summary(results):
     """Per washout: sets complete under all four attackers, and the sets
     whose forget sits above every retrain seed under LiRA, by model and set."""
     lines = []
-    washouts = list(results[0]["forgets"]) if results else []
+    washouts = list(dict.fromkeys(w for r in results for w in r["forgets"]))
     for w in washouts:
-        complete = [all(v["within"] for v in verdicts(r, w).values()) for r in results]
+        complete = [all(v["within"] for v in verdicts(r, w).values()) for r in results
+                    if w in r["forgets"]]
         lines.append(f"* washout {w}: complete under all four attackers in {sum(complete)} "
-                     f"of {len(results)} sets.")
+                     f"of {len(complete)} sets.")
     groups = {}
     for r in results:
-        label = (f"{r['kind']} {r['setting']['factors']}"
-                 + (f", alpha {r['setting']['alpha']:g}" if r["kind"] == "implicit" else "")
-                 + f", {r['how']} {r['fraction']:.0%}")
-        groups.setdefault(label, []).append(r)
+        groups.setdefault(f"{model_label(r)}, {set_label(r)}", []).append(r)
     for label, group in groups.items():
         if len(group) < 2:
             continue
         cells = []
-        for w in washouts:
+        for w in (w for w in washouts if w in group[0]["forgets"]):
             above = sum(verdicts(r, w)["lira_auc"]["above_every_seed"] for r in group)
             within = sum(verdicts(r, w)["lira_auc"]["within"] for r in group)
             cells.append(f"washout {w}: above every seed in {above}, within in {within}")
@@ -231,8 +321,10 @@ def summary(results):
 PROTOTYPE = """
 * Washout `N@w` is a prototype, not what the engine does: N over-relaxed
   sweeps at relaxation w (`forgetting.options.RELAXATION` patched for that forget
-  only, `washout_option` in bench/audit_lira.py; the default washout is two
-  sweeps at 1.7, `forgetting.options.WASHOUT_SWEEPS` and `RELAXATION`).
+  only, `washout_option` in bench/audit_lira.py).  The default ("auto") is
+  `forgetting.options.washout_for`: three sweeps at 1.9 when an implicit
+  model washes out 2 % of its entries or more, two at 1.7 otherwise; so
+  `2@1.7` is the default before that rule, the "before" of its cost.
 """
 
 
@@ -266,8 +358,8 @@ def run(quick=False, repeats=3, shadows=audit.DEFAULT_SHADOWS, washouts=WASHOUTS
         if result is None:
             continue
         results.append({"data": name, **result})
-        print(f"{name} {result['kind']} {result['setting']} {result['how']} "
-              f"{result['fraction']:.0%} seed {result['seed']} done", flush=True)
+        print(f"{name} {model_label(result)} {set_label(result)} seed {result['seed']} "
+              f"done", flush=True)
     folder = results_dir()
     folder.mkdir(parents=True, exist_ok=True)
     payload = {"machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
@@ -296,5 +388,42 @@ def _plain(value):
     raise TypeError(type(value).__name__)
 
 
+def default_table(results):
+    """The default forget's gap to the seed-0 retrain under each attacker,
+    one row per model and kind of set (the README's table): several sets
+    of a kind give the range of their gaps; a gap past what is allowed is
+    marked with its limit."""
+    names = {"score_auc": "score", "rank_auc": "rank", "lira_auc": "LiRA",
+             "lira_offline_auc": "LiRA offline"}
+    groups = {}
+    for r in results:
+        w = "settled" if "settled" in r["forgets"] else "auto"
+        data = "synthetic 400k" if r["data"].startswith("synthetic") else "MovieLens 100K"
+        groups.setdefault((data, model_label(r), set_label(r)), []).append(verdicts(r, w))
+    rows = []
+    for (data, model, label), found in groups.items():
+        cells = []
+        for key in names:
+            gaps = [v[key]["gap"] for v in found]
+            text = (f"{gaps[0]:+.3f}" if len(gaps) == 1
+                    else f"{min(gaps):+.3f} to {max(gaps):+.3f}")
+            bad = [v[key] for v in found if not v[key]["within"]]
+            if bad:
+                text += " **(" + ", ".join(f"> {b['allowed']:.3f}" for b in bad) + ")**"
+            cells.append(text)
+        complete = sum(all(x["within"] for x in v.values()) for v in found)
+        sets = f"{label}" + (f" ({len(found)} sets)" if len(found) > 1 else "")
+        rows.append([data, model, sets, *cells, f"{complete} of {len(found)}"])
+    from common import table
+
+    return table(["data", "model", "set", *names.values(), "complete"], rows)
+
+
 if __name__ == "__main__":
-    redraw()
+    import sys
+
+    if "--table" in sys.argv:
+        print(default_table(json.loads((results_dir() / "audit-lira.json").read_text())[
+            "results"]))
+    else:
+        redraw()

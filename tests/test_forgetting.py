@@ -642,3 +642,25 @@ def test_rechecks_decide_every_row_as_the_exact_pass(name, dtype):
             got = engine(tol).norms(side, rows)
             assert np.all(got >= exact * (1 - 1e-12))
             np.testing.assert_array_equal(got > tol, exact > tol)
+
+
+# The size-scaled washout (docs/design.md, section 5): a request that washes
+# out 2 % of the stored entries or more runs three sweeps at 1.9 on implicit
+# and ALS-WR models; plain explicit models, whose test error rises as they
+# converge, and smaller requests run two at 1.7.
+LARGE_WASHOUT = {"implicit": (3, 1.9), "weighted": (3, 1.9), "explicit": (2, 1.7)}
+
+
+def test_the_default_washout_scales_with_the_request_on_objectives_that_converge_well(
+        objective_name):
+    model = fitted(objective_name)
+    nnz, n_rows = model.user_items.nnz, sum(model.user_items.shape)
+    plan = forgetting.washout_for(model.spec.objective, int(np.ceil(0.02 * nnz)), nnz)
+    assert (plan.sweeps, plan.relaxation) == LARGE_WASHOUT[objective_name]
+    small = forgetting.washout_for(model.spec.objective, int(0.02 * nnz) - 1, nnz)
+    assert (small.sweeps, small.relaxation) == (2, 1.7)
+    # what a forget of 5 % runs
+    report = model.forget(*random_pairs(model, int(0.05 * nnz), seed=3))
+    sweeps = LARGE_WASHOUT[objective_name][0]
+    assert report.washout == sweeps
+    assert report.rows_solved_by_phase["washout"] == (sweeps + 1) * n_rows

@@ -1,0 +1,94 @@
+"""What the size-scaled washout (``forgetting.options.washout_for``: three
+sweeps at 1.9 for an implicit model's washout of 2 % of its entries or
+more) costs against the washout it replaced (two at 1.7 for every size),
+at 1 % and 5 % random removals of the forget benchmark's 2M-entry set
+(bench/forget.py's data and hyperparameters).
+
+Before and after run interleaved from the same fitted factors; medians of
+``--repeats`` runs each, and the ratio of the medians.  Below 2 % both
+choose the same washout, so the 1 % row checks that nothing else changed.
+
+    nice python bench/washout_cost.py [--repeats 3] [--quick]
+
+writes results/washout-cost.json and .md.
+"""
+import argparse
+import contextlib
+import sys
+import time
+
+import numpy as np
+
+import fastunlearn as fu
+from common import median, write
+from fastunlearn.forgetting import options, requests
+from fastunlearn.synthetic import make_implicit
+
+PARAMS = dict(factors=64, regularization=0.05, alpha=1.0, iterations=15, use_cg=True,
+              random_state=0, num_threads=2)
+FRACTIONS = (0.01, 0.05)
+
+
+@contextlib.contextmanager
+def before():
+    """The washout before the size rule: two sweeps at 1.7 for any request."""
+    saved = options.washout_for
+
+    def old(objective, pending, nnz):
+        return options.Washout(options.WASHOUT_SWEEPS, options.RELAXATION)
+
+    options.washout_for = requests.washout_for = old
+    try:
+        yield
+    finally:
+        options.washout_for = requests.washout_for = saved
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    shape = (4_000, 1_000, 20_000) if args.quick else (100_000, 20_000, 2_000_000)
+    R = make_implicit(*shape, seed=0)
+    model = fu.ImplicitALS(**PARAMS).fit(R, show_progress=False)
+    coo = R.tocoo()
+    rng = np.random.default_rng(0)
+    rows, results = [], []
+    for fraction in FRACTIONS:
+        pick = rng.choice(R.nnz, int(fraction * R.nnz), replace=False)
+        users, items = coo.row[pick].astype(np.int64), coo.col[pick].astype(np.int64)
+        runs = {"before": [], "after": []}
+        sweeps = {}
+        for _ in range(args.repeats):
+            for label in ("before", "after"):
+                copy = fu.ImplicitALS.from_factors(model.user_factors, model.item_factors, R,
+                                                   **PARAMS)
+                with before() if label == "before" else contextlib.nullcontext():
+                    start = time.perf_counter()
+                    report = copy.forget(users, items)
+                    runs[label].append(time.perf_counter() - start)
+                sweeps[label] = (report.washout, int(report.rows_solved))
+        b, a = median(runs["before"]), median(runs["after"])
+        results.append({"fraction": fraction, "n_removed": int(len(users)), "runs": runs,
+                        "washout_sweeps": {k: v[0] for k, v in sweeps.items()},
+                        "rows_solved": {k: v[1] for k, v in sweeps.items()}})
+        rows.append([f"{fraction:.0%}", len(users), f"{sweeps['before'][0]} at 1.7",
+                     f"{sweeps['after'][0]} at "
+                     f"{1.9 if sweeps['after'][0] == options.LARGE_WASHOUT_SWEEPS else 1.7}",
+                     f"{b:.3f}", f"{a:.3f}", f"{a / b:.2f}", sweeps["before"][1],
+                     sweeps["after"][1]])
+        print(rows[-1], flush=True)
+    data = "synthetic-20k" if args.quick else "synthetic-2M"
+    write("washout-cost" + ("-quick" if args.quick else ""), {"data": data, "results": results},
+          rows, ["removed (random)", "pairs", "washout before", "washout after", "before s",
+                 "after s", "after / before", "rows solved before", "rows solved after"],
+          notes=(f"{data} (`make_implicit({', '.join(map(str, shape))}, seed=0)`), "
+                 f"medians of {args.repeats} interleaved runs from one fit.  Command: "
+                 f"`{' '.join(['python bench/washout_cost.py', *sys.argv[1:]])}`; on a "
+                 "shared, loaded 2-core machine: the ratio is the figure to read."),
+          params=PARAMS)
+
+
+if __name__ == "__main__":
+    main()
