@@ -113,5 +113,37 @@ def test_fingerprint_names_the_factors_and_data_it_was_taken_of():
     with_other_data = state.snapshot()
     with_other_data.data = copy.deepcopy(state.data)
     assert with_other_data.fingerprint() != key  # the same values, another object
+
+
+def test_measures_of_other_data_of_the_same_size_are_not_used():
+    """Data replaced by other entries of the same shape and count (the
+    factors unchanged): the kept measures are not those of the new data."""
+    from fastunlearn.storage import TrainingData
+
+    model = measured_model()
+    R = model.user_items.copy()
+    R.data = R.data[::-1].copy()  # the same pattern, the values moved around
+    assert (R != model.user_items).nnz
+    model.state.data = TrainingData(R)
+    assert model.state.current_measures() is None
+    np.testing.assert_allclose(model.certificate().max_row, reference_max_row(model),
+                               rtol=1e-9)
     # position-aware: the same words in another order differ
     assert kept_state.checksum(np.array([1.0, 2.0])) != kept_state.checksum(np.array([2.0, 1.0]))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_advanced_checksum_equals_a_full_read_over_many_edits(dtype):
+    """Whatever the edit (larger or smaller values, so that the sums wrap
+    around 2^64 or not), the checksum advanced from the edited rows is the
+    one a full read gives: forgetting keys its state by it."""
+    rng = np.random.default_rng(1)
+    F = rng.standard_normal((30, 4)).astype(dtype)
+    current = kept_state.checksum(F)
+    for _ in range(40):
+        rows = np.unique(rng.integers(0, 30, rng.integers(1, 5)))
+        old = F[rows].copy()
+        F[rows] = rng.standard_normal((len(rows), 4)) * 10.0 ** rng.integers(-3, 4)
+        current = kept_state.advance_checksum(current, F, rows, old)
+        assert current == kept_state.checksum(F)
+        assert all(0 <= s < 2 ** 64 for s in current[:2])

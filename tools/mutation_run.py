@@ -48,13 +48,18 @@ SCOPES = {
         patterns=["fastunlearn.forgetting.engine.*", "fastunlearn.forgetting.local.*",
                   "fastunlearn.forgetting.options.*", "fastunlearn.forgetting.requests.*"],
         tests=["tests/test_settle.py", "tests/test_receipts.py", "tests/test_forgetting.py",
-               "tests/test_interrupt.py"],
+               "tests/test_interrupt.py",
+               "tests/test_drop_in.py::test_partial_fit_users_replaces_rows_last_one_winning"],
         k=NOT_SLOW),
     "persistence": dict(
         mutate=["fastunlearn/persistence.py"],
         patterns=["fastunlearn.persistence.*"],
-        tests=["tests/test_persistence.py",
-               "tests/test_hostile_files.py"],
+        tests=["tests/test_persistence.py", "tests/test_hostile_files.py",
+               "tests/test_drop_in.py::test_implicit_files_are_checked_like_fastunlearn_files",
+               "tests/test_drop_in.py::test_fastunlearn_files_keep_their_guarantees_in_file_objects",
+               "tests/test_implicit_compat.py::test_unfitted_model_saves_and_loads_as_implicits",
+               "tests/test_implicit_compat.py::test_files_move_both_ways",
+               "tests/test_interrupt.py::test_save_does_not_remove_a_temporary_another_save_is_writing"],
         k=NOT_SLOW),
 }
 
@@ -103,10 +108,12 @@ def results(work):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("scope", choices=sorted(SCOPES))
+    parser.add_argument("patterns", nargs="*",
+                        help="mutmut's mutant name patterns (default: the whole scope)")
     parser.add_argument("--children", type=int, default=2)
     parser.add_argument("--fresh", action="store_true")
     parser.add_argument("--results", action="store_true")
-    args = parser.parse_args()
+    args = parser.parse_intermixed_args()
     if args.results:
         results(ROOT / ".mutation" / args.scope)
         return
@@ -114,7 +121,7 @@ def main():
     env = {**os.environ, "FASTUNLEARN_MOVIELENS": os.environ.get(
         "FASTUNLEARN_MOVIELENS", str(MOVIELENS))}
     code = subprocess.call(["nice", "-n", "19", "mutmut", "run", "--max-children",
-                            str(args.children), *SCOPES[args.scope]["patterns"]],
+                            str(args.children), *(args.patterns or SCOPES[args.scope]["patterns"])],
                            cwd=work, env=env)
     results(work)
     sys.exit(code)
