@@ -1,0 +1,68 @@
+"""What a forget request promises beyond convergence: the error for pairs
+that are not stored names them, ``missing="ignore"`` forgets exactly the
+stored ones, and the pending policy washes out at the limit, not after it
+(docs/design.md, section 5); checked against hand-built matrices."""
+import re
+
+import numpy as np
+import pytest
+
+import fastunlearn as fu
+from test_forgetting import fitted
+
+
+def stored_pairs(model, n):
+    """The first ``n`` stored pairs, copied (the model's arrays change in place)."""
+    coo = model.user_items.tocoo()
+    return coo.row[:n].astype(np.int64), coo.col[:n].astype(np.int64)
+
+
+def absent_pairs(model, n):
+    dense = model.user_items.toarray()
+    users, items = np.nonzero(dense == 0)
+    return users[:n], items[:n]
+
+
+def test_the_error_for_pairs_not_stored_counts_and_names_them():
+    model = fitted("implicit", seed=40)
+    stored_u, stored_i = stored_pairs(model, 3)
+    absent_u, absent_i = absent_pairs(model, 2)
+    users = np.concatenate([stored_u, absent_u])
+    items = np.concatenate([stored_i, absent_i])
+    before = model.user_items.copy()
+    with pytest.raises(ValueError, match=re.escape("2 of the 5 pairs to forget are not "
+                                                   "stored")) as error:
+        model.forget(users, items)
+    for pair in zip(absent_u.tolist(), absent_i.tolist()):
+        assert str(pair) in str(error.value)
+    for pair in zip(stored_u.tolist(), stored_i.tolist()):
+        assert str(pair) not in str(error.value)
+    assert (model.user_items != before).nnz == 0  # nothing forgotten
+
+
+def test_missing_ignore_forgets_exactly_the_stored_pairs():
+    model = fitted("implicit", seed=41)
+    stored_u, stored_i = stored_pairs(model, 3)
+    absent_u, absent_i = absent_pairs(model, 2)
+    expected = model.user_items.toarray()
+    expected[stored_u, stored_i] = 0
+    report = model.forget(np.concatenate([stored_u, absent_u]),
+                          np.concatenate([stored_i, absent_i]), missing="ignore")
+    assert report.n_removed == 3
+    np.testing.assert_array_equal(model.user_items.toarray(), expected)
+    assert fu.verify_receipt(stored_u, stored_i, report.receipt_key, report.digest)
+
+
+@pytest.mark.parametrize("limit, washed", [(4, True), (5, False)])
+def test_a_request_that_reaches_the_pending_limit_washes_out(limit, washed):
+    """``pending_limit``: the removal that brings the pending entries to the
+    limit washes out everything pending; one entry short leaves it pending."""
+    model = fitted("implicit", seed=42)
+    users, items = stored_pairs(model, 4)
+    first = model.forget(users[:1], items[:1], pending_limit=limit)
+    assert not first.settled and model.pending == {"entries": 1, "requests": 1}
+    report = model.forget(users[1:], items[1:], pending_limit=limit)
+    assert report.settled is washed and (report.washout > 0) is washed
+    assert model.pending == ({"entries": 0, "requests": 0} if washed
+                             else {"entries": 4, "requests": 2})
+    assert report.pending_entries == (0 if washed else 4)
