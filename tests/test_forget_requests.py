@@ -66,3 +66,18 @@ def test_a_request_that_reaches_the_pending_limit_washes_out(limit, washed):
     assert model.pending == ({"entries": 0, "requests": 0} if washed
                              else {"entries": 4, "requests": 2})
     assert report.pending_entries == (0 if washed else 4)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_partial_fit_stores_the_added_values_in_the_models_dtype(dtype):
+    import scipy.sparse as sp
+
+    model = fitted("implicit", seed=43, dtype=dtype)
+    absent_u, absent_i = absent_pairs(model, 2)
+    expected = model.user_items.toarray()
+    delta = sp.csr_matrix((np.array([1 / 3, 2 / 3]), (absent_u, absent_i)),
+                          shape=expected.shape, dtype=np.float64)
+    expected[absent_u, absent_i] = np.array([1 / 3, 2 / 3], dtype=dtype)
+    model.partial_fit(delta)
+    assert model.user_items.dtype == dtype and model.user_factors.dtype == dtype
+    np.testing.assert_array_equal(model.user_items.toarray(), expected)
