@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 
 import fastunlearn as fu
+import reference as ref
+from conftest import reference_kwargs
 from test_forgetting import fitted
 
 
@@ -81,3 +83,57 @@ def test_partial_fit_stores_the_added_values_in_the_models_dtype(dtype):
     model.partial_fit(delta)
     assert model.user_items.dtype == dtype and model.user_factors.dtype == dtype
     np.testing.assert_array_equal(model.user_items.toarray(), expected)
+
+
+def reference_partial_fit(R, X, Y, users, items, washout, relaxation):
+    """What ``partial_fit(..., washout=N)`` computes with exact solves and
+    nothing left to sweep (tests/reference.py's row solves): the delta's
+    users, then its items; N sweeps moving each side ``relaxation`` times
+    its ALS step, users first; one plain sweep."""
+    kw = reference_kwargs("implicit")
+    RT = R.T.tocsr()  # the implicit objective is symmetric in users and items
+    X, Y = X.copy(), Y.copy()
+    X[users] = ref.sweep(R, X, Y, **kw)[0][users]
+    Y[items] = ref.sweep(RT, Y, X, **kw)[0][items]
+    for _ in range(washout):
+        X = X + relaxation * (ref.sweep(R, X, Y, **kw)[0] - X)
+        Y = Y + relaxation * (ref.sweep(RT, Y, X, **kw)[0] - Y)
+    return ref.sweep(R, X, Y, **kw)
+
+
+@pytest.mark.parametrize("washout", [1, 2])
+def test_partial_fit_with_a_washout_runs_it_and_settles_what_was_pending(washout):
+    import scipy.sparse as sp
+
+    model = fitted("implicit", seed=44)
+    users, items = stored_pairs(model, 2)
+    model.forget(users, items, washout=0)
+    assert model.pending == {"entries": 2, "requests": 1}
+    n_users, n_items = model.user_items.shape
+    absent_u, absent_i = absent_pairs(model, 3)
+    # two new users: the last one without entries (the model still grows)
+    rows = np.concatenate([absent_u, [n_users]])
+    cols = np.concatenate([absent_i, [1]])
+    delta = sp.csr_matrix((np.full(len(rows), 2.0), (rows, cols)), shape=(n_users + 2, n_items))
+    expected = sp.vstack([model.user_items, sp.csr_matrix((2, n_items))]).toarray() + \
+        delta.toarray()
+    X = np.vstack([model.user_factors, np.zeros((2, model.factors))])
+    X_ref, Y_ref = reference_partial_fit(sp.csr_matrix(expected), X, model.item_factors,
+                                         np.unique(rows), np.unique(cols), washout,
+                                         fu.forgetting.RELAXATION)
+    report = model.partial_fit(delta, washout=washout, tolerance=1e9)
+    np.testing.assert_array_equal(model.user_items.toarray(), expected)
+    assert report.washout == washout and report.settled and report.pending_entries == 0
+    assert model.pending == {"entries": 0, "requests": 0}
+    assert report.rows_solved_by_phase["washout"] == (washout + 1) * sum(expected.shape)
+    np.testing.assert_allclose(model.user_factors, X_ref, rtol=1e-7, atol=1e-10)
+    np.testing.assert_allclose(model.item_factors, Y_ref, rtol=1e-7, atol=1e-10)
+
+
+def test_a_bad_delta_is_named_in_the_error():
+    import scipy.sparse as sp
+
+    model = fitted("implicit", seed=45)
+    delta = sp.csr_matrix(([np.nan], ([0], [0])), shape=model.user_items.shape)
+    with pytest.raises(ValueError, match="user_items_delta contains NaN"):
+        model.partial_fit(delta)
