@@ -124,6 +124,7 @@ def test_partial_fit_with_a_washout_runs_it_and_settles_what_was_pending(washout
     report = model.partial_fit(delta, washout=washout, tolerance=1e9)
     np.testing.assert_array_equal(model.user_items.toarray(), expected)
     assert report.washout == washout and report.settled and report.pending_entries == 0
+    assert report.pending_requests == 0
     assert model.pending == {"entries": 0, "requests": 0}
     assert report.rows_solved_by_phase["washout"] == (washout + 1) * sum(expected.shape)
     np.testing.assert_allclose(model.user_factors, X_ref, rtol=1e-7, atol=1e-10)
@@ -137,3 +138,35 @@ def test_a_bad_delta_is_named_in_the_error():
     delta = sp.csr_matrix(([np.nan], ([0], [0])), shape=model.user_items.shape)
     with pytest.raises(ValueError, match="user_items_delta contains NaN"):
         model.partial_fit(delta)
+
+
+@pytest.mark.parametrize("show_progress", [False, True])
+def test_partial_fit_reports_what_it_added_and_leaves_removals_pending(capsys, show_progress):
+    import scipy.sparse as sp
+
+    model = fitted("implicit", seed=46)
+    users, items = stored_pairs(model, 2)
+    model.forget(users, items, washout=0)
+    absent_u, absent_i = absent_pairs(model, 3)
+    delta = sp.csr_matrix((np.full(3, 2.0), (absent_u, absent_i)),
+                          shape=model.user_items.shape)
+    capsys.readouterr()
+    report = model.partial_fit(delta, show_progress=show_progress)
+    found = re.search(r"(^|\r)Adding: ", capsys.readouterr().err)
+    assert (found is not None) == show_progress
+    assert report.n_added == 3 and report.n_removed == 0 and report.strategy == "masked"
+    assert report.users_affected == len(np.unique(absent_u))
+    assert report.items_affected == len(np.unique(absent_i))
+    assert fu.verify_receipt(absent_u, absent_i, report.receipt_key, report.digest)
+    assert not fu.verify_receipt(absent_u[:2], absent_i[:2], report.receipt_key, report.digest)
+    # additions leave the pending removals as they are (washout="auto" runs none)
+    assert report.washout == 0 and not report.settled
+    assert (report.pending_entries, report.pending_requests) == (2, 1)
+    assert model.pending == {"entries": 2, "requests": 1}
+    assert report.converged
+    assert reference_max_row(model) <= report.tolerance * (1 + 1e-9)
+
+
+def reference_max_row(model):
+    return ref.certificate(model.user_items, model.user_factors, model.item_factors,
+                           **reference_kwargs("implicit"))[1]
