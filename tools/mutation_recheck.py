@@ -34,7 +34,7 @@ TESTS = [
     ("fastunlearn.state.*", ["tests/test_state.py"]),
     ("fastunlearn.forgetting.*", ["tests/test_forget_requests.py",
                                   "tests/test_partial_fit_rows.py"]),
-    ("fastunlearn.persistence.*", ["tests/test_saved_measures.py"]),
+    ("fastunlearn.persistence.*", ["tests/test_saved_measures.py", "tests/test_saved_files.py"]),
 ]
 
 

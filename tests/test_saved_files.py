@@ -1,0 +1,39 @@
+"""What save writes (fastunlearn.persistence), read back by load and by
+NumPy: a model seeded by a Generator loads with ``random_state=None`` (a
+generator is not part of the model), and a model that only serves is
+written in implicit's format (factors and hyperparameters, no
+interactions) and loads back as such."""
+import numpy as np
+
+import fastunlearn as fu
+from conftest import make_model, problem
+
+
+def test_a_generator_seed_is_saved_as_none(tmp_path):
+    R, X, Y = problem(91)
+    model = make_model("implicit", X, Y, R, random_state=np.random.default_rng(3))
+    loaded = fu.load(model.save(tmp_path / "m.npz"))
+    assert loaded.random_state is None
+    params = {k: v for k, v in model.get_params().items() if k != "random_state"}
+    assert {k: v for k, v in loaded.get_params().items() if k != "random_state"} == params
+    np.testing.assert_array_equal(loaded.user_factors, model.user_factors)
+
+
+def test_a_serving_model_is_saved_in_implicits_format(tmp_path):
+    R, X, Y = problem(92)
+    model = fu.ImplicitALS(factors=X.shape[1], regularization=0.25, alpha=3.0, iterations=7,
+                           random_state=5)
+    model.user_factors, model.item_factors = X.astype(np.float32), Y.astype(np.float32)
+    path = model.save(tmp_path / "served")
+    with np.load(path, allow_pickle=False) as npz:
+        members = {key: npz[key] for key in npz.files}
+    assert "format_version" not in members and "indptr" not in members
+    np.testing.assert_array_equal(members["user_factors"], model.user_factors)
+    np.testing.assert_array_equal(members["item_factors"], model.item_factors)
+    assert members["factors"] == X.shape[1] and members["alpha"] == 3.0
+    assert members["regularization"] == 0.25 and members["iterations"] == 7
+    assert members["random_state"] == 5
+    loaded = fu.load(path)
+    assert type(loaded) is fu.ImplicitALS and not loaded.is_fitted
+    np.testing.assert_array_equal(loaded.item_factors, model.item_factors)
+    assert loaded.regularization == 0.25 and loaded.alpha == 3.0
