@@ -147,7 +147,13 @@ def test_partial_fit_reports_what_it_added_and_leaves_removals_pending(capsys, s
     model = fitted("implicit", seed=46)
     users, items = stored_pairs(model, 2)
     model.forget(users, items, washout=0)
-    absent_u, absent_i = absent_pairs(model, 3)
+    # the first user's and the last user's (an index past the item count)
+    dense = model.user_items.toarray()
+    assert dense.shape[0] > dense.shape[1]
+    last = dense.shape[0] - 1
+    absent_u = np.array([0, 0, last])
+    absent_i = np.concatenate([np.flatnonzero(dense[0] == 0)[:2],
+                               np.flatnonzero(dense[last] == 0)[:1]])
     delta = sp.csr_matrix((np.full(3, 2.0), (absent_u, absent_i)),
                           shape=model.user_items.shape)
     capsys.readouterr()
@@ -165,6 +171,9 @@ def test_partial_fit_reports_what_it_added_and_leaves_removals_pending(capsys, s
     assert model.pending == {"entries": 2, "requests": 1}
     assert report.converged
     assert reference_max_row(model) <= report.tolerance * (1 + 1e-9)
+    assert report.loss_after == pytest.approx(
+        ref.loss(model.user_items, model.user_factors, model.item_factors,
+                 **reference_kwargs("implicit")), rel=1e-9)
 
 
 def reference_max_row(model):
