@@ -37,3 +37,43 @@ def test_a_serving_model_is_saved_in_implicits_format(tmp_path):
     assert type(loaded) is fu.ImplicitALS and not loaded.is_fitted
     np.testing.assert_array_equal(loaded.item_factors, model.item_factors)
     assert loaded.regularization == 0.25 and loaded.alpha == 3.0
+
+
+def _model():
+    import scipy.sparse as sp
+
+    return fu.ImplicitALS.from_factors(np.ones((2, 1)), np.ones((2, 1)), sp.eye(2))
+
+
+def test_a_save_that_died_leaves_a_temporary_the_next_save_removes(tmp_path, monkeypatch):
+    """A save that dies before its clean-up (as a killed process does) leaves
+    its temporary file; the next save to the same path removes it, and
+    removes nothing else: not another model's temporaries, not the user's
+    files named like the model, not the links."""
+    import os
+
+    target = tmp_path / "m.npz"
+    keep = [".m.npz.notes", "m.npz.txt", ".other.npz.abc.fastunlearn-tmp"]
+    for name in keep:
+        (tmp_path / name).write_bytes(b"mine")
+    links = [f".m.npz.link{i}.fastunlearn-tmp" for i in range(4)]
+    for name in links:  # dangling links named as temporaries: never followed
+        os.symlink(tmp_path / "nowhere", tmp_path / name)
+
+    def dies(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    for _ in range(3):  # three saves that die before they clean up
+        with monkeypatch.context() as m:
+            m.setattr(np, "savez", dies)
+            m.setattr(os, "unlink", lambda path: None)
+            try:
+                _model().save(target)
+            except KeyboardInterrupt:
+                pass
+    left = {n for n in os.listdir(tmp_path) if n.startswith(".m.npz.") and
+            n.endswith(".fastunlearn-tmp")} - set(links)
+    assert len(left) == 3 and not target.exists()
+    _model().save(target)
+    assert sorted(os.listdir(tmp_path)) == sorted(keep + links + ["m.npz"])
+    assert all((tmp_path / name).read_bytes() == b"mine" for name in keep)
