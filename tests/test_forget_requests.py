@@ -39,6 +39,7 @@ def test_the_error_for_pairs_not_stored_counts_and_names_them():
         assert str(pair) in str(error.value)
     for pair in zip(stored_u.tolist(), stored_i.tolist()):
         assert str(pair) not in str(error.value)
+    assert "pass missing='ignore' to skip them" in str(error.value)  # the way out
     assert (model.user_items != before).nnz == 0  # nothing forgotten
 
 
