@@ -77,3 +77,36 @@ def test_a_save_that_died_leaves_a_temporary_the_next_save_removes(tmp_path, mon
     _model().save(target)
     assert sorted(os.listdir(tmp_path)) == sorted(keep + links + ["m.npz"])
     assert all((tmp_path / name).read_bytes() == b"mine" for name in keep)
+
+
+def _implicit_file(path, **members):
+    np.savez(path, **members)
+    return path
+
+
+def test_implicit_files_with_one_factor_load_and_damaged_ones_are_named(tmp_path):
+    import pytest
+
+    rng = np.random.default_rng(93)
+    X, Y = rng.random((5, 1)).astype(np.float32), rng.random((4, 1)).astype(np.float32)
+    one = fu.load(_implicit_file(tmp_path / "one.npz", user_factors=X, item_factors=Y,
+                                 factors=np.array(1)))
+    assert one.factors == 1
+    np.testing.assert_array_equal(one.user_factors, X)
+    cases = {
+        "user_only": (dict(user_factors=X), "holds user_factors without the other side's"),
+        "item_only": (dict(item_factors=Y), "holds item_factors without the other side's"),
+        "int_users": (dict(user_factors=X.astype(np.int64), item_factors=Y),
+                      "'user_factors' is int64 (5, 1), expected a 2-D float array"),
+        "int_items": (dict(user_factors=X, item_factors=Y.astype(np.int32)),
+                      "'item_factors' is int32 (4, 1), expected a 2-D float array"),
+        "flat_users": (dict(user_factors=X[:, 0], item_factors=Y),
+                       "'user_factors' is float32 (5,), expected a 2-D float array"),
+        "bad_scalar": (dict(user_factors=X, item_factors=Y, factors=np.array(1.5)),
+                       "'factors' must be a scalar of kind"),
+    }
+    for name, (members, message) in cases.items():
+        path = _implicit_file(tmp_path / f"{name}.npz", **members)
+        with pytest.raises(fu.ModelFileError) as error:
+            fu.load(path)
+        assert str(error.value).startswith(f"{path}: ") and message in str(error.value), name
