@@ -110,3 +110,29 @@ def test_implicit_files_with_one_factor_load_and_damaged_ones_are_named(tmp_path
         with pytest.raises(fu.ModelFileError) as error:
             fu.load(path)
         assert str(error.value).startswith(f"{path}: ") and message in str(error.value), name
+
+
+def test_a_save_while_another_writes_the_same_path_keeps_its_temporary(tmp_path,
+                                                                        monkeypatch):
+    """Two saves to one path at once (the second starts while the first is
+    writing): the second does not take the first's temporary for a dead
+    save's, both complete, and the file holds the last to finish."""
+    import os
+    import scipy.sparse as sp
+
+    target = tmp_path / "m.npz"
+    real = np.savez
+    first = fu.ImplicitALS.from_factors(np.full((2, 1), 1.0), np.ones((2, 1)), sp.eye(2))
+    second = fu.ImplicitALS.from_factors(np.full((2, 1), 2.0), np.ones((2, 1)), sp.eye(2))
+    started = []
+
+    def savez(fh, **arrays):
+        if not started:  # the first save's write: the second save runs meanwhile
+            started.append(True)
+            second.save(target)
+        real(fh, **arrays)
+
+    monkeypatch.setattr(np, "savez", savez)
+    first.save(target)
+    assert sorted(os.listdir(tmp_path)) == ["m.npz"]
+    np.testing.assert_array_equal(fu.load(target).user_factors, first.user_factors)
