@@ -180,3 +180,30 @@ def test_partial_fit_reports_what_it_added_and_leaves_removals_pending(capsys, s
 def reference_max_row(model):
     return ref.certificate(model.user_items, model.user_factors, model.item_factors,
                            **reference_kwargs("implicit"))[1]
+
+
+@pytest.mark.parametrize("max_sweeps", [1, 2])
+def test_full_strategy_runs_at_most_max_sweeps_and_counts_them(max_sweeps):
+    """``strategy="full"`` with a tolerance it cannot reach: exactly
+    ``max_sweeps`` full sweeps, each solving every row, and a certificate
+    that says (exactly) it was not reached."""
+    model = fitted("implicit", seed=47, iterations=2)
+    n_rows = sum(model.user_items.shape)
+    users, items = stored_pairs(model, 3)
+    report = model.forget(users, items, strategy="full", tolerance=1e-13,
+                          max_sweeps=max_sweeps, washout=0)
+    assert report.sweeps == max_sweeps
+    assert report.rows_solved_by_phase["sweeps"] == max_sweeps * n_rows
+    assert not report.converged and report.certificate_after.exact
+    assert report.certificate_after.max_row == pytest.approx(reference_max_row(model),
+                                                             rel=1e-9)
+
+
+def test_full_strategy_counts_the_sweeps_it_ran():
+    model = fitted("implicit", seed=48, iterations=2)
+    n_rows = sum(model.user_items.shape)
+    users, items = stored_pairs(model, 3)
+    report = model.forget(users, items, strategy="full", washout=0)
+    assert report.converged
+    assert report.rows_solved_by_phase["sweeps"] == report.sweeps * n_rows
+    assert reference_max_row(model) <= report.tolerance * (1 + 1e-9)
