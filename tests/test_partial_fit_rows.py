@@ -61,3 +61,27 @@ def test_rows_replace_the_stored_ones_and_only_what_leaves_is_forgotten(side):
     _, max_row = ref.certificate(model.user_items, model.user_factors, model.item_factors,
                                  **reference_kwargs("implicit"))
     assert max_row <= before * (1 + 1e-9)
+
+
+@pytest.mark.parametrize("side", ["users", "items"])
+@pytest.mark.parametrize("grow", [False, True])
+def test_a_changed_value_alone_or_with_an_empty_row_past_the_model(side, grow):
+    """One stored value changes (nothing else): it leaves and comes back
+    with the new value.  With an id two past the model and an empty row,
+    the model also grows by two rows, both empty."""
+    R, X, Y = problem(74, n_users=10, n_items=8, density=0.4)
+    model = make_model("implicit", X, Y, R)
+    rows_of = R if side == "users" else R.T.tocsr()
+    n = rows_of.shape[0]
+    new = rows_of[3].toarray()[0]
+    changed = np.flatnonzero(new)[0]
+    new[changed] += 1.5
+    ids, rows = ([3, n + 1], np.vstack([new, np.zeros_like(new)])) if grow else ([3], new[None])
+    call = model.partial_fit_users if side == "users" else model.partial_fit_items
+    removal, addition = call(ids, sp.csr_matrix(rows))
+    expected = replaced(R, side, ids, rows)
+    assert model.user_items.shape == expected.shape
+    np.testing.assert_array_equal(model.user_items.toarray(), expected)
+    assert removal.n_removed == 1 and addition.n_added == 1
+    assert model.user_factors.shape[0] == expected.shape[0]
+    assert model.item_factors.shape[0] == expected.shape[1]
