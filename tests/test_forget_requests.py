@@ -207,3 +207,22 @@ def test_full_strategy_counts_the_sweeps_it_ran():
     assert report.converged
     assert report.rows_solved_by_phase["sweeps"] == report.sweeps * n_rows
     assert reference_max_row(model) <= report.tolerance * (1 + 1e-9)
+
+
+def test_the_default_pending_limit_is_a_thousandth_of_the_stored_entries():
+    """``washout="auto"``: requests wash out once the pending entries reach
+    ``ceil(0.001 * nnz)`` (at least one), computed here by hand."""
+    small = fitted("implicit", seed=49)
+    assert small.user_items.nnz < 1000  # the limit is 1: every request washes out
+    users, items = stored_pairs(small, 1)
+    report = small.forget(users, items)
+    assert report.settled and report.washout > 0
+    large = fitted("implicit", seed=49, n_users=200, n_items=120, iterations=3)
+    limit = int(np.ceil(1e-3 * large.user_items.nnz))
+    assert limit >= 4
+    users, items = stored_pairs(large, limit)
+    for n in range(1, limit):
+        report = large.forget(users[n - 1:n], items[n - 1:n])
+        assert not report.settled and report.pending_entries == n
+    report = large.forget(users[limit - 1:], items[limit - 1:])
+    assert report.settled and report.washout > 0 and large.pending["entries"] == 0
