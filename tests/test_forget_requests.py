@@ -226,3 +226,23 @@ def test_the_default_pending_limit_is_a_thousandth_of_the_stored_entries():
         assert not report.settled and report.pending_entries == n
     report = large.forget(users[limit - 1:], items[limit - 1:])
     assert report.settled and report.washout > 0 and large.pending["entries"] == 0
+
+
+@pytest.mark.parametrize("name, removed, sweeps", [("implicit", 10, 3), ("implicit", 9, 2),
+                                                   ("explicit", 10, 2)])
+def test_a_washout_of_two_percent_of_an_implicit_models_entries_is_the_large_one(
+        name, removed, sweeps):
+    """docs/design.md, section 5: three sweeps (at 1.9) from 2 % of the
+    stored entries on, for implicit models only; two below it."""
+    import scipy.sparse as sp
+
+    from conftest import make_model
+
+    R = sp.random(50, 40, density=0.25, random_state=0, format="csr")
+    R.data[:] = np.random.default_rng(0).integers(1, 5, R.nnz)
+    assert R.nnz == 500  # 10 entries are 2 % exactly
+    rng = np.random.default_rng(1)
+    model = make_model(name, rng.random((50, 3)), rng.random((40, 3)), R)
+    users, items = stored_pairs(model, removed)
+    report = model.forget(users, items, washout="auto")
+    assert report.washout == sweeps and report.settled
