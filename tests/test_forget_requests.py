@@ -246,3 +246,20 @@ def test_a_washout_of_two_percent_of_an_implicit_models_entries_is_the_large_one
     users, items = stored_pairs(model, removed)
     report = model.forget(users, items, washout="auto")
     assert report.washout == sweeps and report.settled
+
+
+@pytest.mark.parametrize("washout", ["auto", 2])
+def test_a_request_with_nothing_stored_leaves_the_pending_removals(washout):
+    """Only pairs that are not stored, skipped with ``missing="ignore"``:
+    nothing is removed, nothing runs, and the removals pending from before
+    stay pending (no washout ran to cover them)."""
+    model = fitted("implicit", seed=53)
+    users, items = stored_pairs(model, 2)
+    model.forget(users, items, washout=0)
+    factors = model.user_factors.copy()
+    absent_u, absent_i = absent_pairs(model, 2)
+    report = model.forget(absent_u, absent_i, missing="ignore", washout=washout)
+    assert report.n_removed == 0 and report.washout == 0 and report.rows_solved == 0
+    assert not report.settled and (report.pending_entries, report.pending_requests) == (2, 1)
+    assert model.pending == {"entries": 2, "requests": 1}
+    np.testing.assert_array_equal(model.user_factors, factors)
