@@ -69,6 +69,7 @@ def test_a_request_that_reaches_the_pending_limit_washes_out(limit, washed):
     assert model.pending == ({"entries": 0, "requests": 0} if washed
                              else {"entries": 4, "requests": 2})
     assert report.pending_entries == (0 if washed else 4)
+    assert report.pending_requests == (0 if washed else 2)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -192,7 +193,7 @@ def test_full_strategy_runs_at_most_max_sweeps_and_counts_them(max_sweeps):
     users, items = stored_pairs(model, 3)
     report = model.forget(users, items, strategy="full", tolerance=1e-13,
                           max_sweeps=max_sweeps, washout=0)
-    assert report.sweeps == max_sweeps
+    assert report.sweeps == max_sweeps and report.strategy == "full"
     assert report.rows_solved_by_phase["sweeps"] == max_sweeps * n_rows
     assert not report.converged and report.certificate_after.exact
     assert report.certificate_after.max_row == pytest.approx(reference_max_row(model),
@@ -263,3 +264,13 @@ def test_a_request_with_nothing_stored_leaves_the_pending_removals(washout):
     assert not report.settled and (report.pending_entries, report.pending_requests) == (2, 1)
     assert model.pending == {"entries": 2, "requests": 1}
     np.testing.assert_array_equal(model.user_factors, factors)
+
+
+@pytest.mark.parametrize("show_progress", [False, True])
+def test_forget_progress_bar_is_labelled_only_when_asked(capsys, show_progress):
+    model = fitted("implicit", seed=54)
+    users, items = stored_pairs(model, 2)
+    capsys.readouterr()
+    model.forget(users, items, show_progress=show_progress)
+    found = re.search(r"(^|\r)Forgetting: ", capsys.readouterr().err)
+    assert (found is not None) == show_progress
