@@ -274,3 +274,28 @@ def test_forget_progress_bar_is_labelled_only_when_asked(capsys, show_progress):
     model.forget(users, items, show_progress=show_progress)
     found = re.search(r"(^|\r)Forgetting: ", capsys.readouterr().err)
     assert (found is not None) == show_progress
+
+
+def test_full_strategy_stops_at_the_first_sweep_within_the_tolerance():
+    """``strategy="full"`` without a washout is plain Unlearn-ALS: full
+    sweeps from the factors as they are until the certificate is within the
+    tolerance, and no more; the NumPy reference counts them."""
+    model = fitted("implicit", seed=55)
+    users, items = stored_pairs(model, 4)
+    R = model.user_items.toarray()
+    R[users, items] = 0
+    import scipy.sparse as sp
+
+    R = sp.csr_matrix(R)
+    kw = reference_kwargs("implicit")
+    X, Y = model.user_factors.copy(), model.item_factors.copy()
+    tol = ref.certificate(R, X, Y, **kw)[1] / 8
+    expected = 0
+    while ref.certificate(R, X, Y, **kw)[1] > tol:
+        X, Y = ref.sweep(R, X, Y, **kw)
+        expected += 1
+    assert 1 <= expected < 50
+    report = model.forget(users, items, strategy="full", tolerance=tol, washout=0)
+    assert report.sweeps == expected and report.converged
+    np.testing.assert_allclose(model.user_factors, X, rtol=1e-7, atol=1e-10)
+    np.testing.assert_allclose(model.item_factors, Y, rtol=1e-7, atol=1e-10)
