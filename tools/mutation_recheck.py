@@ -10,6 +10,10 @@ not run).  From the repository root, after ``mutmut run``::
 
     python tools/mutation_recheck.py NAME... | tee recheck.txt
 
+or, after ``python tools/mutation_run.py SCOPE``, in that scope's copy::
+
+    python tools/mutation_recheck.py --scope SCOPE NAME...
+
 Set ``FASTUNLEARN_MOVIELENS`` when ``mutants/tests`` cannot find MovieLens.
 """
 import os
@@ -27,6 +31,10 @@ TESTS = [
       "-k", "not default_forget and not sequential and not command_line"]),
     ("fastunlearn.storage.*", ["tests/test_storage.py"]),
     ("fastunlearn.audit.*", ["tests/test_audit_verdicts.py"]),
+    ("fastunlearn.state.*", ["tests/test_state.py"]),
+    ("fastunlearn.forgetting.*", ["tests/test_forget_requests.py",
+                                  "tests/test_partial_fit_rows.py"]),
+    ("fastunlearn.persistence.*", ["tests/test_saved_measures.py", "tests/test_saved_files.py"]),
 ]
 
 
@@ -34,10 +42,13 @@ def main(names):
     import pytest
 
     root = Path(__file__).resolve().parents[1]
-    shutil.rmtree(root / "mutants" / "tests", ignore_errors=True)
-    shutil.copytree(root / "tests", root / "mutants" / "tests")
-    os.chdir(root / "mutants")
-    sys.path.insert(0, str(root / "mutants"))
+    run = root
+    if names[:1] == ["--scope"]:  # a run of tools/mutation_run.py
+        run, names = root / ".mutation" / names[1], names[2:]
+    shutil.rmtree(run / "mutants" / "tests", ignore_errors=True)
+    shutil.copytree(root / "tests", run / "mutants" / "tests")
+    os.chdir(run / "mutants")
+    sys.path.insert(0, str(run / "mutants"))
     for name in names:
         args = next((tests for pattern, tests in TESTS if fnmatch(name, pattern)), None)
         if args is None:
