@@ -64,6 +64,27 @@ def washout_option(washout):
         options.RELAXATION = before
 
 
+def attackers(original, train, test, pairs, held, shadows, seed):
+    """(measure, seconds): ``measure(model)`` gives the score, rank and
+    likelihood-ratio attackers' AUCs of ``model`` on the forgotten ``pairs``
+    against the ``held`` test pairs, from shadows fitted once (their time)."""
+    def as_matrix(matrix, which):
+        return sp.csr_matrix((np.asarray(matrix[which]).ravel(), which), shape=train.shape)
+
+    start = time.perf_counter()
+    attack = audit.fit_shadows(original, as_matrix(train, pairs), as_matrix(test, held),
+                               shadows=shadows, seed=seed).attack
+    shadow_s = time.perf_counter() - start
+
+    def measure(model):
+        found = audit.membership_inference(model, pairs, held).to_dict()
+        lira = attack(model)
+        found.update(lira_auc=lira.lira_auc, lira_offline_auc=lira.lira_offline_auc)
+        return found
+
+    return measure, shadow_s
+
+
 def case(kind, R, params, how, fraction, seed, repeats, shadows, washouts, timing_runs=3):
     """One unlearning set: the original, a forget per washout and
     ``repeats`` retrains, each attacked by all four attackers against
@@ -76,19 +97,7 @@ def case(kind, R, params, how, fraction, seed, repeats, shadows, washouts, timin
     if not len(held[0]):
         return None  # an edge set whose users have no test pairs
 
-    def as_matrix(matrix, pairs):
-        return sp.csr_matrix((np.asarray(matrix[pairs]).ravel(), pairs), shape=train.shape)
-
-    start = time.perf_counter()
-    attack = audit.fit_shadows(original, as_matrix(train, (users, items)),
-                               as_matrix(test, held), shadows=shadows, seed=seed).attack
-    shadow_s = time.perf_counter() - start
-
-    def measure(model):
-        found = audit.membership_inference(model, (users, items), held).to_dict()
-        lira = attack(model)
-        found.update(lira_auc=lira.lira_auc, lira_offline_auc=lira.lira_offline_auc)
-        return found
+    measure, shadow_s = attackers(original, train, test, (users, items), held, shadows, seed)
 
     forgets = {}
     for w in washouts:
@@ -133,19 +142,7 @@ def sequence_case(R, params, repeats, shadows, seed=0):
     users, items = coo.row[pick].astype(np.int64), coo.col[pick].astype(np.int64)
     held = audit.held_out_pairs(test, users)
 
-    def as_matrix(matrix, pairs):
-        return sp.csr_matrix((np.asarray(matrix[pairs]).ravel(), pairs), shape=train.shape)
-
-    start = time.perf_counter()
-    attack = audit.fit_shadows(original, as_matrix(train, (users, items)),
-                               as_matrix(test, held), shadows=shadows, seed=seed).attack
-    shadow_s = time.perf_counter() - start
-
-    def measure(model):
-        found = audit.membership_inference(model, (users, items), held).to_dict()
-        lira = attack(model)
-        found.update(lira_auc=lira.lira_auc, lira_offline_auc=lira.lira_offline_auc)
-        return found
+    measure, shadow_s = attackers(original, train, test, (users, items), held, shadows, seed)
 
     model = fu.ImplicitALS.from_factors(original.user_factors, original.item_factors, train,
                                         **params)
