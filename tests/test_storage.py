@@ -157,3 +157,31 @@ def test_user_items_is_a_view_of_the_buffers():
     view = data.user_items()
     assert np.shares_memory(view.data, data.by_user.data)
     assert np.shares_memory(view.indices, data.by_user.indices)
+
+
+def test_compiled_edits_refuse_positions_outside_the_buffer():
+    """The in-place kernels raise instead of writing past the buffer (or
+    reading past the CSR) when a caller's preconditions are broken, and
+    leave the buffer untouched."""
+    import pytest
+
+    from fastunlearn import _csr
+
+    indptr, indices = np.array([0, 2, 3], np.int32), np.array([0, 2, 1], np.int32)
+    for positions in ([-1], [3], [1, 1], [2, 1]):
+        buf = indices.copy()
+        with pytest.raises(ValueError, match="positions"):
+            _csr.compact(buf, 3, np.array(positions, np.int64))
+        with pytest.raises(ValueError, match="positions"):
+            _csr.expand(buf, 3, np.array(positions, np.int64), buf[:len(positions)])
+        np.testing.assert_array_equal(buf, indices)
+    with pytest.raises(ValueError, match="outside the buffer"):
+        _csr.compact(indices.copy(), 4, np.array([0], np.int64))
+    with pytest.raises(TypeError):
+        _csr.compact(None, 3, np.array([0], np.int64))
+    with pytest.raises(IndexError, match="outside the matrix"):
+        _csr.find_positions(indptr, indices, np.array([2], np.int64), np.array([0], np.int64))
+    # and within bounds they work as before
+    np.testing.assert_array_equal(
+        _csr.find_positions(indptr, indices, np.array([0, 1, 0], np.int64),
+                            np.array([2, 1, 1], np.int64)), [1, 2, -1])
