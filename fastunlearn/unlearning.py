@@ -94,19 +94,17 @@ class Unlearning:
 
     def forget_users(self, userids, **options):
         """Remove every interaction of ``userids`` (see :meth:`forget` for options)."""
-        self._check_fitted()
-        options = forgetting.ForgetOptions(**options)
-        backend = self._backend()
-        users, items = backend.entries(userids, "users")
-        self._factors_changed()
-        return forgetting.remove(backend, users, items, options)
+        return self._forget_rows("users", userids, options)
 
     def forget_items(self, itemids, **options):
         """Remove every interaction with ``itemids`` (see :meth:`forget` for options)."""
+        return self._forget_rows("items", itemids, options)
+
+    def _forget_rows(self, side, ids, options):
         self._check_fitted()
         options = forgetting.ForgetOptions(**options)
         backend = self._backend()
-        users, items = backend.entries(itemids, "items")
+        users, items = backend.entries(ids, side)
         self._factors_changed()
         return forgetting.remove(backend, users, items, options)
 

@@ -16,18 +16,24 @@ PKG_ROOT = str(Path(fastunlearn.__file__).resolve().parents[1])
 RUN = ROOT / "bench" / "run.py"
 
 
-@pytest.fixture(scope="module")
-def quick_results(tmp_path_factory):
+def run_bench(command, out, cwd, **env):
+    """``bench/run.py COMMAND --quick --out OUT`` in a subprocess, with this
+    installation first on the path (and ``env`` added); asserts it succeeded."""
     if not RUN.exists():
         pytest.skip("bench/ is not part of this installation")
+    env = {**os.environ, "PYTHONPATH": PKG_ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
+           **env}
+    proc = subprocess.run([sys.executable, str(RUN), command, "--quick", "--out", str(out)],
+                          cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+@pytest.fixture(scope="module")
+def quick_results(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench")
     results = ROOT / "bench" / "results"
     before = _snapshot(results)
-    env = {**os.environ, "PYTHONPATH": PKG_ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
-           "OMP_NUM_THREADS": "2"}
-    proc = subprocess.run([sys.executable, str(RUN), "all", "--quick", "--out", str(out)],
-                          cwd=out, env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_bench("all", out, out, OMP_NUM_THREADS="2")
     assert _snapshot(results) == before, "a quick run wrote into bench/results"
     return out
 
@@ -149,14 +155,7 @@ def test_cluster_quick(tmp_path):
     """``bench/run.py cluster --quick``: the Dask section alone, the same record
     as scaling's."""
     pytest.importorskip("distributed")
-    if not RUN.exists():
-        pytest.skip("bench/ is not part of this installation")
-    env = {**os.environ, "PYTHONPATH": PKG_ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
-           "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, str(RUN), "cluster", "--quick", "--out",
-                           str(tmp_path)], cwd=tmp_path, env=env, capture_output=True,
-                          text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_bench("cluster", tmp_path, tmp_path, OMP_NUM_THREADS="1")
     dist = load(tmp_path, "cluster")["distributed"]
     for key in ("forget_user", "forget_10_users", "forget_1pct"):
         assert dist[key]["removed"] > 0 and dist[key]["bytes_sent"] > 0
@@ -168,14 +167,7 @@ def test_serve_quick(tmp_path):
     forget updated (not rebuilt) each, HNSW's recall near exact."""
     pytest.importorskip("faiss")
     pytest.importorskip("hnswlib")
-    if not RUN.exists():
-        pytest.skip("bench/ is not part of this installation")
-    env = {**os.environ, "PYTHONPATH": PKG_ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
-           "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, str(RUN), "serve", "--quick", "--out",
-                           str(tmp_path)], cwd=tmp_path, env=env, capture_output=True,
-                          text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_bench("serve", tmp_path, tmp_path, OMP_NUM_THREADS="1")
     result = load(tmp_path, "serve")
     assert len(result["indexes"]) == 3
     for name, index in result["indexes"].items():
@@ -188,15 +180,8 @@ def test_serve_quick(tmp_path):
 def test_data_quick(tmp_path):
     """``bench/run.py data --quick``: both pipelines on the same files, ratios,
     and the bad-value row naming its line; nothing written to the repository."""
-    if not RUN.exists():
-        pytest.skip("bench/ is not part of this installation")
-    env = {**os.environ, "PYTHONPATH": PKG_ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
-           "TMPDIR": str(tmp_path)}
     before = _snapshot(ROOT / "bench" / "results")
-    proc = subprocess.run([sys.executable, str(RUN), "data", "--quick", "--out",
-                           str(tmp_path / "out")], cwd=tmp_path, env=env, capture_output=True,
-                          text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_bench("data", tmp_path / "out", tmp_path, TMPDIR=str(tmp_path))
     assert _snapshot(ROOT / "bench" / "results") == before
     payload = load(tmp_path / "out", "data")
     timed = [r for r in payload["results"] if "time_ratio" in r]
