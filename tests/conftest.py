@@ -47,6 +47,17 @@ def examples(n):
                                            HealthCheck.function_scoped_fixture])
 
 
+def signed_data(n_users, n_items, seed=3):
+    """A random CSR with negative values and stored zeros (values rounded to
+    0.1 in [-1.5, 4.5)): what the kernels' determinism and variant tests fit."""
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(seed)
+    R = sp.random(n_users, n_items, density=0.15, format="csr", random_state=rng)
+    R.data = np.round(R.data * 6 - 1.5, 1)
+    return R
+
+
 def reference_kwargs(name):
     """Keyword arguments of tests/reference.py functions for objective ``name``."""
     model, params, extra = OBJECTIVES[name]

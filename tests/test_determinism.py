@@ -23,19 +23,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import scipy.sparse as sp
 
 import fastunlearn as fu
-from conftest import OBJECTIVES
+from conftest import OBJECTIVES, signed_data
 
 PKG_ROOT = str(Path(fu.__file__).resolve().parents[1])
 
 
 def data(n_users=40, n_items=30, seed=3):
-    rng = np.random.default_rng(seed)
-    R = sp.random(n_users, n_items, density=0.15, format="csr", random_state=rng)
-    R.data = np.round(R.data * 6 - 1.5, 1)  # negatives and explicit zeros too
-    return R
+    return signed_data(n_users, n_items, seed)
 
 
 def fit(name, dtype, k, threads, use_cg=False, iterations=2, R=None):

@@ -23,7 +23,7 @@ import scipy.sparse as sp
 
 import fastunlearn as fu
 import reference as ref
-from conftest import OBJECTIVES, reference_kwargs
+from conftest import OBJECTIVES, reference_kwargs, signed_data
 from fastunlearn import _als, _topk, isa
 
 RUNNABLE = isa.runnable()
@@ -31,10 +31,7 @@ PKG_ROOT = str(Path(fu.__file__).resolve().parents[1])
 
 
 def data(n_users=150, n_items=70, seed=3):
-    rng = np.random.default_rng(seed)
-    R = sp.random(n_users, n_items, density=0.15, format="csr", random_state=rng)
-    R.data = np.round(R.data * 6 - 1.5, 1)  # negatives and explicit zeros too
-    return R
+    return signed_data(n_users, n_items, seed)
 
 
 def fit(name, dtype, threads, use_cg, k=20, iterations=3):
