@@ -111,8 +111,8 @@ def _sub(block, local_rows, ids=None):
     if local_rows is None:
         return block.rows()
     starts, ends = block.indptr[local_rows], block.indptr[local_rows + 1]
-    flat = np.concatenate([np.arange(s, e) for s, e in zip(starts, ends)] + [[]]) \
-        .astype(np.int64)
+    flat = np.concatenate([np.arange(s, e, dtype=np.int64) for s, e in zip(starts, ends)]
+                          + [np.zeros(0, np.int64)])
     cols = block.indices[flat] if ids is None else \
         np.searchsorted(ids, block.needed[block.indices[flat]]).astype(block.indices.dtype)
     indptr = np.concatenate([[0], np.cumsum(ends - starts)]).astype(block.indptr.dtype)
@@ -339,13 +339,16 @@ def solve_parts(block, local_rows, parts, gram_other, objective):
         v += rhs
     A = M + _dense(block, local_rows, gram_other, objective)
     old = block.F[local_rows].astype(np.float64)
-    new = old.copy()
     with single_threaded_blas():
-        for j in range(n):  # a singular system keeps its row, as the kernels do
-            try:
-                new[j] = np.linalg.solve(A[j], v[j])
-            except np.linalg.LinAlgError:
-                pass
+        try:  # one batched LAPACK call for all the rows
+            new = np.linalg.solve(A, v[..., None])[..., 0] if n else old.copy()
+        except np.linalg.LinAlgError:
+            new = old.copy()
+            for j in range(n):  # a singular system keeps its row, as the kernels do
+                try:
+                    new[j] = np.linalg.solve(A[j], v[j])
+                except np.linalg.LinAlgError:
+                    pass
     new = new.astype(block.F.dtype).astype(np.float64)  # the values the block keeps
 
     def terms(y):  # data terms up to a constant: y^T M y - 2 v . y
