@@ -103,8 +103,9 @@ def case(kind, R, params, how, fraction, seed, repeats, shadows, washouts, timin
     for w in washouts:
         runs = []
         for _ in range(timing_runs):
+            # the original's seed: a plain explicit model's washout refits from it
             model = cls.from_factors(original.user_factors, original.item_factors, train,
-                                     **params)
+                                     random_state=seed, **params)
             with washout_option(w) as option:
                 begin = time.perf_counter()
                 receipt = model.forget(users, items, washout=option)
@@ -184,8 +185,12 @@ def verdicts(result, washout):
     return out
 
 
-def cases(quick, repeats, shadows, washouts=WASHOUTS):
-    """Every case of the section (quick: one small synthetic set)."""
+def cases(quick, repeats, shadows, washouts=WASHOUTS, only=None):
+    """Every case of the section (quick: one small synthetic set); ``only``:
+    those whose model label (:func:`model_label`) contains it."""
+    def wanted(kind, params):
+        return only is None or only in model_label({"kind": kind, "setting": setting_of(params)})
+
     if quick:
         from fastunlearn.synthetic import make_implicit
 
@@ -198,23 +203,25 @@ def cases(quick, repeats, shadows, washouts=WASHOUTS):
     if R is None:
         return
     for kind, params in SETTINGS:
-        for how, fraction, seeds in SETS:
+        for how, fraction, seeds in SETS if wanted(kind, params) else ():
             for seed in seeds:
                 yield "movielens-100k", case(kind, R, params, how, fraction, seed, repeats,
                                              shadows, washouts)
     for _, params in SETTINGS:
-        yield "movielens-100k", sequence_case(R, params, repeats, shadows)
+        if wanted("implicit", params):
+            yield "movielens-100k", sequence_case(R, params, repeats, shadows)
     for kind, params in EXPLICIT:
-        for how, fraction, seeds in EXPLICIT_SETS:
+        for how, fraction, seeds in EXPLICIT_SETS if wanted(kind, params) else ():
             for seed in seeds:
                 yield "movielens-100k", case(kind, R, params, how, fraction, seed, repeats,
                                              shadows, washouts)
     from fastunlearn.synthetic import make_implicit
 
     # the completeness tests' synthetic set
-    yield "synthetic-400k", case("implicit", make_implicit(20_000, 4_000, 400_000, seed=1),
-                                 {**IMPLICIT, "factors": 32, "alpha": 1.0}, "random", 0.01, 0,
-                                 repeats, shadows, washouts)
+    params = {**IMPLICIT, "factors": 32, "alpha": 1.0}
+    if wanted("implicit", params):
+        yield "synthetic-400k", case("implicit", make_implicit(20_000, 4_000, 400_000, seed=1),
+                                     params, "random", 0.01, 0, repeats, shadows, washouts)
 
 
 HEADER = ["data", "model", "set", "set seed", "washout", "removed", "held-out",
@@ -320,8 +327,9 @@ PROTOTYPE = """
   sweeps at relaxation w (`forgetting.options.RELAXATION` patched for that forget
   only, `washout_option` in bench/audit_lira.py).  The default ("auto") is
   `forgetting.options.washout_for`: three sweeps at 1.9 when an implicit
-  model washes out 2 % of its entries or more, two at 1.7 otherwise; so
-  `2@1.7` is the default before that rule, the "before" of its cost.
+  or ALS-WR model washes out 2 % of its entries or more, two at 1.7
+  otherwise, and a refit from the model's seed for plain explicit models;
+  so `2@1.7` is the default before those rules, the "before" of their cost.
 """
 
 
@@ -334,6 +342,9 @@ def write_markdown(payload, quick=False):
     rows = [row for r in results for row in rows_of(r["data"], r)]
     notes = NOTES.format(shadows=payload["shadows"], repeats=payload["repeats"],
                          command=payload["command"]).strip()
+    for update in payload.get("updates", []):
+        notes += (f"\n* Rows of \"{update['models']}\" measured again on {update['date']} "
+                  f"(commit {update['commit']}): `{update['command']}`.")
     if any("@" in str(w) for w in payload["washouts"]):
         notes += "\n" + PROTOTYPE.strip()
     text = (f"{HEADING}\n\n" + table(HEADER, rows) + "\n" + summary(results) + "\n\n"
@@ -347,11 +358,13 @@ def write_markdown(payload, quick=False):
 
 
 def run(quick=False, repeats=3, shadows=audit.DEFAULT_SHADOWS, washouts=WASHOUTS,
-        command="python bench/run.py audit --lira-only"):
+        command="python bench/run.py audit --lira-only", only=None):
     """Measure the section; write audit-lira.json and splice the section
-    into audit.md."""
+    into audit.md.  ``only``: re-measure the models whose label contains
+    it, in place of their rows of the existing audit-lira.json (the rest
+    and its settings are kept; the update is recorded in the notes)."""
     results = []
-    for name, result in cases(quick, repeats, shadows, washouts):
+    for name, result in cases(quick, repeats, shadows, washouts, only):
         if result is None:
             continue
         results.append({"data": name, **result})
@@ -359,12 +372,21 @@ def run(quick=False, repeats=3, shadows=audit.DEFAULT_SHADOWS, washouts=WASHOUTS
               f"done", flush=True)
     folder = results_dir()
     folder.mkdir(parents=True, exist_ok=True)
-    payload = {"machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-               "commit": commit(), "params": {"settings": SETTINGS, "explicit": EXPLICIT},
-               "command": command, "washouts": [str(w) for w in washouts],
-               "shadows": shadows, "repeats": repeats, "results": results}
-    (folder / f"audit-lira{'-quick' if quick else ''}.json").write_text(
-        json.dumps(payload, indent=2, default=_plain))
+    path = folder / f"audit-lira{'-quick' if quick else ''}.json"
+    date = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    if only is not None:
+        payload = json.loads(path.read_text())
+        fresh = iter(results)
+        payload["results"] = [{**next(fresh)} if only in model_label(r) else r
+                              for r in payload["results"]]
+        payload.setdefault("updates", []).append(
+            {"models": only, "date": date, "commit": commit(), "command": command})
+    else:
+        payload = {"machine": machine(), "date": date, "commit": commit(),
+                   "params": {"settings": SETTINGS, "explicit": EXPLICIT},
+                   "command": command, "washouts": [str(w) for w in washouts],
+                   "shadows": shadows, "repeats": repeats, "results": results}
+    path.write_text(json.dumps(payload, indent=2, default=_plain))
     write_markdown(payload, quick)
     return payload
 

@@ -62,6 +62,9 @@ def main(argv=None):
         if name == "audit":
             p.add_argument("--lira-only", action="store_true",
                            help="run only the likelihood-ratio section")
+            p.add_argument("--lira-models", default=None,
+                           help="re-measure only the models whose label contains this "
+                                "(e.g. 'explicit plain') in the existing audit-lira.json")
             p.add_argument("--washouts", default="auto,0",
                            help="forgets of the likelihood-ratio section: comma-separated "
                                 "washout values (default auto,0)")
@@ -115,6 +118,7 @@ def main(argv=None):
             # quick: two retrain seeds, the fewest that give a spread
             audit_lira.run(quick=args.quick, repeats=2 if args.quick else args.repeats or 3,
                            shadows=4 if args.quick else args.shadows, washouts=washouts,
+                           only=getattr(args, "lira_models", None),
                            command=" ".join(["python bench/run.py",
                                              *(sys.argv[1:] if argv is None else argv)]))
     return 0

@@ -117,7 +117,8 @@ class MatrixFactorization(Fitting, Unlearning, RowUpdates, FactorModel):
         """The :class:`~fastunlearn.spec.ModelSpec` of these hyperparameters:
         what the engine, persistence and the Dask workers receive."""
         return ModelSpec(self.objective, int(self.factors), np.dtype(self.dtype),
-                         bool(self.use_cg), int(self.cg_steps), int(self.num_threads))
+                         bool(self.use_cg), int(self.cg_steps), int(self.num_threads),
+                         int(self.iterations), self.random_state)
 
     def _backend(self):
         return forgetting.LocalBackend(self.spec, self._state, self.metadata)

@@ -30,6 +30,11 @@ class ModelSpec:
     num_threads : int
         Kernel threads as given (0: all usable CPUs); :meth:`threads`
         resolves it on the machine that runs the kernels.
+    iterations : int
+        Sweeps of a fit, and of a washout that refits (docs/design.md,
+        section 5).
+    random_state : None, int, numpy.random.Generator or RandomState
+        The seed a fit, and a refit, draws the initial factors from.
     """
 
     objective: Objective
@@ -38,6 +43,8 @@ class ModelSpec:
     use_cg: bool
     cg_steps: int
     num_threads: int
+    iterations: int = 15
+    random_state: object = None
 
     @property
     def kind(self):

@@ -43,14 +43,20 @@ class Unlearning:
             in which ALS converges slowly a removal's trace outlives the
             certificate, and membership inference still tells the forgotten
             pairs from held-out ones.  A washout removes it: two
-            over-relaxed sweeps, one plain sweep with the model's solver and
-            a measurement, about four fit iterations' work.
+            over-relaxed sweeps (three, stronger, for 2 % of the stored
+            entries or more), one plain sweep with the model's solver and a
+            measurement, about four fit iterations' work.  Plain explicit
+            models (``ExplicitALS`` without weighted regularization) are
+            refitted from their ``random_state`` instead, a fit's work: for
+            their objective every relaxed washout either left a trace or
+            raised the test error past a retrain's (docs/design.md,
+            section 5).
             ``"auto"`` washes out when the removals not yet washed out, this
             one included, reach 0.1 % of the stored entries (``pending_limit``
             overrides the count), and otherwise leaves this removal pending:
             certified stationary now, washed out by a later request or by
             :meth:`settle`.  An int ``N > 0`` washes out now with ``N``
-            over-relaxed sweeps; 0 never washes out in this call, which
+            over-relaxed sweeps, never a refit; 0 never washes out in this call, which
             saves that cost and leaves the trace (the removal stays
             pending).  ``report.settled`` and ``report.pending_entries``
             say where the model stands.

@@ -438,7 +438,7 @@ KINDS = {
 }
 REPORT_FIELDS = ("n_removed", "users_affected", "items_affected", "rows_solved",
                  "rows_solved_by_phase", "sweeps", "strategy", "washout", "settled",
-                 "pending_entries", "pending_requests", "converged")
+                 "pending_entries", "pending_requests", "converged", "refit")
 
 
 @pytest.fixture(scope="module")

@@ -230,11 +230,13 @@ def test_the_default_pending_limit_is_a_thousandth_of_the_stored_entries():
 
 
 @pytest.mark.parametrize("name, removed, sweeps", [("implicit", 10, 3), ("implicit", 9, 2),
-                                                   ("explicit", 10, 2)])
+                                                   ("explicit", 10, "refit"),
+                                                   ("explicit", 9, "refit")])
 def test_a_washout_of_two_percent_of_an_implicit_models_entries_is_the_large_one(
         name, removed, sweeps):
     """docs/design.md, section 5: three sweeps (at 1.9) from 2 % of the
-    stored entries on, for implicit models only; two below it."""
+    stored entries on, for implicit models; two below it; a refit (the
+    model's iterations) for plain explicit ones at any size."""
     import scipy.sparse as sp
 
     from conftest import make_model
@@ -246,7 +248,10 @@ def test_a_washout_of_two_percent_of_an_implicit_models_entries_is_the_large_one
     model = make_model(name, rng.random((50, 3)), rng.random((40, 3)), R)
     users, items = stored_pairs(model, removed)
     report = model.forget(users, items, washout="auto")
-    assert report.washout == sweeps and report.settled
+    if sweeps == "refit":
+        assert report.refit and report.washout == model.iterations and report.settled
+    else:
+        assert not report.refit and report.washout == sweeps and report.settled
 
 
 @pytest.mark.parametrize("washout", ["auto", 2])

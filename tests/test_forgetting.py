@@ -646,21 +646,46 @@ def test_rechecks_decide_every_row_as_the_exact_pass(name, dtype):
 
 # The size-scaled washout (docs/design.md, section 5): a request that washes
 # out 2 % of the stored entries or more runs three sweeps at 1.9 on implicit
-# and ALS-WR models; plain explicit models, whose test error rises as they
-# converge, and smaller requests run two at 1.7.
-LARGE_WASHOUT = {"implicit": (3, 1.9), "weighted": (3, 1.9), "explicit": (2, 1.7)}
+# and ALS-WR models, smaller requests two at 1.7; plain explicit models,
+# whose test error rises as they converge, are refitted at any size.
+LARGE_WASHOUT = {"implicit": (3, 1.9), "weighted": (3, 1.9)}
 
 
+@pytest.mark.parametrize("objective_name", ["implicit", "weighted"])
 def test_the_default_washout_scales_with_the_request_on_objectives_that_converge_well(
         objective_name):
     model = fitted(objective_name)
     nnz, n_rows = model.user_items.nnz, sum(model.user_items.shape)
     plan = forgetting.washout_for(model.spec.objective, int(np.ceil(0.02 * nnz)), nnz)
-    assert (plan.sweeps, plan.relaxation) == LARGE_WASHOUT[objective_name]
+    assert (plan.sweeps, plan.relaxation, plan.refit) == (*LARGE_WASHOUT[objective_name], False)
     small = forgetting.washout_for(model.spec.objective, int(0.02 * nnz) - 1, nnz)
-    assert (small.sweeps, small.relaxation) == (2, 1.7)
+    assert (small.sweeps, small.relaxation, small.refit) == (2, 1.7, False)
     # what a forget of 5 % runs
     report = model.forget(*random_pairs(model, int(0.05 * nnz), seed=3))
     sweeps = LARGE_WASHOUT[objective_name][0]
-    assert report.washout == sweeps
+    assert report.washout == sweeps and not report.refit
     assert report.rows_solved_by_phase["washout"] == (sweeps + 1) * n_rows
+
+
+@pytest.mark.parametrize("fraction", [0.005, 0.05])
+@pytest.mark.parametrize("washout", ["auto", 2])
+def test_plain_explicit_models_wash_out_by_refitting_from_their_seed(fraction, washout):
+    """The default washout of a plain explicit model is a retrain: its
+    factors are those of a fresh fit, same hyperparameters and seed, on the
+    data left (before the masked sweeps, which a loose tolerance skips).  An
+    integer ``washout`` still asks for relaxed sweeps."""
+    model = fitted("explicit", seed=5, iterations=6)
+    nnz, n_rows = model.user_items.nnz, sum(model.user_items.shape)
+    report = model.forget(*random_pairs(model, int(np.ceil(fraction * nnz)), seed=1),
+                          washout=washout, tolerance=1e30)
+    retrain = fitted("explicit", seed=5, iterations=6)
+    retrain.fit(model.user_items, show_progress=False)
+    if washout == "auto":
+        assert report.refit and report.washout == 6 and report.settled
+        assert report.rows_solved_by_phase["washout"] == 6 * n_rows
+        np.testing.assert_array_equal(model.user_factors, retrain.user_factors)
+        np.testing.assert_array_equal(model.item_factors, retrain.item_factors)
+        assert model.loss() == pytest.approx(retrain.loss(), rel=1e-12)
+    else:
+        assert not report.refit and report.washout == 2
+        assert not np.allclose(model.user_factors, retrain.user_factors, atol=1e-3)

@@ -12,6 +12,7 @@ import numpy as np
 
 from .. import forgetting as fg
 from .. import objective as obj
+from ..training import initial_factors
 from . import blocks as bk
 from .cluster import item, summary
 
@@ -115,11 +116,18 @@ class DaskBackend(fg.Backend):
 
     def washout(self, plan):
         use_cg, cg_steps = self.spec.solver
-        for _ in range(plan.sweeps):
-            self.cluster.sweep((use_cg, fg.RELAXED_CG_STEPS, fg.RELAXED_CG_RTOL), plan.relaxation)
-        self.cluster.sweep((use_cg, cg_steps, 0.0))
+        if plan.refit:  # the model's own fit from its seed's start, as LocalBackend
+            self.cluster.set_factors(*initial_factors(self.spec, *self.shape,
+                                                      self.spec.random_state))
+            for _ in range(self.spec.iterations):
+                self.cluster.sweep((use_cg, cg_steps, 0.0))
+        else:
+            for _ in range(plan.sweeps):
+                self.cluster.sweep((use_cg, fg.RELAXED_CG_STEPS, fg.RELAXED_CG_RTOL),
+                                   plan.relaxation)
+            self.cluster.sweep((use_cg, cg_steps, 0.0))
         self.cluster.measure()
-        self.rows_solved["washout"] += (plan.sweeps + 1) * self.n_rows
+        self.rows_solved["washout"] += plan.full_sweeps(self.spec) * self.n_rows
 
     def masked_pass(self, side):
         solved = self._solve(side, self._check(side))

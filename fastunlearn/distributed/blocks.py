@@ -83,6 +83,12 @@ def _xy(side, mine, other):
     return (mine, other) if side == "users" else (other, mine)
 
 
+def with_factors(block, F):
+    """``block`` with factors ``F`` (its rows' new values) and stale bounds."""
+    return replace(block, F=np.ascontiguousarray(F, block.F.dtype).copy(),
+                   bounds=np.full(block.n, np.inf))
+
+
 def take_route(block, target):
     """The rows of ``block`` the other side's block ``target`` needs."""
     return block.F[block.routes[target]]

@@ -98,6 +98,15 @@ class Cluster:
         self.state["gram"] = {side: self.gram(side) for side in SIDES}
         return self.state
 
+    def set_factors(self, X, Y):
+        """Every block's factors replaced by its rows of ``X`` / ``Y`` (bounds stale)."""
+        for side, F in zip(SIDES, (X, Y)):
+            offsets, blocks = self.state["offsets"][side], self.state["blocks"][side]
+            for b in range(len(blocks)):
+                blocks[b] = self.at(side, b, bk.with_factors, blocks[b],
+                                    F[offsets[b]:offsets[b + 1]])
+            self.state["gram"][side] = self.gram(side)
+
     def replicate(self):
         if self.replicas > 1:
             self.client.replicate([f for s in SIDES for f in self.state["blocks"][s]],

@@ -8,9 +8,10 @@ current factors:
 1. D leaves both orientations of the stored interactions (in place).
 2. Local phase: the users in D, then the items in D, are solved exactly.
 3. Washout: two over-relaxed sweeps (``x <- x + w (x* - x)``, ``w = 1.7``;
-   three at 1.9 for an implicit model's washout of 2 % of its entries or more,
-   near-exact solves), then one plain sweep with the model's own solver,
-   then a measurement of proven bounds.  A stationary point is not enough: ALS
+   three at 1.9 for an implicit or ALS-WR model's washout of 2 % of its
+   entries or more, near-exact solves), then one plain sweep with the
+   model's own solver, then a measurement of proven bounds; a plain
+   explicit model refits from its seed instead (:data:`REFIT`).  A stationary point is not enough: ALS
    creeps along some directions, and the removed entries' influence
    survives there (membership inference finds it) long after every row
    gradient is small.  Over-relaxation moves those directions several
@@ -49,16 +50,16 @@ interactions and the pending count are restored exactly as they were.
 from .engine import Backend, Outcome, full_sweeps, reconverge, run
 from .local import LocalBackend, gram_change_norm, gram_change_times, threads_for
 from .options import (EXACT_SLACK, LARGE_RELAXATION, LARGE_WASHOUT_FRACTION,
-                      LARGE_WASHOUT_SWEEPS, PENDING_FRACTION, PHASES, RELAXATION, RELAXED_CG_RTOL,
-                      RELAXED_CG_STEPS, STRATEGIES, WASHOUT_SWEEPS, ForgetOptions, Washout,
-                      check_washout, pending_limit, washout_for)
+                      LARGE_WASHOUT_SWEEPS, PENDING_FRACTION, PHASES, REFIT, RELAXATION,
+                      RELAXED_CG_RTOL, RELAXED_CG_STEPS, STRATEGIES, WASHOUT_SWEEPS,
+                      ForgetOptions, Washout, check_washout, pending_limit, washout_for)
 from .reports import (ForgetReport, PartialFitReport, RunReport, SettleReport, digest_pairs,
                       make_receipt, run_fields, unique_pairs, verify_receipt)
 from .requests import (add, check_missing, entries_of, pairs_from_request, pairs_of_rows,
                        remove, replaced_entries, request_rows, settle)
 
 __all__ = [
-    "EXACT_SLACK", "LARGE_RELAXATION", "LARGE_WASHOUT_FRACTION", "LARGE_WASHOUT_SWEEPS",
+    "EXACT_SLACK", "LARGE_RELAXATION", "LARGE_WASHOUT_FRACTION", "LARGE_WASHOUT_SWEEPS", "REFIT",
     "PENDING_FRACTION", "PHASES", "RELAXATION", "RELAXED_CG_RTOL",
     "RELAXED_CG_STEPS", "STRATEGIES", "WASHOUT_SWEEPS",
     "Backend", "ForgetOptions", "ForgetReport", "LocalBackend", "Outcome", "PartialFitReport",

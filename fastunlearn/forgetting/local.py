@@ -8,6 +8,7 @@ import numpy as np
 
 from .. import objective as obj
 from ..state import advance_checksum
+from ..training import initial_factors
 from .engine import Backend
 from .options import EXACT_SLACK, RELAXED_CG_RTOL, RELAXED_CG_STEPS
 from .requests import entries_of
@@ -293,6 +294,24 @@ class LocalBackend(Backend):
     def washout(self, plan):
         use_cg, cg_steps = self.spec.solver
         self.save_all()
+        if plan.refit:
+            self._refit()
+        else:
+            self._relaxed_sweeps(plan, use_cg, cg_steps)
+        self.rows_solved["washout"] += plan.full_sweeps(self.spec) * self.n_rows
+        # bounds, not exact norms: the masked sweeps measure again the rows
+        # whose bound is over the tolerance
+        self.load(obj.measure(self.objective, self.data, self.X, self.Y,
+                              num_threads=self.threads, bounds=True))
+
+    def _refit(self):
+        """The model's own fit on the retained data, from its seed's start."""
+        X, Y = initial_factors(self.spec, *self.shape, self.spec.random_state)
+        self.X[...], self.Y[...] = X, Y
+        for _ in range(self.spec.iterations):
+            self.sweep()
+
+    def _relaxed_sweeps(self, plan, use_cg, cg_steps):
         work = {"users": np.empty_like(self.X), "items": np.empty_like(self.Y)}
         for _ in range(plan.sweeps):
             obj.relaxed_sweep(self.objective, self.data, self.X, self.Y, plan.relaxation,
@@ -302,11 +321,6 @@ class LocalBackend(Backend):
             buffer[...] = 0
         obj.sweep(self.objective, self.data, self.X, self.Y, use_cg=use_cg, cg_steps=cg_steps,
                   num_threads=self.threads)
-        self.rows_solved["washout"] += (plan.sweeps + 1) * self.n_rows
-        # bounds, not exact norms: the masked sweeps measure again the rows
-        # whose bound is over the tolerance
-        self.load(obj.measure(self.objective, self.data, self.X, self.Y,
-                              num_threads=self.threads, bounds=True))
 
     def masked_pass(self, side):
         bound = self.kept.norms[side]

@@ -24,9 +24,8 @@ WASHOUT_SWEEPS = 2
 # brought 7 of those 8 within the retrains' spread, and random 2 % sets
 # too, while at 1 % they overshoot a core set.  ALS-WR likewise
 # (bench/results/explicit-wr-washout.md: random 5 % sets within on both
-# LiRA attackers, test RMSE lower still).  Plain explicit models keep two
-# at 1.7: more convergence makes their test error worse than a retrain's
-# (docs/design.md, section 5).
+# LiRA attackers, test RMSE lower still).  Plain explicit models refit
+# (washout_for).
 LARGE_WASHOUT_FRACTION = 0.02
 LARGE_WASHOUT_SWEEPS = 3
 LARGE_RELAXATION = 1.9
@@ -115,17 +114,37 @@ class ForgetOptions:
 @dataclass(frozen=True)
 class Washout:
     """Over-relaxed sweeps at ``relaxation``, then one plain sweep and a
-    measurement (docs/design.md, section 5)."""
+    measurement; or, with ``refit``, the model's own fit on the retained
+    data from its seed's initial factors (``ModelSpec.iterations`` sweeps)
+    and a measurement (docs/design.md, section 5)."""
 
     sweeps: int
     relaxation: float
+    refit: bool = False
+
+    def full_sweeps(self, spec):
+        """Sweeps over every row this washout runs on a model of ``spec``."""
+        return spec.iterations if self.refit else self.sweeps + 1
+
+    def reported(self, spec):
+        """The reports' ``washout``: the relaxed sweeps, or a refit's sweeps."""
+        return spec.iterations if self.refit else self.sweeps
+
+
+REFIT = Washout(0, 1.0, refit=True)
 
 
 def washout_for(objective, pending, nnz):
     """The default washout of ``pending`` removed entries out of ``nnz``
-    stored ones, under ``objective``: the one place that knows it."""
-    converges_well = objective.implicit or objective.weighted_penalty
-    if converges_well and pending >= LARGE_WASHOUT_FRACTION * nnz:
+    stored ones, under ``objective``: the one place that knows it.
+
+    Plain explicit models (an unweighted penalty on ratings) are refitted:
+    their objective overfits as ALS converges, and every relaxed washout
+    measured either left a membership trace or converged the model past a
+    retrain's test error (docs/design.md, section 5)."""
+    if not (objective.implicit or objective.weighted_penalty):
+        return REFIT
+    if pending >= LARGE_WASHOUT_FRACTION * nnz:
         return Washout(LARGE_WASHOUT_SWEEPS, LARGE_RELAXATION)
     return Washout(WASHOUT_SWEEPS, RELAXATION)
 

@@ -76,7 +76,11 @@ class ForgetReport(RunReport):
     n_added : int
         Entries added (``partial_fit``); 0 for ``forget``.
     washout : int
-        Over-relaxed full sweeps run by this call (0: no washout ran).
+        Sweeps over every row the washout of this call ran: over-relaxed
+        ones, or the sweeps of a refit (0: no washout ran).
+    refit : bool
+        Whether the washout refitted the model from its seed (plain
+        explicit models; docs/design.md, section 5).
     settled : bool
         Whether every removal so far, this one included, has been washed
         out (a washout in this call settles the earlier pending ones too).
@@ -102,6 +106,7 @@ class ForgetReport(RunReport):
     pending_entries: int = 0
     pending_requests: int = 0
     n_skipped: int = 0
+    refit: bool = False
 
     def receipt(self):
         """The part kept in the model's history: counts, outcome and digest."""
@@ -150,10 +155,13 @@ class SettleReport(RunReport):
     entries, requests : int
         Pending removed entries and requests the washout covered (0 and 0
         when nothing was pending and nothing ran).
+    refit : bool
+        Whether the washout refitted the model from its seed.
     """
 
     entries: int
     requests: int
+    refit: bool = False
 
     def record(self):
         """The entry kept in the model's history."""

@@ -99,7 +99,8 @@ def remove(backend, users, items, options):
         **run_fields(outcome, start), n_removed=len(users),
         users_affected=len(np.unique(users)), items_affected=len(np.unique(items)),
         strategy=options.strategy, digest=digest, receipt_key=key,
-        washout=relaxed.sweeps if relaxed else 0, settled=entries == 0,
+        washout=relaxed.reported(backend.spec) if relaxed else 0,
+        refit=bool(relaxed and relaxed.refit), settled=entries == 0,
         pending_entries=entries, pending_requests=requests, n_skipped=n_skipped)
     if len(users):
         backend.metadata.setdefault("history", []).append(report.receipt())
@@ -133,7 +134,8 @@ def settle(backend, options):
     outcome = engine.run(backend, none, none, options, relaxed, "Settling",
                          changed=bool(entries))
     result = SettleReport(**run_fields(outcome, start, phases=("washout", "sweeps")),
-                          entries=entries, requests=requests)
+                          entries=entries, requests=requests,
+                          refit=bool(relaxed and relaxed.refit))
     backend.pending = (0, 0)
     if entries:
         backend.metadata.setdefault("history", []).append(result.record())
@@ -169,7 +171,8 @@ def add(backend, data, delta, options):
     return PartialFitReport(
         **run_fields(outcome, start), n_removed=0, users_affected=len(np.unique(coo.row)),
         items_affected=len(np.unique(coo.col)), strategy=options.strategy, digest=digest,
-        receipt_key=key, n_added=int(delta.nnz), washout=relaxed.sweeps if relaxed else 0,
+        receipt_key=key, n_added=int(delta.nnz),
+        washout=relaxed.reported(backend.spec) if relaxed else 0,
         settled=entries == 0, pending_entries=entries, pending_requests=requests)
 
 
