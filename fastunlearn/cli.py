@@ -269,9 +269,9 @@ def cmd_fit(args):
 
 # ---------------------------------------------------------------- forget
 
-def _washout_line(washout, settled):
+def _washout_line(washout, refit, settled):
     if washout:
-        return "in this request"
+        return "in this request" + (" (a refit from the model's seed)" if refit else "")
     if settled is None:
         return "none needed"
     return (f"deferred, then run before saving ({settled.rows_solved} rows, certificate "
@@ -427,7 +427,7 @@ def cmd_forget(args):
                                      else " (upper bound)")),
             ("tolerance", f"{result['tolerance']:.3e}"),
             ("converged", "yes" if result["converged"] else "no"),
-            ("washout", _washout_line(result["washout"], settled)),
+            ("washout", _washout_line(result["washout"], result["refit"], settled)),
             *([("digest", result["digest"]),
                ("receipt key", result["receipt_key"] + "  (give it to the requester; "
                                                        "it is not saved)")]

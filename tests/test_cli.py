@@ -374,6 +374,23 @@ def test_forget_washout_matches_api(workdir):
                                            "bad.npz", "--washout", "-1"))
 
 
+def test_forget_of_a_plain_explicit_model_says_it_refitted(workdir):
+    """A plain explicit model's washout refits from its saved seed: the
+    command line says so, and its result is the API's (itself a retrain,
+    tests/test_forgetting.py)."""
+    d = workdir
+    ok(run(d, "fit", "data.csv", "-o", "ratings.npz", "--explicit", "--factors", "4",
+           "--iterations", "3", "--seed", "2", "--quiet"))
+    out = ok(run(d, "forget", "ratings.npz", "--users", "u3", "-o", "refitted.npz")).stdout
+    assert "in this request (a refit from the model's seed)" in out
+    original = fastunlearn.load(d / "ratings.npz")
+    report = original.forget_users([to_internal("u3", original.metadata["user_ids"])])
+    assert report.refit and report.washout == 3
+    refitted = fastunlearn.load(d / "refitted.npz")
+    np.testing.assert_array_equal(refitted.user_factors, original.user_factors)
+    np.testing.assert_array_equal(refitted.item_factors, original.item_factors)
+
+
 def test_forget_users_drops_their_external_id(workdir):
     d = workdir
     ok(run(d, "forget", "model.npz", "--users", "u4", "-o", "no-u4.npz", "--quiet"))

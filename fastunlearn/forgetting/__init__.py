@@ -11,12 +11,12 @@ current factors:
    three at 1.9 for an implicit or ALS-WR model's washout of 2 % of its
    entries or more, near-exact solves), then one plain sweep with the
    model's own solver, then a measurement of proven bounds; a plain
-   explicit model refits from its seed instead (:data:`REFIT`).  A stationary point is not enough: ALS
-   creeps along some directions, and the removed entries' influence
-   survives there (membership inference finds it) long after every row
-   gradient is small.  Over-relaxation moves those directions several
-   times as fast as a plain sweep.  Small requests defer
-   their washout: it runs once the removals it has not yet covered reach
+   explicit model refits from its seed instead (:data:`REFIT`).  A
+   stationary point is not enough: ALS creeps along some directions, and
+   the removed entries' influence survives there (membership inference
+   finds it) long after every row gradient is small.  Over-relaxation
+   moves those directions several times as fast as a plain sweep.  Small
+   requests defer their washout: it runs once the removals it has not yet covered reach
    :data:`PENDING_FRACTION` of the stored entries, in the request that
    crosses that bound or in :meth:`MatrixFactorization.settle`; every report
    and receipt says whether the model is settled and what is pending.
