@@ -668,19 +668,27 @@ def test_the_default_washout_scales_with_the_request_on_objectives_that_converge
 
 
 @pytest.mark.parametrize("fraction", [0.005, 0.05])
-@pytest.mark.parametrize("washout", ["auto", 2])
+@pytest.mark.parametrize("washout", ["auto", 2, "settle"])
 def test_plain_explicit_models_wash_out_by_refitting_from_their_seed(fraction, washout):
     """The default washout of a plain explicit model is a retrain: its
     factors are those of a fresh fit, same hyperparameters and seed, on the
-    data left (before the masked sweeps, which a loose tolerance skips).  An
+    data left (before the masked sweeps, which a loose tolerance skips),
+    in a forget or in the ``settle()`` of what one left pending.  An
     integer ``washout`` still asks for relaxed sweeps."""
     model = fitted("explicit", seed=5, iterations=6)
     nnz, n_rows = model.user_items.nnz, sum(model.user_items.shape)
     report = model.forget(*random_pairs(model, int(np.ceil(fraction * nnz)), seed=1),
-                          washout=washout, tolerance=1e30)
+                          washout=0 if washout == "settle" else washout, tolerance=1e30)
+    if washout == "settle":
+        assert not report.refit and not report.settled
+        report = model.settle(tolerance=1e30)
+        assert model.pending["entries"] == 0
     retrain = fitted("explicit", seed=5, iterations=6)
     retrain.fit(model.user_items, show_progress=False)
-    if washout == "auto":
+    if washout == "settle":
+        assert report.refit and report.rows_solved_by_phase["washout"] == 6 * n_rows
+        np.testing.assert_array_equal(model.user_factors, retrain.user_factors)
+    elif washout == "auto":
         assert report.refit and report.washout == 6 and report.settled
         assert report.rows_solved_by_phase["washout"] == 6 * n_rows
         np.testing.assert_array_equal(model.user_factors, retrain.user_factors)
