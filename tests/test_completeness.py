@@ -281,6 +281,11 @@ def test_default_forget_is_complete_under_the_likelihood_ratio_attacker(
     # the original model is caught; what the forget leaves is judged against retrains
     assert default.completeness["original"]["lira_auc"] > 0.75
     assert_complete(default)
+    # and by issue 31's criterion, without the pairs' sampling gap
+    for key in ("lira_auc", "lira_offline_auc"):
+        seeds = default.retrain_spread[key]
+        gap = default.completeness["forget"][key] - seeds[0]
+        assert abs(gap) <= max(0.01, max(seeds) - min(seeds)), (key, gap, seeds)
 
 
 def _with_values(matrix, pairs):

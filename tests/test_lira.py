@@ -8,24 +8,38 @@ from scipy.stats import norm
 
 import fastunlearn as fu
 from fastunlearn import audit
+from fastunlearn.audit.intervals import Z95, paired_difference_se
 from fastunlearn.evaluation import holdout_split
 from fastunlearn.synthetic import make_implicit
 
 
-def reference_aucs(scores, members, target, n_forgotten, pull):
-    """Online and offline AUC, one pair at a time: Gaussian log densities of
-    the pair's IN and OUT scores (their pooled variance), the OUT z-score
-    towards ``pull``, and the AUC as the share of (forgotten, held-out)
-    pairs ordered right."""
+def reference_statistics(scores, members, target, pull):
+    """Online and offline statistic, one pair at a time: Gaussian log
+    densities of the pair's IN and OUT scores (their pooled variance), and
+    the OUT z-score towards ``pull`` (upwards where None).  A variance
+    under 1e-12 times the candidates' mean one is raised to that (pairs
+    every shadow scores alike, documented in fastunlearn.audit.lira)."""
+    n = scores.shape[1]
+    s_in = [scores[members[:, j], j] for j in range(n)]
+    s_out = [scores[~members[:, j], j] for j in range(n)]
+    pooled = np.array([(((a - a.mean()) ** 2).sum() + ((b - b.mean()) ** 2).sum())
+                       / (len(a) + len(b) - 2) for a, b in zip(s_in, s_out)])
+    var_out = np.array([b.var(ddof=1) for b in s_out])
+    pooled = np.maximum(pooled, 1e-12 * pooled.mean())
+    var_out = np.maximum(var_out, 1e-12 * var_out.mean())
     online, offline = [], []
-    for j in range(scores.shape[1]):
-        s_in, s_out = scores[members[:, j], j], scores[~members[:, j], j]
-        pooled = (((s_in - s_in.mean()) ** 2).sum() + ((s_out - s_out.mean()) ** 2).sum()) \
-            / (len(s_in) + len(s_out) - 2)
-        online.append(norm.logpdf(target[j], s_in.mean(), np.sqrt(pooled))
-                      - norm.logpdf(target[j], s_out.mean(), np.sqrt(pooled)))
-        towards = 1.0 if pull[j] >= s_out.mean() else -1.0
-        offline.append(towards * (target[j] - s_out.mean()) / s_out.std(ddof=1))
+    for j in range(n):
+        online.append(norm.logpdf(target[j], s_in[j].mean(), np.sqrt(pooled[j]))
+                      - norm.logpdf(target[j], s_out[j].mean(), np.sqrt(pooled[j])))
+        towards = 1.0 if pull is None or pull[j] >= s_out[j].mean() else -1.0
+        offline.append(towards * (target[j] - s_out[j].mean()) / np.sqrt(var_out[j]))
+    return np.array(online), np.array(offline)
+
+
+def reference_aucs(scores, members, target, n_forgotten, pull):
+    """Online and offline AUC of :func:`reference_statistics`, as the share
+    of (forgotten, held-out) pairs ordered right."""
+    online, offline = reference_statistics(scores, members, target, pull)
 
     def auc(stat):
         pos, neg = np.array(stat[:n_forgotten]), np.array(stat[n_forgotten:])
@@ -177,7 +191,8 @@ def test_completeness_and_reports_run_it_when_asked():
         assert found.forget[key] == plain.forget[key]
     seeds = [r["lira_auc"] for r in found.retrains]
     assert found.gaps["lira_auc"] == pytest.approx(
-        (found.forget["lira_auc"] - seeds[0], max(0.01, max(seeds) - min(seeds))))
+        (found.forget["lira_auc"] - seeds[0],
+         max(0.01, max(seeds) - min(seeds), Z95 * found.intervals["lira_auc"]["gap_se"])))
     judged = all(abs(g) <= a for g, a in found.gaps.values())
     assert found.complete == (None if found.verdict is audit.Verdict.TOO_FEW_PAIRS else judged)
 
@@ -192,6 +207,36 @@ def test_completeness_and_reports_run_it_when_asked():
     assert "likelihood ratio, offline" in report.to_markdown()
     assert "likelihood ratio" not in audit.reports(R, fraction=0.05, factors=8,
                                                    iterations=2)[0].to_markdown()
+
+
+def test_the_likelihood_ratio_gap_allowed_includes_what_sampling_the_pairs_allows():
+    """As for the score and rank attackers (tests/test_audit_intervals.py):
+    DeLong's paired standard error of the forget's and the seed-0 retrain's
+    AUCs over the same pairs, here of their per-pair likelihood-ratio
+    statistics (computed pair by pair) under the same shadows."""
+    train, test = small_setting()
+    forgotten = audit.unlearning_set(train, 0.05, "random", seed=0)
+    model = fu.ImplicitALS(**PARAMS, random_state=0).fit(train, show_progress=False)
+    model.forget(*forgotten)
+    found = audit.completeness(model, forgotten, test, repeats=2, shadows=4, seed=3)
+    held = audit.held_out_pairs(test, forgotten[0])
+    shadows = audit.fit_shadows(model, forgotten, sp.csr_matrix(
+        (np.asarray(test[held]).ravel(), held), shape=train.shape), shadows=4, seed=3)
+    retrain = fu.ImplicitALS(**{**PARAMS, "random_state": 3}).fit(model.user_items,
+                                                                 show_progress=False)
+    n = shadows.n_forgotten
+    stats = [reference_statistics(shadows.scores, shadows.members,
+                                  (m.user_factors[shadows.users]
+                                   * m.item_factors[shadows.items]).sum(axis=1), shadows.pull)
+             for m in (model, retrain)]
+    for attacker, which in (("lira_auc", 0), ("lira_offline_auc", 1)):
+        ours, theirs = stats[0][which], stats[1][which]
+        se = paired_difference_se(ours[:n], ours[n:], theirs[:n], theirs[n:])
+        assert se > 0
+        assert found.intervals[attacker]["gap_se"] == pytest.approx(se, rel=1e-9)
+        seeds = [r[attacker] for r in found.retrains]
+        assert found.gaps[attacker] == pytest.approx(
+            (found.forget[attacker] - seeds[0], max(0.01, max(seeds) - min(seeds), Z95 * se)))
 
 
 @pytest.mark.parametrize("shadows, error, message", [

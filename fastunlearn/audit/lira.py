@@ -177,11 +177,26 @@ class ShadowModels:
     def attack(self, model):
         """:class:`LikelihoodRatio` of ``model`` (of the shape the shadows
         were fitted for)."""
+        return self.attack_scores(self._target(model))
+
+    def values(self, model):
+        """What the attack sees of ``model``: ``{"lira_auc": (forgotten,
+        held-out), "lira_offline_auc": (...)}``, the candidates' online and
+        offline statistics, as :func:`~.membership.attacker_values` gives
+        the score and rank attackers' (for their sampling intervals)."""
+        online, offline = lira_statistics(self.scores, self.members, self._target(model),
+                                          self.pull)
+        n = self.n_forgotten
+        return {"lira_auc": (online[:n], online[n:]),
+                "lira_offline_auc": (offline[:n], offline[n:])}
+
+    def _target(self, model):
+        """The candidates' scores under ``model``, checked to cover them."""
         shape = check_model(model, "model")
         if self.users.size and (self.users.max() >= shape[0] or self.items.max() >= shape[1]):
             raise ValueError(f"model has {shape[0]} users x {shape[1]} items, fewer than "
                              "the shadows' candidates need")
-        return self.attack_scores(_scores(model, self.users, self.items))
+        return _scores(model, self.users, self.items)
 
     def attack_scores(self, target):
         """:class:`LikelihoodRatio` of a model giving the candidates ``target``."""

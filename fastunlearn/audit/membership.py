@@ -208,16 +208,16 @@ class Completeness:
         Per attacker (``score_auc``, ``rank_auc``, and with shadows
         ``lira_auc``, ``lira_offline_auc``): ``(forget - retrain,
         allowed)``, against the first retrain; ``allowed`` is the largest
-        of 0.01, the retrains' spread and, for the score and rank attackers,
-        the 95 % half-width of the gap over the pairs sampled (DeLong's
-        paired standard error, ``intervals``).
+        of 0.01, the retrains' spread and the 95 % half-width of the gap
+        over the pairs sampled (DeLong's paired standard error,
+        ``intervals``).
     complete : bool or None
         Every attacker within ``allowed``; None when there are too few
         pairs to judge (``verdict``).
     shadows : int
         Shadow models of the likelihood-ratio attack (0: not run).
     intervals : dict
-        Per score and rank attacker: ``forget`` and ``retrain`` (seed 0),
+        Per attacker: ``forget`` and ``retrain`` (seed 0),
         each the 95 % interval ``[low, high]`` of that AUC (DeLong's
         standard error, normal approximation), and ``gap_se``, DeLong's
         standard error of their difference on the same pairs.
@@ -307,9 +307,10 @@ def interval(auc, se):
 
 
 def sampling_intervals(forget_values, retrain_values):
-    """Per score and rank attacker, the ``intervals`` of
-    :class:`Completeness` from :func:`attacker_values` of the forget and of
-    the seed-0 retrain (the same pairs)."""
+    """Per attacker, the ``intervals`` of :class:`Completeness` from what
+    the attackers see of the forget and of the seed-0 retrain, the same
+    pairs (:func:`attacker_values`, and :meth:`ShadowModels.values
+    <fastunlearn.audit.lira.ShadowModels.values>` with shadows)."""
     out = {}
     for key, (pos_f, neg_f) in forget_values.items():
         pos_r, neg_r = retrain_values[key]
@@ -380,17 +381,16 @@ def completeness(model, forgotten, test, *, repeats=3, seed=0, shadows=0, show_p
     if shadows:
         # the held-out pairs with their values in test (the shadows train on them)
         held_matrix = sp.csr_matrix((values_at(test, *held)[0], held), shape=shape)
-        attack = fit_shadows(model, forgotten, held_matrix, shadows=shadows, seed=seed).attack
+        attack = fit_shadows(model, forgotten, held_matrix, shadows=shadows, seed=seed)
     params = model.hyperparameters()
     retained = model.user_items.copy()
 
     def measure(fitted):
         values = attacker_values(fitted, pairs, held)
+        if attack is not None:
+            values.update(attack.values(fitted))
         found = {key: two_sample_auc(*v) for key, v in values.items()}
         found.update(n_forgotten=len(pairs[0]), n_unseen=len(held[0]))
-        if attack is not None:
-            lira = attack(fitted)
-            found.update(lira_auc=lira.lira_auc, lira_offline_auc=lira.lira_offline_auc)
         return found, values
 
     forget, forget_values = measure(model)

@@ -72,7 +72,7 @@ class AuditReport:
         ``gap``) its value for each retrain, one per repeat with
         seeds ``seed, seed + 1, ...``: how far retraining alone moves it.
     intervals : dict or None
-        Per score and rank attacker of the held-out test, the 95 %
+        Per attacker of the held-out test, the 95 %
         intervals of the forget's and the seed-0 retrain's AUCs and the
         standard error of their difference (as
         :attr:`Completeness.intervals`); None: not measured.
@@ -276,18 +276,22 @@ def reports(user_items, test=None, *, fraction=0.01, how="random", seed=0, k=10,
         start = time.perf_counter()
         held_matrix = sp.csr_matrix((values_at(test, *held_out)[0], held_out),
                                     shape=train.shape)
-        attack = fit_shadows(original, forgotten, held_matrix, shadows=shadows,
-                             seed=seed).attack
+        attack = fit_shadows(original, forgotten, held_matrix, shadows=shadows, seed=seed)
         shadow_s = time.perf_counter() - start
 
     def held_out_values(model):
         # what the attackers see, for the intervals of the held-out test
-        return attacker_values(model, forgotten, held_out) if len(held_out[0]) else None
+        if not len(held_out[0]):
+            return None
+        values = attacker_values(model, forgotten, held_out)
+        if attack is not None:
+            values.update(attack.values(model))
+        return values
 
     def held_out_inference(model):
         found = attack_held_out(model, forgotten, held_out)
         if shadows:
-            lira = attack(model) if attack is not None else None
+            lira = attack.attack(model) if attack is not None else None
             found.update(lira_auc=lira.lira_auc if lira else float("nan"),
                          lira_offline_auc=lira.lira_offline_auc if lira else float("nan"))
         return found
