@@ -13,59 +13,40 @@ The three run interleaved from the same fitted factors; medians of
 writes results/refit-cost.json and .md.
 """
 import argparse
-import contextlib
 import sys
 import time
 
-import numpy as np
 
 import fastunlearn as fu
 from common import median, movielens, write
 from fastunlearn.evaluation import holdout_split
-from fastunlearn.forgetting import options, requests
 from fastunlearn.synthetic import make_ratings
+from washout_cost import random_pairs, timed_forget  # old: two sweeps at 1.7
 
 PARAMS = dict(factors=32, regularization=5.0, weighted_regularization=False, iterations=15,
               use_cg=True, random_state=0, num_threads=2)
 FRACTIONS = (0.01, 0.05)
 
 
-@contextlib.contextmanager
-def relaxed():
-    """The washout before refits: two sweeps at 1.7."""
-    saved = options.washout_for
-
-    def old(objective, pending, nnz):
-        return options.Washout(options.WASHOUT_SWEEPS, options.RELAXATION)
-
-    options.washout_for = requests.washout_for = old
-    try:
-        yield
-    finally:
-        options.washout_for = requests.washout_for = saved
-
-
 def measure(name, R, params, repeats):
     """Rows of the table for data ``R``: per fraction, the medians of the
     relaxed forget, the refitting forget and a retrain."""
     model = fu.ExplicitALS(**params).fit(R, show_progress=False)
-    coo = R.tocoo()
-    rng = np.random.default_rng(0)
     rows, results = [], []
-    for fraction in FRACTIONS:
-        pick = rng.choice(R.nnz, int(fraction * R.nnz), replace=False)
-        users, items = coo.row[pick].astype(np.int64), coo.col[pick].astype(np.int64)
+    for fraction, users, items in random_pairs(R, FRACTIONS):
         runs = {"relaxed": [], "refit": [], "retrain": []}
+        retained = None
         for _ in range(repeats):
             for label in ("relaxed", "refit"):
-                copy = fu.ExplicitALS.from_factors(model.user_factors, model.item_factors, R,
-                                                   **params)
-                with relaxed() if label == "relaxed" else contextlib.nullcontext():
-                    start = time.perf_counter()
-                    report = copy.forget(users, items)
-                    runs[label].append(time.perf_counter() - start)
+                seconds, report = timed_forget(model, R, params, users, items,
+                                               old=label == "relaxed")
+                runs[label].append(seconds)
                 assert report.refit == (label == "refit")
-            retained = copy.user_items
+            if retained is None:
+                retained = R.tolil()
+                retained[users, items] = 0
+                retained = retained.tocsr()
+                retained.eliminate_zeros()
             start = time.perf_counter()
             fu.ExplicitALS(**params).fit(retained, show_progress=False)
             runs["retrain"].append(time.perf_counter() - start)

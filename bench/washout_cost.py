@@ -44,6 +44,25 @@ def before():
         options.washout_for = requests.washout_for = saved
 
 
+def random_pairs(R, fractions, seed=0):
+    """(fraction, users, items) of random stored pairs of ``R``, per fraction."""
+    coo = R.tocoo()
+    rng = np.random.default_rng(seed)
+    for fraction in fractions:
+        pick = rng.choice(R.nnz, int(fraction * R.nnz), replace=False)
+        yield fraction, coo.row[pick].astype(np.int64), coo.col[pick].astype(np.int64)
+
+
+def timed_forget(model, R, params, users, items, old):
+    """(seconds, report) of forgetting the pairs from a copy of ``model``'s
+    factors on ``R``, with the washout before the size rule if ``old``."""
+    copy = type(model).from_factors(model.user_factors, model.item_factors, R, **params)
+    with before() if old else contextlib.nullcontext():
+        start = time.perf_counter()
+        report = copy.forget(users, items)
+        return time.perf_counter() - start, report
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=3)
@@ -52,22 +71,15 @@ def main():
     shape = (4_000, 1_000, 20_000) if args.quick else (100_000, 20_000, 2_000_000)
     R = make_implicit(*shape, seed=0)
     model = fu.ImplicitALS(**PARAMS).fit(R, show_progress=False)
-    coo = R.tocoo()
-    rng = np.random.default_rng(0)
     rows, results = [], []
-    for fraction in FRACTIONS:
-        pick = rng.choice(R.nnz, int(fraction * R.nnz), replace=False)
-        users, items = coo.row[pick].astype(np.int64), coo.col[pick].astype(np.int64)
+    for fraction, users, items in random_pairs(R, FRACTIONS):
         runs = {"before": [], "after": []}
         sweeps = {}
         for _ in range(args.repeats):
             for label in ("before", "after"):
-                copy = fu.ImplicitALS.from_factors(model.user_factors, model.item_factors, R,
-                                                   **PARAMS)
-                with before() if label == "before" else contextlib.nullcontext():
-                    start = time.perf_counter()
-                    report = copy.forget(users, items)
-                    runs[label].append(time.perf_counter() - start)
+                seconds, report = timed_forget(model, R, PARAMS, users, items,
+                                               old=label == "before")
+                runs[label].append(seconds)
                 sweeps[label] = (report.washout, int(report.rows_solved))
         b, a = median(runs["before"]), median(runs["after"])
         results.append({"fraction": fraction, "n_removed": int(len(users)), "runs": runs,
