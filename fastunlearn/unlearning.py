@@ -28,7 +28,9 @@ class Unlearning:
             Target for the certificate's ``max_row``.  Default: the model's
             certificate before the removal (after an earlier request, the
             proven bound it left), so forgetting never leaves the model less
-            converged than it was.
+            converged than it was; when the washout refits (plain explicit
+            models), the higher of that and the refit's own certificate, a
+            retrain's convergence.
         max_sweeps : int, default 50
             Most masked (or full) sweeps after the local phase.
         strategy : {"masked", "full"}

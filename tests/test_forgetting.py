@@ -672,28 +672,43 @@ def test_the_default_washout_scales_with_the_request_on_objectives_that_converge
 def test_plain_explicit_models_wash_out_by_refitting_from_their_seed(fraction, washout):
     """The default washout of a plain explicit model is a retrain: its
     factors are those of a fresh fit, same hyperparameters and seed, on the
-    data left (before the masked sweeps, which a loose tolerance skips),
-    in a forget or in the ``settle()`` of what one left pending.  An
-    integer ``washout`` still asks for relaxed sweeps."""
+    data left, in a forget or in the ``settle()`` of what one left pending;
+    no sweep follows, and the tolerance is the certificate before or the
+    refit's own, whichever is higher.  An integer ``washout`` still asks
+    for relaxed sweeps."""
     model = fitted("explicit", seed=5, iterations=6)
     nnz, n_rows = model.user_items.nnz, sum(model.user_items.shape)
+    before = model.certificate().max_row
     report = model.forget(*random_pairs(model, int(np.ceil(fraction * nnz)), seed=1),
-                          washout=0 if washout == "settle" else washout, tolerance=1e30)
+                          washout=0 if washout == "settle" else washout)
     if washout == "settle":
         assert not report.refit and not report.settled
-        report = model.settle(tolerance=1e30)
+        before = report.certificate_after.max_row
+        report = model.settle()
         assert model.pending["entries"] == 0
     retrain = fitted("explicit", seed=5, iterations=6)
     retrain.fit(model.user_items, show_progress=False)
-    if washout == "settle":
-        assert report.refit and report.rows_solved_by_phase["washout"] == 6 * n_rows
-        np.testing.assert_array_equal(model.user_factors, retrain.user_factors)
-    elif washout == "auto":
-        assert report.refit and report.washout == 6 and report.settled
-        assert report.rows_solved_by_phase["washout"] == 6 * n_rows
-        np.testing.assert_array_equal(model.user_factors, retrain.user_factors)
-        np.testing.assert_array_equal(model.item_factors, retrain.item_factors)
-        assert model.loss() == pytest.approx(retrain.loss(), rel=1e-12)
-    else:
+    if washout == 2:
         assert not report.refit and report.washout == 2
         assert not np.allclose(model.user_factors, retrain.user_factors, atol=1e-3)
+        return
+    assert report.refit and report.sweeps == 0
+    assert getattr(report, "washout", 6) == 6  # a settle report has no such field
+    phases = report.rows_solved_by_phase
+    assert phases["washout"] == 6 * n_rows and phases.get("local", 0) == phases["sweeps"] == 0
+    np.testing.assert_array_equal(model.user_factors, retrain.user_factors)
+    np.testing.assert_array_equal(model.item_factors, retrain.item_factors)
+    assert model.loss() == pytest.approx(retrain.loss(), rel=1e-12)
+    exact = retrain.certificate().max_row
+    assert report.certificate_after.max_row >= exact * (1 - 1e-9)
+    assert report.tolerance == max(before, report.certificate_after.max_row)
+    assert report.converged
+
+
+def test_a_refit_goes_on_to_a_tolerance_given():
+    """With a tolerance given, the refit is certified to it like any forget."""
+    model = fitted("explicit", seed=5, iterations=6)
+    tol = 0.05 * model.certificate().max_row
+    report = model.forget(*random_pairs(model, 20, seed=1), tolerance=tol)
+    assert report.refit and report.sweeps > 0 and report.tolerance == tol
+    assert report.converged and model.certificate().max_row <= tol

@@ -28,7 +28,8 @@ class RunReport:
         Objective on the data before and after the change.
     certificate_before, certificate_after : Certificate
     tolerance : float
-        Target for ``certificate_after.max_row``.
+        Target for ``certificate_after.max_row`` (after a refit under the
+        default tolerance, at least the refit's own certificate).
     converged : bool
         Whether ``certificate_after.max_row <= tolerance``.
     """
