@@ -379,8 +379,9 @@ def run(quick=False, repeats=3, shadows=audit.DEFAULT_SHADOWS, washouts=WASHOUTS
         fresh = iter(results)
         payload["results"] = [{**next(fresh)} if only in model_label(r) else r
                               for r in payload["results"]]
-        payload.setdefault("updates", []).append(
-            {"models": only, "date": date, "commit": commit(), "command": command})
+        # the latest measurement of these models replaces an earlier one
+        payload["updates"] = [u for u in payload.get("updates", []) if u["models"] != only] + [
+            {"models": only, "date": date, "commit": commit(), "command": command}]
     else:
         payload = {"machine": machine(), "date": date, "commit": commit(),
                    "params": {"settings": SETTINGS, "explicit": EXPLICIT},
