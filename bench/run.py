@@ -19,6 +19,7 @@ only its part of results/audit.md; ``--washouts auto,0,3`` sets the forgets
 it measures (``N@w``: a prototype washout of N sweeps at relaxation w).
 """
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
@@ -120,7 +121,8 @@ def main(argv=None):
                            shadows=4 if args.quick else args.shadows, washouts=washouts,
                            only=getattr(args, "lira_models", None),
                            command=" ".join(["python bench/run.py",
-                                             *(sys.argv[1:] if argv is None else argv)]))
+                                             *map(shlex.quote,
+                                                  sys.argv[1:] if argv is None else argv)]))
     return 0
 
 
