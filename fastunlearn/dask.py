@@ -7,6 +7,7 @@ The estimators hold hyperparameters and a :class:`~.distributed.cluster.Cluster`
 Requires ``dask.distributed`` (``pip install "fastunlearn[dask]"``).
 """
 import warnings
+from dataclasses import replace
 
 import numpy as np
 import scipy.sparse as sp
@@ -90,8 +91,10 @@ class _DaskALS(Unlearning):
 
     @property
     def spec(self):
-        """The :class:`~fastunlearn.spec.ModelSpec` the workers receive."""
-        return self._model.spec
+        """The :class:`~fastunlearn.spec.ModelSpec` the workers receive: the
+        local estimator's, less the seed, which only the client draws from
+        (a ``RandomState`` would travel with every task)."""
+        return replace(self._model.spec, random_state=None)
 
     @property
     def objective(self):

@@ -520,6 +520,27 @@ def test_masked_sweeps_switch_to_full_sweeps_on_dask_as_locally(client, fitted_k
     np.testing.assert_allclose(dist.user_factors, local.user_factors, rtol=0, atol=1e-8)
 
 
+def test_a_refit_on_dask_draws_from_the_seed_on_the_client(client, fitted_kinds):
+    """A plain explicit model's washout refits from its ``random_state``; on
+    Dask the client draws the start (the workers' spec carries no seed), so
+    a ``RandomState`` seed gives the local refit's factors."""
+    local_cls, dask_cls, params = KINDS["explicit"]
+    fitted = fitted_kinds["explicit"]
+    local = local_cls.from_factors(fitted.user_factors, fitted.item_factors,
+                                   fitted.user_items, **params)
+    dist = dask_cls.from_local(client, local, blocks=3)
+    for model in (local, dist):
+        model.set_params(random_state=np.random.RandomState(11))
+    assert dist.spec.random_state is None
+    reports = [REQUESTS["pairs"](model) for model in (local, dist)]
+    assert reports[0].refit and reports[1].refit
+    np.testing.assert_allclose(dist.user_factors, local.user_factors, rtol=0, atol=1e-8)
+    np.testing.assert_allclose(dist.item_factors, local.item_factors, rtol=0, atol=1e-8)
+    retrain = local_cls(**{**params, "random_state": np.random.RandomState(11)}).fit(
+        local.user_items, show_progress=False)
+    np.testing.assert_allclose(local.user_factors, retrain.user_factors, rtol=0, atol=1e-12)
+
+
 @pytest.mark.parametrize("name", sorted(KINDS))
 def test_dask_loss_is_the_local_loss_of_the_same_factors(client, fitted_kinds, name):
     local_cls, dask_cls, params = KINDS[name]

@@ -118,7 +118,7 @@ class DaskBackend(fg.Backend):
         use_cg, cg_steps = self.spec.solver
         if plan.refit:  # the model's own fit from its seed's start, as LocalBackend
             self.cluster.set_factors(*initial_factors(self.spec, *self.shape,
-                                                      self.spec.random_state))
+                                                      self.model.params["random_state"]))
             for _ in range(self.spec.iterations):
                 self.cluster.sweep((use_cg, cg_steps, 0.0))
         else:
