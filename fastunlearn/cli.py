@@ -279,14 +279,16 @@ def _washout_line(washout, refit, settled):
 
 
 def _washout(text):
-    if text == "auto":
+    if text in ("auto", "refit"):
         return text
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected 'auto' or an integer, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected 'auto', 'refit' or an integer, got {text!r}") from None
     if value < 0:
-        raise argparse.ArgumentTypeError(f"expected 'auto' or an integer >= 0, got {value}")
+        raise argparse.ArgumentTypeError(
+            f"expected 'auto', 'refit' or an integer >= 0, got {value}")
     return value
 
 
@@ -850,10 +852,11 @@ def build_parser():
     p.add_argument("--in-place", action="store_true", help="overwrite MODEL")
     p.add_argument("--tolerance", type=float, default=None,
                    help="target certificate max_row (default: the model's before forgetting)")
-    p.add_argument("--washout", type=_washout, default="auto", metavar="auto|N",
-                   help="completeness: 'auto' (default) as the library's forget, else the "
-                        "number of over-relaxed sweeps to run now (0: none in the request); "
-                        "whatever is still pending is washed out before the model is saved")
+    p.add_argument("--washout", type=_washout, default="auto", metavar="auto|refit|N",
+                   help="completeness: 'auto' (default) as the library's forget, 'refit' to "
+                        "refit from the model's seed now, else the number of over-relaxed "
+                        "sweeps to run now (0: none in the request); whatever is still "
+                        "pending is washed out before the model is saved")
     p.add_argument("--exact-certificate", action="store_true",
                    help="measure the certificate after exactly (one more pass over the data) "
                         "instead of reporting the engine's proven upper bound")

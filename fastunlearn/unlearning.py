@@ -57,7 +57,8 @@ class Unlearning:
             one included, reach 0.1 % of the stored entries (``pending_limit``
             overrides the count), and otherwise leaves this removal pending:
             certified stationary now, washed out by a later request or by
-            :meth:`settle`.  An int ``N > 0`` washes out now with ``N``
+            :meth:`settle`.  ``"refit"`` washes out now by refitting, whatever
+            the model.  An int ``N > 0`` washes out now with ``N``
             over-relaxed sweeps, never a refit; 0 never washes out in this call, which
             saves that cost and leaves the trace (the removal stays
             pending).  ``report.settled`` and ``report.pending_entries``
@@ -132,8 +133,12 @@ class Unlearning:
         Does nothing (and costs nothing beyond the certificate) when nothing
         is pending.  The command line calls it before it saves a model.
         Options as :meth:`forget` (``tolerance``, ``max_sweeps``,
-        ``strategy``, ``washout`` as the number of over-relaxed sweeps,
-        ``exact_certificate``, ``show_progress``).
+        ``strategy``, ``washout`` as the number of over-relaxed sweeps or
+        ``"refit"``, ``exact_certificate``, ``show_progress``).
+        ``washout="refit"`` brings any model to a retrain's level at a
+        fit's cost: the way to parity for a model that many washouts have
+        converged past its fit (docs/design.md, section 5, "Where the
+        washout falls short").
 
         Returns
         -------

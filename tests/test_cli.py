@@ -372,6 +372,14 @@ def test_forget_washout_matches_api(workdir):
     assert r["rows_solved"] == report.rows_solved
     assert "washout" in one_line_error(run(d, "forget", "model.npz", "--users", "u4", "-o",
                                            "bad.npz", "--washout", "-1"))
+    # --washout refit: the library's refit, any model
+    r = json.loads(ok(run(d, "forget", "model.npz", "--users", "u4", "-o", "refit.npz",
+                          "--washout", "refit", "--json")).stdout)
+    assert r["refit"] and r["washout"] == 5  # the fit's iterations
+    original = fastunlearn.load(d / "model.npz")
+    original.forget_users([to_internal("u4", original.metadata["user_ids"])], washout="refit")
+    refitted = fastunlearn.load(d / "refit.npz")
+    np.testing.assert_array_equal(refitted.user_factors, original.user_factors)
 
 
 def test_forget_of_a_plain_explicit_model_says_it_refitted(workdir):

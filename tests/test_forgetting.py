@@ -705,6 +705,32 @@ def test_plain_explicit_models_wash_out_by_refitting_from_their_seed(fraction, w
     assert report.converged
 
 
+@pytest.mark.parametrize("name", ["implicit", "weighted"])
+@pytest.mark.parametrize("call", ["forget", "settle", "partial_fit"])
+def test_washout_refit_is_a_retrain_for_every_model(name, call):
+    """``washout="refit"`` refits any model from its seed now: the factors
+    of a fresh fit, same hyperparameters and seed, on the data the call
+    leaves (after a forget, a settle of what one left pending, or
+    additions)."""
+    model = fitted(name, seed=4, iterations=5)
+    pairs = random_pairs(model, 12, seed=2)
+    if call == "forget":
+        report = model.forget(*pairs, washout="refit")
+    elif call == "settle":
+        model.forget(*pairs, washout=0)
+        report = model.settle(washout="refit")
+    else:
+        added = sp.csr_matrix((np.ones(3), ([0, 1, 2], [5, 6, 7])), shape=model.user_items.shape)
+        added = added - added.multiply(model.user_items != 0)  # only pairs not stored
+        report = model.partial_fit(added, washout="refit")
+    assert report.refit and report.sweeps == 0 and report.converged
+    assert model.pending["entries"] == 0
+    retrain = fitted(name, seed=4, iterations=5)
+    retrain.fit(model.user_items, show_progress=False)
+    np.testing.assert_array_equal(model.user_factors, retrain.user_factors)
+    np.testing.assert_array_equal(model.item_factors, retrain.item_factors)
+
+
 def test_a_refit_goes_on_to_a_tolerance_given():
     """With a tolerance given, the refit is certified to it like any forget."""
     model = fitted("explicit", seed=5, iterations=6)

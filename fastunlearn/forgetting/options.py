@@ -63,10 +63,11 @@ class ForgetOptions:
         Most masked (or full) sweeps after the local phase and the washout.
     strategy : {"masked", "full"}
     missing : {"raise", "ignore"}
-    washout : "auto" or int
+    washout : "auto", "refit" or int
         ``"auto"``: wash out when the pending removals (this one included)
-        reach :func:`pending_limit`; an int ``N > 0``: wash out now with
-        ``N`` over-relaxed sweeps; 0: not now (the removal stays pending).
+        reach :func:`pending_limit`; ``"refit"``: wash out now by refitting
+        (:data:`REFIT`); an int ``N > 0``: wash out now with ``N``
+        over-relaxed sweeps; 0: not now (the removal stays pending).
     exact_certificate : bool
     show_progress : bool
     pending_limit : int or None
@@ -108,7 +109,15 @@ class ForgetOptions:
             limit = pending_limit(nnz) if self.pending_limit is None else self.pending_limit
             return washout_for(objective, pending, nnz) if pending and pending >= limit \
                 else None
-        return Washout(self.washout, RELAXATION) if self.washout else None
+        return self.washout_given()
+
+    def washout_given(self):
+        """The washout asked for by name or count (None for ``"auto"`` and 0)."""
+        if self.washout == "refit":
+            return REFIT
+        if self.washout == "auto" or not self.washout:
+            return None
+        return Washout(self.washout, RELAXATION)
 
 
 @dataclass(frozen=True)
@@ -150,11 +159,11 @@ def washout_for(objective, pending, nnz):
 
 
 def check_washout(value):
-    """``"auto"`` or an integer >= 0 (the ``washout`` option)."""
+    """``"auto"``, ``"refit"`` or an integer >= 0 (the ``washout`` option)."""
     if isinstance(value, str):
-        if value == "auto":
+        if value in ("auto", "refit"):
             return value
-        raise TypeError(f"washout must be 'auto' or an integer >= 0, got {value!r}")
+        raise TypeError(f"washout must be 'auto', 'refit' or an integer >= 0, got {value!r}")
     return check_positive_int(value, "washout", minimum=0)
 
 

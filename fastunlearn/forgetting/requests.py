@@ -11,7 +11,7 @@ import scipy.sparse as sp
 
 from ..validation import check_ids, check_user_items
 from . import engine
-from .options import RELAXATION, Washout, washout_for
+from .options import washout_for
 from .reports import (ForgetReport, PartialFitReport, SettleReport, make_receipt, run_fields,
                       unique_pairs)
 
@@ -126,9 +126,8 @@ def settle(backend, options):
     entries, requests = backend.pending
     relaxed = None
     if entries:
-        relaxed = Washout(options.washout, RELAXATION) \
-            if isinstance(options.washout, int) and options.washout \
-            else washout_for(backend.spec.objective, entries, backend.nnz)
+        relaxed = options.washout_given() or washout_for(backend.spec.objective, entries,
+                                                         backend.nnz)
         backend.stage_settle()
     none = np.zeros(0, np.int64)
     outcome = engine.run(backend, none, none, options, relaxed, "Settling",
@@ -159,8 +158,7 @@ def add(backend, data, delta, options):
         (np.concatenate([old.data, coo.data]),
          (np.concatenate([old.row, coo.row]), np.concatenate([old.col, coo.col]))),
         shape=shape), dtype)
-    relaxed = Washout(options.washout, RELAXATION) \
-        if options.washout != "auto" and options.washout else None
+    relaxed = options.washout_given()
     backend.stage_addition(merged, shape)
     users, items = coo.row.astype(np.int64), coo.col.astype(np.int64)
     outcome = engine.run(backend, users, items, options, relaxed, "Adding")
@@ -173,7 +171,8 @@ def add(backend, data, delta, options):
         items_affected=len(np.unique(coo.col)), strategy=options.strategy, digest=digest,
         receipt_key=key, n_added=int(delta.nnz),
         washout=relaxed.reported(backend.spec) if relaxed else 0,
-        settled=entries == 0, pending_entries=entries, pending_requests=requests)
+        refit=bool(relaxed and relaxed.refit), settled=entries == 0,
+        pending_entries=entries, pending_requests=requests)
 
 
 def replaced_entries(data, side, ids, rows):
