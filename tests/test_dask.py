@@ -472,7 +472,7 @@ def checked_pairs(model):
 
 
 # every objective with every strategy, each strategy with every kind of
-# request (all 36 combinations take minutes on two cores)
+# request (all 45 combinations take minutes on two cores)
 STRATEGIES = {"default": dict(), "washout0": dict(washout=0), "full": dict(strategy="full"),
               "full-washout": dict(washout=1, strategy="full"), "refit": dict(washout="refit")}
 CASES = [(name, request_name, strategy)
