@@ -32,7 +32,8 @@ TESTS = [
     ("fastunlearn.storage.*", ["tests/test_storage.py"]),
     ("fastunlearn.audit.*", ["tests/test_audit_verdicts.py"]),
     ("fastunlearn.state.*", ["tests/test_state.py"]),
-    ("fastunlearn.forgetting.*", ["tests/test_engine_requests.py", "tests/test_forget_requests.py",
+    ("fastunlearn.forgetting.*", ["tests/test_engine_phases.py", "tests/test_engine_requests.py",
+                                  "tests/test_forget_requests.py",
                                   "tests/test_partial_fit_rows.py"]),
     ("fastunlearn.persistence.*", ["tests/test_saved_measures.py", "tests/test_saved_files.py"]),
 ]
