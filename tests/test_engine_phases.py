@@ -96,6 +96,10 @@ def test_masked_solves_that_add_up_to_a_sweeps_rows_switch_to_full_sweeps():
     backend = Scripted(11, passes=[5, 5, 0, 0], after_full=[0.5, 0.05], bound=0.5)
     assert run_phases(backend) == (2, 2)
     assert backend.count("full") == 0
+    # the rows add up over sweeps: 3 + 3, then 2 + 2 of 10
+    backend = Scripted(10, passes=[3, 3, 2, 2, 1, 1], after_full=[0.05], bound=0.5)
+    assert run_phases(backend) == (3, 3)
+    assert backend.count("masked") == 4 and backend.count("full") == 1
 
 
 def test_max_sweeps_counts_masked_and_full_sweeps_together():
@@ -117,6 +121,7 @@ def test_the_full_strategy_runs_full_sweeps_to_the_tolerance_within_max_sweeps(r
 
 @pytest.mark.parametrize("bound, exact_certificate, measured", [
     (0.05, False, False),  # a proven bound within the tolerance is the certificate
+    (TOL, False, False),  # on it is within it (converged is max_row <= tolerance)
     (0.05, True, True),  # unless an exact one is asked for
     (0.5, False, True),  # a bound that misses the tolerance is measured
 ])
