@@ -7,7 +7,7 @@ pass solves and what each full sweep leaves, so every count is known by
 hand."""
 import pytest
 
-from fastunlearn.forgetting import Backend, ForgetOptions, Washout, reconverge
+from fastunlearn.forgetting import Backend, ForgetOptions, Washout, reconverge, run
 from fastunlearn.objective import Certificate
 
 TOL = 0.1
@@ -138,3 +138,79 @@ def test_a_washout_replaces_the_exact_local_solves_and_runs_before_the_masked_sw
     run_phases(backend, Washout(3, 1.9))
     assert backend.calls[:2] == [("local", False), ("washout", 3)]
     assert backend.count("masked") == 4
+
+
+class Request(Scripted):
+    """A scripted backend for a whole request: the model before it, what it
+    is asked to apply, commit, roll back and release."""
+
+    def __init__(self, *args, fail=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fail = fail
+
+    def before(self):
+        self.calls.append("before")
+        return 2.5, Certificate(0.25, 0.2, 0.2, 0.125, True)
+
+    def apply(self, users, tol, track_loss):
+        self.calls.append(("apply", list(users), tol, track_loss))
+
+    def masked_pass(self, side):
+        if self.fail is not None:
+            raise self.fail
+        return super().masked_pass(side)
+
+    def loss(self):
+        return 1.5
+
+    def commit(self):
+        self.calls.append("commit")
+
+    def rollback(self, error):
+        self.calls.append(("rollback", error))
+
+    def release(self):
+        self.calls.append("release")
+
+
+def test_a_request_that_changes_nothing_reports_the_model_as_it_is():
+    backend = Request(10)
+    outcome = run(backend, [], [], ForgetOptions(), None, "Forgetting", changed=False)
+    assert backend.calls == ["before"]
+    assert outcome.sweeps == 0 and outcome.rows_solved == {"local": 0, "washout": 0,
+                                                           "sweeps": 0}
+    assert outcome.loss_before == outcome.loss_after == 2.5
+    assert outcome.certificate_before == outcome.certificate_after
+    assert outcome.tolerance == 0.2  # the certificate before, when none is given
+    assert outcome.converged
+
+
+@pytest.mark.parametrize("relaxed, strategy, track_loss", [
+    (None, "masked", True), (Washout(2, 1.7), "masked", False), (None, "full", False)])
+def test_a_request_applies_its_rows_once_each_and_commits(relaxed, strategy, track_loss):
+    backend = Request(100, passes=[2, 1, 0, 0], bound=0.01)
+    outcome = run(backend, [3, 1, 3], [2, 2], ForgetOptions(strategy=strategy, tolerance=0.05),
+                  relaxed, "Forgetting")
+    assert backend.calls[1] == ("apply", [1, 3], 0.05, track_loss)
+    assert backend.calls[-2:] == ["commit", "release"]
+    assert outcome.tolerance == 0.05 and outcome.loss_before == 2.5
+    assert outcome.loss_after == 1.5 and outcome.certificate_after.max_row == 0.01
+    assert outcome.sweeps == (2 if strategy == "masked" else 0)
+
+
+def test_a_failing_request_is_rolled_back_released_and_raised():
+    error = RuntimeError("solver failed")
+    backend = Request(100, passes=[1, 1], fail=error)
+    with pytest.raises(RuntimeError, match="solver failed"):
+        run(backend, [0], [0], ForgetOptions(), None, "Forgetting")
+    assert "commit" not in backend.calls
+    assert backend.calls[-2:] == [("rollback", error), "release"]
+
+
+def test_forgetting_nothing_reports_no_sweeps():
+    from test_forgetting import fitted
+
+    model = fitted("implicit", seed=12)
+    report = model.forget([], [])
+    assert report.sweeps == 0 and report.n_removed == 0
+    assert model.settle().sweeps == 0  # nothing pending
