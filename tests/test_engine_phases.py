@@ -214,3 +214,17 @@ def test_forgetting_nothing_reports_no_sweeps():
     report = model.forget([], [])
     assert report.sweeps == 0 and report.n_removed == 0
     assert model.settle().sweeps == 0  # nothing pending
+
+
+@pytest.mark.parametrize("strategy", ["masked", "full"])
+def test_the_progress_bar_counts_the_sweeps_out_of_max_sweeps(capsys, strategy):
+    from test_forgetting import fitted, random_pairs
+
+    model = fitted("implicit", seed=26)
+    users, items = random_pairs(model, 6, seed=26)
+    capsys.readouterr()
+    report = model.forget(users, items, strategy=strategy, tolerance=1e-6, washout=0,
+                          max_sweeps=40, show_progress=True)
+    assert report.sweeps >= 1
+    last = capsys.readouterr().err.rstrip().split("\r")[-1]
+    assert last.startswith("Forgetting: ") and f" {report.sweeps}/40 " in last
