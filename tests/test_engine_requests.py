@@ -106,3 +106,39 @@ def test_a_sparse_request_with_itemids_is_refused_saying_what_to_pass():
     message = str(error.value)
     assert "sparse matrix" in message.lower()
     assert names("userids", message) and names("itemids", message)
+
+
+@pytest.mark.parametrize("option, value, error, expected", [
+    ("strategy", "bogus", ValueError, ("'masked'", "'full'")),
+    ("missing", "skip", ValueError, ("'raise'", "'ignore'")),
+    ("max_sweeps", -1, ValueError, (">= 0",)),
+    ("max_sweeps", 2.5, TypeError, ("integer",)),
+    ("washout", "never", TypeError, ("'auto'", "integer >= 0")),
+    ("washout", -2, ValueError, (">= 0",)),
+    ("pending_limit", 0, ValueError, (">= 1",)),
+    ("pending_limit", True, TypeError, ("integer",)),
+    ("tolerance", -0.5, ValueError, ("finite", ">= 0")),
+    ("tolerance", float("nan"), ValueError, ("finite", ">= 0")),
+    ("tolerance", float("inf"), ValueError, ("finite", ">= 0")),
+])
+def test_bad_options_are_refused_naming_the_option_the_value_and_what_is_expected(
+        option, value, error, expected):
+    with pytest.raises(error) as raised:
+        forgetting.ForgetOptions(**{option: value})
+    message = str(raised.value)
+    assert names(option, message)
+    assert repr(value) in message or str(value) in message
+    for words in expected:
+        assert words in message
+
+
+def test_options_at_their_bounds_are_accepted_as_plain_numbers():
+    options = forgetting.ForgetOptions(tolerance=np.float32(0), max_sweeps=np.int64(0),
+                                       washout=np.int32(0), pending_limit=np.uint8(1))
+    assert options.tolerance == 0.0 and type(options.tolerance) is float
+    assert options.max_sweeps == 0 and type(options.max_sweeps) is int
+    assert options.washout == 0 and type(options.washout) is int
+    assert options.pending_limit == 1 and type(options.pending_limit) is int
+    defaults = forgetting.ForgetOptions()
+    assert (defaults.tolerance, defaults.washout, defaults.pending_limit) == (None, "auto", None)
+    assert forgetting.ForgetOptions(strategy="full", missing="ignore").missing == "ignore"
