@@ -1,0 +1,114 @@
+"""The audit report's three-valued verdict on hand-computed cases: too few
+pairs first (whatever the gaps), then complete when every attacker's gap
+is within the largest of the floor, the retrains' spread and what DeLong's
+interval of the gap allows (docs/design.md, section 7, "Sample size").
+The AUCs are exact binary fractions, so the boundary cases are exact."""
+import json
+import math
+
+import pytest
+
+from fastunlearn import audit
+from fastunlearn.audit import AuditReport, intervals
+from fastunlearn.audit.intervals import Z95, Verdict
+
+ATTACKERS = ("score_auc", "rank_auc")
+# 200 forgotten against 3000 held-out pairs: a no-signal AUC's 95 %
+# interval is 1.96 sqrt(3201 / (12 * 200 * 3000)) = 0.041 either side,
+# within 0.05; 5 forgotten pairs give 0.25
+ENOUGH, FEW = (200, 3000), (5, 3000)
+
+
+def aucs(score, rank):
+    return {"score_auc": score, "rank_auc": rank}
+
+
+def report_with(forget, retrains, pairs=ENOUGH, intervals=None):
+    """An AuditReport whose held-out test measured ``forget`` and the
+    ``retrains`` on ``pairs`` (forgotten, held-out) pairs."""
+    n_forgotten, n_unseen = pairs
+    forget = {**forget, "n_forgotten": n_forgotten, "n_unseen": n_unseen}
+    spread = {key: [r[key] for r in retrains] for key in ATTACKERS}
+    completeness = {"original": aucs(0.875, 0.875), "forget": forget, "retrain": retrains[0]}
+    return AuditReport(completeness=completeness, unseen={}, utility={}, efficiency={},
+                       fairness={}, setting={}, retrain_spread=spread, intervals=intervals)
+
+
+RETRAINS = [aucs(0.625, 0.5), aucs(0.6875, 0.5), aucs(0.59375, 0.53125)]  # spread 0.09375
+
+
+@pytest.mark.parametrize("forget, pairs, verdict", [
+    (aucs(0.6875, 0.5), ENOUGH, Verdict.COMPLETE),
+    (aucs(0.625 + 0.09375, 0.5), ENOUGH, Verdict.COMPLETE),  # on the bound
+    (aucs(0.75, 0.5), ENOUGH, Verdict.INCOMPLETE),  # a trace
+    (aucs(0.625, 0.375), ENOUGH, Verdict.INCOMPLETE),  # over-removal, rank attacker
+    (aucs(0.625, 0.5), FEW, Verdict.TOO_FEW_PAIRS),  # even no gap at all
+    (aucs(0.875, 0.875), FEW, Verdict.TOO_FEW_PAIRS),  # even a large one
+    (aucs(0.625, 0.5), (200, 0), Verdict.TOO_FEW_PAIRS),  # no held-out pair
+])
+def test_the_report_verdict_is_too_few_pairs_first_then_its_gaps(forget, pairs, verdict):
+    result = report_with(forget, RETRAINS, pairs)
+    assert result.verdict() is verdict
+    if verdict is not Verdict.TOO_FEW_PAIRS:
+        assert result.is_complete() is (verdict is Verdict.COMPLETE)
+
+
+def test_the_report_verdict_takes_the_floor_it_is_given():
+    result = report_with(aucs(0.75, 0.5), RETRAINS)  # gap 0.125 over a spread of 0.09375
+    assert result.verdict() is Verdict.INCOMPLETE
+    assert result.verdict(floor=0.125) is Verdict.COMPLETE
+    assert result.verdict(0.125) is Verdict.COMPLETE
+    assert result.verdict(floor=0.1) is Verdict.INCOMPLETE
+    # too few pairs whatever the floor
+    assert report_with(aucs(0.75, 0.5), RETRAINS, FEW).verdict(floor=1.0) is \
+        Verdict.TOO_FEW_PAIRS
+
+
+def test_the_report_verdict_allows_what_sampling_the_pairs_allows():
+    # gap 0.125, beyond the spread 0.09375: within 1.96 * 0.0703125 = 0.138,
+    # not within 1.96 * 0.0625 = 0.1225
+    wide = {key: {"gap_se": 0.0703125} for key in ATTACKERS}
+    narrow = {key: {"gap_se": 0.0625} for key in ATTACKERS}
+    assert report_with(aucs(0.75, 0.5), RETRAINS, intervals=wide).verdict() is Verdict.COMPLETE
+    assert report_with(aucs(0.75, 0.5), RETRAINS, intervals=narrow).verdict() is \
+        Verdict.INCOMPLETE
+    assert Z95 * 0.0625 < 0.125 < Z95 * 0.0703125
+
+
+@pytest.mark.parametrize("gap, allowed, reads", [
+    (0.0625, 0.0625, "within what sampling and seeds allow"),  # on the bound: within
+    (0.0, 0.0625, "within what sampling and seeds allow"),  # no gap is not below
+    (-0.0625, 0.0625, "below the retrains, within what sampling and seeds allow"),
+    (0.125, 0.0625, "above the retrains"),
+    (-0.125, 0.0625, "below the retrains: over-removal"),
+])
+def test_a_gap_reads_as_its_verdict_says(gap, allowed, reads):
+    assert intervals.reading(gap, allowed).startswith(reads)
+    # the reading agrees with the verdict of that gap
+    within = audit.within({"score_auc": (gap, allowed)})
+    assert within is reads.startswith(("within", "below the retrains, within"))
+
+
+def completeness_of(n_forgotten, n_unseen, verdict, min_pairs):
+    forget = {**aucs(0.625, 0.5), "n_forgotten": n_forgotten, "n_unseen": n_unseen}
+    return audit.Completeness(forget, [forget], {}, None, verdict=verdict, min_pairs=min_pairs)
+
+
+def test_too_few_pairs_says_how_many_would_do():
+    found = completeness_of(5, 3000, Verdict.TOO_FEW_PAIRS, 129)
+    assert found.verdict_text == ("too few pairs to judge (n = 5; at least 129 forgotten "
+                                  "pairs needed against these 3000 held-out)")
+    # too few held-out pairs for any number of forgotten ones
+    none = completeness_of(5, 40, Verdict.TOO_FEW_PAIRS, None)
+    assert none.verdict_text == (
+        f"too few pairs to judge (n = 5; at least {intervals.min_forgotten_pairs(math.inf)} "
+        "forgotten pairs needed, and more held-out pairs than these 40)")
+    assert completeness_of(200, 3000, Verdict.COMPLETE, 129).verdict_text == "complete"
+
+
+def test_completeness_as_a_dict_carries_its_verdict_in_words():
+    found = completeness_of(5, 3000, Verdict.TOO_FEW_PAIRS, 129)
+    as_dict = found.to_dict()
+    assert as_dict["verdict_text"] == found.verdict_text
+    assert as_dict["verdict"] is Verdict.TOO_FEW_PAIRS and as_dict["min_pairs"] == 129
+    assert json.loads(json.dumps(as_dict))["verdict"] == "too few pairs to judge"
