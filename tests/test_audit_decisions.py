@@ -112,3 +112,14 @@ def test_completeness_as_a_dict_carries_its_verdict_in_words():
     assert as_dict["verdict_text"] == found.verdict_text
     assert as_dict["verdict"] is Verdict.TOO_FEW_PAIRS and as_dict["min_pairs"] == 129
     assert json.loads(json.dumps(as_dict))["verdict"] == "too few pairs to judge"
+
+
+def test_below_129_held_out_pairs_no_number_of_forgotten_ones_is_enough():
+    # with ever more forgotten pairs the null half-width falls to
+    # z / sqrt(12 n_neg), within 0.05 only from n_neg = z^2 / (12 * 0.05^2) = 128.04
+    assert Z95 / math.sqrt(12 * 128) > intervals.MAX_HALF_WIDTH > Z95 / math.sqrt(12 * 129)
+    for n_neg in (1, 2, 118, 120, 128):
+        assert intervals.min_forgotten_pairs(n_neg) is None
+    m = intervals.min_forgotten_pairs(129)
+    assert intervals.null_half_width(m, 129) <= intervals.MAX_HALF_WIDTH
+    assert intervals.null_half_width(m - 1, 129) > intervals.MAX_HALF_WIDTH
