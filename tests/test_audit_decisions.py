@@ -123,3 +123,86 @@ def test_below_129_held_out_pairs_no_number_of_forgotten_ones_is_enough():
     m = intervals.min_forgotten_pairs(129)
     assert intervals.null_half_width(m, 129) <= intervals.MAX_HALF_WIDTH
     assert intervals.null_half_width(m - 1, 129) > intervals.MAX_HALF_WIDTH
+
+
+@pytest.mark.parametrize("n_neg, half_width, z", [
+    (50, 0.15, 3.0),  # the closed form rounds to 102 pairs, one short, at this edge
+    (1000, 0.05, 1.0),
+    (5000, 0.03, Z95),
+    (10 ** 6, 0.6, Z95),  # one pair is enough
+])
+def test_min_forgotten_pairs_is_the_least_number_at_any_width_and_level(n_neg, half_width, z):
+    m = intervals.min_forgotten_pairs(n_neg, half_width, z)
+    assert intervals.null_half_width(m, n_neg, z) <= half_width
+    assert m == 1 or intervals.null_half_width(m - 1, n_neg, z) > half_width
+
+
+def test_min_forgotten_pairs_where_the_half_width_only_tends_to_the_target():
+    # 12 n_neg h^2 / z^2 = 1 exactly: the half-width falls to 0.5 but never reaches it
+    assert intervals.null_half_width(10 ** 9, 3, 3.0) > 0.5
+    assert intervals.min_forgotten_pairs(3, 0.5, 3.0) is None
+
+
+# ------------------------------------------------- completeness from its parts
+
+def forgot(seed=5):
+    """A model that forgot 5 % of a synthetic set, and held-out pairs with
+    ratings 1 to 5 (so that a shadow trained on other values differs)."""
+    import numpy as np
+
+    import fastunlearn as fu
+    from fastunlearn.evaluation import holdout_split
+    from fastunlearn.synthetic import make_implicit
+
+    train, test = holdout_split(make_implicit(150, 80, 3000, seed=0), 0.2, seed=0)
+    test.data = np.random.default_rng(0).integers(1, 6, test.nnz).astype(test.dtype)
+    model = fu.ImplicitALS(factors=8, regularization=0.05, alpha=2.0, iterations=8,
+                           num_threads=1, dtype=np.float64, random_state=seed).fit(
+        train, show_progress=False)
+    forgotten = audit.unlearning_set(train, 0.05, "random", seed=0)
+    model.forget(*forgotten)
+    return model, forgotten, test
+
+
+def test_completeness_is_its_parts_shadows_intervals_and_sample_size():
+    """Against the public parts: the shadows fitted on the held-out pairs'
+    values with the given seed and number, the intervals of the forget and
+    the seed-0 retrain (DeLong, on the same pairs), the pairs needed."""
+    import numpy as np
+    import scipy.sparse as sp
+
+    import fastunlearn as fu
+    from fastunlearn.audit.membership import attacker_values
+
+    model, forgotten, test = forgot()
+    found = audit.completeness(model, forgotten, test, repeats=3, seed=3, shadows=4)
+    held = audit.held_out_pairs(test, forgotten[0])
+    held_matrix = sp.csr_matrix((np.asarray(test[held]).ravel(), held), shape=test.shape)
+    attack = audit.fit_shadows(model, forgotten, held_matrix, shadows=4, seed=3).attack
+    first = fu.ImplicitALS.from_hyperparameters(
+        **{**model.hyperparameters(), "random_state": 3}).fit(model.user_items,
+                                                              show_progress=False)
+    for fitted, measured in ((model, found.forget), (first, found.retrains[0])):
+        lira = attack(fitted)
+        assert (measured["lira_auc"], measured["lira_offline_auc"]) == \
+            (lira.lira_auc, lira.lira_offline_auc)
+    pairs = tuple(np.asarray(a, np.int64) for a in forgotten)
+    mine, theirs = attacker_values(model, pairs, held), attacker_values(first, pairs, held)
+    for key in ("score_auc", "rank_auc"):
+        (pos, neg), (pos_r, neg_r) = mine[key], theirs[key]
+        for auc, (p, n), which in ((found.forget[key], (pos, neg), "forget"),
+                                   (found.retrains[0][key], (pos_r, neg_r), "retrain")):
+            se = intervals.auc_standard_error(p, n)
+            assert found.intervals[key][which] == pytest.approx(
+                [max(0.0, auc - Z95 * se), min(1.0, auc + Z95 * se)], rel=1e-12)
+        assert found.intervals[key]["gap_se"] == pytest.approx(
+            intervals.paired_difference_se(pos, neg, pos_r, neg_r), rel=1e-12)
+    assert found.min_pairs == intervals.min_forgotten_pairs(len(held[0])) is not None
+
+
+def test_completeness_shows_one_step_per_retrain_when_asked(capsys):
+    model, forgotten, test = forgot()
+    capsys.readouterr()
+    audit.completeness(model, forgotten, test, repeats=2, show_progress=True)
+    last = capsys.readouterr().err.rstrip().split("\r")[-1]
+    assert last.startswith("completeness retrains: 100%") and " 2/2 " in last
