@@ -206,3 +206,27 @@ def test_completeness_shows_one_step_per_retrain_when_asked(capsys):
     audit.completeness(model, forgotten, test, repeats=2, show_progress=True)
     last = capsys.readouterr().err.rstrip().split("\r")[-1]
     assert last.startswith("completeness retrains: 100%") and " 2/2 " in last
+
+
+def test_one_pair_of_each_has_a_finite_null_half_width():
+    # (1 + 1 + 1) / (12 * 1 * 1) = 1/4: half of z
+    assert intervals.null_half_width(1, 1) == pytest.approx(Z95 / 2)
+    assert intervals.null_half_width(1, 400) == pytest.approx(Z95 * math.sqrt(402 / 4800))
+    assert intervals.null_half_width(400, 1) == pytest.approx(Z95 * math.sqrt(402 / 4800))
+    assert intervals.null_half_width(1, 0) == intervals.null_half_width(0, 1) == math.inf
+
+
+def test_a_half_width_on_the_limit_is_enough_to_judge():
+    width = intervals.null_half_width(200, 3000)
+    assert not intervals.too_few_pairs(200, 3000, max_half_width=width)
+    assert intervals.too_few_pairs(200, 3000, max_half_width=width * (1 - 1e-12))
+
+
+def test_an_auc_interval_is_clipped_to_the_unit_range_or_nan_without_an_error():
+    from fastunlearn.audit.membership import interval
+
+    assert interval(0.5, 0.125) == [0.5 - Z95 * 0.125, 0.5 + Z95 * 0.125]
+    assert interval(0.96875, 0.125) == [0.96875 - Z95 * 0.125, 1.0]
+    assert interval(0.03125, 0.125) == [0.0, 0.03125 + Z95 * 0.125]
+    low, high = interval(0.75, float("nan"))  # fewer than two pairs of a kind
+    assert math.isnan(low) and math.isnan(high)
