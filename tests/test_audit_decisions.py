@@ -230,3 +230,24 @@ def test_an_auc_interval_is_clipped_to_the_unit_range_or_nan_without_an_error():
     assert interval(0.03125, 0.125) == [0.0, 0.03125 + Z95 * 0.125]
     low, high = interval(0.75, float("nan"))  # fewer than two pairs of a kind
     assert math.isnan(low) and math.isnan(high)
+
+
+def test_delong_standard_error_with_ties_on_one_side_of_the_positives():
+    from fractions import Fraction
+
+    # pos 1, 2, 3 against neg 0, 2: the positives' components 1/2, 3/4 (a
+    # tie counts half), 1; the negatives' 1 and (1 + 1/2) / 3 = 1/2
+    s10 = Fraction(1, 16)  # sample variance of 1/2, 3/4, 1
+    s01 = Fraction(1, 8)  # of 1, 1/2
+    assert intervals.auc_standard_error([1, 2, 3], [0, 2]) == pytest.approx(
+        math.sqrt(s10 / 3 + s01 / 2), rel=1e-12)
+
+
+def test_paired_difference_se_sees_the_negatives_ranked_differently():
+    # the same positives, the two negatives swapped: the negatives'
+    # component differences are -1/2 and 1/2 (sample variance 1/2), the
+    # positives' 0 and 0; var = 1/2 / 2
+    assert intervals.paired_difference_se([3, 1], [2, 0], [3, 1], [0, 2]) == \
+        pytest.approx(0.5, rel=1e-12)
+    # one positive: no variance to estimate, NaN and no error
+    assert math.isnan(intervals.paired_difference_se([1], [0, 2], [1], [2, 0]))
