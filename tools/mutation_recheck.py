@@ -37,7 +37,8 @@ TESTS = [
     ("fastunlearn.forgetting.*", ["tests/test_engine_phases.py", "tests/test_engine_requests.py",
                                   "tests/test_forget_requests.py",
                                   "tests/test_partial_fit_rows.py"]),
-    ("fastunlearn.persistence.*", ["tests/test_saved_measures.py", "tests/test_saved_files.py"]),
+    ("fastunlearn.persistence.*", ["tests/test_loaded_checks.py", "tests/test_saved_measures.py",
+                                   "tests/test_saved_files.py"]),
 ]
 
 

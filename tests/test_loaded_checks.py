@@ -1,0 +1,69 @@
+"""What ``load`` checks in a fastunlearn file beyond tests/test_hostile_files.py:
+a refusal names the file, the member and, where two parts disagree, both
+values; optional members may be absent; and what loads is the model that
+was saved, empty trailing items and a two-entry matrix included (checked
+against the arrays written)."""
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+import fastunlearn as fu
+from conftest import make_model, problem
+from test_hostile_files import assert_refused, good, variant  # noqa: F401 - a fixture
+
+
+def test_a_hyperparameters_member_that_is_no_string_is_refused_naming_the_file(good, tmp_path):
+    path = variant(tmp_path, good[1], hyperparameters=np.array(3))
+    assert_refused(path, "'hyperparameters' must be a scalar")  # names the file too
+
+
+def test_a_file_without_a_forget_history_loads_with_an_empty_one(good, tmp_path):
+    path, arrays, model = good
+    loaded = fu.load(variant(tmp_path, arrays, history=None))
+    assert loaded.metadata["history"] == []
+    np.testing.assert_array_equal(loaded.user_factors, model.user_factors)
+    np.testing.assert_array_equal(loaded.user_items.toarray(), model.user_items.toarray())
+
+
+def test_implicits_copy_of_a_hyperparameter_is_checked_naming_the_file_and_both_values(
+        good, tmp_path):
+    arrays = good[1]
+    assert "factors" in arrays and int(arrays["factors"]) == 3
+    assert_refused(variant(tmp_path, arrays, factors=np.array(3.5)),
+                   r"'factors' must be a scalar of kind 'iu'")
+    error = assert_refused(variant(tmp_path, arrays, factors=np.array(5)),
+                           "member 'factors'")
+    assert "(5)" in str(error) and "(3)" in str(error)  # the member's value, the JSON's
+
+
+@pytest.mark.parametrize("member", ["indptr", "indices"])
+def test_a_csr_member_of_the_wrong_form_is_refused_naming_it(good, tmp_path, member):
+    bad = good[1][member].reshape(1, -1)
+    assert_refused(variant(tmp_path, good[1], **{member: bad}),
+                   f"'{member}' must be a 1-D numeric array")
+
+
+def test_two_entries_repeated_in_one_row_are_refused(tmp_path):
+    R = sp.csr_matrix(([1.0, 1.0], ([0, 0], [1, 2])), shape=(3, 4))
+    _, X, Y = problem(62, n_users=3, n_items=4)
+    model = make_model("implicit", X, Y, R)
+    path = model.save(tmp_path / "two.npz")
+    with np.load(path, allow_pickle=False) as npz:
+        arrays = {key: npz[key] for key in npz.files}
+    assert len(arrays["data"]) == 2
+    np.testing.assert_array_equal(fu.load(path).user_items.toarray(), R.toarray())
+    repeated = arrays["indices"].copy()
+    repeated[1] = repeated[0]
+    assert_refused(variant(tmp_path, arrays, indices=repeated), "unsorted or duplicated")
+
+
+def test_items_without_interactions_past_the_last_stored_one_load_as_items(tmp_path):
+    # the last two items and the last user have no entry: the matrix keeps
+    # the model's shape, not the one its indices would suggest
+    R = sp.csr_matrix(([1.0, 2.0, 1.0], ([0, 1, 1], [0, 1, 2])), shape=(3, 5))
+    _, X, Y = problem(63, n_users=3, n_items=5)
+    model = make_model("implicit", X, Y, R)
+    loaded = fu.load(model.save(tmp_path / "empty-tail.npz"))
+    assert loaded.user_items.shape == (3, 5)
+    np.testing.assert_array_equal(loaded.user_items.toarray(), R.toarray())
+    assert loaded.recommend(2, loaded.user_items[2], N=5)[0].size == 5  # every item ranks
