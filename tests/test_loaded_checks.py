@@ -67,3 +67,17 @@ def test_items_without_interactions_past_the_last_stored_one_load_as_items(tmp_p
     assert loaded.user_items.shape == (3, 5)
     np.testing.assert_array_equal(loaded.user_items.toarray(), R.toarray())
     assert loaded.recommend(2, loaded.user_items[2], N=5)[0].size == 5  # every item ranks
+
+
+def test_a_history_member_that_is_no_string_is_refused_naming_the_file(good, tmp_path):
+    assert_refused(variant(tmp_path, good[1], history=np.array(1)),
+                   "'history' must be a scalar")
+
+
+def test_a_file_of_the_other_kind_is_refused_by_an_estimators_load(good, tmp_path):
+    path = good[0]
+    assert isinstance(fu.ImplicitALS.load(path), fu.ImplicitALS)
+    with pytest.raises(fu.ModelFileError, match="holds an implicit model, not a ExplicitALS") \
+            as error:
+        fu.ExplicitALS.load(path)
+    assert str(path) in str(error.value)
