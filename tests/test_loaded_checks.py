@@ -81,3 +81,97 @@ def test_a_file_of_the_other_kind_is_refused_by_an_estimators_load(good, tmp_pat
             as error:
         fu.ExplicitALS.load(path)
     assert str(path) in str(error.value)
+
+
+# ------------------------------------------------------------------ file objects and names
+
+def test_a_damaged_file_object_is_refused_under_its_name(good, tmp_path):
+    import io
+
+    with pytest.raises(fu.ModelFileError) as error:
+        fu.load(io.BytesIO(b"not a model file"))
+    assert str(error.value).startswith("<BytesIO>: ")
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"PK\x03\x04 truncated")
+    with open(bad, "rb") as fh, pytest.raises(fu.ModelFileError) as error:
+        fu.load(fh)
+    assert str(error.value).startswith(f"{bad}: ")
+
+
+def test_a_missing_file_is_named_in_the_error(tmp_path):
+    missing = tmp_path / "missing.npz"
+    with pytest.raises(FileNotFoundError) as error:
+        fu.load(missing)
+    assert str(missing) in str(error.value)
+
+
+def test_an_empty_archive_is_refused_as_such(tmp_path):
+    import zipfile
+
+    path = tmp_path / "empty.npz"
+    zipfile.ZipFile(path, "w").close()
+    assert_refused(path, "an empty archive")
+
+
+# ------------------------------------------------------------------ .npy headers
+
+def rewritten(tmp_path, arrays, member, version=None, array=None):
+    """The file of ``arrays`` with ``member`` written as .npy ``version``."""
+    import io
+    import zipfile
+
+    path = tmp_path / f"{member}-{version}.npz"
+    with zipfile.ZipFile(path, "w") as zf:
+        for key, value in arrays.items():
+            buf = io.BytesIO()
+            value = array if key == member and array is not None else value
+            np.lib.format.write_array(buf, value, version=version if key == member else None)
+            zf.writestr(key + ".npy", buf.getvalue())
+    return path
+
+
+def test_npy_members_of_version_2_load_and_of_version_3_are_refused_naming_them(good, tmp_path):
+    _, arrays, model = good
+    loaded = fu.load(rewritten(tmp_path, arrays, "user_factors", (2, 0)))
+    np.testing.assert_array_equal(loaded.user_factors, model.user_factors)
+    assert_refused(rewritten(tmp_path, arrays, "item_factors", (3, 0)),
+                   r"'item_factors.npy' has unsupported \.npy version \(3, 0\)")
+
+
+def test_a_member_of_a_zero_size_dtype_is_refused_naming_it(good, tmp_path):
+    arrays = good[1]
+    assert_refused(rewritten(tmp_path, arrays, "data", array=np.zeros(3, dtype="V0")),
+                   "'data.npy' has a zero-size dtype")
+
+
+def test_a_pickled_member_is_refused_naming_it(good, tmp_path):
+    arrays = good[1]
+    path = tmp_path / "objects.npz"
+    import io
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as zf:
+        for key, value in arrays.items():
+            buf = io.BytesIO()
+            if key == "kind":
+                value = np.array(["implicit"], dtype=object)
+            np.lib.format.write_array(buf, value, allow_pickle=True)
+            zf.writestr(key + ".npy", buf.getvalue())
+    assert_refused(path, "'kind.npy' holds Python objects")
+
+
+def test_item_ids_are_counted_against_the_items(good, tmp_path):
+    arrays = good[1]  # 9 users, 7 items
+    assert_refused(variant(tmp_path, arrays, item_ids=arrays["item_ids"][:-1]),
+                   "'item_ids' has 6 ids for 7 rows")
+
+
+def test_incomplete_kept_measures_are_refused_naming_the_file(tmp_path):
+    R, X, Y = problem(64, n_users=9, n_items=7, negative=True)
+    model = make_model("implicit", X, Y, R)
+    model.certificate()  # measured, so the file keeps the measures
+    path = model.save(tmp_path / "measured.npz")
+    with np.load(path, allow_pickle=False) as npz:
+        arrays = {key: npz[key] for key in npz.files}
+    assert "measures_user_norms" in arrays
+    assert_refused(variant(tmp_path, arrays, measures_user_norms=None), "incomplete measures")
