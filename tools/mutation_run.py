@@ -65,8 +65,8 @@ SCOPES = {
                   "fastunlearn.audit.intervals.*",
                   *(f"fastunlearn.audit.report.xǁAuditReportǁ{name}__*"
                     for name in ("completeness_gaps", "is_complete", "verdict"))],
-        tests=["tests/test_audit_verdicts.py", "tests/test_audit_intervals.py", "tests/test_lira.py",
-               "tests/test_audit.py", "tests/test_completeness.py"],
+        tests=["tests/test_audit_verdicts.py", "tests/test_audit_intervals.py",
+               "tests/test_lira.py", "tests/test_audit.py", "tests/test_completeness.py"],
         k=NOT_SLOW + " and not cli_audit and not settle_washes"),
     "persistence": dict(
         mutate=["fastunlearn/persistence.py"],
