@@ -175,3 +175,11 @@ def test_incomplete_kept_measures_are_refused_naming_the_file(tmp_path):
         arrays = {key: npz[key] for key in npz.files}
     assert "measures_user_norms" in arrays
     assert_refused(variant(tmp_path, arrays, measures_user_norms=None), "incomplete measures")
+
+
+def test_a_file_too_large_for_memory_is_refused_naming_it(good, monkeypatch):
+    path = good[0]
+    monkeypatch.setenv("FASTUNLEARN_MEMORY_LIMIT", "1000")
+    with pytest.raises(MemoryError) as error:
+        fu.load(path)
+    assert f"loading {path} needs" in str(error.value)
