@@ -30,11 +30,16 @@ TESTS = [
      ["tests/test_settle.py", "tests/test_completeness.py",
       "-k", "not default_forget and not sequential and not command_line"]),
     ("fastunlearn.storage.*", ["tests/test_storage.py"]),
-    ("fastunlearn.audit.*", ["tests/test_audit_verdicts.py"]),
+    ("fastunlearn.audit.*", ["tests/test_audit_decisions.py", "tests/test_audit_verdicts.py",
+                             "tests/test_audit_intervals.py", "tests/test_lira.py",
+                             "-k", "not cli_audit"]),
     ("fastunlearn.state.*", ["tests/test_state.py"]),
-    ("fastunlearn.forgetting.*", ["tests/test_forget_requests.py",
+    ("fastunlearn.forgetting.*", ["tests/test_kept_bounds.py", "tests/test_engine_phases.py",
+                                  "tests/test_engine_requests.py",
+                                  "tests/test_forget_requests.py",
                                   "tests/test_partial_fit_rows.py"]),
-    ("fastunlearn.persistence.*", ["tests/test_saved_measures.py", "tests/test_saved_files.py"]),
+    ("fastunlearn.persistence.*", ["tests/test_loaded_checks.py", "tests/test_saved_measures.py",
+                                   "tests/test_saved_files.py"]),
 ]
 
 

@@ -48,13 +48,31 @@ SCOPES = {
         patterns=["fastunlearn.forgetting.engine.*", "fastunlearn.forgetting.local.*",
                   "fastunlearn.forgetting.options.*", "fastunlearn.forgetting.requests.*"],
         tests=["tests/test_settle.py", "tests/test_receipts.py", "tests/test_forgetting.py",
-               "tests/test_interrupt.py",
+               "tests/test_interrupt.py", "tests/test_forget_requests.py",
+               "tests/test_partial_fit_rows.py",
                "tests/test_drop_in.py::test_partial_fit_users_replaces_rows_last_one_winning"],
         k=NOT_SLOW),
+    # the completeness verdict: gaps, DeLong intervals, too few pairs, and
+    # the report's verdict methods (the end-to-end MovieLens checks run in
+    # about a second each; the long forgets of test_completeness.py do not)
+    "audit": dict(
+        mutate=["fastunlearn/audit/membership.py", "fastunlearn/audit/intervals.py",
+                "fastunlearn/audit/report.py"],
+        patterns=[*(f"fastunlearn.audit.membership.x_{name}__*" for name in (
+                      "gaps", "within", "verdict_of", "verdict_text", "interval",
+                      "sampling_intervals", "completeness")),
+                  "fastunlearn.audit.membership.xǁCompletenessǁ*",
+                  "fastunlearn.audit.intervals.*",
+                  *(f"fastunlearn.audit.report.xǁAuditReportǁ{name}__*"
+                    for name in ("completeness_gaps", "is_complete", "verdict"))],
+        tests=["tests/test_audit_verdicts.py", "tests/test_audit_intervals.py",
+               "tests/test_lira.py", "tests/test_audit.py", "tests/test_completeness.py"],
+        k=NOT_SLOW + " and not cli_audit and not settle_washes"),
     "persistence": dict(
         mutate=["fastunlearn/persistence.py"],
         patterns=["fastunlearn.persistence.*"],
         tests=["tests/test_persistence.py", "tests/test_hostile_files.py",
+               "tests/test_saved_measures.py", "tests/test_saved_files.py",
                "tests/test_drop_in.py::test_implicit_files_are_checked_like_fastunlearn_files",
                "tests/test_drop_in.py::test_fastunlearn_files_keep_their_guarantees_in_file_objects",
                "tests/test_implicit_compat.py::test_unfitted_model_saves_and_loads_as_implicits",
