@@ -46,7 +46,7 @@ class _DaskALS(Unlearning):
         self.blocks, self.replicas = _check_layout(blocks, replicas, len(workers))
         self._cluster = None
         self.metadata = {}
-        self._pending = (0, 0)
+        self._pending, self._washouts = (0, 0), 0
 
     # ------------------------------------------------------------ parameters
 
@@ -176,7 +176,7 @@ class _DaskALS(Unlearning):
                             show_progress=show_progress, desc=type(self).__name__)
         cluster.measure()
         cluster.replicate()
-        self._cluster, self._pending = cluster, (0, 0)
+        self._cluster, self._pending, self._washouts = cluster, (0, 0), 0
         return self
 
     def _read_parquet(self, path):
@@ -245,12 +245,12 @@ class _DaskALS(Unlearning):
     # ------------------------------------------------------------ moving
 
     def to_local(self):
-        """The equal local estimator (factors, retained data, pending count
-        and history)."""
+        """The equal local estimator (factors, retained data, pending and
+        washout counts, history)."""
         self._check_fitted()
         model = self._local.from_factors(self.user_factors, self.item_factors,
                                          self.user_items, **self.params)
-        model.state.pending = self._pending
+        model.state.pending, model.state.washouts = self._pending, self._washouts
         model.metadata = {k: (list(v) if isinstance(v, list) else v)
                           for k, v in self.metadata.items()}
         return model
@@ -268,7 +268,7 @@ class _DaskALS(Unlearning):
         cluster.install(state.data.user_items(), state.user_factors, state.item_factors)
         cluster.measure()
         cluster.replicate()
-        twin._cluster, twin._pending = cluster, state.pending
+        twin._cluster, twin._pending, twin._washouts = cluster, state.pending, state.washouts
         twin.metadata = dict(model.metadata)
         return twin
 

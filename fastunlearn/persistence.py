@@ -3,7 +3,7 @@
 The file holds the factors, the retained interactions (CSR arrays), the
 hyperparameters (as JSON), the estimator kind, a format version and optional
 metadata (external id maps, forget receipts), the removals still pending a
-washout, and the measures forgetting keeps (gradient bounds, Gram matrices,
+washout and the relaxed washouts run since the fit, and the measures forgetting keeps (gradient bounds, Gram matrices,
 loss terms), so that the first forget after :func:`load` starts warm.  The
 measures carry a fingerprint of the factors, the interactions and
 themselves; a file in which any of them was edited loads without them (they
@@ -23,7 +23,7 @@ is saved in implicit's format.
 
 What a file holds of a model is its hyperparameters, ``metadata`` and
 :class:`~fastunlearn.state.ModelState` (factors, interactions, kept
-measures, pending count); this module reads and builds those, never the
+measures, pending and washout counts); this module reads and builds those, never the
 estimators' internals.
 """
 import contextlib
@@ -58,7 +58,7 @@ _IMPLICIT_PARAMS = ("regularization", "factors", "num_threads", "iterations", "u
                     "use_cg", "cg_steps", "calculate_training_loss", "dtype", "random_state",
                     "alpha")
 _IMPLICIT_KEYS = ("user_factors", "item_factors") + _IMPLICIT_PARAMS
-_OPTIONAL = ("history", "pending") + _META_KEYS + _MEASURES + _IMPLICIT_PARAMS
+_OPTIONAL = ("history", "pending", "washouts") + _META_KEYS + _MEASURES + _IMPLICIT_PARAMS
 _TMP_SUFFIX = ".fastunlearn-tmp"
 
 
@@ -135,6 +135,7 @@ def save(model, path, metadata=None):
         "shape": np.array(state.data.shape, dtype=np.int64),
         "history": np.array(json.dumps(metadata.pop("history", []))),
         "pending": np.array(state.pending, dtype=np.int64),
+        "washouts": np.array(state.washouts, dtype=np.int64),
     }
     arrays.update(_measure_arrays(state, spec.objective.implicit))
     if spec.kind == "implicit":
@@ -519,12 +520,18 @@ def _build(arrays, path, cls=None):
         if arr.shape != (2,) or arr.dtype.kind != "i" or arr.min() < 0:
             raise ModelFileError(f"{path}: 'pending' must be two non-negative integers")
         pending = (int(arr[0]), int(arr[1]))
+    washouts = 0  # files before the count: as if fitted (their next washout relaxed)
+    if "washouts" in arrays:
+        arr = arrays["washouts"]
+        if arr.shape != () or arr.dtype.kind != "i" or arr < 0:
+            raise ModelFileError(f"{path}: 'washouts' must be a non-negative integer")
+        washouts = int(arr)
     _check_implicit_members(arrays, model, path)
     # only now, with everything checked, does the model get any state
     state = model.state
     state.install(np.ascontiguousarray(X), np.ascontiguousarray(Y), user_items)
     model.metadata = metadata
-    state.pending = pending
+    state.pending, state.washouts = pending, washouts
     measures = _loaded_measures(arrays, model.spec, (n_users, n_items), path)
     if measures is not None:
         state.remember(measures)

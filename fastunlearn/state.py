@@ -91,7 +91,8 @@ class ModelState:
     (None for a model that only serves: factors loaded from implicit's file
     or set by hand); ``measured`` the kept :class:`Measured` (None when
     nothing is kept); ``pending`` the (entries, requests) removed since the
-    last washout (see :mod:`fastunlearn.forgetting`).
+    last washout, ``washouts`` the relaxed washouts run since the factors
+    were last fitted (see :mod:`fastunlearn.forgetting`).
 
     The kept measures are trusted only while :func:`fingerprint` of the
     state still matches theirs, so the factors may be replaced or edited in
@@ -103,6 +104,7 @@ class ModelState:
     data: "TrainingData | None" = None
     measured: "Measured | None" = None
     pending: tuple = (0, 0)
+    washouts: int = 0
 
     @property
     def has_factors(self):
@@ -117,7 +119,7 @@ class ModelState:
     def install(self, user_factors, item_factors, user_items):
         """Install validated factors and canonical interactions (a CSR
         matrix, stored as :class:`TrainingData`); the kept measures go, the
-        pending count stays (the caller sets it)."""
+        pending and washout counts stay (the caller sets them)."""
         self.measured = None
         self.data = TrainingData(user_items)
         self.user_factors = user_factors

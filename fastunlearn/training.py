@@ -137,7 +137,8 @@ class Fitting:
         try:
             self._factors_changed()
             state.install(X, Y, csr)
-            state.pending = (0, 0)  # a fit is a retrain: nothing left to wash out
+            # a fit is a retrain: nothing left to wash out, no washout since
+            state.pending, state.washouts = (0, 0), 0
         except BaseException:
             state.restore(previous)
             state.measured = None

@@ -541,6 +541,27 @@ def test_a_refit_on_dask_draws_from_the_seed_on_the_client(client, fitted_kinds)
     np.testing.assert_allclose(local.user_factors, retrain.user_factors, rtol=0, atol=1e-12)
 
 
+def test_the_washout_count_travels_and_counts_on_dask_as_locally(client, fitted_kinds):
+    """The relaxed washouts a model ran since its fit move with it both ways,
+    and the Dask backend counts them and refits at the limit as the local
+    one does (forgetting.RELAXED_BETWEEN_FITS)."""
+    local_cls, dask_cls, params = KINDS["implicit"]
+    fitted = fitted_kinds["implicit"]
+    local = local_cls.from_factors(fitted.user_factors, fitted.item_factors,
+                                   fitted.user_items, **{**params, "random_state": 3})
+    limit = fu.forgetting.RELAXED_BETWEEN_FITS
+    for i in range(limit):
+        local.forget_users([i], washout=2)
+    dist = dask_cls.from_local(client, local, blocks=3)
+    assert dist.to_local().state.washouts == local.state.washouts == limit
+    reports = [REQUESTS["users"](model, pending_limit=1) for model in (local, dist)]
+    assert reports[0].refit and reports[1].refit
+    np.testing.assert_allclose(dist.user_factors, local.user_factors, rtol=0, atol=1e-8)
+    reports = [REQUESTS["items"](model, pending_limit=1) for model in (local, dist)]
+    assert not reports[0].refit and not reports[1].refit
+    assert dist.to_local().state.washouts == local.state.washouts == 1
+
+
 @pytest.mark.parametrize("name", sorted(KINDS))
 def test_dask_loss_is_the_local_loss_of_the_same_factors(client, fitted_kinds, name):
     local_cls, dask_cls, params = KINDS[name]

@@ -731,6 +731,49 @@ def test_washout_refit_is_a_retrain_for_every_model(name, call):
     np.testing.assert_array_equal(model.item_factors, retrain.item_factors)
 
 
+# The washout's count (docs/design.md, section 5, "Where the washout falls
+# short"): a model runs RELAXED_BETWEEN_FITS relaxed washouts between fits
+# and refits as the next, since washouts of a model that earlier ones
+# converged leave a trace.
+@pytest.mark.parametrize("name", ["implicit", "weighted"])
+@pytest.mark.parametrize("via", ["forget", "settle"])
+def test_the_washout_after_the_relaxed_ones_a_model_may_run_refits(name, via):
+    """Relaxed washouts, asked for by count or run by default, are counted
+    since the last fit; a default washout once the count is reached is a
+    retrain from the seed on the data then left (in a forget or in the
+    ``settle()`` of what one left pending), and the count starts again.
+    Requests without a washout count nothing; a refit by name and a fit
+    reset the count."""
+    limit = forgetting.RELAXED_BETWEEN_FITS
+    model = fitted(name, seed=4, iterations=5)
+    assert model.state.washouts == 0
+    model.forget(*random_pairs(model, 2, seed=9), washout=0)
+    assert model.state.washouts == 0
+    for i in range(limit):
+        report = model.forget(*random_pairs(model, 2, seed=i), washout=2 if i else "auto",
+                              pending_limit=1)
+        assert report.washout == 2 and not report.refit
+        assert model.state.washouts == i + 1
+    pairs = random_pairs(model, 2, seed=limit)
+    if via == "forget":
+        report = model.forget(*pairs, pending_limit=1)
+    else:
+        model.forget(*pairs, washout=0)
+        report = model.settle()
+    assert report.refit and report.converged and model.state.washouts == 0
+    retrain = fitted(name, seed=4, iterations=5).fit(model.user_items, show_progress=False)
+    np.testing.assert_array_equal(model.user_factors, retrain.user_factors)
+    np.testing.assert_array_equal(model.item_factors, retrain.item_factors)
+    # relaxed again after it
+    report = model.forget(*random_pairs(model, 2, seed=20), pending_limit=1)
+    assert not report.refit and report.washout == 2 and model.state.washouts == 1
+    model.forget(*random_pairs(model, 2, seed=21), washout="refit")
+    assert model.state.washouts == 0
+    model.forget(*random_pairs(model, 2, seed=22), washout=2)
+    model.fit(model.user_items, show_progress=False)
+    assert model.state.washouts == 0
+
+
 def test_a_refit_goes_on_to_a_tolerance_given():
     """With a tolerance given, the refit is certified to it like any forget."""
     model = fitted("explicit", seed=5, iterations=6)

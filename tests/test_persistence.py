@@ -162,7 +162,7 @@ def test_no_trace_of_erased_pairs(tmp_path, kind, request_kind):
                         "dtype", "random_state"} if kind == "implicit" else set()
     assert set(arrays) == {"format_version", "kind", "hyperparameters", "user_factors",
                            "item_factors", "indptr", "indices", "data", "shape", "history",
-                           "pending", "measures_user_norms", "measures_item_norms",
+                           "pending", "washouts", "measures_user_norms", "measures_item_norms",
                            "measures_sq_users", "measures_sq_items", "measures_grams",
                            "measures_scalars", "measures_fingerprint"} | implicit_scalars
     assert all(arrays[key].shape == () for key in implicit_scalars)
@@ -326,12 +326,33 @@ def test_measures_members_are_checked(tmp_path):
         np.savez(tmp_path / "pending.npz", **{**arrays, "pending": value})
         with pytest.raises(fu.ModelFileError, match="pending"):
             fu.load(tmp_path / "pending.npz")
-    # files written before measures and pending were saved still load
-    old = {k: v for k, v in arrays.items() if not k.startswith("measures_") and k != "pending"}
+    for value in (np.array(-1), np.array(1.0), np.array([1])):
+        np.savez(tmp_path / "washouts.npz", **{**arrays, "washouts": value})
+        with pytest.raises(fu.ModelFileError, match="washouts"):
+            fu.load(tmp_path / "washouts.npz")
+    # files written before measures, pending and washouts were saved still load
+    old = {k: v for k, v in arrays.items()
+           if not k.startswith("measures_") and k not in ("pending", "washouts")}
     np.savez(tmp_path / "old.npz", **old)
     loaded = fu.load(tmp_path / "old.npz")
     assert loaded.state.current_measures() is None and loaded.pending == {"entries": 0,
                                                                      "requests": 0}
+    assert loaded.state.washouts == 0
+
+
+def test_the_washout_count_survives_save_and_load(tmp_path):
+    """A model saved after a relaxed washout refits at its next one once
+    loaded, as it would have in memory (forgetting.RELAXED_BETWEEN_FITS)."""
+    model = _fitted_model()
+    coo = model.user_items.tocoo()
+    for i in range(fu.forgetting.RELAXED_BETWEEN_FITS):
+        assert not model.forget(coo.row[i:i + 1], coo.col[i:i + 1], washout=2).refit
+    loaded = fu.load(model.save(tmp_path / "m.npz"))
+    assert loaded.state.washouts == model.state.washouts == fu.forgetting.RELAXED_BETWEEN_FITS
+    pairs = coo.row[10:12], coo.col[10:12]
+    assert loaded.forget(*pairs, pending_limit=1).refit
+    assert model.forget(*pairs, pending_limit=1).refit
+    np.testing.assert_array_equal(loaded.user_factors, model.user_factors)
 
 
 def test_pending_removals_survive_save_and_load(tmp_path):

@@ -26,7 +26,8 @@ def _without_moves(out):
 
 
 class DaskBackend(fg.Backend):
-    """One request on a distributed model (``model._cluster``; ``model.pending``)."""
+    """One request on a distributed model (``model._cluster``; ``model._pending``,
+    ``model._washouts``)."""
 
     def __init__(self, model):
         super().__init__()
@@ -44,6 +45,14 @@ class DaskBackend(fg.Backend):
     @pending.setter
     def pending(self, value):
         self.model._pending = value
+
+    @property
+    def washouts(self):
+        return self.model._washouts
+
+    @washouts.setter
+    def washouts(self, value):
+        self.model._washouts = value
 
     @property
     def shape(self):

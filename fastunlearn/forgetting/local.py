@@ -137,6 +137,14 @@ class LocalBackend(Backend):
         self.state.pending = value
 
     @property
+    def washouts(self):
+        return self.state.washouts
+
+    @washouts.setter
+    def washouts(self, value):
+        self.state.washouts = value
+
+    @property
     def shape(self):
         return self.state.data.shape
 

@@ -42,6 +42,18 @@ RELAXED_CG_STEPS = 16
 # all of a model's forgotten pairs, and on MovieLens 100K 200 requests of 3
 # pairs each pay 7 washouts.
 PENDING_FRACTION = 1e-3
+# Relaxed washouts a model may run between fits: the next one refits.  Each
+# washout converges the rest of the model a little further than its fit
+# did, and on a model converged that far what is left of a removal lies in
+# directions ALS creeps along.  On MovieLens 100K, 200 requests of 3 random
+# pairs (7 washouts, then settle()) on six splits at both settings
+# (factors 32, alpha 5 and 64, 1): with relaxed washouts only, the settled
+# model was past the limit of some attacker on 6 of 12 (LiRA up to +0.021
+# at factors 64), the served one on 10 of 12; with a refit after every
+# relaxed washout, settled within on 12 of 12, served on 9 (the pending
+# pairs and the last washout's: LiRA up to +0.012); after every second,
+# settled within on 11 (docs/design.md, section 5).
+RELAXED_BETWEEN_FITS = 1
 # A solved row's gradient bound carries a float-rounding slack that grows
 # with its entries; past this fraction of the tolerance the row is measured
 # exactly instead, or the bounds that later solves add would soon push it
@@ -101,14 +113,15 @@ class ForgetOptions:
                 raise ValueError(f"tolerance must be finite and >= 0, got {tolerance}")
             object.__setattr__(self, "tolerance", tolerance)
 
-    def washout_now(self, objective, pending, nnz):
+    def washout_now(self, objective, pending, nnz, washouts=0):
         """The :class:`Washout` to run now (None: none in this request), with
         ``pending`` removed entries not yet washed out, this request's
-        included, on a model of ``nnz`` stored entries under ``objective``."""
+        included, on a model of ``nnz`` stored entries under ``objective``
+        that has run ``washouts`` relaxed washouts since its last fit."""
         if self.washout == "auto":
             limit = pending_limit(nnz) if self.pending_limit is None else self.pending_limit
-            return washout_for(objective, pending, nnz) if pending and pending >= limit \
-                else None
+            return washout_for(objective, pending, nnz, washouts) \
+                if pending and pending >= limit else None
         return self.washout_given()
 
     def washout_given(self):
@@ -143,15 +156,19 @@ class Washout:
 REFIT = Washout(0, 1.0, refit=True)
 
 
-def washout_for(objective, pending, nnz):
+def washout_for(objective, pending, nnz, washouts=0):
     """The default washout of ``pending`` removed entries out of ``nnz``
-    stored ones, under ``objective``: the one place that knows it.
+    stored ones, under ``objective``, on a model that has run ``washouts``
+    relaxed washouts since its last fit: the one place that knows it.
 
     Plain explicit models (an unweighted penalty on ratings) are refitted:
     their objective overfits as ALS converges, and every relaxed washout
     measured either left a membership trace or converged the model past a
-    retrain's test error (docs/design.md, section 5)."""
-    if not (objective.implicit or objective.weighted_penalty):
+    retrain's test error.  Other models refit once they have run
+    :data:`RELAXED_BETWEEN_FITS` relaxed washouts since their fit (docs/design.md,
+    section 5)."""
+    if not (objective.implicit or objective.weighted_penalty) or \
+            washouts >= RELAXED_BETWEEN_FITS:
         return REFIT
     if pending >= LARGE_WASHOUT_FRACTION * nnz:
         return Washout(LARGE_WASHOUT_SWEEPS, LARGE_RELAXATION)
@@ -165,6 +182,14 @@ def check_washout(value):
             return value
         raise TypeError(f"washout must be 'auto', 'refit' or an integer >= 0, got {value!r}")
     return check_positive_int(value, "washout", minimum=0)
+
+
+def washouts_after(washouts, relaxed):
+    """Relaxed washouts since the last fit once ``relaxed`` (a
+    :class:`Washout`, or None) has run on a model that had run ``washouts``."""
+    if relaxed is None:
+        return washouts
+    return 0 if relaxed.refit else washouts + 1
 
 
 def pending_limit(nnz):

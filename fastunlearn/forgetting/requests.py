@@ -11,7 +11,7 @@ import scipy.sparse as sp
 
 from ..validation import check_ids, check_user_items
 from . import engine
-from .options import washout_for
+from .options import washout_for, washouts_after
 from .reports import (ForgetReport, PartialFitReport, SettleReport, make_receipt, run_fields,
                       unique_pairs)
 
@@ -89,10 +89,11 @@ def remove(backend, users, items, options):
     if len(users):
         entries, requests = entries + len(users), requests + 1
         backend.stage_removal(users, items)
-    relaxed = options.washout_now(backend.spec.objective, entries, backend.nnz) \
-        if len(users) else None
+    relaxed = options.washout_now(backend.spec.objective, entries, backend.nnz,
+                                  backend.washouts) if len(users) else None
     outcome = engine.run(backend, users, items, options, relaxed, "Forgetting",
                          changed=bool(len(users)))
+    backend.washouts = washouts_after(backend.washouts, relaxed)
     if relaxed is not None:  # the washout covered everything pending
         entries, requests = 0, 0
     report = ForgetReport(
@@ -127,11 +128,12 @@ def settle(backend, options):
     relaxed = None
     if entries:
         relaxed = options.washout_given() or washout_for(backend.spec.objective, entries,
-                                                         backend.nnz)
+                                                         backend.nnz, backend.washouts)
         backend.stage_settle()
     none = np.zeros(0, np.int64)
     outcome = engine.run(backend, none, none, options, relaxed, "Settling",
                          changed=bool(entries))
+    backend.washouts = washouts_after(backend.washouts, relaxed)
     result = SettleReport(**run_fields(outcome, start, phases=("washout", "sweeps")),
                           entries=entries, requests=requests,
                           refit=bool(relaxed and relaxed.refit))
@@ -162,6 +164,7 @@ def add(backend, data, delta, options):
     backend.stage_addition(merged, shape)
     users, items = coo.row.astype(np.int64), coo.col.astype(np.int64)
     outcome = engine.run(backend, users, items, options, relaxed, "Adding")
+    backend.washouts = washouts_after(backend.washouts, relaxed)
     if relaxed is not None:
         backend.pending = (0, 0)
     digest, key = make_receipt(coo.row, coo.col)
