@@ -145,8 +145,10 @@ def sequence_case(R, params, repeats, shadows, seed=0):
 
     measure, shadow_s = attackers(original, train, test, (users, items), held, shadows, seed)
 
+    # the model keeps its fit's seed, and its refits
+    # (forgetting.RELAXED_BETWEEN_FITS) draw from it
     model = fu.ImplicitALS.from_factors(original.user_factors, original.item_factors, train,
-                                        **params)
+                                        **params, random_state=seed)
     begin = time.perf_counter()
     washouts = sum(model.forget(users[size * r:size * (r + 1)],
                                 items[size * r:size * (r + 1)]).washout > 0
