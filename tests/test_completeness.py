@@ -5,9 +5,9 @@ The test (docs/design.md, section 4): an attacker holding the model tries to
 tell the forgotten pairs from held-out test pairs of the same users, by raw
 score and by the pair's rank within its user's scores.  Its AUC must be
 within max(0.01, the spread of three retrain seeds) of the seed-0 retrain's,
-for both attackers, and nDCG@10 within 0.005.  Every setting also checks
-that the forget without a washout fails the same test, so that passing it
-means something.
+for both attackers, and nDCG@10 within max(0.005, their spread).  Every
+setting also checks that the forget without a washout fails the same test,
+so that passing it means something.
 """
 import numpy as np
 import pytest
@@ -26,8 +26,11 @@ ML = dict(factors=32, alpha=5.0, regularization=0.05, iterations=15, use_cg=True
 def assert_complete(result):
     gaps = result.completeness_gaps()
     assert result.is_complete(), gaps
+    # nDCG@10 judged as the attackers are: within max(0.005, the retrain
+    # seeds' spread) of the seed-0 retrain's
     delta = result.utility["forget"]["ndcg"] - result.utility["retrain"]["ndcg"]
-    assert abs(delta) <= 0.005, delta
+    seeds = result.retrain_spread["ndcg"]
+    assert abs(delta) <= max(0.005, max(seeds) - min(seeds)), (delta, seeds)
 
 
 @pytest.mark.parametrize("fraction, how", [(0.01, "random"), (0.05, "random"),
@@ -291,9 +294,9 @@ def test_default_forget_of_explicit_ratings_is_complete(movielens, name):
 @pytest.mark.parametrize("name", ["random5", "random5-alswr"])
 def test_default_forget_of_explicit_ratings_keeps_the_retrains_rmse(movielens, name):
     """Test RMSE of the forget within max(0.005, the retrains' spread) of the
-    seed-0 retrain's on each random 5 % set (as nDCG@10 is held to 0.005
-    above).  Plain ExplicitALS failed it with a relaxed washout (+0.0089 at
-    a spread of 0.0058, +0.0078 at 0.0042) and washes out by refitting."""
+    seed-0 retrain's on each random 5 % set (as nDCG@10 is held above).
+    Plain ExplicitALS failed it with a relaxed washout (+0.0089 at a spread
+    of 0.0058, +0.0078 at 0.0042) and washes out by refitting."""
     for s, (model, retrains, _, _, test) in enumerate(explicit_forgets(movielens, name)):
         seeds = [rmse(r, test) for r in retrains]
         allowed = max(0.005, max(seeds) - min(seeds))
@@ -304,13 +307,15 @@ def test_default_forget_of_explicit_ratings_keeps_the_retrains_rmse(movielens, n
 # of random 1 % and of random 5 % is at parity under it; at 5 % two relaxed
 # sweeps at 1.7 left a trace it sees, which is why a washout of 2 % or more
 # runs three at 1.9 (forgetting.options.washout_for; bench/results/audit.md,
-# "Likelihood-ratio attacker").
-# Slow: 16 shadow fits and three retrains each (about 30 s on 2 idle cores).
+# "Likelihood-ratio attacker"), and at 1 % with factors 64 too (offline
+# +0.012 on this set), which is why the smaller washouts relax by 1.8.
+# Slow: 16 shadow fits and three retrains each (2-3 s on 2 idle cores).
 @pytest.mark.slow
 @pytest.mark.parametrize("fraction, params", [
     (0.01, ML),
+    (0.01, BENCH),
     (0.05, BENCH),
-], ids=["random1-factors32-alpha5", "random5-factors64-alpha1"])
+], ids=["random1-factors32-alpha5", "random1-factors64-alpha1", "random5-factors64-alpha1"])
 def test_default_forget_is_complete_under_the_likelihood_ratio_attacker(
         movielens, fraction, params):
     default, = audit.reports(movielens, fraction=fraction, how="random", repeats=3,

@@ -7,7 +7,7 @@ current factors:
 
 1. D leaves both orientations of the stored interactions (in place).
 2. Local phase: the users in D, then the items in D, are solved exactly.
-3. Washout: two over-relaxed sweeps (``x <- x + w (x* - x)``, ``w = 1.7``;
+3. Washout: two over-relaxed sweeps (``x <- x + w (x* - x)``, ``w = 1.8``;
    three at 1.9 for an implicit or ALS-WR model's washout of 2 % of its
    entries or more, near-exact solves), then one plain sweep with the
    model's own solver, then a measurement of proven bounds; a plain
