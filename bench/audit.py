@@ -61,9 +61,9 @@ All four targets met in {met} of {total} rows: {met_by_washout}.
   |gap retrain - gap original| among them): sharing its initial factors with
   the original, the seed-0 retrain alone moves the gap less than a retrain
   does in general.  Against the seed-0 retrain alone: {fair_seed0} of {total}.
-* Targets: |delta nDCG@10| <= 0.005; for both attackers |delta MIA AUC| <=
-  max(0.01, spread of the retrain seeds); fairness gap moved no more than by
-  a retrain.
+* Targets: |delta nDCG@10| <= max(0.005, spread of the retrain seeds); for
+  both attackers |delta MIA AUC| <= max(0.01, spread of the retrain seeds);
+  fairness gap moved no more than by a retrain.
 * MovieLens is fitted as the completeness issue measured it (factors 32,
   alpha 5), the synthetic sets as bench/forget.py fits them (factors 64,
   alpha 1); the 2M set is audited on random 1 % only.
@@ -96,9 +96,9 @@ def datasets(quick):
 
 def targets(r):
     """The targets for forget against retrain, each True or False: nDCG@10
-    within 0.005, both attackers of the held-out test within max(0.01,
-    retrain seeds' spread) of the seed-0 retrain, the fairness gap moved no
-    more than retraining moves it."""
+    within max(0.005, retrain seeds' spread) and both attackers of the
+    held-out test within max(0.01, retrain seeds' spread) of the seed-0
+    retrain, the fairness gap moved no more than retraining moves it."""
     u, f = r.utility, r.fairness
     # how far retraining moves the gap: as far as the retrain seeds take it.
     # The seed-0 retrain starts from the original model's initial factors
@@ -106,7 +106,9 @@ def targets(r):
     original = f["original"]["gap"]
     moved_by_retrain = max(abs(gap - original) for gap in r.retrain_spread["gap"])
     gaps = r.completeness_gaps()
-    return {"ndcg": abs(u["forget"]["ndcg"] - u["retrain"]["ndcg"]) <= 0.005,
+    ndcgs = r.retrain_spread["ndcg"]
+    return {"ndcg": abs(u["forget"]["ndcg"] - u["retrain"]["ndcg"])
+            <= max(0.005, max(ndcgs) - min(ndcgs)),
             "mia_score": abs(gaps["score_auc"][0]) <= gaps["score_auc"][1],
             "mia_rank": abs(gaps["rank_auc"][0]) <= gaps["rank_auc"][1],
             "fairness": abs(f["forget"]["gap"] - original) <= moved_by_retrain}

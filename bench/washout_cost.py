@@ -128,7 +128,7 @@ def main():
           notes=(f"{data} (`make_implicit({', '.join(map(str, shape))}, seed=0)`), "
                  f"medians of {args.repeats} interleaved runs from one fit.  Command: "
                  f"`{' '.join(['python bench/washout_cost.py', *sys.argv[1:]])}`; on a "
-                 "shared, loaded 2-core machine: the ratio is the figure to read."),
+                 "shared 2-core machine: the ratio is the figure to read."),
           params=PARAMS)
 
 

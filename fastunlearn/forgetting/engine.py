@@ -28,7 +28,8 @@ class Backend:
     The model
         ``spec`` (:class:`~fastunlearn.spec.ModelSpec`), ``metadata`` (the
         model's dict, for the receipt history), ``pending`` ((entries,
-        requests) not yet washed out; settable), ``shape`` (users, items),
+        requests) not yet washed out; settable), ``washouts`` (relaxed
+        washouts since the last fit or refit; settable), ``shape`` (users, items),
         ``nnz`` (stored entries), ``n_rows`` (users plus items),
         ``stored(users, items)`` (a boolean mask of the pairs that are
         stored), ``entries(ids, side)`` ((users, items) of every stored

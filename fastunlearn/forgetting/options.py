@@ -57,8 +57,8 @@ PENDING_FRACTION = 1e-3
 # model was past the limit of some attacker on 6 of 12 (LiRA up to +0.021
 # at factors 64), the served one on 10 of 12; with a refit after every
 # relaxed washout, settled within on 12 of 12, served on 9 (the pending
-# pairs and the last washout's: LiRA up to +0.012); after every second,
-# settled within on 11 (docs/design.md, section 5).
+# pairs and the last washout's: LiRA up to +0.012; 10 with RELAXATION
+# 1.8); after every second, settled within on 11 (docs/design.md, section 5).
 RELAXED_BETWEEN_FITS = 1
 # A solved row's gradient bound carries a float-rounding slack that grows
 # with its entries; past this fraction of the tolerance the row is measured
