@@ -769,7 +769,13 @@ def test_the_washout_after_the_relaxed_ones_a_model_may_run_refits(name, via):
     assert not report.refit and report.washout == 2 and model.state.washouts == 1
     model.forget(*random_pairs(model, 2, seed=21), washout="refit")
     assert model.state.washouts == 0
-    model.forget(*random_pairs(model, 2, seed=22), washout=2)
+    # additions count their washouts too, and run none by default
+    free = np.argwhere(model.user_items.toarray() == 0)[0]
+    added = sp.csr_matrix((np.ones(1), ([free[0]], [free[1]])), shape=model.user_items.shape)
+    assert model.partial_fit(added).n_added == 1
+    assert model.state.washouts == 0
+    model.partial_fit(added * 2, washout=2)
+    assert model.state.washouts == 1
     model.fit(model.user_items, show_progress=False)
     assert model.state.washouts == 0
 
