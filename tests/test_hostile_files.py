@@ -31,8 +31,8 @@ class Marker:
         return builtins.open, (self.path, "w")
 
 
-@pytest.fixture
-def good(tmp_path):
+@pytest.fixture(name="good")
+def good_file(tmp_path):
     """(path of a valid model file, its arrays, the model)."""
     R, X, Y = problem(61, n_users=9, n_items=7, negative=True)
     model = make_model("implicit", X, Y, R)

@@ -9,7 +9,7 @@ import scipy.sparse as sp
 
 import fastunlearn as fu
 from conftest import make_model, problem
-from test_hostile_files import assert_refused, good, variant  # noqa: F401 - a fixture
+from test_hostile_files import assert_refused, good_file, variant  # noqa: F401 - the fixture "good"
 
 
 def test_a_hyperparameters_member_that_is_no_string_is_refused_naming_the_file(good, tmp_path):
