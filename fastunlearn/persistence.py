@@ -3,8 +3,9 @@
 The file holds the factors, the retained interactions (CSR arrays), the
 hyperparameters (as JSON), the estimator kind, a format version and optional
 metadata (external id maps, forget receipts), the removals still pending a
-washout and the relaxed washouts run since the fit, and the measures forgetting keeps (gradient bounds, Gram matrices,
-loss terms), so that the first forget after :func:`load` starts warm.  The
+washout and the relaxed washouts run since the fit, and the measures
+forgetting keeps (gradient bounds, Gram matrices, loss terms), so that the
+first forget after :func:`load` starts warm.  The
 measures carry a fingerprint of the factors, the interactions and
 themselves; a file in which any of them was edited loads without them (they
 are measured again when needed), never with stale ones.  :func:`load` trusts nothing in
@@ -23,8 +24,8 @@ is saved in implicit's format.
 
 What a file holds of a model is its hyperparameters, ``metadata`` and
 :class:`~fastunlearn.state.ModelState` (factors, interactions, kept
-measures, pending and washout counts); this module reads and builds those, never the
-estimators' internals.
+measures, pending and washout counts); this module reads and builds those,
+never the estimators' internals.
 """
 import contextlib
 import hashlib

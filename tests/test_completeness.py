@@ -117,7 +117,7 @@ def test_sequential_small_requests_are_complete_as_served(movielens, params):
 
 # The per-example attacker on the same sequence, settled: the settle is the
 # eighth washout and, by the count, a refit.  Without the count (relaxed
-# washouts only) the settled model kept LiRA +0.021 and offline +0.025 at
+# washouts only) the settled model kept LiRA +0.020 and offline +0.023 at
 # factors 64 on this split (docs/design.md, section 5).  Slow: 16 shadow fits.
 @pytest.mark.slow
 @pytest.mark.parametrize("params", [ML, BENCH], ids=["factors32-alpha5", "factors64-alpha1"])

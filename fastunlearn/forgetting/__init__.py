@@ -70,5 +70,6 @@ __all__ = [
     "entries_of", "full_sweeps", "gram_change_norm", "gram_change_times", "make_receipt",
     "pairs_from_request", "pairs_of_rows", "pending_limit", "reconverge", "remove",
     "replaced_entries", "request_rows", "run", "run_fields",
-    "settle", "threads_for", "unique_pairs", "verify_receipt", "washout_for", "washouts_after",
+    "settle", "threads_for", "unique_pairs", "verify_receipt", "washout_for",
+    "washouts_after",
 ]
