@@ -500,6 +500,8 @@ def _print_ranked(args, head, items, scores):
 
 
 def cmd_info(args):
+    from .forgetting import washout_for
+
     model = _load(args.model)
     params = model.hyperparameters()
     params["dtype"] = np.dtype(params["dtype"]).name
@@ -517,6 +519,11 @@ def cmd_info(args):
         "loss": float(model.loss()),
         "external_ids": "user_ids" in model.metadata,
         "pending": model.pending,
+        # relaxed washouts since the fit, and whether the next washout refits
+        "washouts": {"relaxed_since_fit": int(model.state.washouts),
+                     "next_refits": bool(washout_for(model.spec.objective, 1,
+                                                     model.user_items.nnz,
+                                                     model.state.washouts).refit)},
         "history": [
             {k: r.get(k) for k in ("event", "digest", "n_removed", "users_affected",
                                    "items_affected", "entries", "requests", "certificate_after",
@@ -542,6 +549,9 @@ def cmd_info(args):
         ("loss", f"{info['loss']:.6g}"),
         ("pending washout", f"{_count(info['pending']['entries'], 'entry', 'entries')} of "
                             f"{_count(info['pending']['requests'], 'request')}"),
+        ("washouts since the fit",
+         f"{info['washouts']['relaxed_since_fit']} relaxed; the next "
+         f"{'refits' if info['washouts']['next_refits'] else 'is relaxed'}"),
         ("forget receipts", len(info["history"])),
     ])
     for n, r in enumerate(info["history"], 1):

@@ -124,11 +124,16 @@ def test_info_json_lists_receipts(workdir):
     # forget saves a settled model; a washout deferred in the request is a
     # settle record after its receipt
     assert info["pending"] == {"entries": 0, "requests": 0}
+    # one relaxed washout since the fit: the next one refits
+    # (forgetting.RELAXED_BETWEEN_FITS), and the file says so
+    assert info["washouts"] == {"relaxed_since_fit": 1, "next_refits": True}
+    assert "1 relaxed; the next refits" in text
     r = json.loads(ok(run(d, "forget", "m_items.npz", "--users", "u3", "-o", "m_u3.npz",
                           "--washout", "0", "--json")).stdout)
     assert r["washout"] == 0 and r["settle"]["entries"] == r["n_removed"]
     info = json.loads(ok(run(d, "info", "m_u3.npz", "--json")).stdout)
     assert info["pending"]["entries"] == 0
+    assert r["settle"]["refit"] and info["washouts"]["relaxed_since_fit"] == 0
     assert [h["event"] for h in info["history"][-2:]] == [None, "settle"]
     assert info["history"][-2]["settled"] is False
     assert "washout of" in ok(run(d, "info", "m_u3.npz")).stdout
