@@ -12,7 +12,7 @@ import numpy as np
 
 from .. import forgetting as fg
 from .. import objective as obj
-from ..training import initial_factors
+from ..training import initial_factors, run_sweeps
 from . import blocks as bk
 from .cluster import item, summary
 
@@ -128,8 +128,7 @@ class DaskBackend(fg.Backend):
         if plan.refit:  # the model's own fit from its seed's start, as LocalBackend
             self.cluster.set_factors(*initial_factors(self.spec, *self.shape,
                                                       self.model.params["random_state"]))
-            for _ in range(self.spec.iterations):
-                self.cluster.sweep((use_cg, cg_steps, 0.0))
+            run_sweeps(self, self.spec.iterations)
         else:
             for _ in range(plan.sweeps):
                 self.cluster.sweep((use_cg, fg.RELAXED_CG_STEPS, fg.RELAXED_CG_RTOL),

@@ -8,7 +8,7 @@ import numpy as np
 
 from .. import objective as obj
 from ..state import advance_checksum
-from ..training import initial_factors
+from ..training import initial_factors, run_sweeps
 from .engine import Backend
 from .options import EXACT_SLACK, RELAXED_CG_RTOL, RELAXED_CG_STEPS
 from .requests import entries_of
@@ -313,11 +313,11 @@ class LocalBackend(Backend):
                               num_threads=self.threads, bounds=True))
 
     def _refit(self):
-        """The model's own fit on the retained data, from its seed's start."""
+        """The model's own fit on the retained data, from its seed's start
+        (the fit's loop, :func:`~fastunlearn.training.run_sweeps`)."""
         X, Y = initial_factors(self.spec, *self.shape, self.spec.random_state)
         self.X[...], self.Y[...] = X, Y
-        for _ in range(self.spec.iterations):
-            self.sweep()
+        run_sweeps(self, self.spec.iterations)
 
     def _relaxed_sweeps(self, plan, use_cg, cg_steps):
         work = {"users": np.empty_like(self.X), "items": np.empty_like(self.Y)}
