@@ -520,6 +520,7 @@ def cmd_info(args):
         "external_ids": "user_ids" in model.metadata,
         "pending": model.pending,
         # relaxed washouts since the fit, and whether the next washout refits
+        # (washout_for decides; a refit does not depend on the pending count)
         "washouts": {"relaxed_since_fit": int(model.state.washouts),
                      "next_refits": bool(washout_for(model.spec.objective, 1,
                                                      model.user_items.nnz,

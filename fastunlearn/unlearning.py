@@ -28,9 +28,8 @@ class Unlearning:
             Target for the certificate's ``max_row``.  Default: the model's
             certificate before the removal (after an earlier request, the
             proven bound it left), so forgetting never leaves the model less
-            converged than it was; when the washout refits (plain explicit
-            models), the higher of that and the refit's own certificate, a
-            retrain's convergence.
+            converged than it was; when the washout refits, the higher of
+            that and the refit's own certificate, a retrain's convergence.
         max_sweeps : int, default 50
             Most masked (or full) sweeps after the local phase.
         strategy : {"masked", "full"}
@@ -51,8 +50,10 @@ class Unlearning:
             models (``ExplicitALS`` without weighted regularization) are
             refitted from their ``random_state`` instead, a fit's work: for
             their objective every relaxed washout either left a trace or
-            raised the test error past a retrain's (docs/design.md,
-            section 5).
+            raised the test error past a retrain's.  Any model refits at
+            its second washout since a fit: the washouts of a model that
+            earlier ones converged leave a trace (``RELAXED_BETWEEN_FITS``;
+            docs/design.md, section 5).
             ``"auto"`` washes out when the removals not yet washed out, this
             one included, reach 0.1 % of the stored entries (``pending_limit``
             overrides the count), and otherwise leaves this removal pending:

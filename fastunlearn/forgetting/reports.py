@@ -81,7 +81,8 @@ class ForgetReport(RunReport):
         ones, or the sweeps of a refit (0: no washout ran).
     refit : bool
         Whether the washout refitted the model from its seed (plain
-        explicit models; docs/design.md, section 5).
+        explicit models, a model's second washout since its fit, or
+        ``washout="refit"``; docs/design.md, section 5).
     settled : bool
         Whether every removal so far, this one included, has been washed
         out (a washout in this call settles the earlier pending ones too).
