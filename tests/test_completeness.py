@@ -59,6 +59,18 @@ def test_default_forget_is_complete_at_the_benchmarks_setting(movielens):
     assert not plain.is_complete()
 
 
+@pytest.mark.xfail(strict=True, reason="known gap: at factors 64, alpha 5 the washout's "
+                   "schedule leaves a trace (docs/design.md, section 5; "
+                   "bench/results/settings-lira.md)")
+def test_default_forget_is_complete_at_factors64_alpha5(movielens):
+    """A setting the washout was not tuned on.  Strict: once a washout
+    passes here, the design's section and this mark must change with it."""
+    default, = audit.reports(movielens, fraction=0.01, how="random", repeats=3,
+                             washouts=("auto",), factors=64, alpha=5.0, regularization=0.05,
+                             iterations=15, use_cg=True, num_threads=2)
+    assert_complete(default)
+
+
 # the benchmarks' setting (bench/forget.py); there, without a refit between
 # them, the washouts after the first start from a model the earlier ones
 # converged, and the pairs they wash out keep a trace (docs/design.md,
