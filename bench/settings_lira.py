@@ -8,7 +8,7 @@ prototype washouts (``N@w``: N over-relaxed sweeps at relaxation w), all
 against three retrain seeds, as bench/audit_lira.py measures them.
 
 ``python bench/settings_lira.py`` writes results/settings-lira.{json,md}
-(about two minutes on 2 cores); ``--redraw`` rewrites the Markdown from the
+(41 s on 2 idle cores); ``--redraw`` rewrites the Markdown from the
 JSON.
 """
 import argparse
@@ -68,7 +68,8 @@ def write_markdown(payload):
     results = payload["results"]
     rows = [row for r in results for row in rows_of(r["data"], r)]
     text = ("# The likelihood-ratio attacker at other settings\n\n"
-            f"{payload['date']}, commit {payload['commit']}, {payload['machine']['processor']}, {payload['machine']['cpus']} CPUs.\n\n"
+            f"{payload['date']}, commit {payload['commit']}, "
+            f"{payload['machine']['processor']}, {payload['machine']['cpus']} CPUs.\n\n"
             + table(HEADER, rows) + "\n" + summary(results) + "\n\n"
             + NOTES.format(shadows=payload["shadows"], repeats=payload["repeats"],
                            command=payload["command"]).strip() + "\n")

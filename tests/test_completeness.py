@@ -59,9 +59,10 @@ def test_default_forget_is_complete_at_the_benchmarks_setting(movielens):
     assert not plain.is_complete()
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="known gap: at factors 64, alpha 5 the washout's "
-                   "schedule leaves a trace (docs/design.md, section 5; "
-                   "bench/results/settings-lira.md)")
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="known gap: at factors 64, alpha 5 the washout's schedule "
+                          "leaves a trace (docs/design.md, section 5; "
+                          "bench/results/settings-lira.md)")
 def test_default_forget_is_complete_at_factors64_alpha5(movielens):
     """A setting the washout was not tuned on.  Strict: once a washout
     passes here, the design's section and this mark must change with it."""
