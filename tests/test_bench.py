@@ -191,3 +191,37 @@ def test_data_quick(tmp_path):
         assert r["fastunlearn"]["result_bytes"] == r["reference"]["result_bytes"]
     bad = [r for r in payload["results"] if "bad_line" in r]
     assert bad and f"line {bad[0]['bad_line']}:" in bad[0]["fastunlearn"]["error"]
+
+
+def test_parity_rate_tallies_misses_and_bias_as_computed_by_hand():
+    """bench/parity_rate.py's verdicts on two made-up sets of four retrains:
+    a forget within and one past the check, a fresh retrain within and one
+    past; the bias, its standard error and Fisher's p worked out by hand."""
+    if not (ROOT / "bench" / "parity_rate.py").exists():
+        pytest.skip("bench/ is not part of this installation")
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        import parity_rate
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+
+    def aucs(lira, others=0.50, offline=None):
+        return {"score_auc": others, "rank_auc": others, "lira_auc": lira,
+                "lira_offline_auc": others if offline is None else offline}
+
+    flat = [aucs(0.50)] * 4
+    # seed 3 lands 0.02 from seed 0 on every attacker: past max(0.01, spread 0)
+    wide = [aucs(0.50)] * 3 + [aucs(0.52, 0.52, 0.52)]
+    sets = [(flat, aucs(0.505, offline=0.505)), (wide, aucs(0.53))]
+    results = [{"label": "implicit 32, 5", "how": "random", "fraction": 0.01,
+                "retrains": retrains, "retrain_seconds": 1.0,
+                "forgets": {"auto": {**forget, "seconds": 0.1}}}
+               for retrains, forget in sets]
+    (row,) = parity_rate.tally(results, "auto")
+    assert (row["forget_misses"], row["fresh_misses"], row["fresh_checks"]) == (1, 1, 2)
+    assert row["above_all"] == 2 and row["expected_above_all"] == pytest.approx(2 / 5)
+    # LiRA: 0.505 - 0.5 and 0.53 - 0.505; offline: 0.505 - 0.5 and 0.5 - 0.505
+    lira, offline = row["bias"]["lira_auc"], row["bias"]["lira_offline_auc"]
+    assert lira == pytest.approx((0.015, 0.01)) and offline == pytest.approx((0.0, 0.005))
+    # one-sided Fisher on [[1, 1], [1, 1]]: 1 - P(no miss among the forget's 2) = 1 - 1/6
+    assert row["p"] == pytest.approx(5 / 6)
