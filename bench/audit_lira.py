@@ -329,9 +329,10 @@ PROTOTYPE = """
   sweeps at relaxation w (`forgetting.options.RELAXATION` patched for that forget
   only, `washout_option` in bench/audit_lira.py).  The default ("auto") is
   `forgetting.options.washout_for`: three sweeps at 1.9 when an implicit
-  or ALS-WR model washes out 2 % of its entries or more, two at 1.8
-  otherwise, a refit from the model's seed for plain explicit models, and
-  for any model at its second washout since a fit; so `2@1.7` is the
+  model washes out 2 % of its entries or more, two at 1.8 otherwise, two
+  at 1.9 (below 2 %) or 1.8 (from 2 %) on ALS-WR models, a refit from
+  the model's seed for plain explicit models, and for any model at its
+  second washout since a fit; so `2@1.7` is the
   default before those rules, the "before" of their cost.
 """
 

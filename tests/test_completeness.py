@@ -259,8 +259,8 @@ ALS_WR = dict(regularization=0.1, weighted_regularization=True)
 # sets; 1 % core at factors 64, where one relaxed sweep instead of two
 # leaves a trace (rank AUC gap -0.014, allowed 0.01); ALS-WR on random 5 %
 # sets 1 and 2, where two sweeps at 1.7 left a LiRA trace (+0.011 on set 1)
-# that the large washout (three at 1.9) removes
-# (bench/results/explicit-wr-washout.md)
+# that ALS-WR's washout from 2 % (two at 1.8) removes
+# (bench/results/parity-rate.md)
 EXPLICIT_SETS = {"random5": ({}, 0.05, "random", (0, 1, 2)),
                  "core1-f64": ({"factors": 64}, 0.01, "core", (0,)),
                  "random5-alswr": (ALS_WR, 0.05, "random", (1, 2))}
@@ -357,7 +357,7 @@ def _with_values(matrix, pairs):
 # seed), and those strong enough to remove it raised the test RMSE by
 # 0.011-0.014 (bench/results/explicit-washout.md): its washout refits
 # (docs/design.md, section 5: "Explicit ratings and the washout").  ALS-WR
-# is at parity with the large washout.  Slow: 16 shadow fits per set.
+# is at parity with its relaxed washout.  Slow: 16 shadow fits per set.
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["random5", "random5-alswr"])
 def test_default_forget_of_explicit_ratings_is_complete_under_the_likelihood_ratio_attacker(

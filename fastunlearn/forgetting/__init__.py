@@ -8,12 +8,12 @@ current factors:
 1. D leaves both orientations of the stored interactions (in place).
 2. Local phase: the users in D, then the items in D, are solved exactly.
 3. Washout: two over-relaxed sweeps (``x <- x + w (x* - x)``, ``w = 1.8``;
-   three at 1.9 for an implicit or ALS-WR model's washout of 2 % of its
-   entries or more, near-exact solves), then one plain sweep with the
-   model's own solver, then a measurement of proven bounds; a plain
-   explicit model refits from its seed instead (:data:`REFIT`), and so
-   does any model once it has run :data:`RELAXED_BETWEEN_FITS` relaxed
-   washouts since its fit.  A
+   three at 1.9 for an implicit model's washout of 2 % of its entries or
+   more; two at 1.9 below 2 % and at 1.8 from it on ALS-WR models;
+   near-exact solves), then one plain sweep with the model's own solver,
+   then a measurement of proven bounds; a plain explicit model refits from
+   its seed instead (:data:`REFIT`), and so does any model once it has run
+   :data:`RELAXED_BETWEEN_FITS` relaxed washouts since its fit.  A
    stationary point is not enough: ALS creeps along some directions, and
    the removed entries' influence survives there (membership inference
    finds it) long after every row gradient is small.  Over-relaxation
@@ -54,8 +54,9 @@ from .local import LocalBackend, gram_change_norm, gram_change_times, threads_fo
 from .options import (EXACT_SLACK, LARGE_RELAXATION, LARGE_WASHOUT_FRACTION,
                       LARGE_WASHOUT_SWEEPS, PENDING_FRACTION, PHASES, REFIT, RELAXATION,
                       RELAXED_BETWEEN_FITS, RELAXED_CG_RTOL, RELAXED_CG_STEPS, STRATEGIES,
-                      WASHOUT_SWEEPS, ForgetOptions, Washout, check_washout, pending_limit,
-                      washout_for, washouts_after)
+                      WASHOUT_SWEEPS, WEIGHTED_LARGE_RELAXATION, WEIGHTED_RELAXATION,
+                      ForgetOptions, Washout, check_washout, pending_limit, washout_for,
+                      washouts_after)
 from .reports import (ForgetReport, PartialFitReport, RunReport, SettleReport, digest_pairs,
                       make_receipt, run_fields, unique_pairs, verify_receipt)
 from .requests import (add, check_missing, entries_of, pairs_from_request, pairs_of_rows,
@@ -65,6 +66,7 @@ __all__ = [
     "EXACT_SLACK", "LARGE_RELAXATION", "LARGE_WASHOUT_FRACTION", "LARGE_WASHOUT_SWEEPS", "REFIT",
     "PENDING_FRACTION", "PHASES", "RELAXATION", "RELAXED_BETWEEN_FITS", "RELAXED_CG_RTOL",
     "RELAXED_CG_STEPS", "STRATEGIES", "WASHOUT_SWEEPS",
+    "WEIGHTED_LARGE_RELAXATION", "WEIGHTED_RELAXATION",
     "Backend", "ForgetOptions", "ForgetReport", "LocalBackend", "Outcome", "PartialFitReport",
     "RunReport", "SettleReport", "Washout", "add", "check_missing", "check_washout", "digest_pairs",
     "entries_of", "full_sweeps", "gram_change_norm", "gram_change_times", "make_receipt",
