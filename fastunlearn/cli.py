@@ -522,9 +522,11 @@ def cmd_info(args):
         # relaxed washouts since the fit, and whether the next washout refits
         # (washout_for decides; a refit does not depend on the pending count)
         "washouts": {"relaxed_since_fit": int(model.state.washouts),
+                     "policy": model.washout_policy,
                      "next_refits": bool(washout_for(model.spec.objective, 1,
                                                      model.user_items.nnz,
-                                                     model.state.washouts).refit)},
+                                                     model.state.washouts,
+                                                     model.washout_policy).refit)},
         "history": [
             {k: r.get(k) for k in ("event", "digest", "n_removed", "users_affected",
                                    "items_affected", "entries", "requests", "certificate_after",
@@ -552,7 +554,8 @@ def cmd_info(args):
                             f"{_count(info['pending']['requests'], 'request')}"),
         ("washouts since the fit",
          f"{info['washouts']['relaxed_since_fit']} relaxed; the next "
-         f"{'refits' if info['washouts']['next_refits'] else 'is relaxed'}"),
+         f"{'refits' if info['washouts']['next_refits'] else 'is relaxed'} "
+         f"(policy {info['washouts']['policy']})"),
         ("forget receipts", len(info["history"])),
     ])
     for n, r in enumerate(info["history"], 1):

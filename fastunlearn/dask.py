@@ -58,6 +58,10 @@ class _DaskALS(Unlearning):
     def hyperparameters(self):
         return self.params
 
+    def _policy_holder(self):
+        # the local estimator that holds the hyperparameters holds the policy
+        return self._model.state
+
     def get_params(self, deep=True):
         """The constructor's arguments (scikit-learn's estimator protocol)."""
         return {"client": self.client, "blocks": self.blocks, "replicas": self.replicas,
@@ -246,11 +250,12 @@ class _DaskALS(Unlearning):
 
     def to_local(self):
         """The equal local estimator (factors, retained data, pending and
-        washout counts, history)."""
+        washout counts, washout policy, history)."""
         self._check_fitted()
         model = self._local.from_factors(self.user_factors, self.item_factors,
                                          self.user_items, **self.params)
         model.state.pending, model.state.washouts = self._pending, self._washouts
+        model.washout_policy = self.washout_policy
         model.metadata = {k: (list(v) if isinstance(v, list) else v)
                           for k, v in self.metadata.items()}
         return model
@@ -269,6 +274,7 @@ class _DaskALS(Unlearning):
         cluster.measure()
         cluster.replicate()
         twin._cluster, twin._pending, twin._washouts = cluster, state.pending, state.washouts
+        twin.washout_policy = state.washout_policy
         twin.metadata = dict(model.metadata)
         return twin
 

@@ -138,6 +138,9 @@ class MatrixFactorization(Fitting, Unlearning, RowUpdates, FactorModel):
 
     # ------------------------------------------------------------ state
 
+    def _policy_holder(self):
+        return self._state
+
     @property
     def state(self):
         """The :class:`~fastunlearn.state.ModelState` this model composes:

@@ -3,7 +3,7 @@
 The file holds the factors, the retained interactions (CSR arrays), the
 hyperparameters (as JSON), the estimator kind, a format version and optional
 metadata (external id maps, forget receipts), the removals still pending a
-washout and the relaxed washouts run since the fit, and the measures
+washout, the relaxed washouts run since the fit, the washout policy, and the measures
 forgetting keeps (gradient bounds, Gram matrices, loss terms), so that the
 first forget after :func:`load` starts warm.  The
 measures carry a fingerprint of the factors, the interactions and
@@ -24,7 +24,7 @@ is saved in implicit's format.
 
 What a file holds of a model is its hyperparameters, ``metadata`` and
 :class:`~fastunlearn.state.ModelState` (factors, interactions, kept
-measures, pending and washout counts); this module reads and builds those,
+measures, pending and washout counts, washout policy); this module reads and builds those,
 never the estimators' internals.
 """
 import contextlib
@@ -38,6 +38,7 @@ import zipfile
 import numpy as np
 import scipy.sparse as sp
 
+from .forgetting.options import WASHOUT_POLICIES
 from .state import checksum
 from .validation import check_dtype, index_dtype
 
@@ -59,7 +60,7 @@ _IMPLICIT_PARAMS = ("regularization", "factors", "num_threads", "iterations", "u
                     "use_cg", "cg_steps", "calculate_training_loss", "dtype", "random_state",
                     "alpha")
 _IMPLICIT_KEYS = ("user_factors", "item_factors") + _IMPLICIT_PARAMS
-_OPTIONAL = ("history", "pending", "washouts") + _META_KEYS + _MEASURES + _IMPLICIT_PARAMS
+_OPTIONAL = ("history", "pending", "washouts", "washout_policy") + _META_KEYS + _MEASURES + _IMPLICIT_PARAMS
 _TMP_SUFFIX = ".fastunlearn-tmp"
 
 
@@ -137,6 +138,7 @@ def save(model, path, metadata=None):
         "history": np.array(json.dumps(metadata.pop("history", []))),
         "pending": np.array(state.pending, dtype=np.int64),
         "washouts": np.array(state.washouts, dtype=np.int64),
+        "washout_policy": np.array(state.washout_policy),
     }
     arrays.update(_measure_arrays(state, spec.objective.implicit))
     if spec.kind == "implicit":
@@ -527,12 +529,18 @@ def _build(arrays, path, cls=None):
         if arr.shape != () or arr.dtype.kind != "i" or arr < 0:
             raise ModelFileError(f"{path}: 'washouts' must be a non-negative integer")
         washouts = int(arr)
+    policy = "default"  # files before the policy
+    if "washout_policy" in arrays:
+        policy = _scalar(arrays, "washout_policy", "U", path)
+        if policy not in WASHOUT_POLICIES:
+            raise ModelFileError(f"{path}: 'washout_policy' must be one of "
+                                 f"{WASHOUT_POLICIES}, got {policy!r}")
     _check_implicit_members(arrays, model, path)
     # only now, with everything checked, does the model get any state
     state = model.state
     state.install(np.ascontiguousarray(X), np.ascontiguousarray(Y), user_items)
     model.metadata = metadata
-    state.pending, state.washouts = pending, washouts
+    state.pending, state.washouts, state.washout_policy = pending, washouts, policy
     measures = _loaded_measures(arrays, model.spec, (n_users, n_items), path)
     if measures is not None:
         state.remember(measures)

@@ -92,7 +92,9 @@ class ModelState:
     or set by hand); ``measured`` the kept :class:`Measured` (None when
     nothing is kept); ``pending`` the (entries, requests) removed since the
     last washout, ``washouts`` the relaxed washouts run since the factors
-    were last fitted (see :mod:`fastunlearn.forgetting`).
+    were last fitted, ``washout_policy`` which washout the model runs (one
+    of :data:`fastunlearn.forgetting.WASHOUT_POLICIES`; see
+    :mod:`fastunlearn.forgetting`).
 
     The kept measures are trusted only while :func:`fingerprint` of the
     state still matches theirs, so the factors may be replaced or edited in
@@ -105,6 +107,7 @@ class ModelState:
     measured: "Measured | None" = None
     pending: tuple = (0, 0)
     washouts: int = 0
+    washout_policy: str = "default"
 
     @property
     def has_factors(self):

@@ -119,6 +119,23 @@ class Unlearning:
         return forgetting.remove(backend, users, items, options)
 
     @property
+    def washout_policy(self):
+        """Which washout this model runs: ``"default"``, the rule tuned on
+        MovieLens 100K (:func:`fastunlearn.forgetting.washout_for`), or
+        ``"refit"``, a refit at every washout (a retrain's cost, and a
+        retrain's membership signal).
+
+        :func:`fastunlearn.audit.calibrate_washout` measures which one the
+        model's setting needs and sets it.  It stays through fits, files
+        and copies to and from a cluster; set it by hand to either value.
+        """
+        return self._policy_holder().washout_policy
+
+    @washout_policy.setter
+    def washout_policy(self, value):
+        self._policy_holder().washout_policy = forgetting.check_policy(value)
+
+    @property
     def pending(self):
         """Removals no washout has covered yet: ``{"entries": n, "requests": m}``.
 

@@ -126,8 +126,9 @@ def test_info_json_lists_receipts(workdir):
     assert info["pending"] == {"entries": 0, "requests": 0}
     # one relaxed washout since the fit: the next one refits
     # (forgetting.RELAXED_BETWEEN_FITS), and the file says so
-    assert info["washouts"] == {"relaxed_since_fit": 1, "next_refits": True}
-    assert "1 relaxed; the next refits" in text
+    assert info["washouts"] == {"relaxed_since_fit": 1, "policy": "default",
+                                "next_refits": True}
+    assert "1 relaxed; the next refits (policy default)" in text
     r = json.loads(ok(run(d, "forget", "m_items.npz", "--users", "u3", "-o", "m_u3.npz",
                           "--washout", "0", "--json")).stdout)
     assert r["washout"] == 0 and r["settle"]["entries"] == r["n_removed"]

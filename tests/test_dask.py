@@ -640,3 +640,27 @@ def test_fit_shows_progress_as_the_local_fit(client, capsys):
     assert "DaskImplicitALS" in err and f"{PARAMS['iterations']}/{PARAMS['iterations']}" in err
     fud.DaskImplicitALS(client, **PARAMS).fit(R, show_progress=False)
     assert "DaskImplicitALS" not in capsys.readouterr().err
+
+
+def test_the_washout_policy_travels_with_the_model(client, fitted, data):
+    """A local model's ``"refit"`` policy holds on its distributed twin, which
+    then refits at its washouts as the local model does, and comes back."""
+    local = fu.ImplicitALS.from_factors(fitted[1].user_factors, fitted[1].item_factors, data,
+                                        **PARAMS)
+    local.washout_policy = "refit"
+    dist = twin(client, local)
+    assert dist.washout_policy == "refit"
+    coo = data.tocoo()
+    pick = np.random.default_rng(5).choice(data.nnz, 3, replace=False)
+    users, items = coo.row[pick], coo.col[pick]
+    report = dist.forget(users, items, pending_limit=1)
+    expected = local.forget(users, items, pending_limit=1)
+    assert report.refit and expected.refit
+    assert report.loss_after == pytest.approx(expected.loss_after, rel=1e-5)
+    assert dist.to_local().washout_policy == "refit"
+    with pytest.raises(ValueError, match="washout_policy"):
+        dist.washout_policy = "never"
+    dist.washout_policy = "default"
+    assert dist.to_local().washout_policy == "default"
+    assert not dist.forget(coo.row[pick[:1] + 1], coo.col[pick[:1] + 1],
+                           pending_limit=1).refit

@@ -162,7 +162,8 @@ def test_no_trace_of_erased_pairs(tmp_path, kind, request_kind):
                         "dtype", "random_state"} if kind == "implicit" else set()
     assert set(arrays) == {"format_version", "kind", "hyperparameters", "user_factors",
                            "item_factors", "indptr", "indices", "data", "shape", "history",
-                           "pending", "washouts", "measures_user_norms", "measures_item_norms",
+                           "pending", "washouts", "washout_policy", "measures_user_norms",
+                           "measures_item_norms",
                            "measures_sq_users", "measures_sq_items", "measures_grams",
                            "measures_scalars", "measures_fingerprint"} | implicit_scalars
     assert all(arrays[key].shape == () for key in implicit_scalars)
@@ -330,14 +331,29 @@ def test_measures_members_are_checked(tmp_path):
         np.savez(tmp_path / "washouts.npz", **{**arrays, "washouts": value})
         with pytest.raises(fu.ModelFileError, match="washouts"):
             fu.load(tmp_path / "washouts.npz")
-    # files written before measures, pending and washouts were saved still load
-    old = {k: v for k, v in arrays.items()
-           if not k.startswith("measures_") and k not in ("pending", "washouts")}
+    for value in (np.array("sometimes"), np.array(1), np.array(["refit"])):
+        np.savez(tmp_path / "policy.npz", **{**arrays, "washout_policy": value})
+        with pytest.raises(fu.ModelFileError, match="washout_policy"):
+            fu.load(tmp_path / "policy.npz")
+    # files written before measures, pending, washouts and the policy were
+    # saved still load
+    old = {k: v for k, v in arrays.items() if not k.startswith("measures_")
+           and k not in ("pending", "washouts", "washout_policy")}
     np.savez(tmp_path / "old.npz", **old)
     loaded = fu.load(tmp_path / "old.npz")
     assert loaded.state.current_measures() is None and loaded.pending == {"entries": 0,
                                                                      "requests": 0}
-    assert loaded.state.washouts == 0
+    assert loaded.state.washouts == 0 and loaded.washout_policy == "default"
+
+
+def test_the_washout_policy_survives_save_and_load(tmp_path):
+    """A model set to refit at every washout still does once loaded."""
+    model = _fitted_model()
+    model.washout_policy = "refit"
+    loaded = fu.load(model.save(tmp_path / "m.npz"))
+    assert loaded.washout_policy == "refit"
+    coo = model.user_items.tocoo()
+    assert loaded.forget(coo.row[:2], coo.col[:2], pending_limit=1).refit
 
 
 def test_the_washout_count_survives_save_and_load(tmp_path):

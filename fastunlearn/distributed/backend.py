@@ -27,7 +27,7 @@ def _without_moves(out):
 
 class DaskBackend(fg.Backend):
     """One request on a distributed model (``model._cluster``; ``model._pending``,
-    ``model._washouts``)."""
+    ``model._washouts``, ``model.washout_policy``)."""
 
     def __init__(self, model):
         super().__init__()
@@ -53,6 +53,10 @@ class DaskBackend(fg.Backend):
     @washouts.setter
     def washouts(self, value):
         self.model._washouts = value
+
+    @property
+    def washout_policy(self):
+        return self.model.washout_policy
 
     @property
     def shape(self):

@@ -13,7 +13,10 @@ current factors:
    near-exact solves), then one plain sweep with the model's own solver,
    then a measurement of proven bounds; a plain explicit model refits from
    its seed instead (:data:`REFIT`), and so does any model once it has run
-   :data:`RELAXED_BETWEEN_FITS` relaxed washouts since its fit.  A
+   :data:`RELAXED_BETWEEN_FITS` relaxed washouts since its fit, and any
+   model whose ``washout_policy`` is ``"refit"`` (what
+   :func:`fastunlearn.audit.calibrate_washout` sets where a probe finds the
+   relaxed washout leaving a trace).  A
    stationary point is not enough: ALS creeps along some directions, and
    the removed entries' influence survives there (membership inference
    finds it) long after every row gradient is small.  Over-relaxation
@@ -54,9 +57,9 @@ from .local import LocalBackend, gram_change_norm, gram_change_times, threads_fo
 from .options import (EXACT_SLACK, LARGE_RELAXATION, LARGE_WASHOUT_FRACTION,
                       LARGE_WASHOUT_SWEEPS, PENDING_FRACTION, PHASES, REFIT, RELAXATION,
                       RELAXED_BETWEEN_FITS, RELAXED_CG_RTOL, RELAXED_CG_STEPS, STRATEGIES,
-                      WASHOUT_SWEEPS, WEIGHTED_LARGE_RELAXATION, WEIGHTED_RELAXATION,
-                      ForgetOptions, Washout, check_washout, pending_limit, washout_for,
-                      washouts_after)
+                      WASHOUT_POLICIES, WASHOUT_SWEEPS, WEIGHTED_LARGE_RELAXATION,
+                      WEIGHTED_RELAXATION, ForgetOptions, Washout, check_policy, check_washout,
+                      pending_limit, washout_for, washouts_after)
 from .reports import (ForgetReport, PartialFitReport, RunReport, SettleReport, digest_pairs,
                       make_receipt, run_fields, unique_pairs, verify_receipt)
 from .requests import (add, check_missing, entries_of, pairs_from_request, pairs_of_rows,
@@ -65,10 +68,10 @@ from .requests import (add, check_missing, entries_of, pairs_from_request, pairs
 __all__ = [
     "EXACT_SLACK", "LARGE_RELAXATION", "LARGE_WASHOUT_FRACTION", "LARGE_WASHOUT_SWEEPS", "REFIT",
     "PENDING_FRACTION", "PHASES", "RELAXATION", "RELAXED_BETWEEN_FITS", "RELAXED_CG_RTOL",
-    "RELAXED_CG_STEPS", "STRATEGIES", "WASHOUT_SWEEPS",
+    "RELAXED_CG_STEPS", "STRATEGIES", "WASHOUT_POLICIES", "WASHOUT_SWEEPS",
     "WEIGHTED_LARGE_RELAXATION", "WEIGHTED_RELAXATION",
     "Backend", "ForgetOptions", "ForgetReport", "LocalBackend", "Outcome", "PartialFitReport",
-    "RunReport", "SettleReport", "Washout", "add", "check_missing", "check_washout", "digest_pairs",
+    "RunReport", "SettleReport", "Washout", "add", "check_missing", "check_policy", "check_washout", "digest_pairs",
     "entries_of", "full_sweeps", "gram_change_norm", "gram_change_times", "make_receipt",
     "pairs_from_request", "pairs_of_rows", "pending_limit", "reconverge", "remove",
     "replaced_entries", "request_rows", "run", "run_fields",

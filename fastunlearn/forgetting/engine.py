@@ -29,7 +29,8 @@ class Backend:
         ``spec`` (:class:`~fastunlearn.spec.ModelSpec`), ``metadata`` (the
         model's dict, for the receipt history), ``pending`` ((entries,
         requests) not yet washed out; settable), ``washouts`` (relaxed
-        washouts since the last fit or refit; settable), ``shape`` (users, items),
+        washouts since the last fit or refit; settable), ``washout_policy``
+        (one of :data:`~.options.WASHOUT_POLICIES`), ``shape`` (users, items),
         ``nnz`` (stored entries), ``n_rows`` (users plus items),
         ``stored(users, items)`` (a boolean mask of the pairs that are
         stored), ``entries(ids, side)`` ((users, items) of every stored

@@ -145,6 +145,10 @@ class LocalBackend(Backend):
         self.state.washouts = value
 
     @property
+    def washout_policy(self):
+        return self.state.washout_policy
+
+    @property
     def shape(self):
         return self.state.data.shape
 

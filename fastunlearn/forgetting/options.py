@@ -82,6 +82,12 @@ RELAXED_BETWEEN_FITS = 1
 # over the tolerance and cost a re-check anyway.
 EXACT_SLACK = 0.25
 PHASES = ("local", "washout", "sweeps")
+# A model's washout policy: "default" runs washout_for's rule; "refit" refits
+# at every washout.  fastunlearn.audit.calibrate_washout picks "refit" for a
+# setting where a probe finds the relaxed washout leaving a trace (factors
+# 64, alpha 5 on MovieLens 100K; docs/design.md, section 5, "Calibrating
+# the washout per model").
+WASHOUT_POLICIES = ("default", "refit")
 
 
 @dataclass(frozen=True)
@@ -135,14 +141,15 @@ class ForgetOptions:
                 raise ValueError(f"tolerance must be finite and >= 0, got {tolerance}")
             object.__setattr__(self, "tolerance", tolerance)
 
-    def washout_now(self, objective, pending, nnz, washouts=0):
+    def washout_now(self, objective, pending, nnz, washouts=0, policy="default"):
         """The :class:`Washout` to run now (None: none in this request), with
         ``pending`` removed entries not yet washed out, this request's
         included, on a model of ``nnz`` stored entries under ``objective``
-        that has run ``washouts`` relaxed washouts since its last fit."""
+        that has run ``washouts`` relaxed washouts since its last fit and
+        follows the washout ``policy``."""
         if self.washout == "auto":
             limit = pending_limit(nnz) if self.pending_limit is None else self.pending_limit
-            return washout_for(objective, pending, nnz, washouts) \
+            return washout_for(objective, pending, nnz, washouts, policy) \
                 if pending and pending >= limit else None
         return self.washout_given()
 
@@ -178,12 +185,15 @@ class Washout:
 REFIT = Washout(0, 1.0, refit=True)
 
 
-def washout_for(objective, pending, nnz, washouts=0):
-    """The default washout of ``pending`` removed entries out of ``nnz``
-    stored ones, under ``objective``, on a model that has run ``washouts``
-    relaxed washouts since its last fit: the one place that knows it.
+def washout_for(objective, pending, nnz, washouts=0, policy="default"):
+    """The washout of ``pending`` removed entries out of ``nnz`` stored
+    ones, under ``objective``, on a model that has run ``washouts`` relaxed
+    washouts since its last fit and follows the washout ``policy`` (one of
+    :data:`WASHOUT_POLICIES`): the one place that knows it.
 
-    Plain explicit models (an unweighted penalty on ratings) are refitted:
+    A model whose policy is ``"refit"`` refits at every washout.  Under
+    ``"default"``, plain explicit models (an unweighted penalty on ratings)
+    are refitted:
     their objective overfits as ALS converges, and every relaxed washout
     measured either left a membership trace or converged the model past a
     retrain's test error.  Other models refit once they have run
@@ -191,8 +201,8 @@ def washout_for(objective, pending, nnz, washouts=0):
     section 5).  ALS-WR models run :data:`WASHOUT_SWEEPS` sweeps at any size:
     at :data:`WEIGHTED_RELAXATION` below :data:`LARGE_WASHOUT_FRACTION`,
     at :data:`WEIGHTED_LARGE_RELAXATION` from it."""
-    if not (objective.implicit or objective.weighted_penalty) or \
-            washouts >= RELAXED_BETWEEN_FITS:
+    if check_policy(policy) == "refit" or not (objective.implicit or objective.weighted_penalty) \
+            or washouts >= RELAXED_BETWEEN_FITS:
         return REFIT
     large = pending >= LARGE_WASHOUT_FRACTION * nnz
     if not objective.implicit:
@@ -210,6 +220,13 @@ def check_washout(value):
             return value
         raise TypeError(f"washout must be 'auto', 'refit' or an integer >= 0, got {value!r}")
     return check_positive_int(value, "washout", minimum=0)
+
+
+def check_policy(value):
+    """One of :data:`WASHOUT_POLICIES` (a model's ``washout_policy``)."""
+    if not isinstance(value, str) or value not in WASHOUT_POLICIES:
+        raise ValueError(f"washout_policy must be one of {WASHOUT_POLICIES}, got {value!r}")
+    return value
 
 
 def washouts_after(washouts, relaxed):

@@ -90,7 +90,8 @@ def remove(backend, users, items, options):
         entries, requests = entries + len(users), requests + 1
         backend.stage_removal(users, items)
     relaxed = options.washout_now(backend.spec.objective, entries, backend.nnz,
-                                  backend.washouts) if len(users) else None
+                                  backend.washouts, backend.washout_policy) \
+        if len(users) else None
     outcome = engine.run(backend, users, items, options, relaxed, "Forgetting",
                          changed=bool(len(users)))
     backend.washouts = washouts_after(backend.washouts, relaxed)
@@ -127,8 +128,9 @@ def settle(backend, options):
     entries, requests = backend.pending
     relaxed = None
     if entries:
-        relaxed = options.washout_given() or washout_for(backend.spec.objective, entries,
-                                                         backend.nnz, backend.washouts)
+        relaxed = options.washout_given() or washout_for(
+            backend.spec.objective, entries, backend.nnz, backend.washouts,
+            backend.washout_policy)
         backend.stage_settle()
     none = np.zeros(0, np.int64)
     outcome = engine.run(backend, none, none, options, relaxed, "Settling",
