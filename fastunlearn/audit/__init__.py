@@ -17,6 +17,9 @@ scratch on the retained data (docs/design.md, section 7):
 * **fairness** -- :func:`fairness_gap`: utility of the most active users
   minus that of the others.
 
+:func:`calibrate_washout` measures, on a model's own data, whether its
+setting needs a stronger washout than the default, and sets its policy.
+
 :func:`unlearning_set` draws the sets CURE4Rec forgets (random, core, edge)
 and :func:`report` runs the whole comparison in one call.
 :func:`model_report` audits one served model on held-out data (what
@@ -24,12 +27,13 @@ and :func:`report` runs the whole comparison in one call.
 
 Modules: :mod:`.sets` (the sets audited), :mod:`.membership`
 (completeness), :mod:`.intervals` (its sampling error and verdict), :mod:`.lira` (the likelihood-ratio attacker),
-:mod:`.compare` (utility), :mod:`.fairness` and :mod:`.report` (the whole
+:mod:`.compare` (utility), :mod:`.calibration` (the washout's probe), :mod:`.fairness` and :mod:`.report` (the whole
 audit) and :mod:`.served` (one model).
 
 Pairs of ids are passed as a tuple ``(users, items)`` of equal-length integer
 arrays, or as a sparse matrix whose stored entries are the pairs.
 """
+from .calibration import TRACE_LIMIT, WashoutCalibration, calibrate_washout
 from .compare import Comparison, compare
 from .fairness import FairnessGap, fairness_gap
 from .intervals import (
@@ -69,6 +73,7 @@ __all__ = [
     "COMPLETENESS_FLOOR",
     "DEFAULT_SHADOWS",
     "MAX_HALF_WIDTH",
+    "TRACE_LIMIT",
     "UNLEARNING_SETS",
     "Verdict",
     "AuditReport",
@@ -79,7 +84,9 @@ __all__ = [
     "MembershipInference",
     "ModelReport",
     "ShadowModels",
+    "WashoutCalibration",
     "auc_standard_error",
+    "calibrate_washout",
     "compare",
     "completeness",
     "fairness_gap",
