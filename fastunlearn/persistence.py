@@ -3,8 +3,8 @@
 The file holds the factors, the retained interactions (CSR arrays), the
 hyperparameters (as JSON), the estimator kind, a format version and optional
 metadata (external id maps, forget receipts), the removals still pending a
-washout, the relaxed washouts run since the fit, the washout policy, and the measures
-forgetting keeps (gradient bounds, Gram matrices, loss terms), so that the
+washout, the relaxed washouts run since the fit, the washout policy, and
+the measures forgetting keeps (gradient bounds, Gram matrices, loss terms), so that the
 first forget after :func:`load` starts warm.  The
 measures carry a fingerprint of the factors, the interactions and
 themselves; a file in which any of them was edited loads without them (they
@@ -24,8 +24,8 @@ is saved in implicit's format.
 
 What a file holds of a model is its hyperparameters, ``metadata`` and
 :class:`~fastunlearn.state.ModelState` (factors, interactions, kept
-measures, pending and washout counts, washout policy); this module reads and builds those,
-never the estimators' internals.
+measures, pending and washout counts, washout policy); this module reads
+and builds those, never the estimators' internals.
 """
 import contextlib
 import hashlib
@@ -60,7 +60,8 @@ _IMPLICIT_PARAMS = ("regularization", "factors", "num_threads", "iterations", "u
                     "use_cg", "cg_steps", "calculate_training_loss", "dtype", "random_state",
                     "alpha")
 _IMPLICIT_KEYS = ("user_factors", "item_factors") + _IMPLICIT_PARAMS
-_OPTIONAL = ("history", "pending", "washouts", "washout_policy") + _META_KEYS + _MEASURES + _IMPLICIT_PARAMS
+_OPTIONAL = ("history", "pending", "washouts", "washout_policy") + _META_KEYS + _MEASURES \
+    + _IMPLICIT_PARAMS
 _TMP_SUFFIX = ".fastunlearn-tmp"
 
 

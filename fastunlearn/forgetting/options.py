@@ -193,8 +193,7 @@ def washout_for(objective, pending, nnz, washouts=0, policy="default"):
 
     A model whose policy is ``"refit"`` refits at every washout.  Under
     ``"default"``, plain explicit models (an unweighted penalty on ratings)
-    are refitted:
-    their objective overfits as ALS converges, and every relaxed washout
+    are refitted: their objective overfits as ALS converges, and every relaxed washout
     measured either left a membership trace or converged the model past a
     retrain's test error.  Other models refit once they have run
     :data:`RELAXED_BETWEEN_FITS` relaxed washouts since their fit (docs/design.md,
