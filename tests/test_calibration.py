@@ -5,27 +5,10 @@ import pytest
 import scipy.sparse as sp
 
 import fastunlearn as fu
-import reference as ref
-from conftest import OBJECTIVES
 from fastunlearn import audit, forgetting
 from fastunlearn.audit import calibration
 from fastunlearn.evaluation import holdout_split
-
-
-def fitted(name, seed=0, iterations=6, n_users=60, n_items=40):
-    R, _, _ = ref.random_problem(seed, n_users=n_users, n_items=n_items, density=0.25,
-                                 negative=name == "implicit")
-    model, params, extra = OBJECTIVES[name]
-    cls = fu.ImplicitALS if model == "implicit" else fu.ExplicitALS
-    return cls(**{"factors": 4, "iterations": iterations, "dtype": np.float64,
-                  "random_state": seed, "use_cg": False, "num_threads": 2, **params,
-                  **extra}).fit(R, show_progress=False)
-
-
-def random_pairs(model, n, seed):
-    coo = model.user_items.tocoo()
-    pick = np.random.default_rng(seed).choice(coo.nnz, n, replace=False)
-    return coo.row[pick], coo.col[pick]
+from test_forgetting import fitted, random_pairs
 
 
 # ------------------------------------------------------------ the policy

@@ -662,5 +662,5 @@ def test_the_washout_policy_travels_with_the_model(client, fitted, data):
         dist.washout_policy = "never"
     dist.washout_policy = "default"
     assert dist.to_local().washout_policy == "default"
-    assert not dist.forget(coo.row[pick[:1] + 1], coo.col[pick[:1] + 1],
-                           pending_limit=1).refit
+    left = dist.user_items.tocoo()
+    assert not dist.forget(left.row[:1], left.col[:1], pending_limit=1).refit
